@@ -1,0 +1,32 @@
+// Lint rules that carry architecture: the core stays runtime-neutral (Web-standard APIs only),
+// so Workers and Node can run the very same code. Runtime imports belong in their adapters.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", ".wrangler/**", "coverage/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  {
+    files: ["src/core/**/*.ts", "src/index.ts", "src/stores/memory/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [
+          { group: ["node:*"], message: "src/core knows only Web-standard APIs; put Node code in src/node." },
+          { group: ["ioredis", "ioredis/*"], message: "ioredis belongs to src/stores/redis only." },
+          { group: ["cloudflare:*"], message: "cloudflare:* belongs to src/cloudflare only." },
+        ],
+      }],
+    },
+  },
+  {
+    files: ["bin/**/*.js", "scripts/**/*.{js,ts}", "test/**/*.ts"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+);

@@ -1,0 +1,127 @@
+/**
+ * Turns the caller's acquire options into the store's {@link ChainRequest}: checks every field,
+ * resolves scope names against the group's spec (so an unknown scope fails here, with no store
+ * round trip), and removes duplicates.
+ */
+import { SlotgateConfigError, SlotgateError } from "./errors.js";
+import type { GroupSpec } from "./spec.js";
+import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
+import type { ChainRequest } from "./store.js";
+
+export interface AcquireOptions {
+  /** Named and keyed scopes, e.g. `["global", "frontend:web", "tenant:acme"]`. */
+  scopes?: readonly string[];
+  /** Take a slot on one of this backend's servers, chosen by its `balance`. */
+  backend?: string;
+  /** Take this server of `backend` (persistence), or `"<backend>/<server>"` without `backend`. */
+  server?: string;
+  /** HAProxy's set-priority-class (−2047…2047, lower first) and set-priority-offset (±524287 ms). */
+  priority?: { class?: number; offsetMs?: number };
+  /** How long to wait in the queue; 0 rejects at once with `full`. @default guard's defaults.queueTimeoutMs (0) */
+  queueTimeoutMs?: number;
+  /** Lease lifetime on the store's clock; renewed automatically while held. @default guard's defaults.leaseTtlMs (30000) */
+  leaseTtlMs?: number;
+  /** Aborting removes the ticket from the queue at once (reason `aborted`). */
+  signal?: AbortSignal;
+  /** Renew the lease every ttl/3 while it is held. @default true */
+  autoRenew?: boolean;
+}
+
+/** Longest key value accepted in a keyed scope (`tenant:<value>`), in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 1024;
+export const MAX_TTL_MS = 24 * 3600 * 1000;
+
+export interface RequestDefaults {
+  queueTimeoutMs: number;
+  leaseTtlMs: number;
+}
+
+function bad(path: string, expected: string, received: unknown): never {
+  throw new SlotgateConfigError([{ path, expected, received }]);
+}
+
+function intIn(path: string, value: unknown, min: number, max: number): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
+  return bad(path, `an integer from ${min} to ${max}`, value);
+}
+
+export function toChainRequest(options: AcquireOptions, spec: GroupSpec, defaults: RequestDefaults): ChainRequest {
+  if (typeof options !== "object" || options === null) bad("options", "an object", options);
+  let backend = options.backend;
+  let server = options.server;
+  const scopes: string[] = [];
+  const raw = options.scopes ?? [];
+  if (!Array.isArray(raw)) bad("scopes", "an array of scope names", raw);
+  for (let i = 0; i < raw.length; i++) {
+    const name: unknown = raw[i];
+    if (typeof name !== "string") bad(`scopes[${i}]`, "a scope name (string)", name);
+    if (name.startsWith("backend:")) {
+      backend = sameOrThrow("backend", backend, name.slice(8));
+    } else if (name.startsWith("server:")) {
+      const [b, s] = splitServer(`scopes[${i}]`, name.slice(7));
+      backend = sameOrThrow("backend", backend, b);
+      server = sameOrThrow("server", server, s);
+    } else {
+      checkScope(spec, name);
+      if (!scopes.includes(name)) scopes.push(name);
+    }
+  }
+  if (server !== undefined && typeof server !== "string") bad("server", "a server name", server);
+  if (server !== undefined && backend === undefined) [backend, server] = splitServer("server", server);
+  else if (server !== undefined && server.includes("/")) {
+    const [b, s] = splitServer("server", server);
+    backend = sameOrThrow("backend", backend, b);
+    server = s;
+  }
+  if (backend !== undefined) {
+    if (typeof backend !== "string") bad("backend", "a backend name", backend);
+    const b = spec.backends[backend];
+    if (!b) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${clip(backend)}`);
+    if (server !== undefined && !b.servers.some((s) => s.name === server)) {
+      throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown server: ${clip(backend)}/${clip(server)}`);
+    }
+  }
+
+  const p = options.priority;
+  if (p !== undefined && (typeof p !== "object" || p === null)) bad("priority", "an object { class?, offsetMs? }", p);
+  const priorityClass = p?.class === undefined ? 0 : intIn("priority.class", p.class, PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX);
+  const priorityOffsetMs = p?.offsetMs === undefined ? 0 : intIn("priority.offsetMs", p.offsetMs, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS);
+  const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : intIn("queueTimeoutMs", options.queueTimeoutMs, 0, MAX_TTL_MS);
+  const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : intIn("leaseTtlMs", options.leaseTtlMs, 1, MAX_TTL_MS);
+
+  const request: ChainRequest = { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs };
+  if (backend !== undefined) request.backend = backend;
+  if (server !== undefined) request.server = server;
+  return request;
+}
+
+function sameOrThrow(what: string, current: string | undefined, next: string): string {
+  if (current !== undefined && current !== next) bad(what, `one ${what} per acquire, got ${clip(current)} and`, next);
+  return next;
+}
+
+function splitServer(path: string, value: string): [string, string] {
+  const slash = value.indexOf("/");
+  if (slash <= 0 || slash === value.length - 1) bad(path, "<backend>/<server>", value);
+  return [value.slice(0, slash), value.slice(slash + 1)];
+}
+
+/** A scope is a named limit, or `<keyed limit>:<value>` with a value of 1–1024 characters. */
+export function checkScope(spec: GroupSpec, name: string): void {
+  const named = spec.limits[name];
+  if (named && !named.keyed) return;
+  if (named?.keyed) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`);
+  for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
+    if (!spec.limits[name.slice(0, i)]?.keyed) continue;
+    const valueLength = name.length - i - 1;
+    if (valueLength === 0 || valueLength > MAX_KEY_LENGTH) {
+      throw new SlotgateConfigError([{ path: "scopes", expected: `a key value of 1 to ${MAX_KEY_LENGTH} characters`, received: name }]);
+    }
+    return;
+  }
+  throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown scope: ${clip(name)}`);
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}

@@ -1,0 +1,558 @@
+/**
+ * The slot semantics of SPEC §2 as one deterministic state machine. It holds no timers and does
+ * no I/O: every call takes the store's clock as `now`, first settles every deadline ≤ now (lease
+ * expiries, queue timeouts), then does its work. What happened to *other* requests as a result
+ * (tickets granted or timed out, leases ended) is collected as effects that the caller drains
+ * and delivers. The memory store and the Durable Object run this very code; the Redis Lua
+ * scripts mirror it rule for rule.
+ *
+ * Invariant kept between calls: the queue is stable, no queued ticket fits. Every change that
+ * adds room (release, expiry, limit raised, server up) dispatches at once, so a new acquire can
+ * never take a slot a ticket was waiting for (no barging, rule 6).
+ */
+import { SlotgateError } from "../errors.js";
+import type { BackendSpec, GroupSpec } from "../spec.js";
+import { backendScope, serverScope } from "../spec.js";
+import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
+import type { ChainRequest, LeaseGrant } from "../store.js";
+import { chooseServer, commitChoice } from "./balance.js";
+import { DeadlineHeap } from "./heap.js";
+import { compareOrder, type OrderKey } from "./order.js";
+import { BackendState, ScopeState, ServerState } from "./scopes.js";
+
+export interface LeaseRecord {
+  id: string;
+  fence: number;
+  /** Every scope holding a slot for this lease, the chosen server's included. */
+  chain: ScopeState[];
+  backend?: BackendState;
+  server?: ServerState;
+  expiresAt: number;
+  ttlMs: number;
+  grantedAt: number;
+}
+
+interface Ticket extends OrderKey {
+  id: string;
+  /** Scopes the ticket needs and is queued on: named, keyed, backend, and a pinned server. */
+  fixed: ScopeState[];
+  backend?: BackendState;
+  /** Set when the request named a server (persistence); otherwise the server is chosen at grant time. */
+  pinned?: ServerState;
+  enqueuedAt: number;
+  deadline: number;
+  leaseTtlMs: number;
+}
+
+export type AcquireDecision =
+  | { status: "granted"; lease: LeaseGrant }
+  | { status: "queued"; ticketId: string; deadline: number }
+  | { status: "rejected"; reason: "full" | "queue-full" };
+
+export interface Effects {
+  /** Tickets granted as a side effect of this call (not the caller's own immediate grant). */
+  granted: { ticketId: string; lease: LeaseGrant }[];
+  timedOut: string[];
+  /** Leases that ended in this call, released or reclaimed. */
+  ended: { leaseId: string; expired: boolean }[];
+}
+
+export interface GroupStateOptions {
+  /** Lease ids: random by default, because a lease id is what a holder presents to release. */
+  newId?: () => string;
+}
+
+/** What must survive a restart of a store that keeps this state in memory (the Durable Object). */
+export interface GroupStateSnapshot {
+  fence: number;
+  seq: number;
+  leases: { id: string; fence: number; chain: string[]; backend?: string; server?: string; expiresAt: number; ttlMs: number; grantedAt: number }[];
+}
+
+export class GroupState {
+  #spec: GroupSpec;
+  readonly #scopes = new Map<string, ScopeState>();
+  readonly #backends = new Map<string, BackendState>();
+  readonly #leases = new Map<string, LeaseRecord>();
+  readonly #tickets = new Map<string, Ticket>();
+  /** Sorted by queue order. */
+  #queue: Ticket[] = [];
+  readonly #leaseDeadlines = new DeadlineHeap();
+  readonly #ticketDeadlines = new DeadlineHeap();
+  #fence = 0;
+  #seq = 0;
+  #histogram: WaitHistogram = emptyHistogram();
+  #effects: Effects = { granted: [], timedOut: [], ended: [] };
+  readonly #newId: () => string;
+
+  constructor(spec: GroupSpec, options: GroupStateOptions = {}) {
+    this.#newId = options.newId ?? (() => crypto.randomUUID());
+    this.#spec = { limits: {}, backends: {} };
+    this.#applySpec(spec);
+  }
+
+  // ── public operations ──────────────────────────────────────────────────────────────────────
+
+  acquire(req: ChainRequest, now: number, ticketId?: string): AcquireDecision {
+    this.#advance(now);
+    const { fixed, backend, pinned } = this.#resolve(req);
+    const server = this.#fit(fixed, backend, pinned);
+    if (server !== false) {
+      const lease = this.#grant(fixed, backend, server, pinned === undefined, req.leaseTtlMs, now, 0);
+      return { status: "granted", lease };
+    }
+    if (req.queueTimeoutMs <= 0) {
+      this.#countRejection(fixed, backend, pinned);
+      this.#collect(fixed);
+      return { status: "rejected", reason: "full" };
+    }
+    if (fixed.some((s) => s.queueFull)) {
+      for (const s of fixed) if (s.queueFull) s.count("rejected_queue_full");
+      this.#collect(fixed);
+      return { status: "rejected", reason: "queue-full" };
+    }
+    const ticket: Ticket = {
+      id: ticketId ?? this.#newId(),
+      cls: req.priorityClass,
+      at: now + req.priorityOffsetMs,
+      seq: ++this.#seq,
+      fixed,
+      backend,
+      pinned,
+      enqueuedAt: now,
+      deadline: now + req.queueTimeoutMs,
+      leaseTtlMs: req.leaseTtlMs,
+    };
+    this.#enqueue(ticket);
+    return { status: "queued", ticketId: ticket.id, deadline: ticket.deadline };
+  }
+
+  /** Idempotent: false when the lease is unknown (released, expired, or never granted). */
+  release(leaseId: string, now: number): boolean {
+    this.#advance(now);
+    const lease = this.#leases.get(leaseId);
+    if (!lease) return false;
+    this.#dispatch(now, this.#endLease(lease, false));
+    return true;
+  }
+
+  renew(leaseId: string, ttlMs: number, now: number): number | undefined {
+    this.#advance(now);
+    const lease = this.#leases.get(leaseId);
+    if (!lease) return undefined;
+    lease.expiresAt = now + ttlMs;
+    lease.ttlMs = ttlMs;
+    this.#leaseDeadlines.push(lease.expiresAt, lease.id);
+    return lease.expiresAt;
+  }
+
+  /** Removes a queued ticket (abort, or a waiter that gave up). False if it is no longer queued. */
+  cancel(ticketId: string, now: number, how: "aborted" | "queue_timeouts" = "aborted"): boolean {
+    this.#advance(now);
+    const ticket = this.#tickets.get(ticketId);
+    if (!ticket) return false;
+    this.#dequeue(ticket, how);
+    // Removing a ticket frees no slot, so no other ticket can start to fit: no dispatch needed.
+    return true;
+  }
+
+  /** Settles every deadline ≤ now. The caller's timer calls this at {@link nextDeadline}. */
+  tick(now: number): void {
+    this.#advance(now);
+  }
+
+  nextDeadline(): number | undefined {
+    const lease = this.#peekLeaseDeadline();
+    const ticket = this.#peekTicketDeadline();
+    if (lease === undefined) return ticket;
+    if (ticket === undefined) return lease;
+    return Math.min(lease, ticket);
+  }
+
+  configure(spec: GroupSpec, now: number): void {
+    this.#advance(now);
+    this.#applySpec(spec);
+    this.#dispatch(now, null);
+  }
+
+  setServerState(backend: string, server: string, up: boolean, now: number): void {
+    this.#advance(now);
+    const s = this.#backendOrThrow(backend).server(server);
+    if (!s) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown server: ${backend}/${server}`);
+    s.up = up;
+    if (up) this.#dispatch(now, null);
+  }
+
+  drainEffects(): Effects {
+    const e = this.#effects;
+    this.#effects = { granted: [], timedOut: [], ended: [] };
+    return e;
+  }
+
+  hasEffects(): boolean {
+    const e = this.#effects;
+    return e.granted.length > 0 || e.timedOut.length > 0 || e.ended.length > 0;
+  }
+
+  get ticketCount(): number {
+    return this.#queue.length;
+  }
+
+  get holderCount(): number {
+    return this.#leases.size;
+  }
+
+  lease(leaseId: string): Readonly<LeaseRecord> | undefined {
+    return this.#leases.get(leaseId);
+  }
+
+  stats(now: number): GroupStatsSnapshot {
+    this.#advance(now);
+    const scopes: Record<string, ScopeStats> = {};
+    for (const [name, scope] of this.#scopes) scopes[name] = scope.toStats();
+    for (const b of this.#backends.values()) {
+      for (const s of b.servers) scopes[s.scope.name] = { ...s.scope.toStats(), up: s.up };
+    }
+    const h = this.#histogram;
+    return {
+      now,
+      fence: this.#fence,
+      scopes,
+      queueWait: { bounds: h.bounds, counts: [...h.counts], count: h.count, sumMs: h.sumMs },
+      holders: this.#leases.size,
+      tickets: this.#queue.length,
+    };
+  }
+
+  snapshot(): GroupStateSnapshot {
+    return {
+      fence: this.#fence,
+      seq: this.#seq,
+      leases: [...this.#leases.values()].map((l) => ({
+        id: l.id,
+        fence: l.fence,
+        chain: l.chain.map((s) => s.name),
+        ...(l.backend ? { backend: l.backend.name } : {}),
+        ...(l.server ? { server: l.server.name } : {}),
+        expiresAt: l.expiresAt,
+        ttlMs: l.ttlMs,
+        grantedAt: l.grantedAt,
+      })),
+    };
+  }
+
+  /** Restores holders and the fence after a restart. Leases whose scopes no longer exist are dropped. */
+  restore(snapshot: GroupStateSnapshot, now: number): void {
+    this.#fence = Math.max(this.#fence, snapshot.fence);
+    this.#seq = Math.max(this.#seq, snapshot.seq);
+    for (const l of snapshot.leases) {
+      const chain: ScopeState[] = [];
+      let ok = true;
+      for (const name of l.chain) {
+        const scope = this.#scopes.get(name) ?? this.#tryKeyed(name);
+        if (!scope) ok = false;
+        else chain.push(scope);
+      }
+      if (!ok || this.#leases.has(l.id)) continue;
+      const backend = l.backend === undefined ? undefined : this.#backends.get(l.backend);
+      const server = l.server === undefined ? undefined : backend?.server(l.server);
+      for (const s of chain) s.restoreHold();
+      const record: LeaseRecord = { id: l.id, fence: l.fence, chain, backend, server, expiresAt: l.expiresAt, ttlMs: l.ttlMs, grantedAt: l.grantedAt };
+      this.#leases.set(l.id, record);
+      this.#leaseDeadlines.push(l.expiresAt, l.id);
+    }
+    this.#advance(now);
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────────────────────────
+
+  #applySpec(spec: GroupSpec): void {
+    this.#spec = spec;
+    for (const [name, limit] of Object.entries(spec.limits)) {
+      const existing = this.#scopes.get(name);
+      if (existing) {
+        existing.max = limit.max ?? Infinity;
+        existing.maxqueue = limit.maxqueue ?? Infinity;
+      } else {
+        this.#scopes.set(name, new ScopeState(name, limit.keyed ? "aggregate" : "named", limit.max, limit.maxqueue));
+      }
+      if (limit.keyed) {
+        // Every live key of a keyed limit follows its perKey max.
+        for (const scope of this.#scopes.values()) {
+          if (scope.parent?.name === name) {
+            scope.max = limit.max ?? Infinity;
+            scope.maxqueue = limit.maxqueue ?? Infinity;
+          }
+        }
+      }
+    }
+    for (const [name, b] of Object.entries(spec.backends)) this.#applyBackend(name, b);
+  }
+
+  #applyBackend(name: string, spec: BackendSpec): void {
+    const scopeName = backendScope(name);
+    let backend = this.#backends.get(name);
+    if (!backend) {
+      const scope = new ScopeState(scopeName, "backend", spec.max, spec.maxqueue);
+      this.#scopes.set(scopeName, scope);
+      backend = new BackendState(name, spec, scope);
+      this.#backends.set(name, backend);
+    }
+    backend.balance = spec.balance;
+    backend.scope.max = spec.max ?? Infinity;
+    backend.scope.maxqueue = spec.maxqueue ?? Infinity;
+    const servers: ServerState[] = [];
+    for (const s of spec.servers) {
+      let server = backend.server(s.name);
+      if (!server) {
+        server = new ServerState(s.name, new ScopeState(serverScope(name, s.name), "server", s.max, s.maxqueue), s.weight, s.down);
+      } else if (server.specDown !== s.down) {
+        server.up = !s.down;
+        server.specDown = s.down;
+      }
+      server.weight = s.weight;
+      server.scope.max = s.max ?? Infinity;
+      server.scope.maxqueue = s.maxqueue ?? Infinity;
+      servers.push(server);
+    }
+    backend.servers = servers;
+    backend.lastPick = Math.min(backend.lastPick, servers.length - 1);
+  }
+
+  #backendOrThrow(name: string): BackendState {
+    const b = this.#backends.get(name);
+    if (!b) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${name}`);
+    return b;
+  }
+
+  /** Keyed scopes exist only while used; `<limit>:<value>` where the shortest keyed prefix wins. */
+  #tryKeyed(name: string): ScopeState | undefined {
+    for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
+      const limitName = name.slice(0, i);
+      const limit = this.#spec.limits[limitName];
+      if (!limit?.keyed) continue;
+      const parent = this.#scopes.get(limitName)!;
+      const scope = new ScopeState(name, "keyed", limit.max, limit.maxqueue, parent);
+      this.#scopes.set(name, scope);
+      parent.keys++;
+      return scope;
+    }
+    return undefined;
+  }
+
+  #resolve(req: ChainRequest): { fixed: ScopeState[]; backend?: BackendState; pinned?: ServerState } {
+    const fixed: ScopeState[] = [];
+    for (const name of req.scopes) {
+      let scope = this.#scopes.get(name);
+      if (scope && (scope.kind === "aggregate" || scope.kind === "backend")) {
+        throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", scope.kind === "aggregate"
+          ? `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`
+          : `scope ${name}: name backends with the backend option`);
+      }
+      scope ??= this.#tryKeyed(name);
+      if (!scope) {
+        this.#collect(fixed);
+        throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown scope: ${name.length > 80 ? `${name.slice(0, 80)}…` : name}`);
+      }
+      fixed.push(scope);
+    }
+    if (req.backend === undefined) return { fixed };
+    const backend = this.#backends.get(req.backend);
+    if (!backend) {
+      this.#collect(fixed);
+      throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${req.backend}`);
+    }
+    fixed.push(backend.scope);
+    if (req.server === undefined) return { fixed, backend };
+    const pinned = backend.server(req.server);
+    if (!pinned) {
+      this.#collect(fixed);
+      throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown server: ${req.backend}/${req.server}`);
+    }
+    fixed.push(pinned.scope);
+    return { fixed, backend, pinned };
+  }
+
+  /** The server to take (undefined when none is involved), or false when the chain does not fit. */
+  #fit(fixed: ScopeState[], backend: BackendState | undefined, pinned: ServerState | undefined): ServerState | undefined | false {
+    for (const s of fixed) if (!s.hasRoom) return false;
+    if (pinned) return pinned.up ? pinned : false;
+    if (!backend) return undefined;
+    return chooseServer(backend) ?? false;
+  }
+
+  #grant(fixed: ScopeState[], backend: BackendState | undefined, server: ServerState | undefined, balanced: boolean, ttlMs: number, now: number, waitedMs: number): LeaseGrant {
+    const chain = fixed.slice();
+    if (server && backend && balanced) {
+      commitChoice(backend, server);
+      chain.push(server.scope);
+    }
+    for (const s of chain) s.take();
+    const record: LeaseRecord = {
+      id: this.#newId(),
+      fence: ++this.#fence,
+      chain,
+      backend,
+      server,
+      expiresAt: now + ttlMs,
+      ttlMs,
+      grantedAt: now,
+    };
+    this.#leases.set(record.id, record);
+    this.#leaseDeadlines.push(record.expiresAt, record.id);
+    const h = this.#histogram;
+    h.counts[bucketIndex(waitedMs)]!++;
+    h.count++;
+    h.sumMs += waitedMs;
+    return toGrant(record, waitedMs);
+  }
+
+  /** Returns the scopes that went from full to having room. */
+  #endLease(lease: LeaseRecord, expired: boolean): Set<ScopeState> {
+    this.#leases.delete(lease.id);
+    const opened = new Set<ScopeState>();
+    for (const s of lease.chain) if (s.give(expired ? "expired" : "released")) opened.add(s);
+    this.#collect(lease.chain);
+    this.#effects.ended.push({ leaseId: lease.id, expired });
+    return opened;
+  }
+
+  #enqueue(ticket: Ticket): void {
+    for (const s of ticket.fixed) s.enqueue();
+    const q = this.#queue;
+    let lo = 0;
+    let hi = q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareOrder(q[mid]!, ticket) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    q.splice(lo, 0, ticket);
+    this.#tickets.set(ticket.id, ticket);
+    this.#ticketDeadlines.push(ticket.deadline, ticket.id);
+  }
+
+  #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted"): void {
+    this.#tickets.delete(ticket.id);
+    const q = this.#queue;
+    let lo = 0;
+    let hi = q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareOrder(q[mid]!, ticket) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (q[lo] === ticket) q.splice(lo, 1);
+    for (const s of ticket.fixed) s.dequeue(how);
+    this.#collect(ticket.fixed);
+  }
+
+  /**
+   * Grants queued tickets in order (rule 5). `opened` limits the pass to tickets that need a
+   * scope which just went from full to having room; no other ticket can have started to fit.
+   * A ticket that does not fit is skipped; a later one that needs a scope it waits on cannot fit
+   * either (that scope is full, and grants only fill scopes), so there is no overtaking on a
+   * shared full scope, and no head-of-line blocking across unrelated ones.
+   */
+  #dispatch(now: number, opened: Set<ScopeState> | null): void {
+    if (this.#queue.length === 0 || (opened !== null && opened.size === 0)) return;
+    const q = this.#queue;
+    for (let i = 0; i < q.length; ) {
+      const t = q[i]!;
+      if (opened !== null && !touches(t, opened)) {
+        i++;
+        continue;
+      }
+      const server = this.#fit(t.fixed, t.backend, t.pinned);
+      if (server === false) {
+        i++;
+        continue;
+      }
+      q.splice(i, 1);
+      this.#tickets.delete(t.id);
+      for (const s of t.fixed) s.dequeue();
+      const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, now - t.enqueuedAt);
+      this.#effects.granted.push({ ticketId: t.id, lease });
+      if (opened !== null && allFull(opened)) return;
+    }
+  }
+
+  /** Settles deadlines ≤ now: queue timeouts first (a ticket that waited its full time ends), then expiries. */
+  #advance(now: number): void {
+    for (let d = this.#peekTicketDeadline(); d !== undefined && d <= now; d = this.#peekTicketDeadline()) {
+      const t = this.#tickets.get(this.#ticketDeadlines.peekId()!)!;
+      this.#ticketDeadlines.pop();
+      this.#dequeue(t, "queue_timeouts");
+      this.#effects.timedOut.push(t.id);
+    }
+    let opened: Set<ScopeState> | undefined;
+    for (let d = this.#peekLeaseDeadline(); d !== undefined && d <= now; d = this.#peekLeaseDeadline()) {
+      const lease = this.#leases.get(this.#leaseDeadlines.peekId()!)!;
+      this.#leaseDeadlines.pop();
+      for (const s of this.#endLease(lease, true)) (opened ??= new Set()).add(s);
+    }
+    if (opened) this.#dispatch(now, opened);
+  }
+
+  /** Next live lease deadline; drops heap entries made stale by renewals and releases. */
+  #peekLeaseDeadline(): number | undefined {
+    const heap = this.#leaseDeadlines;
+    for (;;) {
+      const d = heap.peekDeadline();
+      if (d === undefined) return undefined;
+      const lease = this.#leases.get(heap.peekId()!);
+      if (lease && lease.expiresAt === d) return d;
+      heap.pop();
+    }
+  }
+
+  #peekTicketDeadline(): number | undefined {
+    const heap = this.#ticketDeadlines;
+    for (;;) {
+      const d = heap.peekDeadline();
+      if (d === undefined) return undefined;
+      if (this.#tickets.has(heap.peekId()!)) return d;
+      heap.pop();
+    }
+  }
+
+  /** Counts a `full` rejection on every full scope; a chain refused only for want of an up server counts on its backend (or pinned server). */
+  #countRejection(fixed: ScopeState[], backend: BackendState | undefined, pinned: ServerState | undefined): void {
+    let counted = false;
+    for (const s of fixed) {
+      if (!s.hasRoom) {
+        s.count("rejected_full");
+        counted = true;
+      }
+    }
+    if (!counted) (pinned?.scope ?? backend?.scope)?.count("rejected_full");
+  }
+
+  /** Drops keyed scopes that nobody holds or waits on, so hostile keys cannot grow the state. */
+  #collect(scopes: ScopeState[]): void {
+    for (const s of scopes) {
+      if (s.kind === "keyed" && s.idle && this.#scopes.get(s.name) === s) {
+        this.#scopes.delete(s.name);
+        s.parent!.keys--;
+      }
+    }
+  }
+}
+
+function touches(t: Ticket, opened: Set<ScopeState>): boolean {
+  for (const s of t.fixed) if (opened.has(s)) return true;
+  if (t.backend && !t.pinned) for (const s of t.backend.servers) if (opened.has(s.scope)) return true;
+  return false;
+}
+
+function allFull(scopes: Set<ScopeState>): boolean {
+  for (const s of scopes) if (s.hasRoom) return false;
+  return true;
+}
+
+function toGrant(l: LeaseRecord, waitedMs: number): LeaseGrant {
+  const grant: LeaseGrant = { id: l.id, fence: l.fence, expiresAt: l.expiresAt, ttlMs: l.ttlMs, waitedMs };
+  if (l.backend) grant.backend = l.backend.name;
+  if (l.server) grant.server = l.server.name;
+  return grant;
+}

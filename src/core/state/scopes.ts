@@ -1,0 +1,135 @@
+/**
+ * Counters of one scope, and the backend/server structures that balancing reads. Plain mutable
+ * records: the state machine owns them and is the only writer.
+ */
+import type { BackendSpec, Balance } from "../spec.js";
+import { emptyCounters, type ScopeCounters, type ScopeStats } from "../stats.js";
+
+export class ScopeState {
+  readonly name: string;
+  /** Infinity: unlimited. */
+  max: number;
+  maxqueue: number;
+  inUse = 0;
+  queued = 0;
+  peakInUse = 0;
+  peakQueued = 0;
+  readonly counters: ScopeCounters = emptyCounters();
+  /** A keyed scope (`tenant:acme`) mirrors every change into its limit's aggregate row. */
+  readonly parent: ScopeState | undefined;
+  /** On an aggregate row: live keys. */
+  keys = 0;
+  readonly kind: "named" | "keyed" | "aggregate" | "backend" | "server";
+
+  constructor(name: string, kind: ScopeState["kind"], max: number | null, maxqueue: number | null, parent?: ScopeState) {
+    this.name = name;
+    this.kind = kind;
+    this.max = max ?? Infinity;
+    this.maxqueue = maxqueue ?? Infinity;
+    this.parent = parent;
+  }
+
+  get hasRoom(): boolean {
+    return this.inUse < this.max;
+  }
+
+  get queueFull(): boolean {
+    return this.queued >= this.maxqueue;
+  }
+
+  take(): void {
+    this.inUse++;
+    this.counters.granted++;
+    if (this.inUse > this.peakInUse) this.peakInUse = this.inUse;
+    this.parent?.take();
+  }
+
+  /** Gives a slot back; `how` names the counter. Returns true when the scope went from full to having room. */
+  give(how: "released" | "expired"): boolean {
+    const wasFull = !this.hasRoom;
+    this.inUse--;
+    this.counters[how]++;
+    this.parent?.give(how);
+    return wasFull && this.hasRoom;
+  }
+
+  /** Re-counts a holder restored from storage after a restart (no counter moves). */
+  restoreHold(): void {
+    this.inUse++;
+    if (this.inUse > this.peakInUse) this.peakInUse = this.inUse;
+    this.parent?.restoreHold();
+  }
+
+  enqueue(): void {
+    this.queued++;
+    if (this.queued > this.peakQueued) this.peakQueued = this.queued;
+    this.parent?.enqueue();
+  }
+
+  dequeue(how?: "queue_timeouts" | "aborted"): void {
+    this.queued--;
+    if (how) this.counters[how]++;
+    this.parent?.dequeue(how);
+  }
+
+  count(counter: "rejected_full" | "rejected_queue_full"): void {
+    this.counters[counter]++;
+    this.parent?.count(counter);
+  }
+
+  get idle(): boolean {
+    return this.inUse === 0 && this.queued === 0;
+  }
+
+  toStats(): ScopeStats {
+    const stats: ScopeStats = {
+      in_use: this.inUse,
+      max: Number.isFinite(this.max) ? this.max : null,
+      maxqueue: Number.isFinite(this.maxqueue) ? this.maxqueue : null,
+      queued: this.queued,
+      peak_in_use: this.peakInUse,
+      peak_queued: this.peakQueued,
+      ...this.counters,
+    };
+    if (this.kind === "aggregate") stats.keys = this.keys;
+    return stats;
+  }
+}
+
+export class ServerState {
+  readonly name: string;
+  readonly scope: ScopeState;
+  weight: number;
+  up: boolean;
+  /** The `down` flag of the spec last applied, so a reconfigure only overrides a runtime change when the spec itself changed. */
+  specDown: boolean;
+  /** Smooth weighted round-robin: current weight (nginx's algorithm, deterministic, cluster-wide). */
+  currentWeight = 0;
+
+  constructor(name: string, scope: ScopeState, weight: number, down: boolean) {
+    this.name = name;
+    this.scope = scope;
+    this.weight = weight;
+    this.up = !down;
+    this.specDown = down;
+  }
+}
+
+export class BackendState {
+  readonly name: string;
+  readonly scope: ScopeState;
+  balance: Balance;
+  servers: ServerState[] = [];
+  /** Index of the last server chosen: round-robin tie-break for leastconn. */
+  lastPick = -1;
+
+  constructor(name: string, spec: BackendSpec, scope: ScopeState) {
+    this.name = name;
+    this.balance = spec.balance;
+    this.scope = scope;
+  }
+
+  server(name: string): ServerState | undefined {
+    return this.servers.find((s) => s.name === name);
+  }
+}

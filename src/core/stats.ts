@@ -1,0 +1,93 @@
+/**
+ * The numbers of SPEC §3. Every store reports the same shape; counters are cluster-wide where the
+ * store is shared. The queue-wait histogram uses fixed bucket bounds so that stores can keep it
+ * as plain integer counters (a Redis hash, SQLite columns) and add them up.
+ */
+
+export interface ScopeCounters {
+  granted: number;
+  rejected_full: number;
+  rejected_queue_full: number;
+  queue_timeouts: number;
+  aborted: number;
+  /** Leases reclaimed because their holder stopped renewing. */
+  expired: number;
+  released: number;
+}
+
+export interface ScopeStats extends ScopeCounters {
+  in_use: number;
+  /** null: unlimited. */
+  max: number | null;
+  maxqueue: number | null;
+  queued: number;
+  peak_in_use: number;
+  peak_queued: number;
+  /** For a keyed limit's aggregate row: how many keys are active (holding or queued). */
+  keys?: number;
+  /** For a server: false while marked down. */
+  up?: boolean;
+}
+
+export interface WaitHistogram {
+  /** Upper bounds in ms of each bucket; the last bucket (+Inf) is implied. */
+  bounds: readonly number[];
+  /** counts.length === bounds.length + 1 */
+  counts: number[];
+  count: number;
+  sumMs: number;
+}
+
+export interface GroupStatsSnapshot {
+  /** Store clock at the time of the snapshot. */
+  now: number;
+  /** Highest fence issued so far. */
+  fence: number;
+  /**
+   * One row per scope: named limits; a keyed limit's aggregate under its name plus one row per
+   * active key (`tenant:acme`); `backend:<b>`; `server:<b>/<s>`.
+   */
+  scopes: Record<string, ScopeStats>;
+  /** Wait of every grant, queued or not (0 for an immediate grant). */
+  queueWait: WaitHistogram;
+  holders: number;
+  tickets: number;
+}
+
+export const WAIT_BUCKETS_MS: readonly number[] = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
+
+export function emptyCounters(): ScopeCounters {
+  return { granted: 0, rejected_full: 0, rejected_queue_full: 0, queue_timeouts: 0, aborted: 0, expired: 0, released: 0 };
+}
+
+export const COUNTER_NAMES = Object.keys(emptyCounters()) as (keyof ScopeCounters)[];
+
+export function emptyHistogram(): WaitHistogram {
+  return { bounds: WAIT_BUCKETS_MS, counts: new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };
+}
+
+/** Index of the bucket a wait falls in: the first bound ≥ ms, or the +Inf bucket. */
+export function bucketIndex(ms: number): number {
+  for (let i = 0; i < WAIT_BUCKETS_MS.length; i++) if (ms <= WAIT_BUCKETS_MS[i]!) return i;
+  return WAIT_BUCKETS_MS.length;
+}
+
+/**
+ * Estimates a quantile (0–1) from the histogram by linear interpolation inside the bucket; the
+ * +Inf bucket reports its lower bound. Returns 0 when nothing was recorded.
+ */
+export function histogramQuantile(h: WaitHistogram, q: number): number {
+  if (h.count === 0) return 0;
+  const rank = q * h.count;
+  let seen = 0;
+  for (let i = 0; i < h.counts.length; i++) {
+    const c = h.counts[i]!;
+    if (c > 0 && seen + c >= rank) {
+      const lower = i === 0 ? 0 : h.bounds[i - 1]!;
+      const upper = i < h.bounds.length ? h.bounds[i]! : lower;
+      return lower + (upper - lower) * Math.min(1, Math.max(0, (rank - seen) / c));
+    }
+    seen += c;
+  }
+  return h.bounds[h.bounds.length - 1]!;
+}
