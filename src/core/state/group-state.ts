@@ -477,21 +477,31 @@ export class GroupState {
     }
   }
 
-  /** Settles deadlines ≤ now: queue timeouts first (a ticket that waited its full time ends), then expiries. */
+  /**
+   * Settles deadlines ≤ now in time order, as if each had been handled at its own moment: a slot
+   * freed by an expiry at t goes to the queue before a ticket whose deadline is after t times
+   * out, even when the call comes late. At the same instant a queue timeout goes first (the
+   * ticket has waited its full time). Grants made here carry `now` as their grant time.
+   */
   #advance(now: number): void {
-    for (let d = this.#peekTicketDeadline(); d !== undefined && d <= now; d = this.#peekTicketDeadline()) {
-      const t = this.#tickets.get(this.#ticketDeadlines.peekId()!)!;
-      this.#ticketDeadlines.pop();
-      this.#dequeue(t, "queue_timeouts");
-      this.#effects.timedOut.push(t.id);
+    for (;;) {
+      const ticketAt = this.#peekTicketDeadline();
+      const leaseAt = this.#peekLeaseDeadline();
+      const ticketDue = ticketAt !== undefined && ticketAt <= now;
+      const leaseDue = leaseAt !== undefined && leaseAt <= now;
+      if (ticketDue && (!leaseDue || ticketAt <= leaseAt!)) {
+        const t = this.#tickets.get(this.#ticketDeadlines.peekId()!)!;
+        this.#ticketDeadlines.pop();
+        this.#dequeue(t, "queue_timeouts");
+        this.#effects.timedOut.push(t.id);
+      } else if (leaseDue) {
+        const lease = this.#leases.get(this.#leaseDeadlines.peekId()!)!;
+        this.#leaseDeadlines.pop();
+        this.#dispatch(now, this.#endLease(lease, true));
+      } else {
+        return;
+      }
     }
-    let opened: Set<ScopeState> | undefined;
-    for (let d = this.#peekLeaseDeadline(); d !== undefined && d <= now; d = this.#peekLeaseDeadline()) {
-      const lease = this.#leases.get(this.#leaseDeadlines.peekId()!)!;
-      this.#leaseDeadlines.pop();
-      for (const s of this.#endLease(lease, true)) (opened ??= new Set()).add(s);
-    }
-    if (opened) this.#dispatch(now, opened);
   }
 
   /** Next live lease deadline; drops heap entries made stale by renewals and releases. */
@@ -511,7 +521,8 @@ export class GroupState {
     for (;;) {
       const d = heap.peekDeadline();
       if (d === undefined) return undefined;
-      if (this.#tickets.has(heap.peekId()!)) return d;
+      // A ticket id may be reused by a caller after its ticket ended: the deadline must match too.
+      if (this.#tickets.get(heap.peekId()!)?.deadline === d) return d;
       heap.pop();
     }
   }

@@ -8,7 +8,7 @@ import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import { GroupState } from "../../core/state/group-state.js";
 import type { ChainRequest, GroupStore, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
-import { unrefTimer as unref } from "../../core/timers.js";
+import { refTimer, unrefTimer as unref } from "../../core/timers.js";
 
 export interface MemoryStoreOptions {
   /** The store's clock in ms. @default Date.now */
@@ -89,7 +89,11 @@ class MemoryGroup {
       this.#disarm();
       return;
     }
-    if (next >= this.#timerAt && this.#timer !== undefined) return;
+    if (next >= this.#timerAt && this.#timer !== undefined) {
+      // A waiter may have joined since the timer was set for a lease expiry alone.
+      if (this.waiters.size > 0) refTimer(this.#timer);
+      return;
+    }
     this.#disarm();
     this.#timerAt = next;
     this.#timer = setTimeout(() => {
