@@ -419,21 +419,21 @@ export class GroupState {
 
   #enqueue(ticket: Ticket): void {
     for (const s of ticket.fixed) s.enqueue();
-    const q = this.#queue;
-    let lo = 0;
-    let hi = q.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareOrder(q[mid]!, ticket) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    q.splice(lo, 0, ticket);
+    this.#queue.splice(this.#position(ticket), 0, ticket);
     this.#tickets.set(ticket.id, ticket);
     this.#ticketDeadlines.push(ticket.deadline, ticket.id);
   }
 
   #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted"): void {
     this.#tickets.delete(ticket.id);
+    const at = this.#position(ticket);
+    if (this.#queue[at] === ticket) this.#queue.splice(at, 1);
+    for (const s of ticket.fixed) s.dequeue(how);
+    this.#collect(ticket.fixed);
+  }
+
+  /** Index of the first queued ticket not ordered before `ticket` (binary search). */
+  #position(ticket: OrderKey): number {
     const q = this.#queue;
     let lo = 0;
     let hi = q.length;
@@ -442,9 +442,7 @@ export class GroupState {
       if (compareOrder(q[mid]!, ticket) < 0) lo = mid + 1;
       else hi = mid;
     }
-    if (q[lo] === ticket) q.splice(lo, 1);
-    for (const s of ticket.fixed) s.dequeue(how);
-    this.#collect(ticket.fixed);
+    return lo;
   }
 
   /**
