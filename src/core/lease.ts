@@ -32,7 +32,9 @@ export class Lease implements AsyncDisposable {
   readonly ttlMs: number;
 
   readonly #owner: LeaseOwner;
-  readonly #controller = new AbortController();
+  /** Created on first use of `signal`: an AbortController per grant costs more than the rest of an acquire. */
+  #controller: AbortController | undefined;
+  #lostReason: SlotgateError | undefined;
   #renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** Local-clock time by which the store will have reclaimed the lease unless renewed. */
   #deadline: number;
@@ -54,6 +56,8 @@ export class Lease implements AsyncDisposable {
 
   /** Aborted (reason: a SlotgateError with code SLOTGATE_LEASE_LOST) when the lease is lost. */
   get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    if (this.#lostReason !== undefined && !this.#controller.signal.aborted) this.#controller.abort(this.#lostReason);
     return this.#controller.signal;
   }
 
@@ -131,7 +135,8 @@ export class Lease implements AsyncDisposable {
     this.#stopRenewing();
     this.#owner.forget(this);
     this.#owner.report("lease-lost", this, reason);
-    this.#controller.abort(reason);
+    this.#lostReason = reason;
+    this.#controller?.abort(reason);
   }
 
   #stopRenewing(): void {

@@ -22,7 +22,7 @@ export class LocalFallback {
     this.#handle = createMemoryStore().open("local-fallback", this.#scale(spec));
   }
 
-  acquire(request: ChainRequest, signal: AbortSignal): Promise<StoreAcquireResult> {
+  acquire(request: ChainRequest, signal: AbortSignal | undefined): Promise<StoreAcquireResult> {
     return this.#handle.acquire(request, signal);
   }
 

@@ -51,7 +51,10 @@ export interface GroupStore {
    * timeout or an abort is released by the store, never leaked.
    */
   acquire(request: ChainRequest, signal?: AbortSignal): Promise<StoreAcquireResult>;
-  /** Idempotent: resolves false when the lease was already gone (released or expired). */
+  /**
+   * Idempotent: resolves false when the lease was already gone (released or expired). Must keep
+   * working after close(), so that a grant racing close() is given back rather than leaked.
+   */
   release(leaseId: string): Promise<boolean>;
   /** Extends the lease to now + ttlMs on the store's clock, or reports it lost. */
   renew(leaseId: string, ttlMs: number): Promise<RenewResult>;

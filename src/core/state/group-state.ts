@@ -60,6 +60,12 @@ export interface Effects {
 export interface GroupStateOptions {
   /** Lease ids: random by default, because a lease id is what a holder presents to release. */
   newId?: () => string;
+  /**
+   * Report ended leases in effects (a store that persists leases needs them). Off, a release
+   * that dispatches nothing produces no effects at all, which keeps the hot path allocation-free.
+   * @default true
+   */
+  recordEnded?: boolean;
 }
 
 /** What must survive a restart of a store that keeps this state in memory (the Durable Object). */
@@ -84,9 +90,11 @@ export class GroupState {
   #histogram: WaitHistogram = emptyHistogram();
   #effects: Effects = { granted: [], timedOut: [], ended: [] };
   readonly #newId: () => string;
+  readonly #recordEnded: boolean;
 
   constructor(spec: GroupSpec, options: GroupStateOptions = {}) {
     this.#newId = options.newId ?? (() => crypto.randomUUID());
+    this.#recordEnded = options.recordEnded ?? true;
     this.#spec = { limits: {}, backends: {} };
     this.#applySpec(spec);
   }
@@ -413,7 +421,7 @@ export class GroupState {
     const opened = new Set<ScopeState>();
     for (const s of lease.chain) if (s.give(expired ? "expired" : "released")) opened.add(s);
     this.#collect(lease.chain);
-    this.#effects.ended.push({ leaseId: lease.id, expired });
+    if (this.#recordEnded) this.#effects.ended.push({ leaseId: lease.id, expired });
     return opened;
   }
 

@@ -51,7 +51,9 @@ class MemoryGroup {
   readonly #clock: () => number;
 
   constructor(spec: GroupSpec, clock: () => number) {
-    this.state = new GroupState(spec);
+    // Ids never leave this process, so a counter serves as well as a random UUID, for less.
+    let seq = 0;
+    this.state = new GroupState(spec, { recordEnded: false, newId: () => `m${++seq}` });
     this.#clock = clock;
   }
 
@@ -167,8 +169,9 @@ class MemoryGroupHandle implements GroupStore {
     });
   }
 
+  // Release stays usable after close(): a grant that raced close() must still be given back.
   async release(leaseId: string): Promise<boolean> {
-    const g = this.#open();
+    const g = this.#g;
     const released = g.state.release(leaseId, g.now());
     g.flush();
     return released;
