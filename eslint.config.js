@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", ".wrangler/**", "coverage/**"] },
+  { ignores: ["dist/**", "node_modules/**", ".wrangler/**", "coverage/**", ".tmp/**", "workers/worker-configuration.d.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js", "scripts/**/*.{js,ts}", "test/**/*.ts"],
+    files: ["bin/**/*.js", "scripts/**/*.{js,mjs,ts}", "test/**/*.ts", "examples/**/*.mjs"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
 );

@@ -1,0 +1,194 @@
+/**
+ * The wire contract of the `SlotGroup` Durable Object: what its RPC methods take and return.
+ *
+ * This module imports nothing from `cloudflare:workers`. That way the store client in a Worker,
+ * the later HTTPS slot API, and a Node client of that API can all share one definition of the
+ * replies and one mapping from statuses to errors.
+ *
+ * Every method answers with a {@link Reply}. Status 0 carries the value. A negative status is a
+ * {@link StoreStatus} with a detail string, and only {@link unwrap} (through `storeStatusError`)
+ * turns it into an error. The object never throws a `SlotgateError` across RPC, because RPC keeps
+ * only an error's message and would lose its `code`.
+ *
+ * Inputs are checked again here. The guard has checked them already, but the object must not
+ * trust its callers: the slot API forwards requests from other processes.
+ */
+import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../core/acquire-options.js";
+import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../core/errors.js";
+import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type GroupSpec } from "../core/spec.js";
+import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../core/state/order.js";
+import type { GroupStatsSnapshot } from "../core/stats.js";
+import type { ChainRequest, RenewResult, StoreAcquireResult } from "../core/store.js";
+import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
+
+/** One answer of the object. `status` 0 means success. A negative status is a {@link StoreStatus}. */
+export type Reply<T> = { status: 0; value: T } | { status: StoreStatus; detail: string };
+
+/**
+ * The RPC surface of `SlotGroup`, as its callers see it. Every call resolves, even a failed
+ * one, unless the transport fails. A pending `acquire` is a queued ticket.
+ */
+export interface SlotGroupRpc {
+  /**
+   * Grants, rejects, or queues. A queued call stays pending until the ticket is granted, times
+   * out, or is cancelled. `waiterId` names the ticket for {@link cancel}. It is unique per
+   * acquire (a UUID) and 1–128 characters long.
+   */
+  acquire(request: ChainRequest, waiterId: string): Promise<Reply<StoreAcquireResult>>;
+  /** Removes a queued ticket. The pending acquire resolves `aborted`. False if it was no longer queued. */
+  cancel(waiterId: string): Promise<Reply<boolean>>;
+  /** Idempotent. False if the lease was already gone. */
+  release(leaseId: string): Promise<Reply<boolean>>;
+  /** Idempotent. Sets the expiry to now + ttlMs on the object's clock. */
+  renew(leaseId: string, ttlMs: number): Promise<Reply<RenewResult>>;
+  /** Idempotent. Stores the spec and applies it; a raised limit dispatches the queue. */
+  configure(spec: GroupSpec): Promise<Reply<null>>;
+  /** Idempotent. Marks a server up (dispatching the queue) or down. */
+  setServerState(backend: string, server: string, up: boolean): Promise<Reply<null>>;
+  stats(): Promise<Reply<GroupStatsSnapshot>>;
+}
+
+export const MAX_ID_LENGTH = 128;
+/** At most this many scopes in one chain. A real chain has a handful; this bounds hostile input. */
+export const MAX_CHAIN_SCOPES = 64;
+/** At most this many limits, backends, or servers per backend in one spec. */
+export const MAX_SPEC_ENTRIES = 4096;
+
+export function ok<T>(value: T): Reply<T> {
+  return { status: 0, value };
+}
+
+/** The value of a successful reply. A failed reply becomes the error `storeStatusError` builds. */
+export function unwrap<T>(reply: Reply<T>): T {
+  if (isPlainObject(reply) && reply.status === 0) return reply.value;
+  if (isPlainObject(reply) && typeof reply.status === "number" && typeof reply.detail === "string") {
+    throw storeStatusError(reply.status, reply.detail);
+  }
+  throw new SlotgateError("SLOTGATE_STORE_PROTOCOL", "the Durable Object sent a reply slotgate does not understand");
+}
+
+/**
+ * The reply for an error thrown while the object served a call. The state machine reports an
+ * unknown scope, backend, or server as a `SlotgateError`, and its message names which. Any
+ * other slotgate error means the request was bad. Anything else is a bug: rethrown as is.
+ */
+export function failure(error: unknown): Reply<never> {
+  if (!(error instanceof SlotgateError)) throw error;
+  if (error.code === "SLOTGATE_UNKNOWN_SCOPE") {
+    for (const [prefix, status] of UNKNOWN_PREFIXES) {
+      if (error.message.startsWith(prefix)) return { status, detail: error.message.slice(prefix.length) };
+    }
+    return { status: StoreStatus.UnknownScope, detail: error.message };
+  }
+  return { status: StoreStatus.BadRequest, detail: error.message };
+}
+
+const UNKNOWN_PREFIXES: [string, StoreStatus][] = [
+  ["unknown scope: ", StoreStatus.UnknownScope],
+  ["unknown backend: ", StoreStatus.UnknownBackend],
+  ["unknown server: ", StoreStatus.UnknownServer],
+];
+
+function bad(what: string, expected: string, received: unknown): never {
+  throw new SlotgateConfigError([{ path: what, expected, received }]);
+}
+
+function int(what: string, value: unknown, min: number, max: number): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
+  return bad(what, `an integer from ${min} to ${max}`, value);
+}
+
+function name(what: string, value: unknown): string {
+  if (typeof value === "string" && NAME_PATTERN.test(value)) return value;
+  return bad(what, "a name of 1–128 characters from [A-Za-z0-9_.~:@-]", value);
+}
+
+/** A waiter or lease id: 1–128 characters. */
+export function checkId(what: string, value: unknown): string {
+  if (typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH) return value;
+  return bad(what, `a string of 1 to ${MAX_ID_LENGTH} characters`, value);
+}
+
+export function checkTtl(value: unknown): number {
+  return int("ttlMs", value, 1, MAX_TTL_MS);
+}
+
+/**
+ * Checks a chain request against the group's spec. Field by field, it is what `toChainRequest`
+ * produces. Returns a copy holding only the known fields.
+ */
+export function checkChainRequest(value: unknown, spec: GroupSpec): ChainRequest {
+  if (!isPlainObject(value)) bad("request", "an object", value);
+  const scopes = value.scopes;
+  if (!Array.isArray(scopes) || scopes.length > MAX_CHAIN_SCOPES) bad("request.scopes", `an array of at most ${MAX_CHAIN_SCOPES} scope names`, scopes);
+  const seen = new Set<string>();
+  for (const s of scopes as unknown[]) {
+    if (typeof s !== "string" || s.length === 0 || s.length > MAX_KEY_LENGTH + 129) bad("request.scopes", "scope names", s);
+    if (seen.has(s)) bad("request.scopes", "no duplicate scopes", s);
+    seen.add(s);
+    checkScope(spec, s);
+  }
+  const request: ChainRequest = {
+    scopes: [...seen],
+    priorityClass: int("request.priorityClass", value.priorityClass, PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX),
+    priorityOffsetMs: int("request.priorityOffsetMs", value.priorityOffsetMs, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS),
+    queueTimeoutMs: int("request.queueTimeoutMs", value.queueTimeoutMs, 0, MAX_TTL_MS),
+    leaseTtlMs: int("request.leaseTtlMs", value.leaseTtlMs, 1, MAX_TTL_MS),
+  };
+  if (value.backend !== undefined) request.backend = name("request.backend", value.backend);
+  if (value.server !== undefined) {
+    if (request.backend === undefined) bad("request.server", "a server only together with its backend", value.server);
+    request.server = name("request.server", value.server);
+  }
+  return request;
+}
+
+/** Checks a spec received over RPC: the shape `buildGroupSpec` produces, with the same bounds. */
+export function checkGroupSpec(value: unknown): GroupSpec {
+  if (!isPlainObject(value) || !isPlainObject(value.limits) || !isPlainObject(value.backends)) {
+    bad("spec", "a group spec { limits, backends }", value);
+  }
+  const limits = Object.entries(value.limits);
+  const backends = Object.entries(value.backends);
+  if (limits.length > MAX_SPEC_ENTRIES || backends.length > MAX_SPEC_ENTRIES) bad("spec", `at most ${MAX_SPEC_ENTRIES} limits and backends`, value);
+  const spec: GroupSpec = { limits: {}, backends: {} };
+  for (const [key, l] of limits) {
+    const at = `spec.limits.${name("spec.limits", key)}`;
+    if (key.startsWith("backend:") || key.startsWith("server:")) bad(at, "a limit name not starting with backend: or server:", key);
+    if (!isPlainObject(l) || typeof l.keyed !== "boolean") bad(at, "{ max, maxqueue, keyed }", l);
+    spec.limits[key] = { max: optionalLimit(`${at}.max`, l.max), maxqueue: optionalLimit(`${at}.maxqueue`, l.maxqueue), keyed: l.keyed };
+  }
+  for (const [key, b] of backends) {
+    const at = `spec.backends.${name("spec.backends", key)}`;
+    if (!isPlainObject(b) || !Array.isArray(b.servers) || b.servers.length === 0 || b.servers.length > MAX_SPEC_ENTRIES) {
+      bad(at, "{ balance, max, maxqueue, servers: [at least one] }", b);
+    }
+    if (typeof b.balance !== "string" || !(BALANCES as readonly string[]).includes(b.balance)) bad(`${at}.balance`, BALANCES.join(" | "), b.balance);
+    const names = new Set<string>();
+    const servers = (b.servers as unknown[]).map((s, i) => {
+      if (!isPlainObject(s)) bad(`${at}.servers[${i}]`, "{ name, max, maxqueue, weight, down }", s);
+      const serverName = name(`${at}.servers[${i}].name`, s.name);
+      if (names.has(serverName)) bad(`${at}.servers`, "unique server names", serverName);
+      names.add(serverName);
+      if (typeof s.down !== "boolean") bad(`${at}.servers[${i}].down`, "a boolean", s.down);
+      return {
+        name: serverName,
+        max: optionalLimit(`${at}.servers[${i}].max`, s.max),
+        maxqueue: optionalLimit(`${at}.servers[${i}].maxqueue`, s.maxqueue),
+        weight: int(`${at}.servers[${i}].weight`, s.weight, 1, MAX_WEIGHT),
+        down: s.down,
+      };
+    });
+    spec.backends[key] = {
+      balance: b.balance as GroupSpec["backends"][string]["balance"],
+      max: optionalLimit(`${at}.max`, b.max),
+      maxqueue: optionalLimit(`${at}.maxqueue`, b.maxqueue),
+      servers,
+    };
+  }
+  return spec;
+}
+
+function optionalLimit(what: string, value: unknown): number | null {
+  return value === null ? null : int(what, value, 0, MAX_LIMIT);
+}

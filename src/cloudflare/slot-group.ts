@@ -1,0 +1,254 @@
+/**
+ * `SlotGroup`: one Durable Object per group. It runs the very state machine the memory store
+ * runs ({@link GroupState}), serves it over RPC ({@link SlotGroupRpc}), and keeps the spec, the
+ * fence counter, and every live lease in SQLite ({@link GroupTables}), so a restarted object keeps
+ * its holders and never issues a fence twice.
+ *
+ * - Clock: the object's `Date.now()`.
+ * - Queue: a queued ticket is the pending `acquire` call. Its promise resolves on a grant, a
+ *   queue timeout, or `cancel`. Tickets are not stored. If the object restarts, the runtime
+ *   breaks their calls and the client reports a retryable store fault.
+ * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry or queue
+ *   timeout). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
+ *   timeout fires with no other traffic.
+ * - Atomicity: every method is synchronous, from the state change to the SQL writes. Nothing
+ *   interleaves, and the writes of one call commit together (the runtime's implicit
+ *   transaction). The output gate holds every reply, a woken waiter's included, until they are
+ *   durable.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { MAX_TTL_MS } from "../core/acquire-options.js";
+import { SlotgateError } from "../core/errors.js";
+import type { GroupSpec } from "../core/spec.js";
+import { GroupState } from "../core/state/group-state.js";
+import type { GroupStatsSnapshot } from "../core/stats.js";
+import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
+import { checkChainRequest, checkGroupSpec, checkId, checkTtl, failure, ok, type Reply } from "./protocol.js";
+import { GroupTables } from "./tables.js";
+
+const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
+/** Bound on remembered early cancels; ids are random, so the oldest go first. */
+const MAX_CANCELLED = 10_000;
+
+type Waiter = (result: StoreAcquireResult) => void;
+
+export class SlotGroup extends DurableObject {
+  #state!: GroupState;
+  #spec: GroupSpec = EMPTY_SPEC;
+  #specJson: string | undefined;
+  #tables!: GroupTables;
+  /** Queued tickets by waiter id (= ticket id), each the resolver of a pending acquire call. */
+  readonly #waiters = new Map<string, Waiter>();
+  /**
+   * Waiter ids cancelled before their acquire arrived, with the time of the cancel. Calls on
+   * different stubs (after a reconnect) have no order, so a cancel can overtake its acquire.
+   * That acquire must not queue a ticket nobody waits for.
+   */
+  readonly #cancelled = new Map<string, number>();
+  /** The alarm as last set. NaN means unknown (a setAlarm failed), so the next change re-arms. */
+  #alarmAt: number | null = null;
+
+  // The object reads no bindings. It takes the Worker's Env, whatever it is.
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.#tables = new GroupTables(ctx.storage.sql);
+      const { spec, specJson, snapshot, servers } = this.#tables.load();
+      this.#spec = spec ?? EMPTY_SPEC;
+      this.#specJson = specJson;
+      this.#state = new GroupState(this.#spec);
+      const now = Date.now();
+      this.#state.restore(snapshot, now);
+      // Rows the state did not take back name scopes that are gone from the spec.
+      for (const l of snapshot.leases) if (!this.#state.lease(l.id)) this.#tables.deleteLease(l.id);
+      for (const s of servers) {
+        try {
+          this.#state.setServerState(s.backend, s.server, s.up, now);
+        } catch {
+          this.#tables.deleteServerState(s.backend, s.server);
+        }
+      }
+      this.#alarmAt = await ctx.storage.getAlarm();
+      this.#settle();
+    });
+  }
+
+  // ── RPC ─────────────────────────────────────────────────────────────────────────────────────
+
+  /** See {@link SlotGroupRpc.acquire}. */
+  acquire(request: ChainRequest, waiterId: string): Promise<Reply<StoreAcquireResult>> | Reply<StoreAcquireResult> {
+    return this.#run(() => {
+      const id = checkId("waiterId", waiterId);
+      if (this.#waiters.has(id)) throw new SlotgateError("SLOTGATE_INVALID_OPTION", `waiterId ${id} is already queued`);
+      const decision = this.#state.acquire(checkChainRequest(request, this.#spec), Date.now(), id);
+      if (this.#cancelled.delete(id)) {
+        // The caller gave up before this call arrived. End it as if the cancel had come second.
+        if (decision.status === "granted") {
+          this.#recordGrant(decision.lease);
+          this.#state.release(decision.lease.id, Date.now());
+        } else if (decision.status === "queued") {
+          this.#state.cancel(id, Date.now());
+        }
+        return ok<StoreAcquireResult>(decision.status === "rejected" ? { ok: false, reason: decision.reason } : { ok: false, reason: "aborted" });
+      }
+      switch (decision.status) {
+        case "granted":
+          this.#recordGrant(decision.lease);
+          return ok<StoreAcquireResult>({ ok: true, lease: decision.lease });
+        case "rejected":
+          return ok<StoreAcquireResult>({ ok: false, reason: decision.reason });
+        case "queued":
+          return new Promise<Reply<StoreAcquireResult>>((resolve) => {
+            this.#waiters.set(id, (result) => resolve(ok(result)));
+          });
+      }
+    });
+  }
+
+  /** See {@link SlotGroupRpc.cancel}. */
+  cancel(waiterId: string): Reply<boolean> {
+    return this.#run(() => {
+      const id = checkId("waiterId", waiterId);
+      // Settle first: if a deadline that passed grants this ticket, the grant wins (rule 7).
+      this.#state.tick(Date.now());
+      this.#settle();
+      const waiter = this.#waiters.get(id);
+      if (!waiter) {
+        this.#rememberCancel(id);
+        return ok(false);
+      }
+      this.#waiters.delete(id);
+      const removed = this.#state.cancel(id, Date.now());
+      waiter({ ok: false, reason: "aborted" });
+      return ok(removed);
+    });
+  }
+
+  /** See {@link SlotGroupRpc.release}. */
+  release(leaseId: string): Reply<boolean> {
+    return this.#run(() => ok(this.#state.release(checkId("leaseId", leaseId), Date.now())));
+  }
+
+  /** See {@link SlotGroupRpc.renew}. */
+  renew(leaseId: string, ttlMs: number): Reply<RenewResult> {
+    return this.#run(() => {
+      const id = checkId("leaseId", leaseId);
+      const ttl = checkTtl(ttlMs);
+      const expiresAt = this.#state.renew(id, ttl, Date.now());
+      if (expiresAt === undefined) return ok<RenewResult>({ ok: false });
+      this.#tables.renewLease(id, expiresAt, ttl);
+      return ok<RenewResult>({ ok: true, expiresAt });
+    });
+  }
+
+  /** See {@link SlotGroupRpc.configure}. */
+  configure(spec: GroupSpec): Reply<null> {
+    return this.#run(() => {
+      const checked = checkGroupSpec(spec);
+      const json = JSON.stringify(checked);
+      this.#state.configure(checked, Date.now());
+      if (json !== this.#specJson) {
+        // GroupState lets a spec whose `down` flag changed override a runtime up/down.
+        for (const [name, b] of Object.entries(checked.backends)) {
+          for (const s of b.servers) {
+            const before = this.#spec.backends[name]?.servers.find((x) => x.name === s.name);
+            if (before === undefined || before.down !== s.down) this.#tables.deleteServerState(name, s.name);
+          }
+        }
+        this.#tables.saveSpec(json);
+        this.#specJson = json;
+      }
+      this.#spec = checked;
+      return ok(null);
+    });
+  }
+
+  /** See {@link SlotGroupRpc.setServerState}. */
+  setServerState(backend: string, server: string, up: boolean): Reply<null> {
+    return this.#run(() => {
+      if (typeof backend !== "string" || typeof server !== "string" || typeof up !== "boolean") {
+        throw new SlotgateError("SLOTGATE_INVALID_OPTION", "setServerState takes (backend: string, server: string, up: boolean)");
+      }
+      this.#state.setServerState(backend, server, up, Date.now());
+      this.#tables.saveServerState(backend, server, up);
+      return ok(null);
+    });
+  }
+
+  /** See {@link SlotGroupRpc.stats}. */
+  stats(): Reply<GroupStatsSnapshot> {
+    return this.#run(() => ok(this.#state.stats(Date.now())));
+  }
+
+  /** Fires at the next lease expiry or queue timeout. */
+  override alarm(): void {
+    this.#alarmAt = null;
+    this.#state.tick(Date.now());
+    this.#settle();
+  }
+
+  // ── internals ───────────────────────────────────────────────────────────────────────────────
+
+  /** Runs one call. Known faults become a status reply. In every case the effects are delivered and the alarm re-armed. */
+  #run<T>(fn: () => T): T | Reply<never> {
+    try {
+      return fn();
+    } catch (error) {
+      return failure(error);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  /** Persists and delivers what the last call did to other requests, then re-arms the alarm. */
+  #settle(): void {
+    while (this.#state.hasEffects()) {
+      const { granted, timedOut, ended } = this.#state.drainEffects();
+      for (const g of granted) this.#recordGrant(g.lease);
+      for (const e of ended) this.#tables.deleteLease(e.leaseId);
+      for (const { ticketId, lease } of granted) {
+        const waiter = this.#waiters.get(ticketId);
+        if (waiter) {
+          this.#waiters.delete(ticketId);
+          waiter({ ok: true, lease });
+        } else {
+          // Nobody is waiting any more: give the slot back, never leak it (rule 7).
+          this.#state.release(lease.id, Date.now());
+        }
+      }
+      for (const ticketId of timedOut) {
+        const waiter = this.#waiters.get(ticketId);
+        this.#waiters.delete(ticketId);
+        waiter?.({ ok: false, reason: "queue-timeout" });
+      }
+    }
+    this.#arm();
+  }
+
+  #rememberCancel(id: string): void {
+    const now = Date.now();
+    // Keep each for the longest queue timeout; an acquire later than that cannot be waited for anyway.
+    for (const [old, at] of this.#cancelled) {
+      if (at > now - MAX_TTL_MS && this.#cancelled.size < MAX_CANCELLED) break;
+      this.#cancelled.delete(old);
+    }
+    this.#cancelled.set(id, now);
+  }
+
+  #recordGrant(lease: LeaseGrant): void {
+    const record = this.#state.lease(lease.id);
+    if (!record) return;
+    this.#tables.insertLease(lease, record.chain.map((s) => s.name), record.grantedAt);
+  }
+
+  #arm(): void {
+    const next = this.#state.nextDeadline() ?? null;
+    if (next === this.#alarmAt) return;
+    this.#alarmAt = next;
+    const storage = this.ctx.storage;
+    const done = next === null ? storage.deleteAlarm() : storage.setAlarm(next);
+    done.then(undefined, () => {
+      this.#alarmAt = Number.NaN;
+    });
+  }
+}
