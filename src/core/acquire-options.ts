@@ -4,7 +4,7 @@
  * round trip), and removes duplicates.
  */
 import { SlotgateConfigError, SlotgateError } from "./errors.js";
-import type { GroupSpec } from "./spec.js";
+import { ownEntry, type GroupSpec } from "./spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
 import type { ChainRequest } from "./store.js";
 
@@ -75,7 +75,7 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
   }
   if (backend !== undefined) {
     if (typeof backend !== "string") bad("backend", "a backend name", backend);
-    const b = spec.backends[backend];
+    const b = ownEntry(spec.backends, backend);
     if (!b) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${clip(backend)}`);
     if (server !== undefined && !b.servers.some((s) => s.name === server)) {
       throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown server: ${clip(backend)}/${clip(server)}`);
@@ -108,11 +108,11 @@ function splitServer(path: string, value: string): [string, string] {
 
 /** A scope is a named limit, or `<keyed limit>:<value>` with a value of 1–1024 characters. */
 export function checkScope(spec: GroupSpec, name: string): void {
-  const named = spec.limits[name];
+  const named = ownEntry(spec.limits, name);
   if (named && !named.keyed) return;
   if (named?.keyed) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`);
   for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
-    if (!spec.limits[name.slice(0, i)]?.keyed) continue;
+    if (!ownEntry(spec.limits, name.slice(0, i))?.keyed) continue;
     const valueLength = name.length - i - 1;
     if (valueLength === 0 || valueLength > MAX_KEY_LENGTH) {
       throw new SlotgateConfigError([{ path: "scopes", expected: `a key value of 1 to ${MAX_KEY_LENGTH} characters`, received: name }]);

@@ -64,6 +64,11 @@ export interface GroupSpec {
 }
 
 export const MAX_LIMIT = 1_000_000_000;
+
+/** Own-property lookup: a scope named `constructor` must not find Object.prototype's. */
+export function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
 export const MAX_WEIGHT = 256;
 
 export function buildGroupSpec(limits: unknown, backends: unknown, path = ""): GroupSpec {

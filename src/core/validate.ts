@@ -82,7 +82,7 @@ export function checkKnownKeys(issues: Issues, path: string, obj: Record<string,
 export const NAME_PATTERN = /^[A-Za-z0-9_.~-][A-Za-z0-9_.~:@-]{0,127}$/;
 
 export function checkName(issues: Issues, path: string, value: unknown): string | undefined {
-  if (typeof value === "string" && NAME_PATTERN.test(value)) return value;
-  issues.add(path, "a name of 1–128 characters from [A-Za-z0-9_.~:@-]", value);
+  if (typeof value === "string" && NAME_PATTERN.test(value) && value !== "__proto__") return value;
+  issues.add(path, "a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__", value);
   return undefined;
 }

@@ -290,6 +290,37 @@ export function runConformance(target: ConformanceTarget): void {
       });
     });
 
+    describe("reconfiguring: limits, backends and servers removed", () => {
+      test("a removed limit is unknown to new acquires; its holders still release; its tickets time out", async () => {
+        const g = guardWith({ limits: { global: 5, old: 1 } });
+        const holder = leaseOf(await g.acquire({ scopes: ["global", "old"] }));
+        const waiting = track(g.acquire({ scopes: ["old"], queueTimeoutMs: 6 * u }));
+        await target.settle();
+        await g.configure({ limits: { global: 5 } });
+        await expect(g.acquire({ scopes: ["old"] })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });
+        await holder.release();
+        await target.settle();
+        expect(waiting.done).toBe(false);
+        await target.advance(10 * u);
+        await target.settle();
+        expect(await waiting.promise).toMatchObject({ ok: false, reason: "queue-timeout" });
+        const s = await g.stats();
+        expect(s.scopes.old).toBeUndefined();
+        expect(s.scopes.global).toMatchObject({ in_use: 0 });
+      });
+
+      test("a removed server is never chosen and a removed backend is unknown", async () => {
+        const g = guardWith({ backends: { api: { servers: { a: { max: 1 }, b: { max: 1 } } }, old: { servers: { x: {} } } } });
+        const onB = leaseOf(await g.acquire({ server: "api/b" }));
+        await g.configure({ backends: { api: { servers: { a: { max: 1 } } } } });
+        expect(leaseOf(await g.acquire({ backend: "api" })).server).toBe("a");
+        expect(await g.acquire({ backend: "api" })).toMatchObject({ ok: false, reason: "full" });
+        await expect(g.acquire({ backend: "old" })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });
+        await onB.release();
+        expect((await g.stats()).scopes["backend:api"]).toMatchObject({ in_use: 1 });
+      });
+    });
+
     describe("rule 6: no barging", () => {
       test("a new acquire never takes a slot a queued ticket waits for", async () => {
         const g = guardWith({ limits: { global: 1 } });

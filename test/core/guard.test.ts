@@ -55,7 +55,8 @@ describe("options are validated at construction", () => {
     ["server max", { backends: { web_servers: { servers: { web1: { max: -1 } } } } }, "backends.web_servers.servers.web1.max: expected an integer from 0 to 1000000000, got -1"],
     ["weight range", { backends: { api: { servers: { a: { weight: 0 } } } } }, "backends.api.servers.a.weight: expected an integer from 1 to 256, got 0"],
     ["no servers", { backends: { api: { servers: {} } } }, "backends.api.servers: expected at least one server, got an object"],
-    ["bad group", { group: "has space" }, 'group: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], got "has space"'],
+    ["bad group", { group: "has space" }, 'group: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "has space"'],
+    ["__proto__ limit", { limits: JSON.parse('{"__proto__": 3}') }, 'limits.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"'],
     ["unknown option", { limit: {} }, 'limit: expected one of the keys store, group, limits, backends, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"'],
     ["policy", { onStoreError: "ignore" }, 'onStoreError: expected one of "fail-closed", "fail-open", "local", got "ignore"'],
     ["local needs share", { onStoreError: "local" }, 'localShare: expected a number in (0, 1] when onStoreError is "local", got undefined'],
@@ -82,6 +83,16 @@ describe("options are validated at construction", () => {
     } catch (e) {
       expect((e as SlotgateConfigError).issues.map((i) => i.path)).toEqual(["limits.a", "limits.b", "backends.api.servers.s.max"]);
     }
+  });
+
+  it("names inherited from Object.prototype are not scopes", async () => {
+    const g = createGuard({ limits: { global: 1, constructor: 2 } });
+    await expect(g.acquire({ scopes: ["toString"] })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });
+    await expect(g.acquire({ backend: "hasOwnProperty" })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });
+    const r = await g.acquire({ scopes: ["constructor"] });
+    expect(r.ok).toBe(true);
+    expect((await g.stats()).scopes.constructor).toMatchObject({ in_use: 1, max: 2 });
+    await g.close();
   });
 
   it("acquire options are checked with the same messages", async () => {

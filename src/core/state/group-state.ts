@@ -12,7 +12,7 @@
  */
 import { SlotgateError } from "../errors.js";
 import type { BackendSpec, GroupSpec } from "../spec.js";
-import { backendScope, serverScope } from "../spec.js";
+import { backendScope, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
@@ -275,6 +275,7 @@ export class GroupState {
   // ── internals ──────────────────────────────────────────────────────────────────────────────
 
   #applySpec(spec: GroupSpec): void {
+    this.#retireRemoved(spec);
     this.#spec = spec;
     for (const [name, limit] of Object.entries(spec.limits)) {
       const existing = this.#scopes.get(name);
@@ -295,6 +296,28 @@ export class GroupState {
       }
     }
     for (const [name, b] of Object.entries(spec.backends)) this.#applyBackend(name, b);
+  }
+
+  /** Scopes, backends and servers the new spec no longer has leave the map (see ScopeState.retired). */
+  #retireRemoved(spec: GroupSpec): void {
+    const retire = (scope: ScopeState) => {
+      scope.retired = true;
+      if (this.#scopes.get(scope.name) === scope) this.#scopes.delete(scope.name);
+    };
+    for (const scope of [...this.#scopes.values()]) {
+      const limitName = scope.kind === "keyed" ? scope.parent!.name : scope.name;
+      if ((scope.kind === "named" || scope.kind === "aggregate" || scope.kind === "keyed") && !Object.hasOwn(spec.limits, limitName)) retire(scope);
+      // A limit that changed between named and keyed is a new scope under the same name.
+      else if (scope.kind === "named" && spec.limits[limitName]!.keyed) retire(scope);
+      else if (scope.kind === "aggregate" && !spec.limits[limitName]!.keyed) retire(scope);
+    }
+    for (const [name, backend] of [...this.#backends]) {
+      if (!Object.hasOwn(spec.backends, name)) {
+        retire(backend.scope);
+        for (const s of backend.servers) retire(s.scope);
+        this.#backends.delete(name);
+      }
+    }
   }
 
   #applyBackend(name: string, spec: BackendSpec): void {
@@ -323,6 +346,7 @@ export class GroupState {
       server.scope.maxqueue = s.maxqueue ?? Infinity;
       servers.push(server);
     }
+    for (const old of backend.servers) if (!servers.includes(old)) old.scope.retired = true;
     backend.servers = servers;
     backend.lastPick = Math.min(backend.lastPick, servers.length - 1);
   }
@@ -337,7 +361,7 @@ export class GroupState {
   #tryKeyed(name: string): ScopeState | undefined {
     for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
       const limitName = name.slice(0, i);
-      const limit = this.#spec.limits[limitName];
+      const limit = ownEntry(this.#spec.limits, limitName);
       if (!limit?.keyed) continue;
       const parent = this.#scopes.get(limitName)!;
       const scope = new ScopeState(name, "keyed", limit.max, limit.maxqueue, parent);

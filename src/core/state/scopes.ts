@@ -19,6 +19,11 @@ export class ScopeState {
   readonly parent: ScopeState | undefined;
   /** On an aggregate row: live keys. */
   keys = 0;
+  /**
+   * Removed from the spec by a reconfigure: unknown to new acquires, never has room (tickets
+   * needing it wait until they time out), and its holders can still release.
+   */
+  retired = false;
   readonly kind: "named" | "keyed" | "aggregate" | "backend" | "server";
 
   constructor(name: string, kind: ScopeState["kind"], max: number | null, maxqueue: number | null, parent?: ScopeState) {
@@ -30,7 +35,7 @@ export class ScopeState {
   }
 
   get hasRoom(): boolean {
-    return this.inUse < this.max;
+    return this.inUse < this.max && !this.retired;
   }
 
   get queueFull(): boolean {
