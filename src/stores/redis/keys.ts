@@ -1,0 +1,59 @@
+/**
+ * Key names. Every key of a group shares one hash tag, `{<groupTag>}`, so that all of them live in
+ * one Redis Cluster slot and one script can change them atomically. The tag is the group name
+ * escaped so that no name can produce a brace or collide with another group's tag. User-supplied
+ * strings (scope values, lease ids) never appear in key names: only in hash fields, zset members
+ * and ARGV.
+ */
+import { wtf8Encode } from "./wtf8.js";
+
+/** Every key a script touches, in KEYS order (the scripts' contract), with what it holds. */
+export const KEY_LAYOUT = [
+  ["cfg", "string  the GroupSpec as JSON, pushed by configure; acquire reads limits from it"],
+  ["sc", "hash    `<scope>\\0<stat>` -> integer: in_use, queued, peaks, counters, keys"],
+  ["srv", "hash    `<backend>\\0last` -> leastconn cursor; `<backend>/<server>\\0up|sd|cw` -> up, spec down, rr weight"],
+  ["leases", "zset    lease id -> expiry (store ms)"],
+  ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket}"],
+  ["queue", "zset    ticket id -> (class+2048)*2^40 + (arrival+offset-base); equal scores sort by id = padded seq"],
+  ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh}"],
+  ["tdl", "zset    ticket id -> queue deadline (store ms)"],
+  ["grants", "hash    ticket id -> outcome JSON addressed to its waiter (grant or timeout), until claimed"],
+  ["gexp", "zset    ticket id -> when its `grants` entry is dropped unclaimed"],
+  ["meta", "hash    fence, seq, base (queue score origin)"],
+  ["hist", "hash    queue-wait histogram: bucket index -> count, plus `count` and `sum`"],
+] as const;
+
+export const KEY_SUFFIXES: readonly string[] = KEY_LAYOUT.map(([suffix]) => suffix);
+
+export const NUMBER_OF_KEYS = KEY_SUFFIXES.length;
+
+export const DEFAULT_PREFIX = "slotgate:";
+
+/**
+ * The group name as it appears inside the hash tag: characters of guard-validated names
+ * ([A-Za-z0-9_.~:@-]) stay as they are, every other byte of its WTF-8 form becomes `%XX` (`%`
+ * included), so the mapping is one-to-one and the result never contains `{` or `}`.
+ */
+export function groupTag(group: string): string {
+  let out = "";
+  for (const byte of wtf8Encode(group)) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_.~:@-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** `${prefix}{${tag}}:` — the common start of every key and channel of a group. */
+export function groupBase(prefix: string, group: string): string {
+  return `${prefix}{${groupTag(group)}}:`;
+}
+
+export function groupKeys(prefix: string, group: string): string[] {
+  const base = groupBase(prefix, group);
+  return KEY_SUFFIXES.map((suffix) => base + suffix);
+}
+
+/** The channel on which a node hears about its own tickets of one group. */
+export function wakeChannel(prefix: string, group: string, nodeId: string): string {
+  return `${groupBase(prefix, group)}wake:${nodeId}`;
+}

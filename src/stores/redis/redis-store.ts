@@ -1,0 +1,863 @@
+/**
+ * The Redis store: the state of every group lives in Redis under one hash tag and changes only
+ * inside the Lua scripts of `./scripts`, which mirror `GroupState` rule for rule on the Redis
+ * clock. This file is the client side: one script call per operation, and for queued acquires a
+ * waiter that is woken by a pub/sub message, with a bounded safety re-check so that a lost
+ * message cannot strand it.
+ *
+ * Per store instance: one subscriber connection (`redis.duplicate()`), a random node id, and per
+ * open group one wake-up channel, one sweep timer (reclaims the slots of crashed holders with no
+ * other traffic) and, while it has waiters, one re-check timer.
+ */
+import type { Cluster, Redis } from "ioredis";
+import { SlotgateConfigError, SlotgateError, storeStatusError, type ConfigIssue } from "../../core/errors.js";
+import { backendScope, serverScope, type GroupSpec } from "../../core/spec.js";
+import { WAIT_BUCKETS_MS, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
+import type { ChainRequest, GroupStore, LeaseGrant, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
+import { unrefTimer } from "../../core/timers.js";
+import { DEFAULT_PREFIX, groupBase, groupKeys } from "./keys.js";
+import { NOT_CONFIGURED, SCRIPTS, type ScriptDef, type ScriptName } from "./scripts/index.js";
+import { toWire, wtf8Decode } from "./wtf8.js";
+
+export interface RedisStoreOptions {
+  /** An ioredis client: `new Redis(…)` or `new Cluster(…)`. The store registers its scripts on it. */
+  redis: Redis | Cluster;
+  /** Start of every key and channel name; must not contain `{` or `}`. @default "slotgate:" */
+  prefix?: string;
+  /**
+   * Longest time between two sweeps of an open group (reclaiming expired leases, timing out
+   * tickets) when no deadline is due sooner. A crashed holder's slots return within its lease TTL
+   * plus this. @default 1000
+   */
+  sweepIntervalMs?: number;
+  /** How often a queued acquire checks for an outcome whose wake-up message was lost. @default 1000 */
+  safetyRecheckMs?: number;
+  /** A command Redis has not answered within this fails with SLOTGATE_STORE_UNAVAILABLE. @default 5000 */
+  commandTimeoutMs?: number;
+}
+
+/** Background faults of a store instance: nothing throws from a timer, everything is counted. */
+export interface RedisStoreFaults {
+  /** Sweep calls that failed. */
+  sweep: number;
+  /** Errors of the subscriber connection and failed (un)subscribes. */
+  subscriber: number;
+  /** Safety re-checks that failed. */
+  recheck: number;
+  /** Background clean-ups that failed: releasing a grant that came too late, cancelling an abandoned ticket. */
+  cleanup: number;
+}
+
+export interface RedisSlotStore extends SlotStore {
+  readonly kind: "redis";
+  /** This instance's id in wake-up channel names. */
+  readonly nodeId: string;
+  /** A snapshot of the background fault counters. */
+  readonly faults: Readonly<RedisStoreFaults>;
+}
+
+/** Every default of {@link RedisStoreOptions}, in one place. */
+export const REDIS_STORE_DEFAULTS = { prefix: DEFAULT_PREFIX, sweepIntervalMs: 1000, safetyRecheckMs: 1000, commandTimeoutMs: 5000 } as const;
+const DEFAULTS = REDIS_STORE_DEFAULTS;
+
+/** After its local queue deadline a waiter gives the store this long to time it out first. */
+const DEADLINE_GRACE_MS = 25;
+/** Wake-up messages for tickets not (yet) registered are kept this long: an acquire's reply can trail its ticket's grant. */
+const EARLY_KEEP_MS = 60_000;
+const CLAIM_BATCH = 500;
+
+type Arg = string | Buffer | number;
+type Reply = unknown[];
+type Client = Redis | Cluster;
+type CommandName = (typeof SCRIPTS)[ScriptName]["command"];
+/** What `defineCommand` adds to the client: one method per script, and its twin with Buffer replies. */
+type ScriptCommands = Record<CommandName | `${CommandName}Buffer`, (...keysThenArgv: Arg[]) => Promise<unknown>>;
+
+const OPTION_KEYS = ["redis", "prefix", "sweepIntervalMs", "safetyRecheckMs", "commandTimeoutMs"];
+
+export function createRedisStore(options: RedisStoreOptions): RedisSlotStore {
+  return new RedisStore(options);
+}
+
+// ── errors ─────────────────────────────────────────────────────────────────────────────────────
+
+/** Redis replies that mean our script or our data is wrong, not that Redis is unreachable. */
+const PROTOCOL_REPLY = /user_script|Error running script|WRONGTYPE|unknown command/i;
+
+function toStoreError(error: unknown): SlotgateError {
+  if (error instanceof SlotgateError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (PROTOCOL_REPLY.test(message)) return new SlotgateError("SLOTGATE_STORE_PROTOCOL", `redis: ${message}`, { cause: error });
+  return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `redis: ${message}`, { cause: error, retryable: true });
+}
+
+function unavailable(message: string): SlotgateError {
+  return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", message, { retryable: true });
+}
+
+function protocol(message: string): SlotgateError {
+  return new SlotgateError("SLOTGATE_STORE_PROTOCOL", message);
+}
+
+function int(value: unknown, what: string): number {
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  throw protocol(`redis store: expected an integer for ${what}, got ${typeof value}`);
+}
+
+function str(value: unknown, what: string): string {
+  if (typeof value === "string") return value;
+  if (Buffer.isBuffer(value)) return wtf8Decode(value);
+  throw protocol(`redis store: expected a string for ${what}, got ${typeof value}`);
+}
+
+// ── outcomes addressed to waiters ─────────────────────────────────────────────────────────────
+
+type Outcome = { granted: true; lease: LeaseGrant } | { granted: false };
+
+/** Parses the JSON a script records and publishes for a ticket's waiter. */
+function parseOutcome(raw: string): { ticketId: string; outcome: Outcome } {
+  const m = JSON.parse(raw) as { k?: unknown; o?: unknown; l?: unknown; f?: unknown; x?: unknown; t?: unknown; w?: unknown; b?: unknown; s?: unknown };
+  const ticketId = str(m.k, "ticket id");
+  if (m.o === "t") return { ticketId, outcome: { granted: false } };
+  if (m.o !== "g") throw protocol(`redis store: unknown outcome ${String(m.o)}`);
+  const lease: LeaseGrant = { id: str(m.l, "lease id"), fence: int(m.f, "fence"), expiresAt: int(m.x, "expiry"), ttlMs: int(m.t, "ttl"), waitedMs: int(m.w, "wait") };
+  if (typeof m.b === "string") lease.backend = m.b;
+  if (typeof m.s === "string") lease.server = m.s;
+  return { ticketId, outcome: { granted: true, lease } };
+}
+
+// ── the store ──────────────────────────────────────────────────────────────────────────────────
+
+class RedisStore implements RedisSlotStore {
+  readonly kind = "redis";
+  readonly nodeId = crypto.randomUUID().replace(/-/g, "").slice(0, 16);
+  readonly #faults: RedisStoreFaults = { sweep: 0, subscriber: 0, recheck: 0, cleanup: 0 };
+  readonly client: Client;
+  readonly sharded: boolean;
+  readonly prefix: string;
+  readonly sweepIntervalMs: number;
+  readonly safetyRecheckMs: number;
+  readonly #timeoutMs: number;
+  /** What ioredis prepends to key arguments, and to SSUBSCRIBE channels (not to SUBSCRIBE ones). */
+  readonly #keyPrefix: string;
+  readonly #groups = new Map<string, RedisGroup>();
+  /** Channel name as Redis reports it in messages → group. */
+  readonly #byChannel = new Map<string, RedisGroup>();
+  #subscriber: Client | undefined;
+  #connecting: Promise<void> | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    const issues: ConfigIssue[] = [];
+    if (typeof options !== "object" || options === null) throw new SlotgateConfigError([{ path: "options", expected: "an object { redis, prefix?, … }", received: options }]);
+    for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.push({ path: key, expected: `one of the keys ${OPTION_KEYS.join(", ")}`, received: key });
+    const client = options.redis as Partial<Client> | undefined;
+    if (typeof client?.defineCommand !== "function" || typeof client.duplicate !== "function") {
+      issues.push({ path: "redis", expected: "an ioredis client (new Redis(…) or new Cluster(…))", received: options.redis });
+    }
+    const prefix = options.prefix ?? DEFAULTS.prefix;
+    if (typeof prefix !== "string" || /[{}]/.test(prefix) || prefix.length > 256) {
+      issues.push({ path: "prefix", expected: "a string of at most 256 characters without { or }", received: prefix });
+    }
+    const keyPrefix = (client as { options?: { keyPrefix?: unknown } } | undefined)?.options?.keyPrefix;
+    if (typeof keyPrefix === "string" && /[{}]/.test(keyPrefix)) {
+      issues.push({ path: "redis.options.keyPrefix", expected: "a key prefix without { or } (it would override the group's hash tag)", received: keyPrefix });
+    }
+    const positive = (path: keyof typeof DEFAULTS, value: unknown) => {
+      if (value === undefined) return DEFAULTS[path] as number;
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 3_600_000) return value;
+      issues.push({ path, expected: "an integer from 1 to 3600000 (ms)", received: value });
+      return 1;
+    };
+    this.sweepIntervalMs = positive("sweepIntervalMs", options.sweepIntervalMs);
+    this.safetyRecheckMs = positive("safetyRecheckMs", options.safetyRecheckMs);
+    this.#timeoutMs = positive("commandTimeoutMs", options.commandTimeoutMs);
+    if (issues.length > 0) throw new SlotgateConfigError(issues);
+
+    this.client = options.redis;
+    this.sharded = (options.redis as { isCluster?: boolean }).isCluster === true;
+    this.prefix = prefix;
+    this.#keyPrefix = typeof keyPrefix === "string" ? keyPrefix : "";
+    for (const def of Object.values(SCRIPTS)) this.client.defineCommand(def.command, { lua: def.lua, numberOfKeys: def.numberOfKeys });
+  }
+
+  get faults(): Readonly<RedisStoreFaults> {
+    return { ...this.#faults };
+  }
+
+  fault(kind: keyof RedisStoreFaults): void {
+    this.#faults[kind]++;
+  }
+
+  open(group: string, spec: GroupSpec): GroupStore {
+    let g = this.#groups.get(group);
+    if (!g) {
+      const channel = `${groupBase(this.prefix, group)}wake:${this.nodeId}`;
+      // SSUBSCRIBE channels get ioredis' keyPrefix, SUBSCRIBE ones do not: scripts publish to the name Redis sees.
+      g = new RedisGroup(this, group, groupKeys(this.prefix, group), channel, this.sharded ? this.#keyPrefix + channel : channel, spec);
+      this.#groups.set(group, g);
+      this.#byChannel.set(g.wireChannel, g);
+      g.start();
+    } else {
+      g.setSpec(spec);
+    }
+    g.handles++;
+    return new RedisGroupHandle(g);
+  }
+
+  /** Called by a group when its last handle closed. The last group takes the subscriber connection with it. */
+  dropGroup(g: RedisGroup, subscribed: boolean): void {
+    this.#groups.delete(g.name);
+    this.#byChannel.delete(g.wireChannel);
+    const sub = this.#subscriber;
+    if (!sub) return;
+    if (this.#groups.size === 0) {
+      this.#subscriber = undefined;
+      sub.disconnect();
+    } else if (subscribed) {
+      (this.sharded ? sub.sunsubscribe(g.channel) : sub.unsubscribe(g.channel)).catch(() => this.fault("subscriber"));
+    }
+  }
+
+  subscriber(): Client {
+    if (this.#subscriber) return this.#subscriber;
+    const sub = this.sharded
+      ? (this.client as Cluster).duplicate([], { shardedSubscribers: true, lazyConnect: false })
+      : (this.client as Redis).duplicate({ lazyConnect: false, enableOfflineQueue: true });
+    sub.on("error", () => this.fault("subscriber"));
+    sub.on(this.sharded ? "smessage" : "message", (channel: string, message: string) => {
+      this.#byChannel.get(channel)?.onMessage(message);
+    });
+    // After a reconnect ioredis re-subscribes; wake-ups sent in the gap are picked up by a re-check.
+    const reconnected = () => {
+      for (const g of this.#groups.values()) g.onSubscriberReady();
+    };
+    sub.on("ready", reconnected);
+    if (this.sharded) sub.on("subscribersReady", reconnected);
+    this.#subscriber = sub;
+    return sub;
+  }
+
+  /**
+   * One script call. Fails fast with SLOTGATE_STORE_UNAVAILABLE when the client is not ready (no
+   * waiting in ioredis' offline queue) or Redis does not answer within `commandTimeoutMs`. A reply
+   * that arrives after the timeout goes to `late`, so the caller can undo what it did.
+   */
+  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: { buffer?: boolean; late?: (reply: Reply) => void } = {}): Promise<Reply> {
+    const client = this.client;
+    if (client.status !== "ready") {
+      // A lazyConnect client connects on first use; calls made meanwhile wait for that one connect.
+      if (client.status === "wait") {
+        this.#connecting ??= this.#bounded(client.connect()).finally(() => {
+          this.#connecting = undefined;
+        });
+      }
+      if (this.#connecting) return this.#connecting.then(() => this.call(def, keys, argv, options), (error: unknown) => Promise.reject(toStoreError(error)));
+      return Promise.reject(unavailable(`redis is not connected (client status: ${client.status})`));
+    }
+    const commands = client as Client & ScriptCommands;
+    let sent: Promise<unknown>;
+    try {
+      sent = options.buffer ? commands[`${def.command}Buffer` as const](...keys, ...argv) : commands[def.command](...keys, ...argv);
+    } catch (error) {
+      return Promise.reject(toStoreError(error));
+    }
+    return this.#bounded(sent, options.late as ((v: unknown) => void) | undefined).then((reply) => {
+      if (!Array.isArray(reply)) throw protocol(`redis store: ${def.command} replied ${typeof reply}`);
+      return reply as Reply;
+    }, (error: unknown) => Promise.reject(toStoreError(error)));
+  }
+
+  #bounded<T>(promise: Promise<T>, late?: (value: T) => void): Promise<T> {
+    const ms = this.#timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(unavailable(`redis did not answer within ${ms} ms (commandTimeoutMs)`));
+      }, ms);
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          if (!timedOut) resolve(value);
+          else if (Array.isArray(value)) late?.(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(error);
+        },
+      );
+    });
+  }
+}
+
+// ── one group, shared by every handle of this store instance ──────────────────────────────────
+
+const NOT_CONFIGURED_ERROR = Symbol("not configured");
+
+class RedisGroup {
+  readonly store: RedisStore;
+  readonly name: string;
+  readonly keys: readonly string[];
+  /** The wake-up channel as we subscribe to it ... */
+  readonly channel: string;
+  /** ... and as Redis names it, which is where the scripts publish. */
+  readonly wireChannel: string;
+  handles = 0;
+  readonly waiters = new Map<string, Waiter>();
+  /** Outcomes for tickets this node has not registered (yet): ticket id → outcome, time. */
+  readonly #early = new Map<string, { outcome: Outcome; at: number }>();
+  #spec: GroupSpec;
+  #configured = false;
+  #configuring: Promise<void> | undefined;
+  #subscribed = false;
+  #subscribing: Promise<void> | undefined;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #sweepAt = Infinity;
+  #sweeping = false;
+  #recheckTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  constructor(store: RedisStore, name: string, keys: string[], channel: string, wireChannel: string, spec: GroupSpec) {
+    this.store = store;
+    this.name = name;
+    this.keys = keys;
+    this.channel = channel;
+    this.wireChannel = wireChannel;
+    this.#spec = spec;
+  }
+
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** The spec this node last pushed. */
+  get spec(): GroupSpec {
+    return this.#spec;
+  }
+
+  start(): void {
+    this.#ensureConfigured()?.catch(() => undefined);
+    this.subscribe().catch(() => undefined);
+    this.arm(-1);
+  }
+
+  /** A later open() of the same group pushes its spec too (all members of a fleet send the same). */
+  setSpec(spec: GroupSpec): void {
+    this.#spec = spec;
+    this.#configured = false;
+    this.#ensureConfigured()?.catch(() => undefined);
+  }
+
+  // ── script calls ─────────────────────────────────────────────────────────────────────────
+
+  /** Pushes the spec if this node has not yet; undefined when it has (then calls go out synchronously). */
+  #ensureConfigured(): Promise<void> | undefined {
+    if (this.#configured) return undefined;
+    this.#configuring ??= this.configure(this.#spec).finally(() => {
+      this.#configuring = undefined;
+    });
+    return this.#configuring;
+  }
+
+  async configure(spec: GroupSpec): Promise<void> {
+    this.#spec = spec;
+    const reply = await this.store.call(SCRIPTS.configure, this.keys, [JSON.stringify(spec)]);
+    this.#configured = true;
+    this.arm(int(reply[0], "next deadline"));
+  }
+
+  /**
+   * Runs a script once the spec is in Redis. When this node already pushed it, the command is
+   * sent synchronously, so calls reach Redis in the order they were made (a release followed by
+   * an acquire cannot be reordered). A group whose data was lost is configured again, once.
+   */
+  exec(def: ScriptDef<CommandName>, argv: readonly Arg[], options: { buffer?: boolean; late?: (reply: Reply) => void } = {}): Promise<Reply> {
+    const go = () => this.store.call(def, this.keys, argv, options).then((reply) => {
+      if (reply[0] === NOT_CONFIGURED) throw NOT_CONFIGURED_ERROR;
+      return reply;
+    });
+    const pending = this.#ensureConfigured();
+    return (pending ? pending.then(go) : go()).catch((error: unknown) => {
+      if (error !== NOT_CONFIGURED_ERROR) throw error;
+      this.#configured = false;
+      return this.#ensureConfigured()!.then(go).catch((again: unknown) => {
+        throw again === NOT_CONFIGURED_ERROR ? protocol("redis store: the group's spec vanished right after it was written") : again;
+      });
+    });
+  }
+
+  // ── sweeping ─────────────────────────────────────────────────────────────────────────────
+
+  /** Schedules the next sweep `nextIn` ms from now (a script's reply), or within the sweep interval. */
+  arm(nextIn: number): void {
+    if (this.#closed) return;
+    const max = this.store.sweepIntervalMs;
+    const delay = nextIn < 0 ? max : Math.min(nextIn + 1, max);
+    const at = Date.now() + delay;
+    if (this.#sweepTimer !== undefined && this.#sweepAt <= at) return;
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), delay);
+    // Sweeping alone must not keep a process alive; a waiter's own timer does.
+    unrefTimer(this.#sweepTimer);
+  }
+
+  #sweep(): void {
+    this.#sweepTimer = undefined;
+    this.#sweepAt = Infinity;
+    if (this.#closed) return;
+    if (this.#sweeping) return this.arm(-1);
+    this.#sweeping = true;
+    this.store.call(SCRIPTS.sweep, this.keys, []).then(
+      (reply) => {
+        this.#sweeping = false;
+        this.arm(int(reply[0], "next deadline"));
+      },
+      () => {
+        this.#sweeping = false;
+        this.store.fault("sweep");
+        this.arm(-1);
+      },
+    );
+  }
+
+  // ── wake-ups ─────────────────────────────────────────────────────────────────────────────
+
+  subscribe(): Promise<void> {
+    if (this.#subscribed) return Promise.resolve();
+    this.#subscribing ??= Promise.resolve().then(() => {
+      if (this.#closed) return;
+      const sub = this.store.subscriber();
+      return this.store.sharded ? sub.ssubscribe(this.channel) : sub.subscribe(this.channel);
+    }).then(
+      () => {
+        this.#subscribing = undefined;
+        this.#subscribed = !this.#closed;
+      },
+      (error: unknown) => {
+        this.#subscribing = undefined;
+        this.store.fault("subscriber");
+        throw toStoreError(error);
+      },
+    );
+    return this.#subscribing;
+  }
+
+  onSubscriberReady(): void {
+    if (this.#closed) return;
+    this.subscribe().catch(() => undefined);
+    this.recheck();
+  }
+
+  onMessage(raw: string): void {
+    let parsed: ReturnType<typeof parseOutcome>;
+    try {
+      parsed = parseOutcome(raw);
+    } catch {
+      this.store.fault("subscriber");
+      return;
+    }
+    const waiter = this.waiters.get(parsed.ticketId);
+    if (waiter) waiter.deliver(parsed.outcome, "message");
+    else this.#keepEarly(parsed.ticketId, parsed.outcome);
+  }
+
+  #keepEarly(ticketId: string, outcome: Outcome): void {
+    const now = Date.now();
+    for (const [id, e] of this.#early) {
+      if (now - e.at < EARLY_KEEP_MS) break;
+      this.#early.delete(id);
+    }
+    this.#early.set(ticketId, { outcome, at: now });
+  }
+
+  takeEarly(ticketId: string): Outcome | undefined {
+    const e = this.#early.get(ticketId);
+    if (e) this.#early.delete(ticketId);
+    return e?.outcome;
+  }
+
+  // ── waiters ──────────────────────────────────────────────────────────────────────────────
+
+  addWaiter(w: Waiter): void {
+    this.waiters.set(w.ticketId, w);
+    if (this.#recheckTimer === undefined) this.#scheduleRecheck();
+  }
+
+  removeWaiter(w: Waiter): void {
+    if (this.waiters.get(w.ticketId) === w) this.waiters.delete(w.ticketId);
+    if (this.waiters.size === 0 && this.#recheckTimer !== undefined) {
+      clearTimeout(this.#recheckTimer);
+      this.#recheckTimer = undefined;
+    }
+  }
+
+  #scheduleRecheck(): void {
+    this.#recheckTimer = setTimeout(() => {
+      this.#recheckTimer = undefined;
+      this.recheck();
+      if (this.waiters.size > 0 && !this.#closed) this.#scheduleRecheck();
+    }, this.store.safetyRecheckMs);
+    unrefTimer(this.#recheckTimer);
+  }
+
+  /** The safety re-check: claims outcomes whose wake-up message did not arrive. */
+  recheck(only?: Waiter[]): void {
+    const waiting = (only ?? [...this.waiters.values()]).filter((w) => w.waiting);
+    for (let i = 0; i < waiting.length; i += CLAIM_BATCH) {
+      const batch = waiting.slice(i, i + CLAIM_BATCH);
+      this.exec(SCRIPTS.claim, batch.map((w) => w.ticketId)).then(
+        (reply) => {
+          this.arm(int(reply[0], "next deadline"));
+          batch.forEach((w, j) => {
+            const code = int(reply[1 + 2 * j], "claim status");
+            if (code === 2) w.deliver(parseOutcome(str(reply[2 + 2 * j], "outcome")).outcome, "claim");
+            else if (code === 0) w.lost();
+          });
+        },
+      ).catch(() => this.store.fault("recheck"));
+    }
+  }
+
+  /** Gives back a grant nobody will use; a failure is counted, and the lease TTL reclaims the slot. */
+  releaseQuietly(leaseId: string): void {
+    this.exec(SCRIPTS.release, [leaseId]).then(
+      (reply) => this.arm(int(reply[1], "next deadline")),
+      () => this.store.fault("cleanup"),
+    );
+  }
+
+  /** One handle closed; the last one stops this group's timers and subscription. */
+  detach(): void {
+    if (--this.handles > 0) return;
+    this.#closed = true;
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    if (this.#recheckTimer !== undefined) clearTimeout(this.#recheckTimer);
+    this.#sweepTimer = this.#recheckTimer = undefined;
+    const subscribed = this.#subscribed || this.#subscribing !== undefined;
+    this.#subscribed = false;
+    this.store.dropGroup(this, subscribed);
+  }
+}
+
+// ── a queued acquire ─────────────────────────────────────────────────────────────────────────
+
+class Waiter {
+  readonly group: RedisGroup;
+  readonly ticketId: string;
+  #done = false;
+  /** Set while a cancel runs: `aborted` (signal or close) or `timeout` (the local deadline passed). */
+  #settling: "aborted" | "timeout" | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #resolve: (result: StoreAcquireResult) => void;
+  readonly #reject: (error: unknown) => void;
+  readonly #onDone: (w: Waiter) => void;
+  readonly settled: Promise<void>;
+  #markSettled!: () => void;
+
+  constructor(group: RedisGroup, ticketId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
+    this.group = group;
+    this.ticketId = ticketId;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#onDone = onDone;
+    this.settled = new Promise<void>((r) => (this.#markSettled = r));
+    // The store times the ticket out at its deadline; this is the fallback if that word is lost.
+    this.#timer = setTimeout(() => this.#expire(), timeoutMs + DEADLINE_GRACE_MS);
+  }
+
+  /** Neither done nor in the middle of a cancel: a re-check may claim for it. */
+  get waiting(): boolean {
+    return !this.#done && this.#settling === undefined;
+  }
+
+  deliver(outcome: Outcome, source: "message" | "claim" | "cancel"): void {
+    if (this.#done) return;
+    if (this.#settling === "aborted") {
+      // A message leaves the outcome in Redis, where the abort's cancel will find it. A claim or
+      // the cancel itself took it out: a grant handed over that way is ours to give back.
+      if (source === "message") return;
+      if (outcome.granted) this.group.releaseQuietly(outcome.lease.id);
+      return this.#finish({ ok: false, reason: "aborted" });
+    }
+    this.#finish(outcome.granted ? { ok: true, lease: outcome.lease } : { ok: false, reason: "queue-timeout" });
+  }
+
+  /** The store knows neither the ticket nor an outcome for it: its state was lost. */
+  lost(): void {
+    if (this.#done || this.#settling) return;
+    this.#fail(unavailable(`redis store: ticket ${this.ticketId} of group ${this.group.name} was lost (data flushed or server restarted?)`));
+  }
+
+  /** Signal aborted or handle closed: leave the queue; resolves `aborted` whatever raced it. */
+  abort(): Promise<void> {
+    if (this.#done || this.#settling === "aborted") return this.settled;
+    this.#settling = "aborted";
+    this.#cancel("aborted").catch(() => {
+      this.group.store.fault("cleanup");
+      this.#finish({ ok: false, reason: "aborted" });
+    });
+    return this.settled;
+  }
+
+  #expire(): void {
+    this.#timer = undefined;
+    if (this.#done || this.#settling) return;
+    this.#settling = "timeout";
+    this.#cancel("queue_timeouts").catch((error: unknown) => this.#fail(error));
+  }
+
+  async #cancel(how: "aborted" | "queue_timeouts"): Promise<void> {
+    const reply = await this.group.exec(SCRIPTS.cancel, [this.ticketId, how]);
+    this.group.arm(int(reply[2], "next deadline"));
+    const code = int(reply[0], "cancel status");
+    if (code === 2) return this.deliver(parseOutcome(str(reply[1], "outcome")).outcome, "cancel");
+    this.#finish({ ok: false, reason: how === "aborted" ? "aborted" : "queue-timeout" });
+  }
+
+  #finish(result: StoreAcquireResult): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#stop();
+    this.#resolve(result);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#stop();
+    this.#reject(error);
+  }
+
+  #stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.group.removeWaiter(this);
+    this.#onDone(this);
+    this.#markSettled();
+  }
+}
+
+// ── the handle a guard holds ─────────────────────────────────────────────────────────────────
+
+class RedisGroupHandle implements GroupStore {
+  readonly #g: RedisGroup;
+  #closed = false;
+  /** Waiters opened through this handle, so close() can end exactly those. */
+  readonly #mine = new Set<Waiter>();
+
+  constructor(g: RedisGroup) {
+    this.#g = g;
+  }
+
+  #open(): RedisGroup {
+    if (this.#closed) throw new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed");
+    return this.#g;
+  }
+
+  // acquire, release and renew are not async functions: when the group is configured their
+  // command is written before they return, which keeps calls in the order they were made.
+  acquire(request: ChainRequest, signal?: AbortSignal): Promise<StoreAcquireResult> {
+    if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
+    const g = this.#g;
+    if (signal?.aborted) return Promise.resolve({ ok: false, reason: "aborted" });
+    const leaseId = crypto.randomUUID();
+    const subscribedBefore = g.subscribed;
+    const argv: Arg[] = [
+      leaseId,
+      g.wireChannel,
+      g.store.sharded ? 1 : 0,
+      request.priorityClass,
+      request.priorityOffsetMs,
+      request.queueTimeoutMs,
+      request.leaseTtlMs,
+      request.backend ?? "",
+      request.backend !== undefined && request.server !== undefined ? request.server : "",
+      ...request.scopes.map(toWire),
+    ];
+    // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
+    // (and released, if it was granted meanwhile).
+    const late = (reply: Reply) => {
+      if (reply[0] === 1) g.releaseQuietly(String(reply[1]));
+      else if (reply[0] === 3) {
+        g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted"]).then((r) => {
+          if (r[0] === 2) {
+            const { outcome } = parseOutcome(str(r[1], "outcome"));
+            if (outcome.granted) g.releaseQuietly(outcome.lease.id);
+          }
+        }).catch(() => g.store.fault("cleanup"));
+      }
+    };
+    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, reply, signal, subscribedBefore));
+  }
+
+  #acquired(g: RedisGroup, request: ChainRequest, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
+    const status = int(reply[0], "acquire status");
+    switch (status) {
+      case 1: {
+        g.arm(int(reply[7], "next deadline"));
+        const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: int(reply[2], "fence"), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
+        const backend = str(reply[3], "backend");
+        const server = str(reply[4], "server");
+        if (backend !== "") lease.backend = backend;
+        if (server !== "") lease.server = server;
+        return { ok: true, lease };
+      }
+      case 2: {
+        g.arm(int(reply[2], "next deadline"));
+        const reason = str(reply[1], "reason");
+        if (reason !== "full" && reason !== "queue-full") throw protocol(`redis store: unknown rejection ${reason}`);
+        return { ok: false, reason };
+      }
+      case 3:
+        g.arm(int(reply[3], "next deadline"));
+        return this.#wait(g, str(reply[1], "ticket id"), int(reply[2], "queue timeout"), signal, subscribedBefore);
+      case -1: {
+        const name = request.scopes[int(reply[1], "scope index") - 1] ?? "";
+        throw storeStatusError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
+      }
+      default:
+        throw storeStatusError(status, typeof reply[1] === "string" ? reply[1] : "");
+    }
+  }
+
+  #wait(g: RedisGroup, ticketId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
+    return new Promise<StoreAcquireResult>((resolve, reject) => {
+      const onAbort = () => void waiter.abort();
+      const waiter = new Waiter(g, ticketId, timeoutMs, resolve, reject, (w) => {
+        signal?.removeEventListener("abort", onAbort);
+        this.#mine.delete(w);
+      });
+      this.#mine.add(waiter);
+      g.addWaiter(waiter);
+      const early = g.takeEarly(ticketId);
+      if (early) return waiter.deliver(early, "message");
+      // Closed or aborted while the acquire was on its way: leave the queue at once.
+      if (this.#closed || signal?.aborted) return void waiter.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // Not subscribed when the ticket was queued: a wake-up may have been missed.
+      if (!subscribedBefore) g.subscribe().then(() => g.recheck([waiter]), () => undefined);
+    });
+  }
+
+  release(leaseId: string): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
+    const g = this.#g;
+    return g.exec(SCRIPTS.release, [leaseId]).then((reply) => {
+      g.arm(int(reply[1], "next deadline"));
+      return int(reply[0], "release status") === 1;
+    });
+  }
+
+  renew(leaseId: string, ttlMs: number): Promise<RenewResult> {
+    if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
+    const g = this.#g;
+    return g.exec(SCRIPTS.renew, [leaseId, ttlMs]).then((reply): RenewResult => {
+      if (int(reply[0], "renew status") !== 1) {
+        g.arm(int(reply[1], "next deadline"));
+        return { ok: false };
+      }
+      g.arm(int(reply[2], "next deadline"));
+      return { ok: true, expiresAt: int(reply[1], "expiry") };
+    });
+  }
+
+  async configure(spec: GroupSpec): Promise<void> {
+    await this.#open().configure(spec);
+  }
+
+  async setServerState(backend: string, server: string, up: boolean): Promise<void> {
+    const g = this.#open();
+    const reply = await g.exec(SCRIPTS.serverState, [backend, server, up ? 1 : 0]);
+    const status = int(reply[0], "status");
+    if (status !== 0) throw storeStatusError(status, str(reply[1], "detail"));
+    g.arm(int(reply[2], "next deadline"));
+  }
+
+  async stats(): Promise<GroupStatsSnapshot> {
+    const g = this.#open();
+    const reply = await g.exec(SCRIPTS.stats, [], { buffer: true });
+    return parseStats(reply, g.spec);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#mine].map((w) => w.abort()));
+    this.#g.detach();
+  }
+}
+
+function parseStats(reply: Reply, spec: GroupSpec): GroupStatsSnapshot {
+  let i = 1;
+  const next = (what: string) => int(reply[i++], what);
+  const now = next("now");
+  const fence = next("fence");
+  const holders = next("holders");
+  const tickets = next("tickets");
+  const count = next("wait count");
+  const sumMs = next("wait sum");
+  const buckets = next("bucket count");
+  if (buckets !== WAIT_BUCKETS_MS.length + 1) throw protocol(`redis store: ${buckets} histogram buckets, expected ${WAIT_BUCKETS_MS.length + 1}`);
+  const counts: number[] = [];
+  for (let b = 0; b < buckets; b++) counts.push(next("bucket"));
+  const rows = next("row count");
+  // Scope names are user input ("tenant:__proto__"): rows go into objects without a prototype.
+  const scopes = Object.create(null) as Record<string, ScopeStats>;
+  const limit = (v: number) => (v < 0 ? null : v);
+  for (let r = 0; r < rows; r++) {
+    const name = str(reply[i++], "scope name");
+    const flag = next("flag");
+    const max = limit(next("max"));
+    const maxqueue = limit(next("maxqueue"));
+    const up = next("up");
+    const s: ScopeStats = {
+      in_use: next("in_use"),
+      max,
+      maxqueue,
+      queued: next("queued"),
+      peak_in_use: next("peak_in_use"),
+      peak_queued: next("peak_queued"),
+      granted: next("granted"),
+      rejected_full: next("rejected_full"),
+      rejected_queue_full: next("rejected_queue_full"),
+      queue_timeouts: next("queue_timeouts"),
+      aborted: next("aborted"),
+      expired: next("expired"),
+      released: next("released"),
+    };
+    const keys = next("keys");
+    if (flag === 1) s.keys = keys;
+    if (flag === 2) s.up = up === 1;
+    scopes[name] = s;
+  }
+  return { now, fence, scopes: inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+}
+
+/**
+ * Rows in a stable order, as the memory store lists them: limits as declared, each keyed limit
+ * followed by its live keys (sorted), then each backend followed by its servers, then the rest.
+ */
+function inSpecOrder(scopes: Record<string, ScopeStats>, spec: GroupSpec): Record<string, ScopeStats> {
+  const keyedRows = new Map<string, string[]>();
+  const rest: string[] = [];
+  for (const name of Object.keys(scopes).sort()) {
+    if (Object.hasOwn(spec.limits, name) || name.startsWith("backend:") || name.startsWith("server:")) continue;
+    let parent: string | undefined;
+    for (let i = name.indexOf(":"); i > 0 && parent === undefined; i = name.indexOf(":", i + 1)) {
+      const limit = name.slice(0, i);
+      if (Object.hasOwn(spec.limits, limit) && spec.limits[limit]!.keyed) parent = limit;
+    }
+    if (parent === undefined) rest.push(name);
+    else keyedRows.set(parent, [...(keyedRows.get(parent) ?? []), name]);
+  }
+  const order: string[] = [];
+  for (const name of Object.keys(spec.limits)) order.push(name, ...(keyedRows.get(name) ?? []));
+  for (const [b, backend] of Object.entries(spec.backends)) order.push(backendScope(b), ...backend.servers.map((sv) => serverScope(b, sv.name)));
+  const sorted = Object.create(null) as Record<string, ScopeStats>;
+  for (const name of [...order, ...rest, ...Object.keys(scopes).sort()]) {
+    const row = Object.hasOwn(scopes, name) ? scopes[name] : undefined;
+    if (row && !Object.hasOwn(sorted, name)) sorted[name] = row;
+  }
+  return sorted;
+}

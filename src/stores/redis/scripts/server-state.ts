@@ -1,0 +1,40 @@
+import { defineScript } from "./define.js";
+
+export const serverState = defineScript(
+  "slotgateServerState",
+  "marks a server up or down (GroupState.setServerState); up dispatches the queue.",
+  `    ARGV[1]  backend name
+    ARGV[2]  server name
+    ARGV[3]  1: up, 0: down`,
+  `    {0, '', nextIn}  done
+    {-2, backend}    unknown backend    {-3, 'backend/server'}  unknown server
+    {-100}           the group has no spec`,
+  String.raw`
+local bname, sname, up = ARGV[1], ARGV[2], ARGV[3]
+if not loadCfg() then return {NOT_CONFIGURED} end
+advance()
+local b = CFG.backends[bname]
+if not b then
+  flush()
+  return {-2, bname}
+end
+local found = false
+for _, s in ipairs(b.servers) do
+  if s.name == sname then found = true end
+end
+if not found then
+  flush()
+  return {-3, bname .. '/' .. sname}
+end
+redis.call('HSET', K_SRV, srvField(bname, sname, 'up'), up == '1' and '1' or '0')
+local bk = BK[bname]
+if bk then
+  for _, sv in ipairs(bk.servers) do
+    if sv.name == sname then sv.up = (up == '1') end
+  end
+end
+if up == '1' then dispatch(nil) end
+flush()
+return {0, '', nextIn()}
+`,
+);
