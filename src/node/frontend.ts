@@ -1,0 +1,111 @@
+/**
+ * What the HTTP and TCP frontends share: the process-wide `node.maxconn` counter, the per-frontend
+ * counters the stats listener shows ({@link NodeStats}), and the listener contract the edge node
+ * drives through start, drain and stop.
+ */
+import type { Guard } from "../core/guard.js";
+import type { EdgeConfig } from "./config/schema.js";
+import type { RequestPlanner } from "./config/to-guard.js";
+import type { Logger } from "./logger.js";
+
+/** Outcomes counted per frontend, by reason. */
+export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "error";
+
+/** This process's numbers for one frontend. */
+export interface FrontendCounters {
+  /** Requests (http) or connections (tcp) holding a slot right now. */
+  active: number;
+  /** Waiting for a slot right now (queued in the store, or in the acquire's round trip). */
+  queued: number;
+  /** Requests (http) or connections (tcp) received since start. */
+  requests: number;
+  /**
+   * Not served, by reason: `full`, `queue-full`, `queue-timeout`, `unavailable` (answered with
+   * deny_status, or closed in tcp mode), `aborted` (the client left while queued), `bad-request`
+   * (4xx answered by the node), `error` (502/503/504 from the upstream side, or a fault).
+   */
+  rejected: Record<string, number>;
+}
+
+/** This process's numbers, for the stats listener (declared by it; {@link FrontendCounters} per frontend). */
+export type { NodeStats } from "./stats/index.js";
+
+export function emptyCounters(): FrontendCounters {
+  return { active: 0, queued: 0, requests: 0, rejected: Object.create(null) as Record<string, number> };
+}
+
+export function countReject(counters: FrontendCounters, reason: RejectCounterName): void {
+  counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1;
+}
+
+/**
+ * `node.maxconn`: HAProxy's process maxconn. Checked and taken before any store round trip, so an
+ * overloaded node sheds load without touching the store. In http mode a unit is an in-flight
+ * request (queued or proxied), in tcp mode a connection.
+ */
+export class NodeLimit {
+  readonly max: number | null;
+  #inUse = 0;
+
+  constructor(max: number | null) {
+    this.max = max;
+  }
+
+  get inUse(): number {
+    return this.#inUse;
+  }
+
+  tryTake(): boolean {
+    if (this.max !== null && this.#inUse >= this.max) return false;
+    this.#inUse++;
+    return true;
+  }
+
+  give(): void {
+    if (this.#inUse > 0) this.#inUse--;
+  }
+}
+
+/** What a frontend needs from its edge node. */
+export interface FrontendContext {
+  guard: Guard;
+  planner: RequestPlanner;
+  limit: NodeLimit;
+  logger: Logger;
+  config: EdgeConfig;
+}
+
+export interface FrontendListener {
+  readonly name: string;
+  readonly mode: "http" | "tcp";
+  /** Binds the frontend's address. Rejects when the address cannot be bound. */
+  listen(): Promise<void>;
+  /** The bound address (the real port when the config says 0), or null before listen / after close. */
+  address(): { host: string; port: number } | null;
+  counters(): FrontendCounters;
+  /** Requests / connections not finished yet (waiting, proxied, or held before a delayed close). */
+  inFlight(): number;
+  /** Stops accepting; work already accepted goes on. */
+  stopAccepting(): void;
+  /** Resolves once nothing is in flight. */
+  whenIdle(): Promise<void>;
+  /** Ends everything still open (after the grace period) and resolves when the listener is closed. */
+  close(): Promise<void>;
+}
+
+/** Seconds for `Retry-After`: the ceiling of the guard's retry hint, at least 1. */
+export function retryAfterSeconds(retryAfterMs: number): number {
+  return Math.max(1, Math.ceil(retryAfterMs / 1000));
+}
+
+/** `::ffff:10.0.0.1` → `10.0.0.1` (what a dual-stack socket reports for an IPv4 client). */
+export function clientAddress(remote: string | undefined): string | undefined {
+  if (remote === undefined) return undefined;
+  return remote.startsWith("::ffff:") && remote.includes(".") ? remote.slice(7) : remote;
+}
+
+/** A value safe to put in a log line: cut to `max` characters. */
+export function clip(value: string | undefined, max = 256): string | undefined {
+  if (value === undefined) return undefined;
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}

@@ -1,0 +1,92 @@
+/**
+ * `slotgate stats`: the fleet's live numbers as a plain-text table, one row per scope in the
+ * config's order (the same order as the stats page). Key values are user input: every row name
+ * is made safe for a terminal (no control characters or escape sequences) and cut.
+ */
+import type { GuardStats } from "../core/guard.js";
+import type { EdgeConfig } from "./config/schema.js";
+import type { NodeStats } from "./frontend.js";
+import { allRows, buildView, effectiveMax, type Row } from "./stats/model.js";
+
+const MAX_NAME = 48;
+
+/** Makes text safe to print: control and format characters become `\xNN` / `\u{…}`, long text is cut. */
+export function terminalSafe(text: string, max = MAX_NAME): string {
+  let out = "";
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) out += `\\x${cp.toString(16).padStart(2, "0")}`;
+    else if (/\p{Cf}|\p{Zl}|\p{Zp}|\p{Co}|\p{Cs}/u.test(ch)) out += `\\u{${cp.toString(16)}}`;
+    else out += ch;
+    if (out.length > max) return `${out.slice(0, max - 1)}…`;
+  }
+  return out;
+}
+
+function ms(value: number): string {
+  return value >= 10_000 ? `${(value / 1000).toFixed(0)}s` : value >= 1000 ? `${(value / 1000).toFixed(1)}s` : `${Math.round(value)}ms`;
+}
+
+function label(row: Row): string {
+  const name = terminalSafe(row.scope);
+  if (row.kind === "key") return `  ${name}`;
+  if (row.kind === "server") return `  ${name}${row.stats?.up === false ? " (down)" : ""}`;
+  if (row.kind === "keyed_limit") return `  ${name} (per key${row.stats?.keys === undefined ? "" : `, ${row.stats.keys} active`})`;
+  return name;
+}
+
+/** The table for `slotgate stats`. */
+export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: NodeStats): string {
+  const view = buildView(stats, config, { maxKeys: 20, maxOther: 100 });
+  const header = ["SCOPE", "IN_USE/MAX", "QUEUED", "PEAK_USE", "PEAK_Q", "GRANTED", "REJ_FULL", "REJ_QFULL", "TIMEOUTS", "ABORTED", "EXPIRED"];
+  const rows: string[][] = [header];
+  for (const row of allRows(view)) {
+    const s = row.stats;
+    if (!s) {
+      rows.push([label(row), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"]);
+      continue;
+    }
+    const max = effectiveMax(s);
+    rows.push([
+      label(row),
+      `${s.in_use}/${max === null ? "-" : max}`,
+      String(s.queued),
+      String(s.peak_in_use),
+      String(s.peak_queued),
+      String(s.granted),
+      String(s.rejected_full),
+      String(s.rejected_queue_full),
+      String(s.queue_timeouts),
+      String(s.aborted),
+      String(s.expired),
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd());
+
+  const q = stats.queueWaitQuantiles;
+  const out = [
+    `group ${terminalSafe(stats.group)} · store ${stats.store} · holders ${stats.holders} · queued ${stats.tickets} · fence ${stats.fence}`,
+    `queue wait: p50 ${ms(q.p50)} · p90 ${ms(q.p90)} · p99 ${ms(q.p99)} (${stats.queueWait.count} grants)`,
+    "",
+    ...lines,
+  ];
+  if (view.moreOther > 0) out.push(`  … ${view.moreOther} more scopes not shown`);
+  const moreKeys = view.frontends.flatMap((f) => f.limits).reduce((n, l) => n + l.moreKeys, 0);
+  if (moreKeys > 0) out.push(`  … ${moreKeys} more active keys not shown`);
+  const fb = stats.fallback;
+  if (fb.fail_closed + fb.fail_open + fb.local + fb.store_errors > 0) {
+    out.push("", `store outage decisions (this process): fail-closed ${fb.fail_closed} · fail-open ${fb.fail_open} · local ${fb.local} · store errors ${fb.store_errors}`);
+  }
+  if (node) {
+    out.push("", `this node: in use ${node.nodeInUse}/${node.nodeMaxconn ?? "-"}`);
+    for (const [name, f] of Object.entries(node.frontends)) {
+      const rejected = Object.entries(f.rejected)
+        .filter(([, n]) => n > 0)
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(", ");
+      out.push(`  ${terminalSafe(name)}: active ${f.active} · queued ${f.queued} · requests ${f.requests}${rejected ? ` · not served: ${rejected}` : ""}`);
+    }
+  }
+  return `${out.join("\n")}\n`;
+}
