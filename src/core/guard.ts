@@ -11,6 +11,7 @@ import { histogramQuantile, type GroupStatsSnapshot } from "./stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SlotStore } from "./store.js";
 import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkOneOf, isPlainObject } from "./validate.js";
 import { LocalFallback } from "./local-fallback.js";
+import { RenewalSchedule } from "./renewals.js";
 import { createMemoryStore } from "../stores/memory/memory-store.js";
 
 export type StoreErrorPolicy = "fail-closed" | "fail-open" | "local";
@@ -93,6 +94,7 @@ class GuardImpl implements Guard, LeaseOwner {
   readonly #onEvent: ((event: GuardEvent) => void) | undefined;
   readonly #local: LocalFallback | undefined;
   readonly #held = new Set<Lease>();
+  readonly renewals = new RenewalSchedule();
   readonly #fallback: FallbackCounters = { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 };
   #closed = false;
   #failOpenSeq = 0;
@@ -201,6 +203,7 @@ class GuardImpl implements Guard, LeaseOwner {
     // Releases first (they may grant our own waiters: #grant gives those back since we are
     // closed), then the handle, which ends every acquire still waiting with `aborted`.
     await Promise.all([...this.#held].map((lease) => lease.release()));
+    this.renewals.stop();
     await this.#handle.close();
     await this.#local?.close();
   }

@@ -4,8 +4,8 @@
  * past its expiry): from then on the slot may be someone else's, and work guarded by it should stop.
  */
 import { SlotgateError } from "./errors.js";
+import type { RenewalEntry, RenewalSchedule } from "./renewals.js";
 import type { LeaseGrant, RenewResult } from "./store.js";
-import { unrefTimer as unref } from "./timers.js";
 
 export type LeaseFallback = "fail-open" | "local";
 
@@ -16,6 +16,8 @@ export interface LeaseOwner {
   /** Called once when the lease is done (released or lost), so the guard stops tracking it. */
   forget(lease: Lease): void;
   report(event: "renew-failed" | "release-failed" | "lease-lost", lease: Lease, error?: unknown): void;
+  /** Where automatic renewals are timed (one timer for all of a guard's leases). */
+  readonly renewals: RenewalSchedule;
 }
 
 export class Lease implements AsyncDisposable {
@@ -35,7 +37,8 @@ export class Lease implements AsyncDisposable {
   /** Created on first use of `signal`: an AbortController per grant costs more than the rest of an acquire. */
   #controller: AbortController | undefined;
   #lostReason: SlotgateError | undefined;
-  #renewTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Present while automatic renewal is on: this lease's place in the guard's renewal schedule. */
+  #renewal: RenewalEntry | undefined;
   /** Local-clock time by which the store will have reclaimed the lease unless renewed. */
   #deadline: number;
   #done = false;
@@ -51,7 +54,10 @@ export class Lease implements AsyncDisposable {
     this.fallback = fallback;
     this.#owner = owner;
     this.#deadline = Date.now() + grant.ttlMs;
-    if (autoRenew && fallback !== "fail-open") this.#schedule();
+    if (autoRenew && fallback !== "fail-open") {
+      this.#renewal = { deadline: 0, heapIndex: -1, run: () => void this.#autoRenew() };
+      this.#schedule();
+    }
   }
 
   /** Aborted (reason: a SlotgateError with code SLOTGATE_LEASE_LOST) when the lease is lost. */
@@ -103,13 +109,10 @@ export class Lease implements AsyncDisposable {
 
   #schedule(): void {
     // A third of the TTL: two renewals may fail before the store reclaims the slot.
-    const every = Math.max(1, Math.floor(this.ttlMs / 3));
-    this.#renewTimer = setTimeout(() => void this.#autoRenew(), every);
-    unref(this.#renewTimer);
+    this.#owner.renewals.schedule(this.#renewal!, Date.now() + Math.max(1, Math.floor(this.ttlMs / 3)));
   }
 
   async #autoRenew(): Promise<void> {
-    this.#renewTimer = undefined;
     if (this.#done) return;
     try {
       if (await this.renew()) this.#schedule();
@@ -140,7 +143,6 @@ export class Lease implements AsyncDisposable {
   }
 
   #stopRenewing(): void {
-    if (this.#renewTimer !== undefined) clearTimeout(this.#renewTimer);
-    this.#renewTimer = undefined;
+    if (this.#renewal !== undefined) this.#owner.renewals.cancel(this.#renewal);
   }
 }

@@ -41,6 +41,7 @@ export class LocalFallback {
       renew: (id, ttl) => this.#handle.renew(id, ttl),
       forget: (lease: Lease) => guard.forget(lease),
       report: (event, lease, error) => guard.report(event, lease, error),
+      renewals: guard.renewals,
     };
   }
 

@@ -16,23 +16,24 @@ import { backendScope, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
-import { DeadlineHeap } from "./heap.js";
+import { DeadlineHeap, type HeapEntry } from "./heap.js";
 import { compareOrder, type OrderKey } from "./order.js";
 import { BackendState, ScopeState, ServerState } from "./scopes.js";
 
-export interface LeaseRecord {
+export interface LeaseRecord extends HeapEntry {
   id: string;
   fence: number;
   /** Every scope holding a slot for this lease, the chosen server's included. */
   chain: ScopeState[];
   backend?: BackendState;
   server?: ServerState;
-  expiresAt: number;
+  /** Expiry on the store clock (the heap's key). */
+  deadline: number;
   ttlMs: number;
   grantedAt: number;
 }
 
-interface Ticket extends OrderKey {
+interface Ticket extends OrderKey, HeapEntry {
   id: string;
   /** Scopes the ticket needs and is queued on: named, keyed, backend, and a pinned server. */
   fixed: ScopeState[];
@@ -83,8 +84,8 @@ export class GroupState {
   readonly #tickets = new Map<string, Ticket>();
   /** Sorted by queue order. */
   #queue: Ticket[] = [];
-  readonly #leaseDeadlines = new DeadlineHeap();
-  readonly #ticketDeadlines = new DeadlineHeap();
+  readonly #leaseDeadlines = new DeadlineHeap<LeaseRecord>();
+  readonly #ticketDeadlines = new DeadlineHeap<Ticket>();
   #fence = 0;
   #seq = 0;
   #histogram: WaitHistogram = emptyHistogram();
@@ -130,6 +131,7 @@ export class GroupState {
       enqueuedAt: now,
       deadline: now + req.queueTimeoutMs,
       leaseTtlMs: req.leaseTtlMs,
+      heapIndex: -1,
     };
     this.#enqueue(ticket);
     return { status: "queued", ticketId: ticket.id, deadline: ticket.deadline };
@@ -140,7 +142,8 @@ export class GroupState {
     this.#advance(now);
     const lease = this.#leases.get(leaseId);
     if (!lease) return false;
-    this.#dispatch(now, this.#endLease(lease, false));
+    const opened = this.#endLease(lease, false);
+    if (opened) this.#dispatch(now, opened);
     return true;
   }
 
@@ -148,10 +151,10 @@ export class GroupState {
     this.#advance(now);
     const lease = this.#leases.get(leaseId);
     if (!lease) return undefined;
-    lease.expiresAt = now + ttlMs;
+    lease.deadline = now + ttlMs;
     lease.ttlMs = ttlMs;
-    this.#leaseDeadlines.push(lease.expiresAt, lease.id);
-    return lease.expiresAt;
+    this.#leaseDeadlines.update(lease);
+    return lease.deadline;
   }
 
   /** Removes a queued ticket (abort, or a waiter that gave up). False if it is no longer queued. */
@@ -170,8 +173,8 @@ export class GroupState {
   }
 
   nextDeadline(): number | undefined {
-    const lease = this.#peekLeaseDeadline();
-    const ticket = this.#peekTicketDeadline();
+    const lease = this.#leaseDeadlines.peek()?.deadline;
+    const ticket = this.#ticketDeadlines.peek()?.deadline;
     if (lease === undefined) return ticket;
     if (ticket === undefined) return lease;
     return Math.min(lease, ticket);
@@ -242,7 +245,7 @@ export class GroupState {
         chain: l.chain.map((s) => s.name),
         ...(l.backend ? { backend: l.backend.name } : {}),
         ...(l.server ? { server: l.server.name } : {}),
-        expiresAt: l.expiresAt,
+        expiresAt: l.deadline,
         ttlMs: l.ttlMs,
         grantedAt: l.grantedAt,
       })),
@@ -265,9 +268,9 @@ export class GroupState {
       const backend = l.backend === undefined ? undefined : this.#backends.get(l.backend);
       const server = l.server === undefined ? undefined : backend?.server(l.server);
       for (const s of chain) s.restoreHold();
-      const record: LeaseRecord = { id: l.id, fence: l.fence, chain, backend, server, expiresAt: l.expiresAt, ttlMs: l.ttlMs, grantedAt: l.grantedAt };
+      const record: LeaseRecord = { id: l.id, fence: l.fence, chain, backend, server, deadline: l.expiresAt, ttlMs: l.ttlMs, grantedAt: l.grantedAt, heapIndex: -1 };
       this.#leases.set(l.id, record);
-      this.#leaseDeadlines.push(l.expiresAt, l.id);
+      this.#leaseDeadlines.push(record);
     }
     this.#advance(now);
   }
@@ -426,12 +429,13 @@ export class GroupState {
       chain,
       backend,
       server,
-      expiresAt: now + ttlMs,
+      deadline: now + ttlMs,
       ttlMs,
       grantedAt: now,
+      heapIndex: -1,
     };
     this.#leases.set(record.id, record);
-    this.#leaseDeadlines.push(record.expiresAt, record.id);
+    this.#leaseDeadlines.push(record);
     const h = this.#histogram;
     h.counts[bucketIndex(waitedMs)]!++;
     h.count++;
@@ -439,11 +443,12 @@ export class GroupState {
     return toGrant(record, waitedMs);
   }
 
-  /** Returns the scopes that went from full to having room. */
-  #endLease(lease: LeaseRecord, expired: boolean): Set<ScopeState> {
+  /** Returns the scopes that went from full to having room, or undefined when none did (the common case: no allocation). */
+  #endLease(lease: LeaseRecord, expired: boolean): Set<ScopeState> | undefined {
     this.#leases.delete(lease.id);
-    const opened = new Set<ScopeState>();
-    for (const s of lease.chain) if (s.give(expired ? "expired" : "released")) opened.add(s);
+    this.#leaseDeadlines.remove(lease);
+    let opened: Set<ScopeState> | undefined;
+    for (const s of lease.chain) if (s.give(expired ? "expired" : "released")) (opened ??= new Set()).add(s);
     this.#collect(lease.chain);
     if (this.#recordEnded) this.#effects.ended.push({ leaseId: lease.id, expired });
     return opened;
@@ -453,11 +458,12 @@ export class GroupState {
     for (const s of ticket.fixed) s.enqueue();
     this.#queue.splice(this.#position(ticket), 0, ticket);
     this.#tickets.set(ticket.id, ticket);
-    this.#ticketDeadlines.push(ticket.deadline, ticket.id);
+    this.#ticketDeadlines.push(ticket);
   }
 
   #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted"): void {
     this.#tickets.delete(ticket.id);
+    this.#ticketDeadlines.remove(ticket);
     const at = this.#position(ticket);
     if (this.#queue[at] === ticket) this.#queue.splice(at, 1);
     for (const s of ticket.fixed) s.dequeue(how);
@@ -485,7 +491,7 @@ export class GroupState {
    * shared full scope, and no head-of-line blocking across unrelated ones.
    */
   #dispatch(now: number, opened: Set<ScopeState> | null): void {
-    if (this.#queue.length === 0 || (opened !== null && opened.size === 0)) return;
+    if (this.#queue.length === 0) return;
     const q = this.#queue;
     for (let i = 0; i < q.length; ) {
       const t = q[i]!;
@@ -500,6 +506,7 @@ export class GroupState {
       }
       q.splice(i, 1);
       this.#tickets.delete(t.id);
+      this.#ticketDeadlines.remove(t);
       for (const s of t.fixed) s.dequeue();
       const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, now - t.enqueuedAt);
       this.#effects.granted.push({ ticketId: t.id, lease });
@@ -515,49 +522,22 @@ export class GroupState {
    */
   #advance(now: number): void {
     for (;;) {
-      const ticketAt = this.#peekTicketDeadline();
-      const leaseAt = this.#peekLeaseDeadline();
-      const ticketDue = ticketAt !== undefined && ticketAt <= now;
-      const leaseDue = leaseAt !== undefined && leaseAt <= now;
-      if (ticketDue && (!leaseDue || ticketAt <= leaseAt!)) {
-        const t = this.#tickets.get(this.#ticketDeadlines.peekId()!)!;
-        this.#ticketDeadlines.pop();
-        this.#dequeue(t, "queue_timeouts");
-        this.#effects.timedOut.push(t.id);
+      const ticket = this.#ticketDeadlines.peek();
+      const lease = this.#leaseDeadlines.peek();
+      const ticketDue = ticket !== undefined && ticket.deadline <= now;
+      const leaseDue = lease !== undefined && lease.deadline <= now;
+      if (ticketDue && (!leaseDue || ticket.deadline <= lease.deadline)) {
+        this.#dequeue(ticket, "queue_timeouts");
+        this.#effects.timedOut.push(ticket.id);
       } else if (leaseDue) {
-        const lease = this.#leases.get(this.#leaseDeadlines.peekId()!)!;
-        this.#leaseDeadlines.pop();
-        this.#dispatch(now, this.#endLease(lease, true));
+        const opened = this.#endLease(lease, true);
+        if (opened) this.#dispatch(now, opened);
       } else {
         return;
       }
     }
   }
 
-  /** Next live lease deadline; drops heap entries made stale by renewals and releases. */
-  #peekLeaseDeadline(): number | undefined {
-    const heap = this.#leaseDeadlines;
-    for (;;) {
-      const d = heap.peekDeadline();
-      if (d === undefined) return undefined;
-      const lease = this.#leases.get(heap.peekId()!);
-      if (lease && lease.expiresAt === d) return d;
-      heap.pop();
-    }
-  }
-
-  #peekTicketDeadline(): number | undefined {
-    const heap = this.#ticketDeadlines;
-    for (;;) {
-      const d = heap.peekDeadline();
-      if (d === undefined) return undefined;
-      // A ticket id may be reused by a caller after its ticket ended: the deadline must match too.
-      if (this.#tickets.get(heap.peekId()!)?.deadline === d) return d;
-      heap.pop();
-    }
-  }
-
-  /** Counts a `full` rejection on every full scope; a chain refused only for want of an up server counts on its backend (or pinned server). */
   #countRejection(fixed: ScopeState[], backend: BackendState | undefined, pinned: ServerState | undefined): void {
     let counted = false;
     for (const s of fixed) {
@@ -592,7 +572,7 @@ function allFull(scopes: Set<ScopeState>): boolean {
 }
 
 function toGrant(l: LeaseRecord, waitedMs: number): LeaseGrant {
-  const grant: LeaseGrant = { id: l.id, fence: l.fence, expiresAt: l.expiresAt, ttlMs: l.ttlMs, waitedMs };
+  const grant: LeaseGrant = { id: l.id, fence: l.fence, expiresAt: l.deadline, ttlMs: l.ttlMs, waitedMs };
   if (l.backend) grant.backend = l.backend.name;
   if (l.server) grant.server = l.server.name;
   return grant;
