@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/core/**/*.ts", "src/index.ts", "src/stores/memory/**/*.ts"],
+    files: ["src/core/**/*.ts", "src/index.ts", "src/stores/memory/**/*.ts", "src/stores/durable-object/**/*.ts"],
     rules: {
       "no-restricted-imports": ["error", {
         patterns: [

@@ -1,10 +1,25 @@
 import { readFileSync } from "node:fs";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { API_TOKEN, EDGE_CONFIGS, EDGE_WORKERS, ORIGIN_WORKER } from "./test/cloudflare/edge-fixtures.js";
 
-// The auxiliary worker below runs the bundle that test/cloudflare/bundle.global-setup.ts builds,
-// with the compatibility date of wrangler.toml.
-const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync("wrangler.toml", "utf8"))?.[1];
+// The auxiliary workers below run the bundle that test/cloudflare/bundle.global-setup.ts builds,
+// with the compatibility date and flags of wrangler.toml.
+const wranglerToml = readFileSync("wrangler.toml", "utf8");
+const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(wranglerToml)?.[1];
+const compatibilityFlags = [.../^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(wranglerToml)?.[1]?.matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]!);
+// The Worker end to end: each edge worker is the bundle with one config of edge-fixtures.ts, its
+// fetch going to the fake origin, its SlotGroup objects those of slotgate-bundle.
+const edgeWorkers = EDGE_WORKERS.map((w) => ({
+  name: w.name,
+  modules: true,
+  scriptPath: ".wrangler/test-bundle/index.js",
+  compatibilityDate,
+  compatibilityFlags,
+  bindings: { SLOTGATE_CONFIG: JSON.stringify(EDGE_CONFIGS[w.config]), ...(w.token ? { SLOTGATE_API_TOKEN: API_TOKEN } : {}) },
+  durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: "slotgate-bundle", useSQLite: true } },
+  outboundService: ORIGIN_WORKER,
+}));
 
 export default defineConfig({
   test: {
@@ -35,10 +50,14 @@ export default defineConfig({
                   modules: true,
                   scriptPath: ".wrangler/test-bundle/index.js",
                   compatibilityDate,
+                  compatibilityFlags,
                   durableObjects: { SLOT_GROUP: { className: "SlotGroup", useSQLite: true } },
                 },
+                { name: ORIGIN_WORKER, modules: true, scriptPath: "test/cloudflare/fixtures/origin-worker.mjs", compatibilityDate },
+                ...edgeWorkers,
               ],
               durableObjects: { SLOT_GROUP_BUNDLE: { className: "SlotGroup", scriptName: "slotgate-bundle", useSQLite: true } },
+              serviceBindings: { ORIGIN: ORIGIN_WORKER, ...Object.fromEntries(EDGE_WORKERS.map((w) => [w.binding, w.name])) },
             },
           }),
         ],

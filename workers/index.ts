@@ -1,21 +1,17 @@
 /**
- * The slotgate Worker entry. It exports the `SlotGroup` Durable Object class that
- * `wrangler.toml` binds as `SLOT_GROUP`. Its `fetch` answers only `GET /healthz` for now.
- * The edge proxy and the slot API come later and will route through this handler.
+ * The slotgate Worker entry (wrangler.toml `main`). It exports the `SlotGroup` Durable Object class
+ * that wrangler.toml binds as `SLOT_GROUP`, and a `fetch` that:
+ * - guards requests to origins exactly as the Node edge node does, from the same config (SPEC §5
+ *   minus `bind` and `store`), read as JSON from the variable `SLOTGATE_CONFIG`
+ *   (`wrangler dev --var SLOTGATE_CONFIG:'{…}'`);
+ * - serves the slot API under `/_slotgate/v1/` when the secret `SLOTGATE_API_TOKEN` is set, so
+ *   Node edge nodes (`store: { type: durable-object, url, token }`) share the Workers' limits;
+ * - answers `GET /_slotgate/healthz`.
+ * See workers/handler.ts for the routes and docs/cloudflare.md for the how-to.
  */
 import { SlotGroup } from "../src/cloudflare/index.js";
+import { createSlotgateHandler, type SlotgateEnv } from "./handler.js";
 
 export { SlotGroup };
 
-export default {
-  async fetch(request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname === "/healthz") {
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
-      }
-      return new Response(request.method === "HEAD" ? null : "ok\n", { headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
-    }
-    return new Response("not found\n", { status: 404, headers: { "content-type": "text/plain; charset=utf-8" } });
-  },
-} satisfies ExportedHandler<Env>;
+export default createSlotgateHandler() satisfies ExportedHandler<SlotgateEnv>;

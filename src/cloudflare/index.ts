@@ -12,9 +12,16 @@
  * const guard = createGuard({ store: createDurableObjectStore({ namespace: env.SLOT_GROUP }), group: "shop", limits: { global: 100 } });
  * ```
  *
+ * The slot API (`handleSlotApiRequest`) serves the same objects over authenticated HTTPS, for
+ * processes outside Cloudflare; its wire contract is in `slot-api-protocol.ts`.
+ *
  * This entry imports `cloudflare:workers` and so runs only in workerd. `src/core` never does.
  */
 export { SlotGroup } from "./slot-group.js";
 export { createDurableObjectStore } from "./store.js";
 export type { DurableObjectStoreOptions, SlotGroupNamespace, DurableObjectIdLike } from "./store.js";
 export type { Reply, SlotGroupRpc } from "./protocol.js";
+export { handleSlotApiRequest, isSlotApiRequest } from "./slot-api.js";
+export type { SlotApiOptions } from "./slot-api.js";
+export { SLOT_API_PREFIX, HEALTH_PATH } from "./slot-api-protocol.js";
+export type { SlotApiOp, SlotApiFault } from "./slot-api-protocol.js";

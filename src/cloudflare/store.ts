@@ -19,6 +19,9 @@
  *   was reset), never when it is `overloaded`. An acquire is never retried. A queued acquire
  *   whose call broke (the object restarted, so its ticket is gone) rejects with a retryable
  *   fault.
+ * - `configureOnce`: for a store that lives as long as the isolate while guards live for one
+ *   request (the slotgate Worker: a Durable Object stub cannot outlive the request that made it),
+ *   the spec is pushed once per object and spec rather than on every `open()`.
  */
 import { SlotgateConfigError, SlotgateError } from "../core/errors.js";
 import type { GroupSpec } from "../core/spec.js";
@@ -55,9 +58,17 @@ export interface DurableObjectStoreOptions {
   retries?: number;
   /** First backoff in ms. It doubles each attempt, with jitter. @default 50 */
   retryDelayMs?: number;
+  /**
+   * Push a group's spec once per store rather than once per `open()`: an `open()` with the spec
+   * this store already configured successfully on that object sends no `configure`. Use it when
+   * a guard is created per request and the store per isolate (the object keeps its spec in
+   * SQLite, so a restarted object still has it). `guard.configure()` always sends.
+   * @default false
+   */
+  configureOnce?: boolean;
 }
 
-const OPTION_KEYS = ["namespace", "group", "retries", "retryDelayMs"];
+const OPTION_KEYS = ["namespace", "group", "retries", "retryDelayMs", "configureOnce"];
 
 export function createDurableObjectStore(options: DurableObjectStoreOptions): SlotStore {
   if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object { namespace, group?, retries?, retryDelayMs? }", received: options }]);
@@ -70,11 +81,14 @@ export function createDurableObjectStore(options: DurableObjectStoreOptions): Sl
   if (options.group !== undefined && typeof options.group !== "function") issues.add("group", "a function (group) => object name", options.group);
   const retries = options.retries === undefined ? 3 : checkInt(issues, "retries", options.retries, { min: 0, max: 10 });
   const retryDelayMs = options.retryDelayMs === undefined ? 50 : checkInt(issues, "retryDelayMs", options.retryDelayMs, { min: 0, max: 60_000 });
+  if (options.configureOnce !== undefined && typeof options.configureOnce !== "boolean") issues.add("configureOnce", "a boolean", options.configureOnce);
   if (!issues.empty) throw new SlotgateConfigError(issues.list);
 
   const namespace = options.namespace;
   const objectName = options.group ?? ((group: string) => group);
   const policy: RetryPolicy = { retries: retries!, delayMs: retryDelayMs! };
+  /** With configureOnce: object name → JSON of the spec last configured there successfully. */
+  const configured = options.configureOnce === true ? new Map<string, string>() : undefined;
   return {
     kind: "durable-object",
     open(group: string, spec: GroupSpec): GroupStore {
@@ -82,7 +96,13 @@ export function createDurableObjectStore(options: DurableObjectStoreOptions): Sl
       if (typeof name !== "string" || name.length === 0) {
         throw new SlotgateConfigError([{ path: "group", expected: "a function that returns a non-empty object name", received: name }]);
       }
-      return new DurableObjectGroup(() => namespace.get(namespace.idFromName(name)), spec, policy);
+      const connect = () => namespace.get(namespace.idFromName(name));
+      if (!configured) return new DurableObjectGroup(connect, spec, policy);
+      const json = JSON.stringify(spec);
+      const remember = (s: GroupSpec) => {
+        configured.set(name, JSON.stringify(s));
+      };
+      return new DurableObjectGroup(connect, spec, policy, configured.get(name) === json, remember);
     },
   };
 }
@@ -106,7 +126,7 @@ interface RpcErrorFlags {
  * queued: asking again is the caller's choice, so the fault is retryable unless the object is
  * overloaded or its own code threw.
  */
-function storeFault(op: string, error: unknown): SlotgateError {
+export function storeFault(op: string, error: unknown): SlotgateError {
   if (error instanceof SlotgateError) return error;
   const e = (typeof error === "object" && error !== null ? error : {}) as RpcErrorFlags;
   const overloaded = e.overloaded === true;
@@ -126,6 +146,7 @@ const ABORT_GRACE_MS = 1000;
 class DurableObjectGroup implements GroupStore {
   readonly #connect: () => SlotGroupRpc;
   readonly #policy: RetryPolicy;
+  readonly #onConfigured: ((spec: GroupSpec) => void) | undefined;
   #stub: SlotGroupRpc | undefined;
   #spec: GroupSpec;
   #configured = false;
@@ -134,10 +155,16 @@ class DurableObjectGroup implements GroupStore {
   /** Acquires of this handle still waiting, by waiter id. */
   readonly #waiting = new Map<string, { giveUp: () => void; result: Promise<StoreAcquireResult> }>();
 
-  constructor(connect: () => SlotGroupRpc, spec: GroupSpec, policy: RetryPolicy) {
+  constructor(connect: () => SlotGroupRpc, spec: GroupSpec, policy: RetryPolicy, alreadyConfigured = false, onConfigured?: (spec: GroupSpec) => void) {
     this.#connect = connect;
     this.#spec = spec;
     this.#policy = policy;
+    this.#onConfigured = onConfigured;
+    if (alreadyConfigured) {
+      this.#configured = true;
+      this.#configuring = Promise.resolve();
+      return;
+    }
     // Push the spec now. Calls made before it lands wait for it. A failure is retried by the next call.
     this.#ensureConfigured().catch(() => undefined);
   }
@@ -232,6 +259,7 @@ class DurableObjectGroup implements GroupStore {
     this.#checkOpen();
     this.#spec = spec;
     await this.#whenConfigured(() => this.#idempotent("configure", (stub) => stub.configure(spec)));
+    this.#onConfigured?.(spec);
   }
 
   async setServerState(backend: string, server: string, up: boolean): Promise<void> {
@@ -274,9 +302,11 @@ class DurableObjectGroup implements GroupStore {
   }
 
   #ensureConfigured(): Promise<void> {
-    this.#configuring ??= this.#idempotent("configure", (stub) => stub.configure(this.#spec)).then(
+    let sent = this.#spec;
+    this.#configuring ??= this.#idempotent("configure", (stub) => stub.configure((sent = this.#spec))).then(
       () => {
         this.#configured = true;
+        this.#onConfigured?.(sent);
       },
       (error: unknown) => {
         this.#configuring = undefined;

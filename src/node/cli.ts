@@ -339,7 +339,6 @@ async function check(parsed: Parsed, io: CliIo): Promise<number> {
     );
   }
   if (config.stats) out.push(`  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}`);
-  if (config.store.type === "durable-object") out.push("  warning: store type durable-object is valid, but `slotgate serve` cannot use it yet (no Node client for the slot API)");
   io.stdout(`${out.join("\n")}\n`);
   return EXIT.ok;
 }

@@ -63,7 +63,7 @@ interface StatsListenerHandle {
 
 /**
  * Builds an edge node: opens the store (ioredis is loaded only for Redis configs) and the guard.
- * Nothing listens until `start()`. Throws a SlotgateError `SLOTGATE_NOT_AVAILABLE` for a store
+ * Nothing listens until `start()`. Throws a SlotgateError for a store
  * type this build cannot use.
  */
 export async function createEdgeNode(config: EdgeConfig, options: EdgeNodeOptions = {}): Promise<EdgeNode> {

@@ -11,7 +11,6 @@
  *   password.
  */
 import type { Cluster, Redis, RedisOptions } from "ioredis";
-import { SlotgateError } from "../core/errors.js";
 import type { SlotStore } from "../core/store.js";
 import { createMemoryStore } from "../stores/memory/memory-store.js";
 import type { StoreConfig } from "./config/schema.js";
@@ -31,7 +30,7 @@ export const ERROR_LOG_INTERVAL_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 const QUIT_TIMEOUT_MS = 1_000;
 
-/** Opens the store a config names. Throws a SlotgateError (`SLOTGATE_NOT_AVAILABLE`) for a store this build cannot reach. */
+/** Opens the store a config names. */
 export async function openStore(config: StoreConfig, logger: Logger): Promise<OpenedStore> {
   switch (config.type) {
     case "memory":
@@ -40,11 +39,35 @@ export async function openStore(config: StoreConfig, logger: Logger): Promise<Op
     case "redis-cluster":
       return openRedis(config, logger);
     case "durable-object":
-      throw new SlotgateError(
-        "SLOTGATE_NOT_AVAILABLE",
-        "store type durable-object is not available yet in the Node edge node (the Worker's slot API has no Node client); use redis or redis-cluster",
-      );
+      return openDurableObject(config);
   }
+}
+
+/**
+ * The Worker's slot API. `ready` waits until it answers `ping` with the token (a wrong token or
+ * URL never becomes ready); there is nothing to close (fetch's own connection pool).
+ */
+async function openDurableObject(config: Extract<StoreConfig, { type: "durable-object" }>): Promise<OpenedStore> {
+  const { createDurableObjectHttpStore } = await import("../stores/durable-object/index.js");
+  const store = createDurableObjectHttpStore({ url: config.url, token: config.token });
+  return {
+    store,
+    description: `durable-object ${redactUrl(config.url)}`,
+    async ready(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        try {
+          await store.ping(AbortSignal.timeout(Math.max(1, Math.min(left, 5_000))));
+          return true;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now()))));
+        }
+      }
+    },
+    close: () => Promise.resolve(),
+  };
 }
 
 function retryStrategy(times: number): number {

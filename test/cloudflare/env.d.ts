@@ -6,6 +6,13 @@ declare global {
     interface Env {
       /** SlotGroup from the deployable bundle, run as an auxiliary worker: no test-pool wrapper. */
       SLOT_GROUP_BUNDLE: DurableObjectNamespace<SlotGroup>;
+      /** The fake origin (fixtures/origin-worker.mjs). */
+      ORIGIN: Fetcher;
+      /** Edge workers: the deployable bundle with a config of edge-fixtures.ts each. */
+      EDGE_LIMIT_1: Fetcher;
+      EDGE_LIMIT_2: Fetcher;
+      EDGE_PRIORITY: Fetcher;
+      EDGE_DENY: Fetcher;
     }
   }
 }

@@ -213,4 +213,34 @@ describe("Durable Object store client", () => {
     createDurableObjectStore({ namespace: wrapped, group: (g) => `staging/${g}` }).open("shop", spec({ global: 1 }));
     expect(names).toEqual(["staging/shop"]);
   });
+
+  it("with configureOnce, pushes a spec once per object: opens with the same spec send no configure", async () => {
+    const { namespace, calls } = scripted({});
+    const store = createDurableObjectStore({ namespace, configureOnce: true });
+    expect(await store.open("g", spec({ global: 1 })).release("a")).toBe(true);
+    expect(await store.open("g", spec({ global: 1 })).release("b")).toBe(true);
+    // Another spec, or another object, is pushed again.
+    expect(await store.open("g", spec({ global: 2 })).release("c")).toBe(true);
+    expect(await store.open("h", spec({ global: 2 })).release("d")).toBe(true);
+    expect(calls).toEqual(["configure", "release", "release", "configure", "release", "configure", "release"]);
+    // Without it, every open sends one.
+    const plain = scripted({});
+    const other = createDurableObjectStore({ namespace: plain.namespace });
+    await other.open("g", spec({ global: 1 })).release("a");
+    await other.open("g", spec({ global: 1 })).release("b");
+    expect(plain.calls.filter((c) => c === "configure")).toHaveLength(2);
+    expect(() => createDurableObjectStore({ namespace, configureOnce: "yes" as never })).toThrow(/^configureOnce: expected a boolean/);
+  });
+
+  it("with configureOnce, a spec that failed to land is pushed again by the next open", async () => {
+    let failures = 1;
+    const { namespace, calls } = scripted({
+      configure: () => (failures-- > 0 ? Promise.reject(rpcError("internal error", {})) : Promise.resolve({ status: 0, value: null })),
+    });
+    const store = createDurableObjectStore({ namespace, configureOnce: true });
+    store.open("g", spec({ global: 1 }));
+    await sleep(5);
+    expect(await store.open("g", spec({ global: 1 })).release("x")).toBe(true);
+    expect(calls).toEqual(["configure", "configure", "release"]);
+  });
 });

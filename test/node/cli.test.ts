@@ -246,16 +246,22 @@ describe("slotgate serve", () => {
     expect((await run(["serve", "-c", bad])).code).toBe(1);
   });
 
-  it("refuses the durable-object store with SLOTGATE_NOT_AVAILABLE (exit 3)", async () => {
+  it("serves on the durable-object store and fails closed while its slot API is unreachable, never printing the token", async () => {
+    const o = await origin();
+    const port = await closedPort();
+    const apiPort = await closedPort();
     const file = await writeConfig("do.yaml", {
-      store: { type: "durable-object", url: "https://slots.example.workers.dev", token: "0123456789abcdef0123" },
-      frontends: { web: { bind: "127.0.0.1:0", default_backend: "b" } },
-      backends: { b: { servers: { s: { address: "127.0.0.1:9001" } } } },
+      store: { type: "durable-object", url: `http://127.0.0.1:${apiPort}`, token: "0123456789abcdef0123" },
+      frontends: { web: { bind: `127.0.0.1:${port}`, default_backend: "b" } },
+      backends: { b: { servers: { s: { address: o.address } } } },
     });
-    const r = await run(["serve", "-c", file]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toContain("not available yet");
-    expect(r.stdout + r.stderr).not.toContain("0123456789abcdef0123");
+    const server = start(["serve", "-c", file, "--grace", "1s"]);
+    await server.waitFor("edge node started");
+    const r = await get(`http://127.0.0.1:${port}/x`);
+    expect(r.status).toBe(503);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+    expect(JSON.stringify(server.lines) + server.stderr()).not.toContain("0123456789abcdef0123");
   });
 });
 

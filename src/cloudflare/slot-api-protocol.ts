@@ -1,0 +1,103 @@
+/**
+ * The wire contract of the slot API: the HTTPS face of the `SlotGroup` object that the slotgate
+ * Worker exposes, so that Node edge nodes (`store: { type: durable-object, url, token }`) share
+ * the limits of the Workers. The server (`slot-api.ts`, in the Worker) and the client
+ * (`src/stores/durable-object`, in Node or anywhere with `fetch`) both import this module. It
+ * imports nothing from `cloudflare:workers` and nothing from Node.
+ *
+ * Routes, all under {@link SLOT_API_PREFIX}, all with `Authorization: Bearer <SLOTGATE_API_TOKEN>`:
+ *
+ * | method | path                          | body                                   | value of the reply      |
+ * |--------|-------------------------------|----------------------------------------|-------------------------|
+ * | GET    | `/ping`                       | –                                      | `true`                  |
+ * | POST   | `/groups/<group>/acquire`     | `{ request: ChainRequest, waiterId }`  | `StoreAcquireResult`    |
+ * | POST   | `/groups/<group>/cancel`      | `{ waiterId }`                         | `boolean`               |
+ * | POST   | `/groups/<group>/release`     | `{ leaseId }`                          | `boolean`               |
+ * | POST   | `/groups/<group>/renew`       | `{ leaseId, ttlMs }`                   | `RenewResult`           |
+ * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec }`                  | `null`                  |
+ * | POST   | `/groups/<group>/server-state`| `{ backend, server, up }`              | `null`                  |
+ * | GET    | `/groups/<group>/stats`       | –                                      | `GroupStatsSnapshot`    |
+ *
+ * Every answer the object gave is a JSON {@link Reply}, exactly as the object's RPC returns it:
+ * HTTP 200 for status 0, 400 for `BadRequest`, 422 for an unknown scope, backend or server. The
+ * API's own refusals are Replies too: 400 (malformed body), 413 (body over
+ * {@link MAX_SLOT_API_BODY_BYTES}), 401 (`Unauthorized`: missing or wrong token). So a client
+ * turns every one of them into an error through `unwrap` and `storeStatusError`, the one mapping
+ * from statuses to errors. When the object cannot be reached, the answer is 503 with a
+ * {@link SlotApiFault} instead. 404 (no such route, or the API is disabled because the Worker has
+ * no `SLOTGATE_API_TOKEN`) and 405 are plain text.
+ *
+ * A queued `acquire` is a long poll: the HTTP request stays open until the ticket is granted,
+ * times out, or is cancelled. The client names the ticket (`waiterId`, a UUID) so that it can
+ * `cancel` it from a second request; the Worker also cancels it when the client disconnects.
+ */
+import type { ChainRequest } from "../core/store.js";
+import type { GroupSpec } from "../core/spec.js";
+
+/** Every route of the slot API starts with this path. */
+export const SLOT_API_PREFIX = "/_slotgate/v1";
+/** Unauthenticated liveness check of the Worker (`ok`), outside the API. */
+export const HEALTH_PATH = "/_slotgate/healthz";
+/** Requests bodies above this are refused with 413. A spec of a few thousand servers fits. */
+export const MAX_SLOT_API_BODY_BYTES = 1024 * 1024;
+
+export type SlotApiOp = "acquire" | "cancel" | "release" | "renew" | "configure" | "server-state" | "stats";
+
+/** The method of each group route. */
+export const SLOT_API_OPS: Readonly<Record<SlotApiOp, "GET" | "POST">> = {
+  acquire: "POST",
+  cancel: "POST",
+  release: "POST",
+  renew: "POST",
+  configure: "POST",
+  "server-state": "POST",
+  stats: "GET",
+};
+
+export interface AcquireBody {
+  request: ChainRequest;
+  waiterId: string;
+}
+export interface CancelBody {
+  waiterId: string;
+}
+export interface LeaseBody {
+  leaseId: string;
+}
+export interface RenewBody {
+  leaseId: string;
+  ttlMs: number;
+}
+export interface ConfigureBody {
+  spec: GroupSpec;
+}
+export interface ServerStateBody {
+  backend: string;
+  server: string;
+  up: boolean;
+}
+
+/** The body of a 503: the object could not be reached (not an answer of the object). */
+export interface SlotApiFault {
+  error: "SLOTGATE_STORE_UNAVAILABLE";
+  detail: string;
+  /** Whether the same call may succeed if tried again. */
+  retryable: boolean;
+}
+
+/** The path of a group route. Group names are URL-safe already; they are encoded anyway. */
+export function slotApiPath(group: string, op: SlotApiOp): string {
+  return `${SLOT_API_PREFIX}/groups/${encodeURIComponent(group)}/${op}`;
+}
+
+export const PING_PATH = `${SLOT_API_PREFIX}/ping`;
+
+export function isSlotApiFault(value: unknown): value is SlotApiFault {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as SlotApiFault).error === "SLOTGATE_STORE_UNAVAILABLE" &&
+    typeof (value as SlotApiFault).detail === "string" &&
+    typeof (value as SlotApiFault).retryable === "boolean"
+  );
+}

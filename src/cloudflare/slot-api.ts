@@ -1,0 +1,312 @@
+/**
+ * The slot API's server: the `SlotGroup` objects of a namespace over authenticated HTTPS, so
+ * processes outside Cloudflare (Node edge nodes) take slots from the same objects as the Workers.
+ * The wire contract is in `slot-api-protocol.ts`. The slotgate Worker mounts it under
+ * `/_slotgate/v1/`; a Worker of your own can mount it too:
+ *
+ * ```ts
+ * import { handleSlotApiRequest, isSlotApiRequest } from "slotgate/cloudflare";
+ * if (isSlotApiRequest(request)) return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, waitUntil: (p) => ctx.waitUntil(p) });
+ * ```
+ *
+ * - Disabled unless a token is set: without one, every route answers 404, like an unknown path.
+ * - Auth comes first: a missing or wrong `Authorization: Bearer` answers 401 before the body is
+ *   read or any object is touched, so nothing changes. The token is compared in constant time
+ *   (SHA-256 of both sides, then a full XOR over the digests).
+ * - Input: bodies are read up to {@link MAX_SLOT_API_BODY_BYTES} (413 beyond), must be JSON
+ *   objects of the route's shape (400 otherwise). The object checks every field again.
+ * - A queued acquire keeps its request open (long poll, see {@link acquire}). When the client
+ *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
+ *   `waitUntil` keeps the Worker alive for that clean-up.
+ */
+import { StoreStatus } from "../core/errors.js";
+import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
+import type { StoreAcquireResult } from "../core/store.js";
+import { MAX_ID_LENGTH, type Reply, type SlotGroupRpc } from "./protocol.js";
+import {
+  MAX_SLOT_API_BODY_BYTES,
+  SLOT_API_OPS,
+  SLOT_API_PREFIX,
+  type SlotApiFault,
+  type SlotApiOp,
+} from "./slot-api-protocol.js";
+import { storeFault, type SlotGroupNamespace } from "./store.js";
+
+export interface SlotApiOptions {
+  /** The namespace binding of the `SlotGroup` class (`env.SLOT_GROUP`). */
+  namespace: SlotGroupNamespace;
+  /** The bearer token clients must send (`env.SLOTGATE_API_TOKEN`). Unset or empty: the API is disabled (404). */
+  token: string | undefined;
+  /** `ctx.waitUntil`: keeps the Worker alive to cancel or release after a client went away. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  /** Maps a group to its object name, as the store option of the same name. @default (group) => group */
+  group?: (group: string) => string;
+}
+
+/** Tokens shorter than this are refused: the API stays closed rather than guessable. */
+export const MIN_API_TOKEN_LENGTH = 16;
+export const MAX_API_TOKEN_LENGTH = 4096;
+const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
+
+/** Whether a request is for the slot API (its path is under {@link SLOT_API_PREFIX}). */
+export function isSlotApiRequest(request: Request): boolean {
+  const path = new URL(request.url).pathname;
+  return path === SLOT_API_PREFIX || path.startsWith(`${SLOT_API_PREFIX}/`);
+}
+
+export async function handleSlotApiRequest(request: Request, options: SlotApiOptions): Promise<Response> {
+  const token = options.token;
+  if (token === undefined || token === "") return notFound();
+  if (token.length < MIN_API_TOKEN_LENGTH || token.length > MAX_API_TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) {
+    console.error(`slotgate: the slot API is closed: SLOTGATE_API_TOKEN must be ${MIN_API_TOKEN_LENGTH} to ${MAX_API_TOKEN_LENGTH} printable ASCII characters without spaces`);
+    return text(500, "slot API misconfigured (see the Worker's logs)\n");
+  }
+  if (!(await authorized(request.headers.get("authorization"), token))) {
+    return reply(401, { status: StoreStatus.Unauthorized, detail: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="slotgate"' });
+  }
+
+  const path = new URL(request.url).pathname.slice(SLOT_API_PREFIX.length);
+  if (path === "/ping") {
+    if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed("GET, HEAD");
+    return reply(200, { status: 0, value: true });
+  }
+  const m = /^\/groups\/([^/]+)\/([a-z-]+)$/.exec(path);
+  const op = m?.[2] as SlotApiOp | undefined;
+  if (!m || op === undefined || !Object.hasOwn(SLOT_API_OPS, op)) return notFound();
+  const method = SLOT_API_OPS[op];
+  if (request.method !== method) return methodNotAllowed(method);
+  let group: string;
+  try {
+    group = decodeURIComponent(m[1]!);
+  } catch {
+    group = "";
+  }
+  if (!NAME_PATTERN.test(group)) return badRequest("the group in the path must be a name of 1–128 characters from [A-Za-z0-9_.~:@-]");
+
+  let body: Record<string, unknown> = {};
+  if (method === "POST") {
+    const read = await readJsonObject(request);
+    if (!read.ok) return read.response;
+    body = read.value;
+  }
+
+  const name = (options.group ?? ((g: string) => g))(group);
+  const stub = options.namespace.get(options.namespace.idFromName(name));
+  try {
+    switch (op) {
+      case "acquire":
+        return await acquire(request, stub, body, options.waitUntil);
+      case "cancel":
+        if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
+        return answer(await stub.cancel(body.waiterId));
+      case "release":
+        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
+        return answer(await stub.release(body.leaseId));
+      case "renew":
+        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
+        if (typeof body.ttlMs !== "number") return badRequest("ttlMs: expected a number of milliseconds");
+        return answer(await stub.renew(body.leaseId, body.ttlMs));
+      case "configure":
+        if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
+        return answer(await stub.configure(body.spec as never));
+      case "server-state":
+        if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
+          return badRequest("expected { backend: string, server: string, up: boolean }");
+        }
+        return answer(await stub.setServerState(body.backend, body.server, body.up));
+      case "stats":
+        return answer(await stub.stats());
+    }
+  } catch (error) {
+    return unavailable(op, error);
+  }
+}
+
+/** A queued acquire answered within this time gets a plain JSON response, with its reply's status. */
+export const LONG_POLL_PLAIN_MS = 500;
+/** While a long poll streams, a space goes out this often (JSON allows it before the reply). */
+export const LONG_POLL_HEARTBEAT_MS = 15_000;
+const SPACE = new Uint8Array([0x20]);
+
+/**
+ * A queued acquire is a long poll. An answer within {@link LONG_POLL_PLAIN_MS} (every grant or
+ * rejection that does not queue) is a plain JSON response. After that, the response starts (200)
+ * and its body is a space every {@link LONG_POLL_HEARTBEAT_MS}, then the reply: so no header or
+ * idle timeout of a client or proxy ends a long wait, and a client that is gone shows up as a
+ * failed write even when its disconnect was quiet. A client that goes away cancels the ticket;
+ * a grant that finds it gone is released.
+ */
+async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string, unknown>, waitUntil: SlotApiOptions["waitUntil"]): Promise<Response> {
+  if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
+  if (!isPlainObject(body.request)) return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
+  const waiterId = body.waiterId;
+  const call = stub.acquire(body.request as never, waiterId);
+  let gone = false;
+  const leave = () => {
+    if (gone) return;
+    gone = true;
+    // The same stub, so the cancel reaches the object after the acquire (E-order).
+    waitUntil?.(stub.cancel(waiterId).catch(() => undefined));
+  };
+  const signal = request.signal as AbortSignal | undefined;
+  if (signal?.aborted) leave();
+  else signal?.addEventListener("abort", leave, { once: true });
+  const releaseIfGranted = async (r: Reply<StoreAcquireResult>) => {
+    if (r.status === 0 && r.value.ok) await stub.release(r.value.lease.id).catch(() => undefined);
+  };
+  const settled = call.then(
+    async (r) => {
+      signal?.removeEventListener("abort", leave);
+      // Granted after the client left: nobody will release it, so give it back now.
+      if (gone) await releaseIfGranted(r);
+      return r;
+    },
+    (error: unknown) => {
+      signal?.removeEventListener("abort", leave);
+      throw error;
+    },
+  );
+  waitUntil?.(settled.catch(() => undefined));
+
+  let later!: () => void;
+  const waited = new Promise<undefined>((resolve) => (later = () => resolve(undefined)));
+  const timer = setTimeout(later, LONG_POLL_PLAIN_MS);
+  const early = await Promise.race([
+    settled.then(
+      (r) => ({ r }),
+      (error: unknown) => ({ error }),
+    ),
+    waited,
+  ]);
+  clearTimeout(timer);
+  if (early !== undefined) {
+    if ("error" in early) throw early.error;
+    return answer(early.r);
+  }
+
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = writable.getWriter();
+  const encoder = new TextEncoder();
+  // The client cancelled the body: it is gone.
+  writer.closed.catch(leave);
+  const heartbeat = setInterval(() => void writer.write(SPACE).catch(leave), LONG_POLL_HEARTBEAT_MS);
+  const finish = settled
+    .then(
+      async (r) => {
+        clearInterval(heartbeat);
+        try {
+          await writer.write(encoder.encode(JSON.stringify(r)));
+          await writer.close();
+        } catch {
+          if (!gone) {
+            gone = true;
+            await releaseIfGranted(r);
+          }
+        }
+      },
+      async (error: unknown) => {
+        clearInterval(heartbeat);
+        await writer.write(encoder.encode(JSON.stringify(faultBody("acquire", error)))).catch(() => undefined);
+        await writer.close().catch(() => undefined);
+      },
+    )
+    .catch(() => undefined);
+  waitUntil?.(finish);
+  return new Response(readable, { status: 200, headers: JSON_HEADERS });
+}
+
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
+
+function isId(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+
+function reply<T>(status: number, body: Reply<T>, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+/** An answer of the object, with the HTTP status of its reply status. */
+function answer<T>(r: Reply<T>): Response {
+  if (r.status === 0) return reply(200, r);
+  return reply(r.status === StoreStatus.BadRequest ? 400 : 422, r);
+}
+
+function badRequest(detail: string): Response {
+  return reply(400, { status: StoreStatus.BadRequest, detail });
+}
+
+function faultBody(op: SlotApiOp, error: unknown): SlotApiFault {
+  const fault = storeFault(op === "server-state" ? "setServerState" : op, error);
+  return { error: "SLOTGATE_STORE_UNAVAILABLE", detail: fault.message, retryable: fault.retryable };
+}
+
+function unavailable(op: SlotApiOp, error: unknown): Response {
+  return new Response(JSON.stringify(faultBody(op, error)), { status: 503, headers: { ...JSON_HEADERS, "retry-after": "1" } });
+}
+
+function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers } });
+}
+
+function notFound(): Response {
+  return text(404, "not found\n");
+}
+
+function methodNotAllowed(allow: string): Response {
+  return text(405, "method not allowed\n", { allow });
+}
+
+type ReadResult = { ok: true; value: Record<string, unknown> } | { ok: false; response: Response };
+
+/** Reads a JSON object body of at most {@link MAX_SLOT_API_BODY_BYTES}, without trusting Content-Length. */
+async function readJsonObject(request: Request): Promise<ReadResult> {
+  const tooLarge = (): ReadResult => ({ ok: false, response: reply(413, { status: StoreStatus.BadRequest, detail: `the body is larger than ${MAX_SLOT_API_BODY_BYTES} bytes` }) });
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_SLOT_API_BODY_BYTES) return tooLarge();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_SLOT_API_BODY_BYTES) {
+        await reader.cancel().catch(() => undefined);
+        return tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    return { ok: false, response: badRequest("the body must be a JSON object in UTF-8") };
+  }
+  if (!isPlainObject(value)) return { ok: false, response: badRequest("the body must be a JSON object") };
+  return { ok: true, value };
+}
+
+/** Constant-time comparison of a presented `Authorization` header with the token. */
+async function authorized(header: string | null, token: string): Promise<boolean> {
+  const presented = header !== null && /^Bearer [\x21-\x7e]{1,4096}$/i.test(header) ? header.slice(7) : "";
+  const encoder = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
+    crypto.subtle.digest("SHA-256", encoder.encode(token)),
+  ]);
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  let diff = presented === "" ? 1 : 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
+  return diff === 0;
+}

@@ -1,0 +1,170 @@
+/**
+ * The Worker's `fetch`: routes a request to the health check, the slot API, or the proxy, and
+ * keeps what may outlive a request in the isolate.
+ *
+ * Routes:
+ * - `GET /_slotgate/healthz`: `ok` (no auth, touches nothing);
+ * - `/_slotgate/v1/…`: the slot API (`SLOTGATE_API_TOKEN`; 404 when it is unset);
+ * - any other `/_slotgate/…`: 404, reserved;
+ * - everything else: proxied by the frontend of `SLOTGATE_CONFIG`, or 404 when there is none.
+ *
+ * Per isolate: the parsed config (re-parsed only when the variable changes), the store (which
+ * pushes the group's spec to the object once, see `configureOnce`), the `node.maxconn` counter,
+ * the round-robin cursor for fail-open leases, and the `local` fallback's limits. Per request: the
+ * guard, because a Durable Object stub, and so a guard's handle on its object, cannot be used
+ * by any request but the one that made it.
+ */
+import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../src/cloudflare/index.js";
+import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
+import { createGuard, type Guard } from "../src/core/guard.js";
+import type { SlotStore } from "../src/core/store.js";
+import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
+import { createMemoryStore } from "../src/stores/memory/memory-store.js";
+import { NodeLimit } from "../src/node/frontend.js";
+import type { ServerConfig } from "../src/node/config/schema.js";
+import { parseWorkerConfig, type WorkerConfig } from "./config.js";
+import { log } from "./log.js";
+import { proxy } from "./proxy.js";
+
+/** The bindings and variables the Worker reads. */
+export interface SlotgateEnv {
+  /** The `SlotGroup` namespace (wrangler.toml). */
+  SLOT_GROUP: SlotGroupNamespace;
+  /** The edge config as JSON (a string), or a `[vars]` table. Unset: the Worker proxies nothing. */
+  SLOTGATE_CONFIG?: unknown;
+  /** Which http frontend of the config this Worker serves; needed when there are several. */
+  SLOTGATE_FRONTEND?: string;
+  /** The slot API's bearer token (a secret). Unset: the slot API answers 404. */
+  SLOTGATE_API_TOKEN?: string;
+}
+
+export interface ExecutionContextLike {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+export interface SlotgateHandlerOptions {
+  /** The `fetch` that reaches the servers. @default globalThis.fetch */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+}
+
+interface Loaded {
+  source: unknown;
+  frontendName: string | undefined;
+  result: { ok: true; worker: WorkerConfig; nodeLimit: NodeLimit; nextServer: () => ServerConfig | undefined; localFallback: Guard | undefined } | { ok: false };
+}
+
+export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
+  const upstreamFetch = options.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
+  let loaded: Loaded | undefined;
+  const stores = new WeakMap<object, SlotStore>();
+
+  const load = (env: SlotgateEnv): Loaded["result"] => {
+    const source = env.SLOTGATE_CONFIG;
+    const frontendName = env.SLOTGATE_FRONTEND;
+    if (loaded && loaded.source === source && loaded.frontendName === frontendName) return loaded.result;
+    let result: Loaded["result"];
+    try {
+      const worker = parseWorkerConfig(source, frontendName);
+      const up = worker.backend.servers.filter((s) => !s.down);
+      let rr = 0;
+      result = {
+        ok: true,
+        worker,
+        nodeLimit: new NodeLimit(worker.config.node.maxconn),
+        nextServer: () => (up.length === 0 ? undefined : up[rr++ % up.length]),
+        localFallback: worker.config.onStoreError === "local" ? localFallbackGuard(worker, worker.config.localShare ?? 1) : undefined,
+      };
+      log("info", "config loaded", { group: worker.config.group, frontend: worker.frontend.name, backend: worker.backend.name, onStoreError: worker.config.onStoreError });
+    } catch (error) {
+      // Logged once per isolate and config; clients see a bare 500, never the config.
+      log("error", "SLOTGATE_CONFIG is invalid", { detail: error instanceof Error ? error.message : String(error) });
+      result = { ok: false };
+    }
+    loaded = { source, frontendName, result };
+    return result;
+  };
+
+  const storeFor = (env: SlotgateEnv): SlotStore => {
+    const ns = env.SLOT_GROUP as unknown as object;
+    let store = stores.get(ns);
+    if (!store) {
+      store = createDurableObjectStore({ namespace: env.SLOT_GROUP, configureOnce: true });
+      stores.set(ns, store);
+    }
+    return store;
+  };
+
+  return {
+    async fetch(request: Request, env: SlotgateEnv, ctx: ExecutionContextLike): Promise<Response> {
+      const url = new URL(request.url);
+      if (url.pathname === HEALTH_PATH) {
+        if (request.method !== "GET" && request.method !== "HEAD") return text(405, "method not allowed\n", { allow: "GET, HEAD" });
+        return new Response(request.method === "HEAD" ? null : "ok\n", { headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
+      }
+      if (isSlotApiRequest(request)) {
+        return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, waitUntil: (p) => ctx.waitUntil(p) });
+      }
+      if (url.pathname === "/_slotgate" || url.pathname.startsWith("/_slotgate/")) return text(404, "not found\n");
+      if (env.SLOTGATE_CONFIG === undefined || env.SLOTGATE_CONFIG === null || env.SLOTGATE_CONFIG === "") {
+        return text(404, "not found (this Worker has no SLOTGATE_CONFIG, so it proxies nothing)\n");
+      }
+      const config = load(env);
+      if (!config.ok) return text(500, "slotgate: invalid SLOTGATE_CONFIG (see the Worker's logs)\n", { "x-slotgate-error": "config" });
+
+      const { worker } = config;
+      const policy = worker.config.onStoreError;
+      const guard = createGuard({
+        ...worker.guardOptions,
+        // `local` is handled by the proxy with the isolate's limits; the guard's own would last one request.
+        onStoreError: policy === "local" ? "fail-closed" : policy,
+        localShare: undefined,
+        store: storeFor(env),
+        onEvent: (event) => {
+          if (event.type === "fallback") log("warn", "store unreachable: outage policy applied", { policy, detail: String(event.error) });
+          else if (event.type !== "lease-lost") log("warn", event.type, { lease: event.leaseId, detail: String(event.error) });
+        },
+      });
+      const handled = proxy(request, {
+        worker,
+        guard,
+        localFallback: config.localFallback,
+        nodeLimit: config.nodeLimit,
+        nextServer: config.nextServer,
+        fetch: upstreamFetch,
+        waitUntil: (p) => ctx.waitUntil(p),
+      });
+      // A client that disconnects cancels this invocation, and with it the I/O it has in flight,
+      // unless waitUntil holds it: the queued acquire must live on to be cancelled (or released).
+      ctx.waitUntil(handled.catch(() => undefined));
+      return handled;
+    },
+  };
+}
+
+function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { ...headers, "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
+}
+
+/**
+ * `on_store_error: local` in a Worker: while the object is unreachable, each isolate admits up to
+ * `max × local_share` of every limit (at least 1), with no queue. A memory-store guard of the
+ * isolate, on the same group spec scaled down.
+ */
+function localFallbackGuard(worker: WorkerConfig, share: number): Guard {
+  const scale = (max: number) => Math.max(1, Math.floor(max * share));
+  const limits: LimitsOption = {};
+  for (const [name, l] of Object.entries(worker.guardOptions.limits)) {
+    let scaled: LimitOption;
+    if (typeof l === "number") scaled = scale(l);
+    else if ("perKey" in l) scaled = { ...l, perKey: scale(l.perKey) };
+    else scaled = { ...l, max: scale(l.max) };
+    limits[name] = scaled;
+  }
+  const backends: BackendsOption = {};
+  for (const [name, b] of Object.entries(worker.guardOptions.backends)) {
+    const servers: BackendsOption[string]["servers"] = {};
+    for (const [s, server] of Object.entries(b.servers)) servers[s] = server.max === undefined ? { ...server } : { ...server, max: scale(server.max) };
+    backends[name] = b.max === undefined ? { ...b, servers } : { ...b, max: scale(b.max), servers };
+  }
+  return createGuard({ group: worker.config.group, store: createMemoryStore(), limits, backends });
+}
