@@ -112,6 +112,8 @@ class HttpFrontend implements FrontendListener {
   readonly #server: http.Server;
   readonly #targets = new Map<string, Target>();
   readonly #counters: FrontendCounters = emptyCounters();
+  /** The pending exchanges of each client connection, ended when it closes. */
+  readonly #byConnection = new WeakMap<Socket, Set<() => void>>();
   readonly #denyStatus: number;
   #open = 0;
   #idleWaiters: Array<() => void> = [];
@@ -133,6 +135,9 @@ class HttpFrontend implements FrontendListener {
       // uploads stream); timeout.server bounds an idle exchange, headersTimeout slow heads.
       requestTimeout: 0,
       headersTimeout: options.headersTimeoutMs,
+      // Node checks headersTimeout on this interval (30 s by default), so a slow head could
+      // linger that long; check every second so it is cut close to its limit.
+      connectionsCheckingInterval: 1_000,
       noDelay: true,
     });
     this.#server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -223,6 +228,7 @@ class HttpFrontend implements FrontendListener {
     const end = () => {
       if (ex.ended) return;
       ex.ended = true;
+      unwatch();
       if (ex.waiting) ex.controller.abort(); // a client gone while queued leaves the queue at once
       if (tookNodeSlot) this.#ctx.limit.give();
       if (active) this.#counters.active--;
@@ -235,6 +241,10 @@ class HttpFrontend implements FrontendListener {
     };
     res.once("finish", end);
     res.once("close", end);
+    // A pipelined request's response waits for the ones before it and has no socket yet: when the
+    // connection closes meanwhile, Node emits 'close' on neither that response nor (once its body
+    // was read) its request. The connection's own 'close' ends it.
+    const unwatch = this.#watchConnection(req.socket, end);
     req.on("error", () => undefined); // a client reset mid-upload: 'close' handles it
     if (this.#draining) res.setHeader("connection", "close");
 
@@ -307,6 +317,26 @@ class HttpFrontend implements FrontendListener {
       return;
     }
     this.#forward(ex, target, 0);
+  }
+
+  /** Calls `end` when the client connection closes (one listener per connection, whatever its number of requests); returns the undo. */
+  #watchConnection(socket: Socket, end: () => void): () => void {
+    if (socket.destroyed) {
+      queueMicrotask(end);
+      return () => undefined;
+    }
+    const ends = this.#byConnection.get(socket) ?? this.#trackConnection(socket);
+    ends.add(end);
+    return () => void ends.delete(end);
+  }
+
+  #trackConnection(socket: Socket): Set<() => void> {
+    const ends = new Set<() => void>();
+    this.#byConnection.set(socket, ends);
+    socket.once("close", () => {
+      for (const end of [...ends]) end();
+    });
+    return ends;
   }
 
   /** The server of a lease; a fail-open lease has none, so one is picked here (round robin over the servers up). */
@@ -428,6 +458,10 @@ class HttpFrontend implements FrontendListener {
     out["x-forwarded-proto"] = "http";
     if (req.headers.host !== undefined) out["x-forwarded-host"] = req.headers.host;
     if (target.hostHeader !== undefined) out.host = target.hostHeader;
+    // A body without a length (chunked from the client) is sent chunked again. Node's client frames
+    // a body on its own only for some methods: a GET, DELETE or OPTIONS body would go out unframed,
+    // and the server would read it as the next request on the connection (request smuggling).
+    if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined) out["transfer-encoding"] = "chunked";
     return out;
   }
 
