@@ -9,18 +9,16 @@ import { wtf8Encode } from "./wtf8.js";
 
 /** Every key a script touches, in KEYS order (the scripts' contract), with what it holds. */
 export const KEY_LAYOUT = [
-  ["cfg", "string  the GroupSpec as JSON, pushed by configure; acquire reads limits from it"],
-  ["sc", "hash    `<scope>\\0<stat>` -> integer: in_use, queued, peaks, counters, keys"],
+  ["cfg", "hash    the spec, pushed by configure: `s<scope>` -> 'kind|max|maxqueue', `b<backend>` -> its spec (JSON), `\\0spec` -> the GroupSpec (JSON), `\\0nd`/`\\0ng` -> deadline hints (set while configured)"],
+  ["sc", "hash    counters: `<scope>\\0<stat>` -> in_use, queued, peaks, counters, keys; group-wide `\\0fence`, `\\0seq`, `\\0base` (queue score origin), wait histogram `\\0w<bucket>` and `\\0wsum`"],
   ["srv", "hash    `<backend>\\0last` -> leastconn cursor; `<backend>/<server>\\0up|sd|cw` -> up, spec down, rr weight"],
   ["leases", "zset    lease id -> expiry (store ms)"],
-  ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket}"],
+  ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket, w: waited} (k, w: granted from a queue, until renewed)"],
   ["queue", "zset    ticket id -> (class+2048)*2^40 + (arrival+offset-base); equal scores sort by id = padded seq"],
   ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh}"],
   ["tdl", "zset    ticket id -> queue deadline (store ms)"],
-  ["grants", "hash    ticket id -> outcome JSON addressed to its waiter (grant or timeout), until claimed"],
+  ["grants", "hash    ticket id -> outcome JSON kept for its waiter (a time-out, or the grant of a lease that expired unrenewed), until claimed"],
   ["gexp", "zset    ticket id -> when its `grants` entry is dropped unclaimed"],
-  ["meta", "hash    fence, seq, base (queue score origin)"],
-  ["hist", "hash    queue-wait histogram: bucket index -> count, plus `count` and `sum`"],
 ] as const;
 
 export const KEY_SUFFIXES: readonly string[] = KEY_LAYOUT.map(([suffix]) => suffix);

@@ -240,9 +240,10 @@ class RedisStore implements RedisSlotStore {
   /**
    * One script call. Fails fast with SLOTGATE_STORE_UNAVAILABLE when the client is not ready (no
    * waiting in ioredis' offline queue) or Redis does not answer within `commandTimeoutMs`. A reply
-   * that arrives after the timeout goes to `late`, so the caller can undo what it did.
+   * that arrives after the timeout goes to `late`, so the caller can undo what it did. A call made
+   * `via` a group turns a reply that the group has no spec into a new push of it and one retry.
    */
-  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: { buffer?: boolean; late?: (reply: Reply) => void } = {}): Promise<Reply> {
+  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: CallOptions = NO_OPTIONS, via?: RedisGroup | "retried"): Promise<Reply> {
     const client = this.client;
     if (client.status !== "ready") {
       // A lazyConnect client connects on first use; calls made meanwhile wait for that one connect.
@@ -251,7 +252,7 @@ class RedisStore implements RedisSlotStore {
           this.#connecting = undefined;
         });
       }
-      if (this.#connecting) return this.#connecting.then(() => this.call(def, keys, argv, options), (error: unknown) => Promise.reject(toStoreError(error)));
+      if (this.#connecting) return this.#connecting.then(() => this.call(def, keys, argv, options, via), (error: unknown) => Promise.reject(toStoreError(error)));
       return Promise.reject(unavailable(`redis is not connected (client status: ${client.status})`));
     }
     const commands = client as Client & ScriptCommands;
@@ -261,38 +262,95 @@ class RedisStore implements RedisSlotStore {
     } catch (error) {
       return Promise.reject(toStoreError(error));
     }
-    return this.#bounded(sent, options.late as ((v: unknown) => void) | undefined).then((reply) => {
-      if (!Array.isArray(reply)) throw protocol(`redis store: ${def.command} replied ${typeof reply}`);
-      return reply as Reply;
-    }, (error: unknown) => Promise.reject(toStoreError(error)));
-  }
-
-  #bounded<T>(promise: Promise<T>, late?: (value: T) => void): Promise<T> {
-    const ms = this.#timeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        reject(unavailable(`redis did not answer within ${ms} ms (commandTimeoutMs)`));
-      }, ms);
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          if (!timedOut) resolve(value);
-          else if (Array.isArray(value)) late?.(value);
+    return new Promise<Reply>((resolve, reject) => {
+      const deadline = this.#deadline(reject);
+      sent.then(
+        (reply) => {
+          if (!this.#answered(deadline)) {
+            if (Array.isArray(reply)) options.late?.(reply);
+          } else if (!Array.isArray(reply)) {
+            reject(protocol(`redis store: ${def.command} replied ${typeof reply}`));
+          } else if (reply[0] === NOT_CONFIGURED && via !== undefined) {
+            // The group's data is gone: a call through a group pushes the spec again, once.
+            if (via === "retried") reject(protocol("redis store: the group's spec vanished right after it was written"));
+            else resolve(via.reconfigureAndRetry(def, argv, options));
+          } else {
+            resolve(reply);
+          }
         },
         (error: unknown) => {
-          clearTimeout(timer);
-          if (!timedOut) reject(error);
+          if (this.#answered(deadline)) reject(toStoreError(error));
+        },
+      );
+    });
+  }
+
+  // ── command timeouts: one timer for all pending calls ──────────────────────────────────────
+
+  /** Calls awaiting a reply, oldest first (every call has the same timeout, so also by deadline). */
+  readonly #pending = new Set<Deadline>();
+  #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+
+  #deadline(reject: (error: unknown) => void): Deadline {
+    const d: Deadline = { at: Date.now() + this.#timeoutMs, reject };
+    this.#pending.add(d);
+    if (this.#timeoutTimer === undefined) this.#armTimeouts(this.#timeoutMs);
+    return d;
+  }
+
+  /** Settles a call's deadline; false when the call had already timed out. */
+  #answered(d: Deadline): boolean {
+    if (!this.#pending.delete(d)) return false;
+    if (this.#pending.size === 0 && this.#timeoutTimer !== undefined) {
+      clearTimeout(this.#timeoutTimer);
+      this.#timeoutTimer = undefined;
+    }
+    return true;
+  }
+
+  #armTimeouts(ms: number): void {
+    this.#timeoutTimer = setTimeout(() => this.#expireCalls(), ms);
+  }
+
+  #expireCalls(): void {
+    this.#timeoutTimer = undefined;
+    const now = Date.now();
+    for (const d of this.#pending) {
+      if (d.at > now) return this.#armTimeouts(d.at - now);
+      this.#pending.delete(d);
+      d.reject(unavailable(`redis did not answer within ${this.#timeoutMs} ms (commandTimeoutMs)`));
+    }
+  }
+
+  #bounded<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const deadline = this.#deadline(reject);
+      promise.then(
+        (value) => {
+          if (this.#answered(deadline)) resolve(value);
+        },
+        (error: unknown) => {
+          if (this.#answered(deadline)) reject(error);
         },
       );
     });
   }
 }
 
+interface Deadline {
+  readonly at: number;
+  readonly reject: (error: unknown) => void;
+}
+
+interface CallOptions {
+  buffer?: boolean;
+  late?: (reply: Reply) => void;
+}
+
+const NO_OPTIONS: CallOptions = {};
+
 // ── one group, shared by every handle of this store instance ──────────────────────────────────
 
-const NOT_CONFIGURED_ERROR = Symbol("not configured");
 
 class RedisGroup {
   readonly store: RedisStore;
@@ -371,19 +429,16 @@ class RedisGroup {
    * sent synchronously, so calls reach Redis in the order they were made (a release followed by
    * an acquire cannot be reordered). A group whose data was lost is configured again, once.
    */
-  exec(def: ScriptDef<CommandName>, argv: readonly Arg[], options: { buffer?: boolean; late?: (reply: Reply) => void } = {}): Promise<Reply> {
-    const go = () => this.store.call(def, this.keys, argv, options).then((reply) => {
-      if (reply[0] === NOT_CONFIGURED) throw NOT_CONFIGURED_ERROR;
-      return reply;
-    });
+  exec(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions = NO_OPTIONS): Promise<Reply> {
     const pending = this.#ensureConfigured();
-    return (pending ? pending.then(go) : go()).catch((error: unknown) => {
-      if (error !== NOT_CONFIGURED_ERROR) throw error;
-      this.#configured = false;
-      return this.#ensureConfigured()!.then(go).catch((again: unknown) => {
-        throw again === NOT_CONFIGURED_ERROR ? protocol("redis store: the group's spec vanished right after it was written") : again;
-      });
-    });
+    if (!pending) return this.store.call(def, this.keys, argv, options, this);
+    return pending.then(() => this.store.call(def, this.keys, argv, options, this));
+  }
+
+  /** A call found the group without a spec (its data was lost): push it again, and retry once. */
+  reconfigureAndRetry(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions): Promise<Reply> {
+    this.#configured = false;
+    return this.#ensureConfigured()!.then(() => this.store.call(def, this.keys, argv, options, "retried"));
   }
 
   // ── sweeping ─────────────────────────────────────────────────────────────────────────────
@@ -506,7 +561,7 @@ class RedisGroup {
     const waiting = (only ?? [...this.waiters.values()]).filter((w) => w.waiting);
     for (let i = 0; i < waiting.length; i += CLAIM_BATCH) {
       const batch = waiting.slice(i, i + CLAIM_BATCH);
-      this.exec(SCRIPTS.claim, batch.map((w) => w.ticketId)).then(
+      this.exec(SCRIPTS.claim, batch.flatMap((w) => [w.ticketId, w.leaseId])).then(
         (reply) => {
           this.arm(int(reply[0], "next deadline"));
           batch.forEach((w, j) => {
@@ -519,12 +574,18 @@ class RedisGroup {
     }
   }
 
+  /** Ends a lease; wake-ups for this node's own waiters come back in the reply instead of by pub/sub. */
+  release(leaseId: string): Promise<boolean> {
+    return this.exec(SCRIPTS.release, [leaseId, this.wireChannel]).then((reply) => {
+      this.arm(int(reply[1], "next deadline"));
+      for (let i = 2; i < reply.length; i++) this.onMessage(str(reply[i], "outcome"));
+      return int(reply[0], "release status") === 1;
+    });
+  }
+
   /** Gives back a grant nobody will use; a failure is counted, and the lease TTL reclaims the slot. */
   releaseQuietly(leaseId: string): void {
-    this.exec(SCRIPTS.release, [leaseId]).then(
-      (reply) => this.arm(int(reply[1], "next deadline")),
-      () => this.store.fault("cleanup"),
-    );
+    this.release(leaseId).catch(() => this.store.fault("cleanup"));
   }
 
   /** One handle closed; the last one stops this group's timers and subscription. */
@@ -545,6 +606,8 @@ class RedisGroup {
 class Waiter {
   readonly group: RedisGroup;
   readonly ticketId: string;
+  /** The lease id the ticket is granted under: a claim or cancel finds a grant through it. */
+  readonly leaseId: string;
   #done = false;
   /** Set while a cancel runs: `aborted` (signal or close) or `timeout` (the local deadline passed). */
   #settling: "aborted" | "timeout" | undefined;
@@ -555,9 +618,10 @@ class Waiter {
   readonly settled: Promise<void>;
   #markSettled!: () => void;
 
-  constructor(group: RedisGroup, ticketId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
+  constructor(group: RedisGroup, ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
     this.group = group;
     this.ticketId = ticketId;
+    this.leaseId = leaseId;
     this.#resolve = resolve;
     this.#reject = reject;
     this.#onDone = onDone;
@@ -608,7 +672,7 @@ class Waiter {
   }
 
   async #cancel(how: "aborted" | "queue_timeouts"): Promise<void> {
-    const reply = await this.group.exec(SCRIPTS.cancel, [this.ticketId, how]);
+    const reply = await this.group.exec(SCRIPTS.cancel, [this.ticketId, how, this.leaseId]);
     this.group.arm(int(reply[2], "next deadline"));
     const code = int(reply[0], "cancel status");
     if (code === 2) return this.deliver(parseOutcome(str(reply[1], "outcome")).outcome, "cancel");
@@ -680,7 +744,7 @@ class RedisGroupHandle implements GroupStore {
     const late = (reply: Reply) => {
       if (reply[0] === 1) g.releaseQuietly(String(reply[1]));
       else if (reply[0] === 3) {
-        g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted"]).then((r) => {
+        g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted", leaseId]).then((r) => {
           if (r[0] === 2) {
             const { outcome } = parseOutcome(str(r[1], "outcome"));
             if (outcome.granted) g.releaseQuietly(outcome.lease.id);
@@ -688,10 +752,10 @@ class RedisGroupHandle implements GroupStore {
         }).catch(() => g.store.fault("cleanup"));
       }
     };
-    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, reply, signal, subscribedBefore));
+    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, leaseId, reply, signal, subscribedBefore));
   }
 
-  #acquired(g: RedisGroup, request: ChainRequest, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
+  #acquired(g: RedisGroup, request: ChainRequest, leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
     const status = int(reply[0], "acquire status");
     switch (status) {
       case 1: {
@@ -711,7 +775,7 @@ class RedisGroupHandle implements GroupStore {
       }
       case 3:
         g.arm(int(reply[3], "next deadline"));
-        return this.#wait(g, str(reply[1], "ticket id"), int(reply[2], "queue timeout"), signal, subscribedBefore);
+        return this.#wait(g, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
       case -1: {
         const name = request.scopes[int(reply[1], "scope index") - 1] ?? "";
         throw storeStatusError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
@@ -721,10 +785,10 @@ class RedisGroupHandle implements GroupStore {
     }
   }
 
-  #wait(g: RedisGroup, ticketId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
+  #wait(g: RedisGroup, ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
     return new Promise<StoreAcquireResult>((resolve, reject) => {
       const onAbort = () => void waiter.abort();
-      const waiter = new Waiter(g, ticketId, timeoutMs, resolve, reject, (w) => {
+      const waiter = new Waiter(g, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
         signal?.removeEventListener("abort", onAbort);
         this.#mine.delete(w);
       });
@@ -742,11 +806,7 @@ class RedisGroupHandle implements GroupStore {
 
   release(leaseId: string): Promise<boolean> {
     if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
-    const g = this.#g;
-    return g.exec(SCRIPTS.release, [leaseId]).then((reply) => {
-      g.arm(int(reply[1], "next deadline"));
-      return int(reply[0], "release status") === 1;
-    });
+    return this.#g.release(leaseId);
   }
 
   renew(leaseId: string, ttlMs: number): Promise<RenewResult> {

@@ -1,4 +1,5 @@
 import { defineScript } from "./define.js";
+import { BASE_LEAD, CLASS_STEP } from "./lib.js";
 
 export const acquire = defineScript(
   "slotgateAcquire",
@@ -25,9 +26,11 @@ local cls, offset = tonumber(ARGV[4]), tonumber(ARGV[5])
 local queueTimeout, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local bname, pname = ARGV[8], ARGV[9]
 
-if not loadCfg() then return {NOT_CONFIGURED} end
-if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return {-4, 'lease id in use'} end
+local requested = {}
+for i = 10, #ARGV do requested[i - 9] = ARGV[i] end
+if not start(requested) then return {NOT_CONFIGURED} end
 advance()
+prepare(requested, false)
 
 local fixed = {}
 local function fail(code, detail)
@@ -36,12 +39,11 @@ local function fail(code, detail)
   return {code, detail}
 end
 
-for i = 10, #ARGV do
-  local name = ARGV[i]
+for i, name in ipairs(requested) do
   local m = META[name]
-  if m and m.kind ~= 'n' then return fail(-1, i - 9) end
+  if m and m.kind ~= 'n' then return fail(-1, i) end
   local s = scope(name)
-  if not s then return fail(-1, i - 9) end
+  if not s then return fail(-1, i) end
   fixed[#fixed + 1] = s
 end
 local b, p
@@ -49,23 +51,24 @@ if bname ~= '' then b = bname end
 if pname ~= '' then p = pname end
 local bk, pn
 if b then
-  bk = backend(b)
+  bk = cold().backend(b)
   if not bk then return fail(-2, b) end
-  fixed[#fixed + 1] = bk.scope
+  fixed[#fixed + 1] = bk.sc
   if p then
     for _, sv in ipairs(bk.servers) do
       if sv.name == p then pn = sv end
     end
     if not pn then return fail(-3, b .. '/' .. p) end
-    fixed[#fixed + 1] = pn.scope
+    fixed[#fixed + 1] = pn.sc
   end
 end
 
 local ok, sv = fit(fixed, b, bk, p, pn)
 if ok then
-  local l = grant(fixed, bk, sv, p == nil, ttl, 0, leaseId, nil)
+  local rec = grant(fixed, bk, sv, p == nil, ttl, 0, leaseId, nil)
+  if not rec then return fail(-4, 'lease id in use') end
   flush()
-  return {1, l.id, l.fence, l.b or '', l.s or '', l.exp, l.ttl, nextIn()}
+  return {1, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn()}
 end
 
 if queueTimeout <= 0 then
@@ -73,13 +76,13 @@ if queueTimeout <= 0 then
   local counted = false
   for _, s in ipairs(fixed) do
     if not room(s) then
-      count(s, 'rejected_full')
+      cold().count(s, 'rejected_full')
       counted = true
     end
   end
   if not counted then
-    local s = (pn and pn.scope) or (bk and bk.scope)
-    if s then count(s, 'rejected_full') end
+    local s = (pn and pn.sc) or (bk and bk.sc)
+    if s then cold().count(s, 'rejected_full') end
   end
   collect(fixed)
   flush()
@@ -88,34 +91,147 @@ end
 
 local queueFull = false
 for _, s in ipairs(fixed) do
-  if qfull(s) then queueFull = true end
+  if cold().qfull(s) then queueFull = true end
 end
 if queueFull then
   for _, s in ipairs(fixed) do
-    if qfull(s) then count(s, 'rejected_queue_full') end
+    if cold().qfull(s) then cold().count(s, 'rejected_queue_full') end
   end
   collect(fixed)
   flush()
   return {2, 'queue-full', nextIn()}
 end
 
+if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(-4, 'lease id in use') end
 -- Enqueue. Scores are relative to a base set whenever the queue is empty, so they stay far
 -- below 2^40 however long the group lives.
-if redis.call('ZCARD', K_QUEUE) == 0 then redis.call('HSET', K_META, 'base', NOW - BASE_LEAD) end
-local base = tonumber(redis.call('HGET', K_META, 'base'))
-local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+-- Ticket ids never repeat, also after the group's data was lost (a server restarted empty, a
+-- flush, an eviction) while waiters still claim or cancel tickets of the old data by id: a fresh
+-- sequence starts at the store clock in microseconds, which an older one could only have reached
+-- at more than 1000 tickets per ms. Ids stay 16 digits in arrival order.
+local g = group()
+local seq = (g.seq == 0 and NOW * 1000 or g.seq) + 1
+local base = g.base
+if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
+put(g, 'seq', seq)
+put(g, 'base', base)
 local id = string.format('%016d', seq)
 local rel = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
 local names = {}
 for i, s in ipairs(fixed) do
-  enqueue(s)
+  cold().enqueue(s)
   names[i] = s.name
 end
 local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded}
 redis.call('HSET', K_TICKETS, id, cjson.encode(t))
 redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + rel, id)
 redis.call('ZADD', K_TDL, t.d, id)
+due(t.d)
 flush()
 return {3, id, queueTimeout, nextIn()}
 `,
+  {
+    read: ["granted"],
+    // GroupState.acquire for the common request: named scopes only (no keyed scope, no backend,
+    // no name twice), the group configured, no deadline due (the hints). Grants, rejects or queues
+    // exactly as the general path; anything else goes there before a write.
+    fast: String.raw`
+local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local n = #ARGV - 9
+if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
+  local fields, seen, names = {'\0nd', '\0ng'}, n > 1 and {}, {}
+  for i = 1, n do
+    local name = ARGV[9 + i]
+    if seen then
+      if seen[name] then return general() end
+      seen[name] = true
+    end
+    names[i] = name
+    fields[i + 2] = 's' .. name
+  end
+  local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
+  local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  if nd and ng and NOW < nd and NOW < ng then
+    -- per scope: limits, and counters at 5i-4 in_use, 5i-3 queued, 5i-2 peak_in_use, 5i-1 peak_queued, 5i granted
+    local max, mq, sf = {}, {}, {}
+    for i = 1, n do
+      local m = cfg[i + 2]
+      if not m or string.sub(m, 1, 2) ~= 'n|' then return general() end
+      local a, b = string.match(m, '^n|([^|]*)|(.*)$')
+      max[i], mq[i] = tonumber(a) or math.huge, tonumber(b) or math.huge
+      local prefix = names[i] .. '\0'
+      sf[5 * i - 4], sf[5 * i - 3], sf[5 * i - 2] = prefix .. 'in_use', prefix .. 'queued', prefix .. 'peak_in_use'
+      sf[5 * i - 1], sf[5 * i] = prefix .. 'peak_queued', prefix .. 'granted'
+    end
+    local g = 5 * n
+    sf[g + 1], sf[g + 2], sf[g + 3], sf[g + 4] = '\0fence', '\0w0', '\0seq', '\0base'
+    local v = redis.call('HMGET', K_SC, unpack(sf))
+    local c = {}
+    for i = 1, g + 4 do c[i] = tonumber(v[i]) or 0 end
+    local fits = true
+    for i = 1, n do
+      if c[5 * i - 4] >= max[i] then fits = false end
+    end
+    local set = {} -- HSET arguments: field, value, ...
+    if fits then
+      local fence, exp = c[g + 1] + 1, NOW + ttl
+      if redis.call('HSETNX', K_LEASE, leaseId, cjson.encode({c = names, f = fence, g = NOW, t = ttl})) == 0 then return general() end
+      redis.call('ZADD', K_LEASES, exp, leaseId)
+      set[1], set[2], set[3], set[4] = '\0fence', fence, '\0w0', c[g + 2] + 1
+      for i = 1, n do
+        local inUse, k = c[5 * i - 4] + 1, #set
+        set[k + 1], set[k + 2], set[k + 3], set[k + 4] = sf[5 * i - 4], inUse, sf[5 * i], c[5 * i] + 1
+        if inUse > c[5 * i - 2] then set[k + 5], set[k + 6] = sf[5 * i - 2], inUse end
+      end
+      redis.call('HSET', K_SC, unpack(set))
+      if exp < nd then
+        nd = exp
+        redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
+      end
+      return {1, leaseId, fence, '', '', exp, ttl, nd - NOW}
+    end
+    local later = nd >= 1e15 and -1 or nd - NOW
+    if queueTimeout <= 0 then
+      for i = 1, n do
+        if c[5 * i - 4] >= max[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_full', 1) end
+      end
+      return {2, 'full', later}
+    end
+    local queueFull = false
+    for i = 1, n do
+      if c[5 * i - 3] >= mq[i] then queueFull = true end
+    end
+    if queueFull then
+      for i = 1, n do
+        if c[5 * i - 3] >= mq[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_queue_full', 1) end
+      end
+      return {2, 'queue-full', later}
+    end
+    if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
+    local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
+    local base = c[g + 4]
+    if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - ${BASE_LEAD} end
+    local id = string.format('%016d', seq)
+    set[1], set[2], set[3], set[4] = '\0seq', seq, '\0base', base
+    for i = 1, n do
+      local queued, k = c[5 * i - 3] + 1, #set
+      set[k + 1], set[k + 2] = sf[5 * i - 3], queued
+      if queued > c[5 * i - 1] then set[k + 3], set[k + 4] = sf[5 * i - 1], queued end
+    end
+    local d = NOW + queueTimeout
+    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded}))
+    redis.call('ZADD', K_QUEUE, (cls + 2048) * ${CLASS_STEP} + math.min(math.max(NOW + offset - base, 0), ${CLASS_STEP} - 1), id)
+    redis.call('ZADD', K_TDL, d, id)
+    redis.call('HSET', K_SC, unpack(set))
+    if d < nd then
+      nd = d
+      redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
+    end
+    return {3, id, queueTimeout, nd - NOW}
+  end
+end
+return general()
+`,
+  },
 );

@@ -3,32 +3,33 @@ import { defineScript } from "./define.js";
 export const claim = defineScript(
   "slotgateClaim",
   "the safety re-check of waiting tickets: picks up outcomes whose wake-up message was lost.",
-  `    ARGV[1..] ticket ids`,
+  `    ARGV[1..] ticket id, lease id it is granted under ('' if unknown), ticket id, lease id, ...`,
   `    {nextIn, code1, outcome1, code2, outcome2, ...} one pair per ticket, in ARGV order:
       1, ''       still queued
       2, outcome  granted or timed out: the outcome JSON, now claimed
       0, ''       unknown ticket
     {-100}        the group has no spec`,
   String.raw`
-if not loadCfg() then return {NOT_CONFIGURED} end
+if not start() then return {NOT_CONFIGURED} end
 advance()
 flush()
 local out = {0}
-for i = 1, #ARGV do
+for i = 1, #ARGV, 2 do
   local id = ARGV[i]
-  local outcome = redis.call('HGET', K_GRANTS, id)
-  if outcome then
+  local code, msg = 0, ''
+  local kept = redis.call('HGET', K_GRANTS, id)
+  if kept then
     redis.call('HDEL', K_GRANTS, id)
     redis.call('ZREM', K_GEXP, id)
-    out[#out + 1] = 2
-    out[#out + 1] = outcome
+    code, msg = 2, kept
   elseif redis.call('HEXISTS', K_TICKETS, id) == 1 then
-    out[#out + 1] = 1
-    out[#out + 1] = ''
+    code = 1
   else
-    out[#out + 1] = 0
-    out[#out + 1] = ''
+    local granted = cold().leaseOutcome(id, ARGV[i + 1])
+    if granted then code, msg = 2, granted end
   end
+  out[#out + 1] = code
+  out[#out + 1] = msg
 end
 out[1] = nextIn()
 return out

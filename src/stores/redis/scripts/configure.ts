@@ -8,15 +8,38 @@ export const configure = defineScript(
   String.raw`
 local spec = ARGV[1]
 local old
-if loadCfg() then
+local configured = start()
+if configured then
   advance() -- deadlines up to now are settled under the limits they were set with
   flush()
-  old = CFG
+  old = cold().loadSpec()
 end
-SC, BK = {}, {}
-redis.call('SET', K_CFG, spec)
-loadCfg()
-for bname, b in pairs(CFG.backends) do
+local new = cjson.decode(spec)
+
+-- cfg is written whole: the spec, each scope's limits (a backend or server wins over a limit of
+-- the same name), each backend's spec, then (by flush) the deadline hints.
+local function num(v)
+  if type(v) == 'number' then return string.format('%.17g', v) end
+  return ''
+end
+local fields = {'\0spec', spec}
+local function put(name, kind, max, mq)
+  fields[#fields + 1] = 's' .. name
+  fields[#fields + 1] = kind .. '|' .. num(max) .. '|' .. num(mq)
+end
+for name, l in pairs(new.limits) do put(name, (l.keyed == true) and 'a' or 'n', l.max, l.maxqueue) end
+for bname, b in pairs(new.backends) do
+  put('backend:' .. bname, 'b', b.max, b.maxqueue)
+  for _, s in ipairs(b.servers) do put('server:' .. bname .. '/' .. s.name, 's', s.max, s.maxqueue) end
+end
+for bname, b in pairs(new.backends) do
+  fields[#fields + 1] = 'b' .. bname
+  fields[#fields + 1] = cjson.encode(b)
+end
+redis.call('DEL', K_CFG)
+hsetChunks(K_CFG, fields)
+
+for bname, b in pairs(new.backends) do
   local declared = {}
   for _, s in ipairs(b.servers) do
     declared[s.name] = true
@@ -40,7 +63,14 @@ for bname, b in pairs(CFG.backends) do
   local last = tonumber(redis.call('HGET', K_SRV, bname .. '\0last'))
   if last and last > #b.servers - 1 then redis.call('HSET', K_SRV, bname .. '\0last', #b.servers - 1) end
 end
-dispatch(nil)
+
+-- From here on, everything is read under the new spec. The hints went with the old cfg: flush
+-- writes them again. A group that had no spec has them checked from scratch.
+SC, BK, META = {}, {}, {}
+ND0, NG0 = nil, nil
+if not configured then ND, NG = 0, 0 end
+advance()
+cold().dispatch(nil)
 flush()
 return {nextIn()}
 `,

@@ -1,28 +1,167 @@
+import { WAIT_BUCKETS_MS } from "../../../core/stats.js";
 import { defineScript } from "./define.js";
 
 export const release = defineScript(
   "slotgateRelease",
   "ends a lease (GroupState.release) and dispatches the slots it frees; idempotent.",
-  `    ARGV[1]  lease id`,
-  `    {1, nextIn}  released        {0, nextIn}  unknown (released, expired, never granted)
-    {-100}       the group has no spec`,
+  `    ARGV[1]  lease id
+    ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply`,
+  `    {1, nextIn, outcome...}  released        {0, nextIn, outcome...}  unknown (released, expired, never granted)
+      outcome: the outcome JSON of a ticket granted or timed out meanwhile whose waiter listens on ARGV[2]
+    {-100}                   the group has no spec`,
   String.raw`
 local id = ARGV[1]
-if not loadCfg() then return {NOT_CONFIGURED} end
-advance()
+if ARGV[2] and ARGV[2] ~= '' then LOCAL_CH = ARGV[2] end
 local raw = redis.call('HGET', K_LEASE, id)
-if not raw then
+local rec = raw and cjson.decode(raw)
+if not start(rec and rec.c) then return {NOT_CONFIGURED} end
+advance()
+if not rec or ENDED[id] then
   flush()
-  return {0, nextIn()}
+  return {0, nextIn(), unpack(LOCAL)}
 end
-local rec = cjson.decode(raw)
-dispatch(endLease(id, rec, false))
-if rec.k then
-  -- The holder had its grant: the outcome kept for its waiter is no longer needed.
-  redis.call('HDEL', K_GRANTS, rec.k)
-  redis.call('ZREM', K_GEXP, rec.k)
-end
+local opened = endLease(id, rec, 'released')
+if opened then cold().dispatch(opened) end
 flush()
-return {1, nextIn()}
+return {1, nextIn(), unpack(LOCAL)}
 `,
+  {
+    read: ["released", "granted"],
+    // GroupState.release for the common lease: named scopes only (no name twice), the group
+    // configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
+    // grants just the first ticket of the queue (it needs a scope that got room, has named scopes
+    // only, fits, and leaves every such scope full again). Anything else goes to the general path
+    // before a write.
+    fast: String.raw`
+local id = ARGV[1]
+local raw = redis.call('HGET', K_LEASE, id)
+local chain = raw and cjson.decode(raw).c
+if type(chain) == 'table' and #chain <= 100 then
+  local n = #chain
+  local fields, seen = {'\0nd', '\0ng'}, {}
+  for i = 1, n do
+    if seen[chain[i]] then return general() end
+    seen[chain[i]] = true
+    fields[i + 2] = 's' .. chain[i]
+  end
+  local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
+  local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  if nd and ng and NOW < nd and NOW < ng then
+    local max, sf = {}, {}
+    for i = 1, n do
+      local m = cfg[i + 2]
+      if not m or string.sub(m, 1, 2) ~= 'n|' then return general() end
+      max[chain[i]] = tonumber(string.match(m, '^n|([^|]*)|')) or math.huge
+      local prefix = chain[i] .. '\0'
+      sf[2 * i - 1], sf[2 * i] = prefix .. 'in_use', prefix .. 'released'
+    end
+    -- set: sc field -> new value; inUse: scope -> in_use now; opened: scopes that were full and got room
+    local set, inUse, opened, anyOpened = {}, {}, {}, false
+    if n > 0 then
+      local v = redis.call('HMGET', K_SC, unpack(sf))
+      for i = 1, n do
+        local name, u = chain[i], tonumber(v[2 * i - 1]) or 0
+        if u >= max[name] and u - 1 < max[name] then
+          opened[name] = true
+          anyOpened = true
+        end
+        inUse[name] = u - 1
+        set[sf[2 * i - 1]] = u - 1
+        set[sf[2 * i]] = (tonumber(v[2 * i]) or 0) + 1
+      end
+    end
+    local head = anyOpened and redis.call('ZRANGE', K_QUEUE, 0, 0)[1]
+    local t, granted
+    if head then
+      local traw = redis.call('HGET', K_TICKETS, head)
+      t = traw and cjson.decode(traw)
+      local ts = t and t.s
+      if not t or t.b or t.p or type(ts) ~= 'table' or #ts == 0 or #ts > 100 then return general() end
+      local more, names, tseen = {}, {}, {}
+      for i = 1, #ts do
+        if tseen[ts[i]] then return general() end
+        tseen[ts[i]] = true
+        if not max[ts[i]] then
+          more[#more + 1] = 's' .. ts[i]
+          names[#names + 1] = ts[i]
+        end
+      end
+      if #more > 0 then
+        local ms = redis.call('HMGET', K_CFG, unpack(more))
+        for i = 1, #names do
+          if not ms[i] or string.sub(ms[i], 1, 2) ~= 'n|' then return general() end
+          max[names[i]] = tonumber(string.match(ms[i], '^n|([^|]*)|')) or math.huge
+        end
+      end
+      local waited, bounds, bucket = NOW - t.e, {${WAIT_BUCKETS_MS.join(", ")}}, ${WAIT_BUCKETS_MS.length}
+      for i = 1, #bounds do
+        if waited <= bounds[i] then
+          bucket = i - 1
+          break
+        end
+      end
+      -- per ticket scope: 4i-3 in_use, 4i-2 queued, 4i-1 peak_in_use, 4i granted
+      local cf = {}
+      for i = 1, #ts do
+        local prefix = ts[i] .. '\0'
+        cf[4 * i - 3], cf[4 * i - 2], cf[4 * i - 1], cf[4 * i] = prefix .. 'in_use', prefix .. 'queued', prefix .. 'peak_in_use', prefix .. 'granted'
+      end
+      local k = 4 * #ts
+      cf[k + 1], cf[k + 2], cf[k + 3] = '\0fence', '\0wsum', '\0w' .. bucket
+      local c = redis.call('HMGET', K_SC, unpack(cf))
+      local touched = false
+      for i = 1, #ts do
+        local name = ts[i]
+        if opened[name] then touched = true end
+        if not inUse[name] then inUse[name] = tonumber(c[4 * i - 3]) or 0 end
+        if inUse[name] >= max[name] then return general() end
+      end
+      if not touched then return general() end
+      for i = 1, #ts do
+        local u = inUse[ts[i]] + 1
+        inUse[ts[i]] = u
+        set[cf[4 * i - 3]] = u
+        set[cf[4 * i - 2]] = (tonumber(c[4 * i - 2]) or 0) - 1
+        set[cf[4 * i]] = (tonumber(c[4 * i]) or 0) + 1
+        if u > (tonumber(c[4 * i - 1]) or 0) then set[cf[4 * i - 1]] = u end
+      end
+      for name in pairs(opened) do
+        if inUse[name] < max[name] then return general() end
+      end
+      local fence = (tonumber(c[k + 1]) or 0) + 1
+      set['\0fence'] = fence
+      if waited ~= 0 then set['\0wsum'] = (tonumber(c[k + 2]) or 0) + waited end
+      set[cf[k + 3]] = (tonumber(c[k + 3]) or 0) + 1
+      granted = {c = ts, f = fence, g = NOW, t = t.t, k = head, w = waited}
+    end
+    redis.call('HDEL', K_LEASE, id)
+    redis.call('ZREM', K_LEASES, id)
+    local flat = {}
+    for f, value in pairs(set) do
+      flat[#flat + 1] = f
+      flat[#flat + 1] = value
+    end
+    if #flat > 0 then redis.call('HSET', K_SC, unpack(flat)) end
+    if granted then
+      redis.call('ZREM', K_QUEUE, head)
+      redis.call('HDEL', K_TICKETS, head)
+      redis.call('ZREM', K_TDL, head)
+      local exp = NOW + t.t
+      redis.call('HSET', K_LEASE, t.l, cjson.encode(granted))
+      redis.call('ZADD', K_LEASES, exp, t.l)
+      if exp < nd then
+        nd = exp
+        redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
+      end
+      local msg = cjson.encode({k = head, o = 'g', l = t.l, f = granted.f, x = exp, t = t.t, w = granted.w})
+      if t.ch == ARGV[2] then return {1, nd - NOW, msg} end
+      redis.call(t.sh == 1 and 'SPUBLISH' or 'PUBLISH', t.ch, msg)
+    end
+    if nd >= 1e15 then return {1, -1} end
+    return {1, nd - NOW}
+  end
+end
+return general()
+`,
+  },
 );

@@ -11,29 +11,24 @@ export const serverState = defineScript(
     {-100}           the group has no spec`,
   String.raw`
 local bname, sname, up = ARGV[1], ARGV[2], ARGV[3]
-if not loadCfg() then return {NOT_CONFIGURED} end
+if not start() then return {NOT_CONFIGURED} end
 advance()
-local b = CFG.backends[bname]
+local b = cold().backend(bname)
 if not b then
   flush()
   return {-2, bname}
 end
-local found = false
+local sv
 for _, s in ipairs(b.servers) do
-  if s.name == sname then found = true end
+  if s.name == sname then sv = s end
 end
-if not found then
+if not sv then
   flush()
   return {-3, bname .. '/' .. sname}
 end
 redis.call('HSET', K_SRV, srvField(bname, sname, 'up'), up == '1' and '1' or '0')
-local bk = BK[bname]
-if bk then
-  for _, sv in ipairs(bk.servers) do
-    if sv.name == sname then sv.up = (up == '1') end
-  end
-end
-if up == '1' then dispatch(nil) end
+sv.up = (up == '1')
+if up == '1' then cold().dispatch(nil) end
 flush()
 return {0, '', nextIn()}
 `,

@@ -10,9 +10,10 @@ export const stats = defineScript(
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
     {-100}  the group has no spec`,
   String.raw`
-if not loadCfg() then return {NOT_CONFIGURED} end
+if not start() then return {NOT_CONFIGURED} end
 advance()
 flush()
+cold().loadSpec()
 
 local values = {}
 local all = redis.call('HGETALL', K_SC)
@@ -33,13 +34,17 @@ local function n(v)
   return v
 end
 
-local out = {0, NOW, tonumber(redis.call('HGET', K_META, 'fence')) or 0, redis.call('ZCARD', K_LEASES),
-  redis.call('ZCARD', K_QUEUE)}
-local h = redis.call('HMGET', K_HIST, 'count', 'sum')
-out[#out + 1] = tonumber(h[1]) or 0
-out[#out + 1] = tonumber(h[2]) or 0
+-- The group-wide counters are the fields '\0<name>' (a scope named '': no scope is).
+local totals = values[''] or {}
+values[''] = nil
+local out = {0, NOW, totals.fence or 0, redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE)}
+-- The histogram keeps its buckets and the sum of the waits; the count is the buckets' total.
+local total = 0
+for i = 0, #BOUNDS do total = total + (totals['w' .. i] or 0) end
+out[#out + 1] = total
+out[#out + 1] = totals.wsum or 0
 out[#out + 1] = #BOUNDS + 1
-for i = 0, #BOUNDS do out[#out + 1] = tonumber(redis.call('HGET', K_HIST, i)) or 0 end
+for i = 0, #BOUNDS do out[#out + 1] = totals['w' .. i] or 0 end
 
 local rows = {}
 local function row(name, flag, max, mq, up)
@@ -53,7 +58,9 @@ local function row(name, flag, max, mq, up)
 end
 
 for name, m in pairs(META) do
-  if m.kind == 's' then
+  if not m then
+    -- a name looked up while settling deadlines that the spec does not declare
+  elseif m.kind == 's' then
     local bname, sname = string.match(name, '^server:([^/]*)/(.*)$')
     local up = redis.call('HGET', K_SRV, srvField(bname, sname, 'up'))
     row(name, 2, m.max, m.mq, (up == '0') and 0 or 1)
