@@ -287,12 +287,12 @@ class RedisStore implements RedisSlotStore {
 
   // ── command timeouts: one timer for all pending calls ──────────────────────────────────────
 
-  /** Calls awaiting a reply, oldest first (every call has the same timeout, so also by deadline). */
+  /** Calls awaiting a reply, oldest first (every call has the same timeout, so also by deadline: monotonic clock). */
   readonly #pending = new Set<Deadline>();
   #timeoutTimer: ReturnType<typeof setTimeout> | undefined;
 
   #deadline(reject: (error: unknown) => void): Deadline {
-    const d: Deadline = { at: Date.now() + this.#timeoutMs, reject };
+    const d: Deadline = { at: performance.now() + this.#timeoutMs, reject };
     this.#pending.add(d);
     if (this.#timeoutTimer === undefined) this.#armTimeouts(this.#timeoutMs);
     return d;
@@ -314,7 +314,7 @@ class RedisStore implements RedisSlotStore {
 
   #expireCalls(): void {
     this.#timeoutTimer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     for (const d of this.#pending) {
       if (d.at > now) return this.#armTimeouts(d.at - now);
       this.#pending.delete(d);
