@@ -92,6 +92,38 @@ describe("redis data loss (restart with an empty server, FLUSHALL)", () => {
   });
 });
 
+describe("redis data loss: fencing (rule 10)", () => {
+  it("fences after a data loss stay above every fence issued before it, on the fast and the general path", async () => {
+    server ??= await startRedis();
+    admin ??= new Redis(server.url);
+    const redis = new Redis(server.url);
+    await redis.ping(); // the store fails fast (unavailable) while its client is still connecting
+    const guard = createGuard({ store: createRedisStore({ redis }), group: `fault-fence-${process.pid}`, limits: { global: 2, tenant: { perKey: 1 } } });
+    try {
+      const fences: number[] = [];
+      const take = async (scopes: string[]) => {
+        const r = await guard.acquire({ scopes });
+        if (!r.ok) throw new Error(`expected a grant, got ${r.reason}`);
+        fences.push(r.lease.fence);
+        await r.lease.release();
+      };
+      for (let i = 0; i < 3; i++) await take(["global"]); // named scopes: the fast path
+      await take(["global", "tenant:a"]); // keyed: the general path
+      await admin.flushall();
+      await take(["global"]);
+      await take(["global", "tenant:b"]);
+      await admin.flushall();
+      await take(["global", "tenant:c"]);
+      await take(["global"]);
+      for (let i = 1; i < fences.length; i++) expect(fences[i]!, `fence ${i} of ${JSON.stringify(fences)}`).toBeGreaterThan(fences[i - 1]!);
+      for (const f of fences) expect(Number.isSafeInteger(f)).toBe(true);
+    } finally {
+      await guard.close();
+      redis.disconnect();
+    }
+  });
+});
+
 const inWindow = (t: TimelineEntry, from: number, to: number) => t[0] >= from && t[1] <= to;
 
 describe.each<StoreErrorPolicy>(["fail-closed", "local"])("redis kill -9 and restart under load (onStoreError: %s)", (policy) => {

@@ -104,6 +104,12 @@ function int(value: unknown, what: string): number {
   throw protocol(`redis store: expected an integer for ${what}, got ${typeof value}`);
 }
 
+/** A fence: an integer reply, or a decimal string where it went through cjson (14 significant digits). */
+function fenceOf(value: unknown): number {
+  if (typeof value === "string" && /^[0-9]{1,16}$/.test(value)) return Number(value);
+  return int(value, "fence");
+}
+
 function str(value: unknown, what: string): string {
   if (typeof value === "string") return value;
   if (Buffer.isBuffer(value)) return wtf8Decode(value);
@@ -120,7 +126,7 @@ function parseOutcome(raw: string): { ticketId: string; outcome: Outcome } {
   const ticketId = str(m.k, "ticket id");
   if (m.o === "t") return { ticketId, outcome: { granted: false } };
   if (m.o !== "g") throw protocol(`redis store: unknown outcome ${String(m.o)}`);
-  const lease: LeaseGrant = { id: str(m.l, "lease id"), fence: int(m.f, "fence"), expiresAt: int(m.x, "expiry"), ttlMs: int(m.t, "ttl"), waitedMs: int(m.w, "wait") };
+  const lease: LeaseGrant = { id: str(m.l, "lease id"), fence: fenceOf(m.f), expiresAt: int(m.x, "expiry"), ttlMs: int(m.t, "ttl"), waitedMs: int(m.w, "wait") };
   if (typeof m.b === "string") lease.backend = m.b;
   if (typeof m.s === "string") lease.server = m.s;
   return { ticketId, outcome: { granted: true, lease } };
@@ -760,7 +766,7 @@ class RedisGroupHandle implements GroupStore {
     switch (status) {
       case 1: {
         g.arm(int(reply[7], "next deadline"));
-        const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: int(reply[2], "fence"), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
+        const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: fenceOf(reply[2]), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
         const backend = str(reply[3], "backend");
         const server = str(reply[4], "server");
         if (backend !== "") lease.backend = backend;

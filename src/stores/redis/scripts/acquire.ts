@@ -175,8 +175,9 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     end
     local set = {} -- HSET arguments: field, value, ...
     if fits then
-      local fence, exp = c[g + 1] + 1, NOW + ttl
-      if redis.call('HSETNX', K_LEASE, leaseId, cjson.encode({c = names, f = fence, g = NOW, t = ttl})) == 0 then return general() end
+      -- As grant() in lib: a lost fence restarts from the clock; a string in JSON (cjson precision).
+      local fence, exp = (c[g + 1] == 0 and NOW * 1000 or c[g + 1]) + 1, NOW + ttl
+      if redis.call('HSETNX', K_LEASE, leaseId, cjson.encode({c = names, f = string.format('%d', fence), g = NOW, t = ttl})) == 0 then return general() end
       redis.call('ZADD', K_LEASES, exp, leaseId)
       set[1], set[2], set[3], set[4] = '\0fence', fence, '\0w0', c[g + 2] + 1
       for i = 1, n do

@@ -128,11 +128,13 @@ if type(chain) == 'table' and #chain <= 100 then
       for name in pairs(opened) do
         if inUse[name] < max[name] then return general() end
       end
-      local fence = (tonumber(c[k + 1]) or 0) + 1
+      -- As grant() in lib: a lost fence restarts from the clock; a string in JSON (cjson precision).
+      local f0 = tonumber(c[k + 1]) or 0
+      local fence = (f0 == 0 and NOW * 1000 or f0) + 1
       set['\0fence'] = fence
       if waited ~= 0 then set['\0wsum'] = (tonumber(c[k + 2]) or 0) + waited end
       set[cf[k + 3]] = (tonumber(c[k + 3]) or 0) + 1
-      granted = {c = ts, f = fence, g = NOW, t = t.t, k = head, w = waited}
+      granted = {c = ts, f = string.format('%d', fence), g = NOW, t = t.t, k = head, w = waited}
     end
     redis.call('HDEL', K_LEASE, id)
     redis.call('ZREM', K_LEASES, id)
