@@ -6,7 +6,9 @@
 import type { Guard } from "../core/guard.js";
 import type { EdgeConfig } from "./config/schema.js";
 import type { RequestPlanner } from "./config/to-guard.js";
-import type { Logger } from "./logger.js";
+import type { Server } from "node:net";
+import type { BindAddress } from "./config/schema.js";
+import { errorFields, type Logger } from "./logger.js";
 
 /** Outcomes counted per frontend, by reason. */
 export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "error";
@@ -108,4 +110,31 @@ export function clientAddress(remote: string | undefined): string | undefined {
 export function clip(value: string | undefined, max = 256): string | undefined {
   if (value === undefined) return undefined;
   return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
+/**
+ * Starts `server` on the frontend's bind address. A listen error (EADDRINUSE…) rejects; once
+ * listening, later server errors are logged, never thrown.
+ */
+export function listenOn(server: Server, bind: BindAddress, logger: Logger, frontend: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => {
+      server.off("listening", onListening);
+      reject(error);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      server.on("error", (error) => logger.error({ frontend, err: errorFields(error) }, "listener error"));
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({ host: bind.host, port: bind.port, ipv6Only: bind.family === 6 });
+  });
+}
+
+/** The address a listening server is bound to, or null before it listens. */
+export function boundAddress(server: Server, listening: boolean): { host: string; port: number } | null {
+  const a = listening ? server.address() : null;
+  return a !== null && typeof a === "object" ? { host: a.address, port: a.port } : null;
 }

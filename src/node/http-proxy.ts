@@ -42,10 +42,12 @@ import { splitTarget } from "./config/match.js";
 import type { AcquirePlan } from "./config/to-guard.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "./config/schema.js";
 import {
+  boundAddress,
   clientAddress,
   clip,
   countReject,
   emptyCounters,
+  listenOn,
   retryAfterSeconds,
   type FrontendContext,
   type FrontendCounters,
@@ -153,28 +155,13 @@ class HttpFrontend implements FrontendListener {
     this.#server.on("clientError", (error: Error & { code?: string }, socket: Socket) => this.#onClientError(error, socket));
   }
 
-  listen(): Promise<void> {
-    const { host, port } = this.#frontend.bind;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => {
-        this.#server.off("listening", onListening);
-        reject(error);
-      };
-      const onListening = () => {
-        this.#server.off("error", onError);
-        this.#listening = true;
-        this.#server.on("error", (error) => this.#ctx.logger.error({ frontend: this.name, err: errorFields(error) }, "listener error"));
-        resolve();
-      };
-      this.#server.once("error", onError);
-      this.#server.once("listening", onListening);
-      this.#server.listen({ host, port, ipv6Only: this.#frontend.bind.family === 6 });
-    });
+  async listen(): Promise<void> {
+    await listenOn(this.#server, this.#frontend.bind, this.#ctx.logger, this.name);
+    this.#listening = true;
   }
 
   address(): { host: string; port: number } | null {
-    const a = this.#listening ? this.#server.address() : null;
-    return a !== null && typeof a === "object" ? { host: a.address, port: a.port } : null;
+    return boundAddress(this.#server, this.#listening);
   }
 
   counters(): FrontendCounters {

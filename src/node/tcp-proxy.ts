@@ -20,7 +20,7 @@
 import net, { type Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "./config/schema.js";
-import { clientAddress, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
+import { boundAddress, clientAddress, listenOn, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
 import { errorFields } from "./logger.js";
 
 /** Bytes of client data kept while the connection waits for its slot; then reading stops. */
@@ -67,28 +67,13 @@ class TcpFrontend implements FrontendListener {
     });
   }
 
-  listen(): Promise<void> {
-    const { host, port, family } = this.#frontend.bind;
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => {
-        this.#server.off("listening", onListening);
-        reject(error);
-      };
-      const onListening = () => {
-        this.#server.off("error", onError);
-        this.#listening = true;
-        this.#server.on("error", (error) => this.#ctx.logger.error({ frontend: this.name, err: errorFields(error) }, "listener error"));
-        resolve();
-      };
-      this.#server.once("error", onError);
-      this.#server.once("listening", onListening);
-      this.#server.listen({ host, port, ipv6Only: family === 6 });
-    });
+  async listen(): Promise<void> {
+    await listenOn(this.#server, this.#frontend.bind, this.#ctx.logger, this.name);
+    this.#listening = true;
   }
 
   address(): { host: string; port: number } | null {
-    const a = this.#listening ? this.#server.address() : null;
-    return a !== null && typeof a === "object" ? { host: a.address, port: a.port } : null;
+    return boundAddress(this.#server, this.#listening);
   }
 
   counters(): FrontendCounters {
