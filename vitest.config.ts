@@ -25,6 +25,8 @@ export default defineConfig({
   test: {
     // Unhandled rejections fail the run (vitest's default); keep it that way on purpose.
     dangerouslyIgnoreUnhandledErrors: false,
+    // The default output, then one plain `N passed, N failed, N skipped` line for CI.
+    reporters: ["default", "./test/support/summary-reporter.ts"],
     projects: [
       {
         test: {
