@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify as toYaml } from "yaml";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
 import { closedPort, startOrigin, type Origin } from "../support/origin.js";
+import { collectJsonLines } from "../support/json-lines.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin", "slotgate.js");
@@ -87,22 +88,8 @@ interface Server {
 function start(args: readonly string[]): Server {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   children.add(child);
-  const lines: Array<Record<string, unknown>> = [];
-  let buffer = "";
+  const lines = collectJsonLines(child.stdout!);
   let stderr = "";
-  child.stdout!.on("data", (c: Buffer) => {
-    buffer += c.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) !== -1) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ text: line });
-      }
-    }
-  });
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   return {

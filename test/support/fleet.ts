@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { stringify as toYaml } from "yaml";
 import type { GuardStats, ScopeStats } from "../../src/index.js";
 import type { NodeStats } from "../../src/node/frontend.js";
+import { collectJsonLines } from "./json-lines.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PRIVATE = join(ROOT, ".tmp", "fleet-build");
@@ -161,22 +162,8 @@ async function spawnNode(configFile: string, options: StartNodeOptions): Promise
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: Array<Record<string, unknown>> = [];
-  let buffer = "";
+  const lines = collectJsonLines(child.stdout!);
   let stderr = "";
-  child.stdout!.on("data", (c: Buffer) => {
-    buffer += c.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) !== -1) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ text: line });
-      }
-    }
-  });
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 
