@@ -12,8 +12,8 @@ export function html(value: string | number): string {
 }
 
 /** Characters shown as escapes: C0/C1 controls, and bidi controls that could reorder the line. */
-// eslint-disable-next-line no-control-regex
-const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+// \p{Cc} is exactly U+0000–001F and U+007F–009F.
+const INVISIBLE = /[\p{Cc}\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/gu;
 
 /** Makes control and bidi characters visible (`\n`, `\u202e`), so a key cannot disguise itself. */
 export function visible(value: string): string {
