@@ -11,7 +11,7 @@ import type { BindAddress } from "./config/schema.js";
 import { errorFields, type Logger } from "./logger.js";
 
 /** Outcomes counted per frontend, by reason. */
-export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "error";
+export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "client-timeout" | "error";
 
 /** This process's numbers for one frontend. */
 export interface FrontendCounters {
@@ -24,7 +24,7 @@ export interface FrontendCounters {
   /**
    * Not served, by reason: `full`, `queue-full`, `queue-timeout`, `unavailable` (answered with
    * deny_status, or closed in tcp mode), `aborted` (the client left while queued), `bad-request`
-   * (4xx answered by the node), `error` (502/503/504 from the upstream side, or a fault).
+   * (4xx answered by the node), `client-timeout` (408 or a cut connection: the client was too slow), `error` (502/503/504 from the upstream side, or a fault).
    */
   rejected: Record<string, number>;
 }

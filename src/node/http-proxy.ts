@@ -6,32 +6,41 @@
  * 1. `node.maxconn` is checked in process, before any store round trip (`full` when reached).
  * 2. The planner turns the request into its chain (priority class, keyed limits); a key value
  *    that is too long is answered at once (414/431).
- * 3. `guard.acquire` grants, rejects or queues. The body is not read while queued (TCP back
- *    pressure holds the client), and a client that disconnects leaves the queue at once.
- * 4. Granted: the request goes to the server the store chose, over a keep-alive agent per server,
+ * 3. A body of up to `buffer_request` bytes is received before the slot is taken (HAProxy's
+ *    `option http-buffer-request`), so that a slow upload does not hold a slot while it trickles in.
+ * 4. `guard.acquire` grants, rejects or queues. The rest of a body is not read while queued (TCP
+ *    back pressure holds the client), and a client that disconnects leaves the queue at once.
+ * 5. Granted: the request goes to the server the store chose, over a keep-alive agent per server,
  *    bodies streamed both ways with back pressure.
- * 5. The lease is released exactly once, when the response has been sent (`finish`) or the client
+ * 6. The lease is released exactly once, when the response has been sent (`finish`) or the client
  *    went away (`close`), whichever comes first. A long response is covered by the lease's
  *    auto-renewal; a lease lost mid-response is logged, and the response goes on.
+ *
+ * One request of a client connection is served at a time (see http-pipeline.ts), and the client's
+ * side has HAProxy's timeouts: `timeout.http_request` bounds the whole request (its head through
+ * Node's headersTimeout, its body from the moment the node reads it; time in the queue does not
+ * count, as the node does not read then), `timeout.client` the client's inactivity whenever the node
+ * waits on it (reading its request, or writing the response to it).
  *
  * Statuses the node answers itself:
  * - `deny_status` (503, or 429) with `Retry-After` and `x-slotgate-reason: full | queue-full |
  *   queue-timeout | unavailable` when no slot is granted;
- * - 400 (malformed request, or a value the guard refuses), 408 (headers too slow), 414/431 (a key
- *   value, or the headers, too long), all from the node without a slot;
+ * - 400 (malformed request, or a value the guard refuses), 408 (the request did not arrive within
+ *   `timeout.http_request`, or the client went silent for `timeout.client` while sending it; the
+ *   slot, if taken, is released), 414/431 (a key value, or the headers, too long);
  * - 503 `x-slotgate-error: connect-failed | connect-timeout` when the server cannot be reached
  *   within `timeout.connect` (as HAProxy: the request never reached a server);
  * - 504 `x-slotgate-error: server-timeout` when the server is silent for `timeout.server` before
  *   its response headers (after them, the response is cut: the client sees a truncated body);
- * - 502 `x-slotgate-error: bad-response` when the server resets or answers something that is not
- *   HTTP; 500 on a fault of the node itself (logged). The lease is released in every case.
+ * - 502 `x-slotgate-error: bad-response` when the server resets, answers something that is not
+ *   HTTP, or switches protocols (`101`) on a request that asked for no upgrade; 500 on a fault of the node itself (logged). The lease is released in every case.
  *
- * Forwarding: hop-by-hop headers (Connection and the headers it lists, Keep-Alive, Proxy-*, TE,
- * Trailer, Transfer-Encoding, Upgrade, Expect) are dropped both ways; `x-forwarded-for` gets the
- * client address appended, `x-forwarded-proto` and `x-forwarded-host` are set. The Host header
- * goes through unchanged to a `host:port` server (as HAProxy), and is the server's own host for a
- * URL server (virtual hosting, TLS SNI). A request that found a reused keep-alive connection
- * closed by the server (ECONNRESET before any response) is retried once when it has no body.
+ * Forwarding (forwarding.ts): hop-by-hop headers are dropped both ways, framing is always explicit
+ * (`Connection` cannot remove `content-length`, `transfer-encoding` or `host`), and the forwarding
+ * headers are replaced unless the peer is a trusted proxy. The Host header goes through unchanged
+ * to a `host:port` server (as HAProxy), and is the server's own host for a URL server (virtual
+ * hosting, TLS SNI). A request that found a reused keep-alive connection closed by the server
+ * (ECONNRESET before any response) is retried once when it has no body.
  */
 import http from "node:http";
 import https from "node:https";
@@ -41,6 +50,7 @@ import type { Lease } from "../core/lease.js";
 import { splitTarget } from "./config/match.js";
 import type { AcquirePlan } from "./config/to-guard.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "./config/schema.js";
+import { requestFraming, requestHeaders, responseHeaders, TrustedForwarders, type Framing } from "./forwarding.js";
 import {
   boundAddress,
   clientAddress,
@@ -53,13 +63,14 @@ import {
   type FrontendCounters,
   type FrontendListener,
 } from "./frontend.js";
+import { Pipeline } from "./http-pipeline.js";
 import { errorFields } from "./logger.js";
 
 /** Limits of the listening server; the defaults suit an edge node. */
 export interface HttpFrontendOptions {
   /** Largest request head (request line + headers) in bytes; beyond it the client gets 431. @default 16384 */
   maxHeaderSize?: number;
-  /** Time a client has to send its complete request head. @default 20000 */
+  /** Time a client has to send its complete request head. @default the frontend's `timeout.http_request` */
   headersTimeoutMs?: number;
   /** How long an idle keep-alive client connection stays open. @default 5000 */
   keepAliveTimeoutMs?: number;
@@ -67,10 +78,8 @@ export interface HttpFrontendOptions {
   upstreamIdleMs?: number;
 }
 
-const DEFAULTS = { maxHeaderSize: 16_384, headersTimeoutMs: 20_000, keepAliveTimeoutMs: 5_000, upstreamIdleMs: 4_000 };
+const DEFAULTS = { maxHeaderSize: 16_384, keepAliveTimeoutMs: 5_000, upstreamIdleMs: 4_000 };
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings", "expect"]);
-const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
 /** Characters Node accepts in a reason phrase. */
 const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]{0,512}$/;
 const DEFAULT_RETRY_AFTER_MS = 1000;
@@ -86,26 +95,45 @@ interface Target {
   servername: string | undefined;
 }
 
+/**
+ * Where an exchange stands, for the client timeout: the node waits on the client while it
+ * `buffer`s or `send`s the request body and while it is `responding`; on the store while
+ * `queued`, and on the server while `waiting` for the response head.
+ */
+type Phase = "queued" | "buffer" | "send" | "waiting" | "responding";
+
 /** Per-request state shared by the steps of one request. */
 interface Exchange {
   req: http.IncomingMessage;
   res: http.ServerResponse;
+  pipeline: Pipeline;
   /** The response has been sent or the client went away. */
   ended: boolean;
+  /** The node cut the exchange itself (a timeout): upstream errors that follow are not reported. */
+  cut: boolean;
+  phase: Phase;
   lease: Lease | undefined;
   upstream: http.ClientRequest | undefined;
-  /** The acquire is pending. */
-  waiting: boolean;
+  framing: Framing;
+  /** The whole body, when it was received before the slot was taken. */
+  body: Buffer | undefined;
+  /** The start of a body longer than `buffer_request`, received before the slot; the rest follows from `req`. */
+  bodyStart: Buffer | undefined;
+  /** Ends a body buffering still in progress (the exchange ended meanwhile). */
+  stopBuffering: (() => void) | undefined;
+  /** What is left of `timeout.http_request` for the body; its clock stops while queued. */
+  requestBudgetMs: number;
+  requestTimer: ReturnType<typeof setTimeout> | undefined;
+  clockStartedAt: number;
   startedAt: number;
-}
-
-interface ConnectionWatch {
-  ends: Set<() => void>;
-  controller: AbortController;
+  /** Took a unit of node.maxconn. */
+  tookNodeSlot: boolean;
+  /** Counted in the frontend's `active`. */
+  active: boolean;
 }
 
 export function createHttpFrontend(frontend: FrontendConfig, backend: BackendConfig, ctx: FrontendContext, options: HttpFrontendOptions = {}): FrontendListener {
-  return new HttpFrontend(frontend, backend, ctx, { ...DEFAULTS, ...options });
+  return new HttpFrontend(frontend, backend, ctx, { ...DEFAULTS, headersTimeoutMs: frontend.timeout.httpRequestMs, ...options });
 }
 
 class HttpFrontend implements FrontendListener {
@@ -117,14 +145,12 @@ class HttpFrontend implements FrontendListener {
   readonly #server: http.Server;
   readonly #targets = new Map<string, Target>();
   readonly #counters: FrontendCounters = emptyCounters();
-  /**
-   * Per client connection: its pending exchanges, ended when it closes, and one AbortController
-   * that aborts every acquire still queued for it (a queued request ends only by its connection
-   * closing). One controller per connection, not per request: an AbortController per request was
-   * the largest cost of the proxy's hot path.
-   */
-  readonly #byConnection = new WeakMap<Socket, ConnectionWatch>();
+  readonly #trusted: TrustedForwarders;
+  /** Per client connection: its requests in line, and the exchange in service. */
+  readonly #pipelines = new WeakMap<Socket, Pipeline>();
+  readonly #current = new WeakMap<Pipeline, Exchange>();
   readonly #denyStatus: number;
+  readonly #clientMs: number;
   #open = 0;
   #idleWaiters: Array<() => void> = [];
   #draining = false;
@@ -137,13 +163,16 @@ class HttpFrontend implements FrontendListener {
     this.#backend = backend;
     this.#ctx = ctx;
     this.#denyStatus = frontend.denyStatus ?? 503;
+    this.#clientMs = frontend.timeout.clientMs;
+    this.#trusted = new TrustedForwarders(frontend.forwardedFor.trusted);
     for (const server of backend.servers) this.#targets.set(server.name, makeTarget(server, options.upstreamIdleMs));
 
     this.#server = http.createServer({
       maxHeaderSize: options.maxHeaderSize,
-      // The whole request may take long (a queued request's body is read only once granted, and
-      // uploads stream); timeout.server bounds an idle exchange, headersTimeout slow heads.
+      // Node's requestTimeout would also count the time a request waits in the queue, when the node
+      // does not read its body on purpose: timeout.http_request is kept here instead (#startClock).
       requestTimeout: 0,
+      // Slow heads (slowloris): the head must arrive within timeout.http_request.
       headersTimeout: options.headersTimeoutMs,
       // Node checks headersTimeout on this interval (30 s by default), so a slow head could
       // linger that long; check every second so it is cut close to its limit.
@@ -151,7 +180,11 @@ class HttpFrontend implements FrontendListener {
       noDelay: true,
     });
     this.#server.keepAliveTimeout = options.keepAliveTimeoutMs;
-    this.#server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res));
+    // timeout.client: socket inactivity. Node arms it on every connection; #onClientTimeout decides
+    // whether the node was waiting on the client at that moment.
+    this.#server.timeout = this.#clientMs;
+    this.#server.on("timeout", (socket: Socket) => this.#onClientTimeout(socket));
+    this.#server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.#pipeline(req.socket).push(req, res));
     this.#server.on("clientError", (error: Error & { code?: string }, socket: Socket) => this.#onClientError(error, socket));
   }
 
@@ -204,46 +237,109 @@ class HttpFrontend implements FrontendListener {
     });
   }
 
+  // ── a client connection ──────────────────────────────────────────────────────────────────────
+
+  /** The connection's pipeline (one 'close' listener per connection, whatever its number of requests). */
+  #pipeline(socket: Socket): Pipeline {
+    let pipeline = this.#pipelines.get(socket);
+    if (pipeline) return pipeline;
+    const p = new Pipeline(socket, {
+      start: (req, res) => this.#start(p, req, res),
+      overflow: () => this.#ctx.logger.warn({ frontend: this.name, src: clientAddress(socket.remoteAddress) }, "too many pipelined requests on one connection: closing it"),
+    });
+    pipeline = p;
+    this.#pipelines.set(socket, p);
+    const closed = () => {
+      // A request in line has no response socket yet: Node emits 'close' on neither it nor its
+      // response when the connection closes. The connection's own 'close' ends them all.
+      p.close();
+      const ex = this.#current.get(p);
+      if (ex) this.#end(ex);
+    };
+    if (socket.destroyed) queueMicrotask(closed);
+    else socket.once("close", closed);
+    return p;
+  }
+
+  /** timeout.client expired on a connection: cut it if the node was waiting on the client. */
+  #onClientTimeout(socket: Socket): void {
+    const pipeline = this.#pipelines.get(socket);
+    const ex = pipeline ? this.#current.get(pipeline) : undefined;
+    if (ex === undefined || ex.ended) {
+      socket.destroy(); // idle between requests (keep-alive), or nothing parsed yet
+      return;
+    }
+    const waitingOnClient = ex.phase === "responding" || ((ex.phase === "buffer" || ex.phase === "send") && !ex.req.complete);
+    if (!waitingOnClient) {
+      // Waiting on the store (timeout.queue bounds it) or the server (timeout.server): re-arm,
+      // so that the client's silence is still noticed once the node turns back to it.
+      socket.setTimeout(this.#clientMs);
+      return;
+    }
+    this.#cutSlowClient(ex, "client");
+  }
+
   // ── a request ────────────────────────────────────────────────────────────────────────────────
 
-  #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.#handle(req, res).catch((error: unknown) => {
+  #start(pipeline: Pipeline, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ex: Exchange = {
+      req,
+      res,
+      pipeline,
+      ended: false,
+      cut: false,
+      phase: "queued",
+      lease: undefined,
+      upstream: undefined,
+      framing: requestFraming(req),
+      body: undefined,
+      bodyStart: undefined,
+      stopBuffering: undefined,
+      requestBudgetMs: this.#frontend.timeout.httpRequestMs,
+      requestTimer: undefined,
+      clockStartedAt: 0,
+      startedAt: performance.now(),
+      tookNodeSlot: false,
+      active: false,
+    };
+    this.#current.set(pipeline, ex);
+    this.#open++;
+    this.#handle(ex).catch((error: unknown) => {
       this.#ctx.logger.error({ frontend: this.name, err: errorFields(error, true) }, "request handler fault");
       countReject(this.#counters, "error");
       this.#answer(res, 500, "internal error\n", { "x-slotgate-error": "internal" });
     });
   }
 
-  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /** Ends an exchange, once: gives back its node slot and lease, and starts the connection's next request. */
+  #end(ex: Exchange): void {
+    if (ex.ended) return;
+    ex.ended = true;
+    this.#stopClock(ex);
+    ex.stopBuffering?.();
+    if (ex.tookNodeSlot) this.#ctx.limit.give();
+    if (ex.active) this.#counters.active--;
+    if (ex.lease) {
+      if (!ex.res.writableFinished) ex.upstream?.destroy();
+      void ex.lease.release();
+    }
+    this.#open--;
+    if (this.#current.get(ex.pipeline) === ex) this.#current.delete(ex.pipeline);
+    ex.pipeline.done();
+    if (this.#open === 0) this.#idle();
+  }
+
+  async #handle(ex: Exchange): Promise<void> {
+    const { req, res } = ex;
     this.#counters.requests++;
-    const tookNodeSlot = this.#ctx.limit.tryTake();
-    const ex: Exchange = { req, res, ended: false, lease: undefined, upstream: undefined, waiting: false, startedAt: performance.now() };
-    this.#open++;
-    let active = false;
-    const end = () => {
-      if (ex.ended) return;
-      ex.ended = true;
-      watch.ends.delete(end);
-      if (tookNodeSlot) this.#ctx.limit.give();
-      if (active) this.#counters.active--;
-      if (ex.lease) {
-        if (!res.writableFinished) ex.upstream?.destroy();
-        void ex.lease.release();
-      }
-      this.#open--;
-      if (this.#open === 0) this.#idle();
-    };
+    ex.tookNodeSlot = this.#ctx.limit.tryTake();
+    const end = () => this.#end(ex);
     res.once("finish", end);
     res.once("close", end);
-    // A pipelined request's response waits for the ones before it and has no socket yet: when the
-    // connection closes meanwhile, Node emits 'close' on neither that response nor (once its body
-    // was read) its request. The connection's own 'close' ends it.
-    const watch = this.#watchConnection(req.socket);
-    watch.ends.add(end);
-    req.on("error", () => undefined); // a client reset mid-upload: 'close' handles it
+    req.on("error", () => undefined); // a client reset mid-upload: the connection's 'close' handles it
     if (this.#draining) res.setHeader("connection", "close");
 
-    if (!tookNodeSlot) {
+    if (!ex.tookNodeSlot) {
       this.#deny(ex, "full", DEFAULT_RETRY_AFTER_MS, "node.maxconn");
       return;
     }
@@ -261,18 +357,25 @@ class HttpFrontend implements FrontendListener {
       return;
     }
 
+    if (ex.framing.kind !== "none" && this.#frontend.bufferRequestBytes > 0) {
+      ex.phase = "buffer";
+      this.#startClock(ex);
+      const received = await this.#bufferBody(ex, this.#frontend.bufferRequestBytes);
+      if (!received || ex.ended) return;
+      this.#stopClock(ex);
+    }
+
+    ex.phase = "queued";
     this.#counters.queued++;
-    ex.waiting = true;
     let result: Awaited<ReturnType<FrontendContext["guard"]["acquire"]>>;
     try {
       // The planner builds a fresh options object per request: no copy needed to add the signal.
-      plan.options.signal = watch.controller.signal;
+      plan.options.signal = ex.pipeline.controller.signal;
       result = await this.#ctx.guard.acquire(plan.options);
     } catch (error) {
       this.#guardFault(ex, error);
       return;
     } finally {
-      ex.waiting = false;
       this.#counters.queued--;
     }
 
@@ -295,7 +398,7 @@ class HttpFrontend implements FrontendListener {
       return;
     }
     ex.lease = lease;
-    active = true;
+    ex.active = true;
     this.#counters.active++;
     // A lease lost mid-response is logged by the guard's `lease-lost` event; reading lease.signal
     // here would create an AbortController per request for nothing.
@@ -310,20 +413,79 @@ class HttpFrontend implements FrontendListener {
     this.#forward(ex, target, 0);
   }
 
-  /** The connection's watch (one listener per connection, whatever its number of requests). */
-  #watchConnection(socket: Socket): ConnectionWatch {
-    let watch = this.#byConnection.get(socket);
-    if (watch) return watch;
-    watch = { ends: new Set(), controller: new AbortController() };
-    const w = watch;
-    this.#byConnection.set(socket, w);
-    const closed = () => {
-      w.controller.abort(); // every acquire still queued for this client leaves the queue at once
-      for (const end of [...w.ends]) end();
-    };
-    if (socket.destroyed) queueMicrotask(closed);
-    else socket.once("close", closed);
-    return w;
+  /**
+   * Receives up to `limit` bytes of the body before the slot is taken. Resolves true when the
+   * whole body (`ex.body`) or its first `limit` bytes (`ex.bodyStart`, the rest left in `req`) are
+   * in, false when the exchange ended first (the client left, or was too slow).
+   */
+  #bufferBody(ex: Exchange, limit: number): Promise<boolean> {
+    const { req } = ex;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const finish = (received: boolean) => {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        ex.stopBuffering = undefined;
+        resolve(received);
+      };
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size < limit) return;
+        req.pause(); // the rest stays in the socket until the slot is granted
+        ex.bodyStart = Buffer.concat(chunks);
+        finish(true);
+      };
+      const onEnd = () => {
+        ex.body = Buffer.concat(chunks);
+        // Known in full now: forwarded with its length, whatever framing the client used.
+        ex.framing = ex.body.length > 0 ? { kind: "length", length: ex.body.length } : { kind: "none" };
+        finish(true);
+      };
+      ex.stopBuffering = () => finish(false);
+      req.on("data", onData);
+      req.once("end", onEnd);
+    });
+  }
+
+  /** Starts (or restarts) the clock of timeout.http_request while the node reads the request. */
+  #startClock(ex: Exchange): void {
+    if (ex.requestTimer !== undefined) return;
+    ex.clockStartedAt = performance.now();
+    ex.requestTimer = setTimeout(() => {
+      ex.requestTimer = undefined;
+      this.#cutSlowClient(ex, "http_request");
+    }, Math.max(0, ex.requestBudgetMs));
+  }
+
+  #stopClock(ex: Exchange): void {
+    if (ex.requestTimer === undefined) return;
+    clearTimeout(ex.requestTimer);
+    ex.requestTimer = undefined;
+    ex.requestBudgetMs -= performance.now() - ex.clockStartedAt;
+  }
+
+  /**
+   * The client did not send its request in time (`http_request`), or went silent while the node
+   * waited on it (`client`): 408 while no response has started, else the connection is cut. The
+   * slot is released either way (the exchange ends), and the upstream request is abandoned.
+   */
+  #cutSlowClient(ex: Exchange, timeout: "http_request" | "client"): void {
+    if (ex.ended) return;
+    ex.cut = true;
+    const { req, res } = ex;
+    countReject(this.#counters, "client-timeout");
+    this.#ctx.logger.info(
+      { frontend: this.name, timeout, phase: ex.phase, waitedMs: Math.round(performance.now() - ex.startedAt), src: clientAddress(req.socket.remoteAddress) },
+      "client too slow",
+    );
+    ex.upstream?.destroy();
+    if (res.headersSent) {
+      req.socket.destroy();
+      return;
+    }
+    this.#answer(res, 408, "408 Request Timeout\n", { connection: "close", "x-slotgate-error": timeout === "client" ? "client-timeout" : "request-timeout" });
   }
 
   /** The server of a lease; a fail-open lease has none, so one is picked here (round robin over the servers up). */
@@ -336,7 +498,6 @@ class HttpFrontend implements FrontendListener {
 
   #forward(ex: Exchange, target: Target, attempt: number): void {
     const { req, res } = ex;
-    const hasBody = requestHasBody(req);
     const address = target.server.address;
     let upstream: http.ClientRequest;
     try {
@@ -345,7 +506,12 @@ class HttpFrontend implements FrontendListener {
         port: address.port,
         method: req.method,
         path: upstreamPath(address.path, req.url ?? "/"),
-        headers: this.#upstreamHeaders(req, target),
+        headers: requestHeaders(req, {
+          client: clientAddress(req.socket.remoteAddress),
+          trusted: this.#trusted.trusts(req.socket.remoteAddress),
+          hostHeader: target.hostHeader,
+          framing: ex.framing,
+        }),
         agent: target.agent,
         ...(target.servername === undefined ? {} : { servername: target.servername }),
       });
@@ -360,6 +526,7 @@ class HttpFrontend implements FrontendListener {
 
     let connected = false;
     let responded = false;
+    let failed = false;
     let connectTimer: ReturnType<typeof setTimeout> | undefined;
     const { connectMs, serverMs } = this.#backend.timeout;
     upstream.on("socket", (socket: Socket) => {
@@ -375,16 +542,17 @@ class HttpFrontend implements FrontendListener {
     });
     upstream.setTimeout(serverMs, () => upstream.destroy(tagged("SLOTGATE_SERVER_TIMEOUT", `server silent for ${serverMs}ms`)));
 
-    upstream.on("error", (error: Error & { code?: string }) => {
+    const fail = (error: Error & { code?: string }) => {
       clearTimeout(connectTimer);
-      if (ex.ended) return; // the client left; end() destroyed the upstream request
+      if (failed || ex.ended || ex.cut) return; // the client left (end() destroyed the upstream request), or the node cut it
+      failed = true;
       if (responded) {
         // Mid-response: the status line is out, so the only honest signal is a cut connection.
         this.#ctx.logger.warn({ frontend: this.name, server: target.server.name, err: errorFields(error) }, "response cut");
         res.destroy();
         return;
       }
-      if (!hasBody && attempt === 0 && upstream.reusedSocket && error.code === "ECONNRESET") {
+      if (ex.framing.kind === "none" && attempt === 0 && upstream.reusedSocket && error.code === "ECONNRESET") {
         this.#forward(ex, target, attempt + 1);
         return;
       }
@@ -393,17 +561,31 @@ class HttpFrontend implements FrontendListener {
       const status = kind === "server-timeout" ? 504 : kind === "bad-response" ? 502 : 503;
       countReject(this.#counters, "error");
       this.#ctx.logger.warn({ frontend: this.name, backend: this.#backend.name, server: target.server.name, status, error: kind, err: errorFields(error) }, "upstream error");
-      this.#answer(res, status, `${STATUS_TEXT[kind]}\n`, { "x-slotgate-error": kind });
+      // The body may be partly unread: close the client connection rather than read it to its end.
+      this.#answer(res, status, `${STATUS_TEXT[kind]}\n`, { "x-slotgate-error": kind, ...(req.complete ? {} : { connection: "close" }) });
+    };
+    upstream.on("error", fail);
+    // The request asked for no upgrade (Upgrade is hop-by-hop and never forwarded), so a 101 is a
+    // broken server. Node hands the socket to an 'upgrade' listener, and destroys it without any
+    // event when there is none: the client would get nothing and the slot stay held.
+    upstream.on("upgrade", (_upRes: http.IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      fail(tagged("SLOTGATE_UNEXPECTED_UPGRADE", "the server switched protocols on a request that asked for no upgrade"));
+    });
+    // Whatever else ends the upstream request before a response (and without an error event).
+    upstream.on("close", () => {
+      if (!responded) fail(tagged("SLOTGATE_NO_RESPONSE", "the server closed without a response"));
     });
 
     upstream.on("response", (upstreamRes: http.IncomingMessage) => {
       responded = true;
       clearTimeout(connectTimer);
-      if (ex.ended) {
+      if (ex.ended || ex.cut) {
         upstreamRes.resume();
         upstream.destroy();
         return;
       }
+      ex.phase = "responding";
       upstreamRes.on("error", () => undefined);
       upstreamRes.on("close", () => {
         // Ended before its end (server reset, server timeout): cut the client's response too.
@@ -412,7 +594,7 @@ class HttpFrontend implements FrontendListener {
       try {
         const status = upstreamRes.statusCode ?? 502;
         const headers = responseHeaders(upstreamRes);
-        if (this.#draining) headers.connection = "close";
+        if (this.#draining || !req.complete) headers.connection = "close";
         const reason = upstreamRes.statusMessage;
         if (reason !== undefined && REASON_PHRASE.test(reason)) res.writeHead(status, reason, headers);
         else res.writeHead(status, headers);
@@ -427,29 +609,34 @@ class HttpFrontend implements FrontendListener {
       upstreamRes.pipe(res);
     });
 
-    if (hasBody) req.pipe(upstream);
-    else upstream.end();
+    this.#sendBody(ex, upstream);
   }
 
-  #upstreamHeaders(req: http.IncomingMessage, target: Target): http.OutgoingHttpHeaders {
-    const listed = connectionTokens(req.headers.connection);
-    const out = Object.create(null) as http.OutgoingHttpHeaders;
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name) || name.startsWith("proxy-") || listed.has(name) || FORWARDED.has(name)) continue;
-      out[name] = value;
+  /** Sends the request body with the framing the headers announced; never a body unframed. */
+  #sendBody(ex: Exchange, upstream: http.ClientRequest): void {
+    const { req } = ex;
+    if (ex.framing.kind === "none") {
+      ex.phase = "waiting";
+      upstream.end();
+      return;
     }
-    const client = clientAddress(req.socket.remoteAddress);
-    const prior = req.headers["x-forwarded-for"];
-    if (client !== undefined) out["x-forwarded-for"] = prior ? `${prior}, ${client}` : client;
-    else if (prior) out["x-forwarded-for"] = prior;
-    out["x-forwarded-proto"] = "http";
-    if (req.headers.host !== undefined) out["x-forwarded-host"] = req.headers.host;
-    if (target.hostHeader !== undefined) out.host = target.hostHeader;
-    // A body without a length (chunked from the client) is sent chunked again. Node's client frames
-    // a body on its own only for some methods: a GET, DELETE or OPTIONS body would go out unframed,
-    // and the server would read it as the next request on the connection (request smuggling).
-    if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] !== undefined) out["transfer-encoding"] = "chunked";
-    return out;
+    if (ex.body !== undefined) {
+      ex.phase = "waiting";
+      upstream.end(ex.body);
+      return;
+    }
+    ex.phase = "send";
+    if (ex.bodyStart !== undefined) {
+      upstream.write(ex.bodyStart);
+      ex.bodyStart = undefined;
+    }
+    // The rest of the body counts against timeout.http_request (the clock stopped while queued).
+    this.#startClock(ex);
+    req.once("end", () => {
+      this.#stopClock(ex);
+      if (ex.phase === "send") ex.phase = "waiting";
+    });
+    req.pipe(upstream);
   }
 
   // ── answers the node gives itself ───────────────────────────────────────────────────────────
@@ -474,7 +661,7 @@ class HttpFrontend implements FrontendListener {
     const text = status === 429 ? "Too Many Requests" : "Service Unavailable";
     const headers: http.OutgoingHttpHeaders = { "retry-after": String(retryAfterSeconds(retryAfterMs)), "x-slotgate-reason": reason };
     // An unread body would be read and thrown away to keep the connection; closing is cheaper.
-    if (requestHasBody(req)) headers.connection = "close";
+    if (!req.complete) headers.connection = "close";
     this.#answer(res, status, `${status} ${text}: no slot (${reason})\n`, headers);
   }
 
@@ -565,33 +752,6 @@ function makeTarget(server: ServerConfig, idleMs: number): Target {
 
 function tagged(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
-}
-
-/** Whether the request carries a body to stream (a length above 0, or chunked). */
-function requestHasBody(req: http.IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  if (length !== undefined) return length !== "0";
-  return req.headers["transfer-encoding"] !== undefined;
-}
-
-function connectionTokens(value: string | string[] | undefined): Set<string> {
-  const out = new Set<string>();
-  if (value === undefined) return out;
-  for (const part of (Array.isArray(value) ? value.join(",") : value).split(",")) {
-    const token = part.trim().toLowerCase();
-    if (token !== "") out.add(token);
-  }
-  return out;
-}
-
-function responseHeaders(res: http.IncomingMessage): http.OutgoingHttpHeaders {
-  const listed = connectionTokens(res.headers.connection);
-  const out = Object.create(null) as http.OutgoingHttpHeaders;
-  for (const [name, value] of Object.entries(res.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || name.startsWith("proxy-") || listed.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
 }
 
 /** The path to request from the server: its base path, then the client's origin-form target. */

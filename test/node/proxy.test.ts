@@ -4,139 +4,13 @@
 import http from "node:http";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, describe, expect, it } from "vitest";
-import { SlotgateError, createMemoryStore, type GroupStore, type GuardStats, type ScopeStats, type SlotStore } from "../../src/index.js";
+import { describe, expect, it } from "vitest";
+import { SlotgateError, createMemoryStore, type GroupStore, type SlotStore } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/node/config/schema.js";
-import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
-import { createLogger } from "../../src/node/logger.js";
+import { createEdgeNode } from "../../src/node/edge-node.js";
 import { upstreamPath } from "../../src/node/http-proxy.js";
-import { closedPort, startBlackhole, startOrigin, startTcpEcho, type Origin } from "../support/origin.js";
-
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
-
-interface Started {
-  node: EdgeNode;
-  port: number;
-  url: string;
-  logs: Array<Record<string, unknown>>;
-  stats(): Promise<GuardStats>;
-  scope(name: string): Promise<ScopeStats>;
-}
-
-interface NodeOptions {
-  store?: SlotStore;
-  servers?: Record<string, Record<string, unknown>>;
-  backend?: Record<string, unknown>;
-  frontend?: Record<string, unknown>;
-  top?: Record<string, unknown>;
-}
-
-async function startNode(opts: NodeOptions): Promise<Started> {
-  const config = validateEdgeConfig({
-    group: "t",
-    ...opts.top,
-    frontends: {
-      web: {
-        bind: "127.0.0.1:0",
-        default_backend: "app",
-        priority: [{ if: { path_beg: "/checkout/" }, class: 1 }, { class: 2 }],
-        ...opts.frontend,
-      },
-    },
-    backends: { app: { balance: "leastconn", timeout: { queue: "5s", connect: "1s", server: "10s" }, ...opts.backend, servers: opts.servers } },
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } });
-  const node = await createEdgeNode(config, opts.store ? { logger, store: opts.store } : { logger });
-  await node.start();
-  cleanups.push(() => node.stop(0));
-  const port = node.addresses.web!.port;
-  const stats = () => node.guard.stats();
-  return {
-    node,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    logs,
-    stats,
-    scope: async (name) => {
-      const s = (await stats()).scopes[name];
-      if (!s) throw new Error(`no scope ${name}`);
-      return s;
-    },
-  };
-}
-
-async function origin(options?: Parameters<typeof startOrigin>[0]): Promise<Origin> {
-  const o = await startOrigin(options);
-  cleanups.push(() => o.close());
-  return o;
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  ms: number;
-  reused: boolean;
-}
-
-function request(url: string, init: { method?: string; headers?: http.OutgoingHttpHeaders; agent?: http.Agent | false; body?: string } = {}): Promise<Reply> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? "GET", headers: init.headers, agent: init.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.once("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("latin1"), ms: performance.now() - t0, reused: req.reusedSocket }),
-      );
-      res.once("error", reject);
-    });
-    req.once("error", reject);
-    req.end(init.body);
-  });
-}
-
-/** Sends raw bytes and resolves with whatever comes back before the server closes (or `ms` passes). */
-function raw(port: number, bytes: Buffer | string, ms = 2000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const chunks: Buffer[] = [];
-    const done = () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(Buffer.concat(chunks).toString("latin1"));
-    };
-    const timer = setTimeout(done, ms);
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    socket.once("close", done);
-    socket.once("error", done);
-    socket.write(bytes);
-  });
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 3000, stepMs = 5): Promise<number> {
-  const t0 = performance.now();
-  while (!(await check())) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs}ms`);
-    await sleep(stepMs);
-  }
-  return performance.now() - t0;
-}
-
-/** Every scope back to zero: nothing held, nothing queued. */
-async function expectAllFree(s: Started): Promise<void> {
-  await until(async () => {
-    const st = await s.stats();
-    return st.holders === 0 && st.tickets === 0;
-  }, 2000);
-  for (const [name, row] of Object.entries((await s.stats()).scopes)) {
-    expect({ name, in_use: row.in_use, queued: row.queued }).toEqual({ name, in_use: 0, queued: 0 });
-  }
-  expect(s.node.nodeStats().nodeInUse).toBe(0);
-}
+import { closedPort, startBlackhole, startTcpEcho } from "../support/origin.js";
+import { cleanups, expectAllFree, origin, raw, request, startNode, until, type Reply } from "../support/edge.js";
 
 // ── HTTP ─────────────────────────────────────────────────────────────────────────────────────────
 
@@ -286,9 +160,11 @@ describe("http proxy: slots", () => {
     for (const name of ["x-drop-me", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade"]) expect(seen[name], name).toBeUndefined();
     expect(seen.connection).not.toContain("x-drop-me");
     expect(seen["x-end-to-end"]).toBe("kept");
-    expect(seen["x-forwarded-for"]).toBe("203.0.113.9, 127.0.0.1");
+    // The client is no trusted proxy: what it wrote in x-forwarded-* is replaced, not appended to.
+    expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
     expect(seen["x-forwarded-proto"]).toBe("http");
     expect(seen["x-forwarded-host"]).toBe("shop.example:8080");
+    expect(seen.forwarded).toBe('for=127.0.0.1;host="shop.example:8080";proto=http');
     expect(seen.host).toBe("shop.example:8080"); // host:port servers get the client's Host
     // The origin's response: its hop-by-hop headers stop at the node.
     expect(r.headers["x-hop-secret"]).toBeUndefined();

@@ -6,6 +6,7 @@
 //   /stream?chunks=N&interval=MS&size=B
 //                          answers 200 at once, then N chunks of B bytes every MS ms
 //   /echo                  streams the request body back
+//   /upload                reads the whole request body, then answers 200 with its length
 //   /hop                   answers with hop-by-hop headers that a proxy must drop
 //   anything else          waits `delayMs` (or ?delay=MS), then answers 200 with a JSON body
 //                          describing the request ({ path, method, headers, concurrency })
@@ -116,6 +117,12 @@ export async function startOrigin(options: OriginOptions = {}): Promise<Origin> 
         res.writeHead(200, { "content-type": "application/octet-stream" });
         req.pipe(res);
         return;
+      case "/upload": {
+        let length = 0;
+        req.on("data", (c: Buffer) => (length += c.length));
+        req.once("end", () => res.end(JSON.stringify({ length })));
+        return;
+      }
       case "/hop":
         req.resume();
         res.writeHead(200, {

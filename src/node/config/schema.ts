@@ -41,6 +41,10 @@
  * - `src`: CIDRs or bare addresses; host bits must be zero (`10.0.0.1/8` is a typo).
  * - Keyed limit keys: `header: <name>`, `query: <param>`, `path: true`, or `src: true` /
  *   `src: { ipv4: <prefix>, ipv6: <prefix> }` (key per network, e.g. per IPv6 /64).
+ * - Frontend defences (http only; errors on tcp): `timeout.client` 30s and `timeout.http_request`
+ *   10s as HAProxy's `timeout client` / `timeout http-request`; `buffer_request` 64k (a size, or
+ *   `false`): that much body is received before the slot is taken; `forwarded_for.trusted`: CIDRs
+ *   of proxies whose forwarding headers are kept (none by default: they are replaced).
  * - `stats.token` and `store.token`: 16–4096 printable ASCII characters, never echoed in errors.
  *   `stats.token` is required when `stats.bind` is not a loopback address.
  * - `store`: `memory` (default) takes no other key; `redis` needs `url` (`redis://` or
@@ -67,6 +71,7 @@ import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance } from "../../core/spec.j
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
 import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkObject, checkOneOf, isPlainObject, join } from "../../core/validate.js";
 import { checkDuration } from "./duration.js";
+import { checkSize } from "./size.js";
 import {
   compilePathRegex,
   formatCidr,
@@ -154,6 +159,22 @@ export interface FrontendConfig {
   limits: KeyedLimit[];
   /** tcp: how long a rejected connection is held before it is closed (0 for http). */
   delayBeforeCloseMs: number;
+  /**
+   * HAProxy's `timeout client` (inactivity while the node waits on the client: reading its request,
+   * or writing to it) and `timeout http-request` (the whole request, head and body, time in the
+   * queue aside). http only: both 0 for a tcp frontend.
+   */
+  timeout: { clientMs: number; httpRequestMs: number };
+  /**
+   * http: bytes of a request body received before the slot is taken (HAProxy's `option
+   * http-buffer-request`); a longer body is streamed once the slot is granted. 0: stream at once.
+   */
+  bufferRequestBytes: number;
+  /**
+   * http: CIDRs of peers (proxies in front of the node) whose `x-forwarded-*` and `Forwarded`
+   * headers are kept and appended to. From any other peer they are replaced.
+   */
+  forwardedFor: { trusted: string[] };
 }
 
 export interface ServerConfig {
@@ -208,6 +229,10 @@ export const DEFAULT_SERVER_TIMEOUT_MS = 60_000;
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const MIN_LEASE_TTL_MS = 1_000;
 export const MAX_DELAY_BEFORE_CLOSE_MS = 5 * 60_000;
+export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
+export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_BUFFER_REQUEST_BYTES = 64 * 1024;
+export const MAX_BUFFER_REQUEST_BYTES = 16 * 1024 * 1024;
 export const MIN_TOKEN_LENGTH = 16;
 export const MAX_TOKEN_LENGTH = 4096;
 export const ROOT_PATH = "(root)";
@@ -233,7 +258,9 @@ const STORE_KEYS_BY_TYPE: Record<StoreType, readonly string[]> = {
   "redis-cluster": ["type", "url", "urls", "prefix"],
   "durable-object": ["type", "url", "token"],
 };
-const FRONTEND_KEYS = ["bind", "mode", "maxconn", "default_backend", "deny_status", "priority", "limits", "delay_before_close"];
+const FRONTEND_KEYS = ["bind", "mode", "maxconn", "default_backend", "deny_status", "priority", "limits", "delay_before_close", "timeout", "buffer_request", "forwarded_for"];
+const FRONTEND_TIMEOUT_KEYS = ["client", "http_request"];
+const FORWARDED_FOR_KEYS = ["trusted"];
 const RULE_KEYS = ["if", "class", "offset"];
 const CONDITION_KEYS = ["path_beg", "path_reg", "method", "host", "header", "src"];
 const LIMIT_KEYS = ["name", "key", "maxconn", "maxqueue"];
@@ -351,6 +378,12 @@ function stringList(issues: Issues, path: string, value: unknown, expected: stri
     }
   });
   return ok ? out : undefined;
+}
+
+/** A CIDR list item, normalised (`10.0.0.0/8`), or why it is not one. */
+function cidrItem(text: string): ItemResult {
+  const r = parseCidr(text);
+  return r.ok ? formatCidr(r.cidr) : { problem: r.problem };
 }
 
 /** A URL for an error message, without credentials. */
@@ -620,6 +653,8 @@ function parseFrontend(issues: Issues, path: string, name: string, value: unknow
     }
   }
 
+  const { timeout, bufferRequestBytes, forwardedFor } = parseFrontendClientSide(issues, path, obj, mode);
+
   const priority: PriorityRule[] = [];
   if (obj.priority !== undefined) {
     const p = join(path, "priority");
@@ -657,7 +692,51 @@ function parseFrontend(issues: Issues, path: string, name: string, value: unknow
   }
 
   if (!bind || !mode || defaultBackend === undefined) return undefined;
-  return { name, bind, mode, maxconn, defaultBackend, denyStatus, priority, limits, delayBeforeCloseMs };
+  return { name, bind, mode, maxconn, defaultBackend, denyStatus, priority, limits, delayBeforeCloseMs, timeout, bufferRequestBytes, forwardedFor };
+}
+
+/** The settings that defend a frontend against its clients: timeouts, request buffering, trusted forwarders. */
+function parseFrontendClientSide(
+  issues: Issues,
+  path: string,
+  obj: Record<string, unknown>,
+  mode: FrontendMode | undefined,
+): Pick<FrontendConfig, "timeout" | "bufferRequestBytes" | "forwardedFor"> {
+  const http = mode !== "tcp";
+  const timeout = http ? { clientMs: DEFAULT_CLIENT_TIMEOUT_MS, httpRequestMs: DEFAULT_HTTP_REQUEST_TIMEOUT_MS } : { clientMs: 0, httpRequestMs: 0 };
+  if (obj.timeout !== undefined) {
+    const tp = join(path, "timeout");
+    const t = checkObject(issues, tp, obj.timeout);
+    if (!http) issues.add(tp, "no timeout in a tcp frontend (the backend's timeout.server bounds a silent connection)", obj.timeout);
+    else if (t) {
+      checkKnownKeys(issues, tp, t, FRONTEND_TIMEOUT_KEYS);
+      if (t.client !== undefined) timeout.clientMs = checkDuration(issues, join(tp, "client"), t.client, { min: 1, max: MAX_TTL_MS }) ?? timeout.clientMs;
+      if (t.http_request !== undefined) timeout.httpRequestMs = checkDuration(issues, join(tp, "http_request"), t.http_request, { min: 1, max: MAX_TTL_MS }) ?? timeout.httpRequestMs;
+    }
+  }
+
+  let bufferRequestBytes = http ? DEFAULT_BUFFER_REQUEST_BYTES : 0;
+  if (obj.buffer_request !== undefined) {
+    const bp = join(path, "buffer_request");
+    if (!http) issues.add(bp, "no buffer_request in a tcp frontend", obj.buffer_request);
+    else if (obj.buffer_request === false) bufferRequestBytes = 0;
+    else bufferRequestBytes = checkSize(issues, bp, obj.buffer_request, { min: 0, max: MAX_BUFFER_REQUEST_BYTES }) ?? bufferRequestBytes;
+  }
+
+  const forwardedFor = { trusted: [] as string[] };
+  if (obj.forwarded_for !== undefined) {
+    const fp = join(path, "forwarded_for");
+    const f = checkObject(issues, fp, obj.forwarded_for);
+    if (!http) issues.add(fp, "no forwarded_for in a tcp frontend", obj.forwarded_for);
+    else if (f) {
+      checkKnownKeys(issues, fp, f, FORWARDED_FOR_KEYS);
+      if (f.trusted !== undefined) {
+        forwardedFor.trusted =
+          stringList(issues, join(fp, "trusted"), f.trusted, "a CIDR of a proxy in front of this node, such as 10.0.0.0/8", cidrItem) ?? [];
+      }
+    }
+  }
+  return { timeout, bufferRequestBytes, forwardedFor };
 }
 
 function parseRule(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): PriorityRule | undefined {
@@ -752,10 +831,7 @@ function parseConditions(issues: Issues, path: string, value: unknown, mode: Fro
         break;
       }
       case "src":
-        out.src = stringList(issues, p, v, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32", (s) => {
-          const r = parseCidr(s);
-          return r.ok ? formatCidr(r.cidr) : { problem: r.problem };
-        }) ?? fail();
+        out.src = stringList(issues, p, v, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32", cidrItem) ?? fail();
         break;
     }
   }
