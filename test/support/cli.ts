@@ -17,7 +17,8 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = join(ROOT, "bin", "slotgate.js");
 const CLI = join(ROOT, "dist", "node", "cli.js");
 
-function newestMtime(dir: string): number {
+/** The newest modification time of a .ts file below `dir`. */
+export function newestMtime(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
