@@ -7,6 +7,7 @@
  * `instanceof` works across duplicate copies of the package (a Worker bundle next to the Node
  * build, say) because each class checks a `Symbol.for` brand instead of its prototype chain.
  */
+import { redactCredentials } from "./redact.js";
 
 export type SlotgateErrorCode =
   | "SLOTGATE_INVALID_OPTION"
@@ -66,12 +67,17 @@ export function formatIssue(issue: ConfigIssue): string {
   return `${issue.path}: expected ${issue.expected}, got ${describeValue(issue.received)}`;
 }
 
-/** Renders a received value for an error message; long or hostile strings are cut, never echoed whole. */
+/**
+ * Renders a received value for an error message; long or hostile strings are cut, never echoed
+ * whole, and URL credentials are blanked first (cutting first could leave half a password behind
+ * without the "@" that marks it).
+ */
 export function describeValue(value: unknown): string {
   if (value === undefined) return "undefined";
   if (value === null) return "null";
   if (typeof value === "string") {
-    const shown = value.length > 60 ? `${value.slice(0, 60)}…(${value.length} chars)` : value;
+    const safe = redactCredentials(value);
+    const shown = safe.length > 60 ? `${safe.slice(0, 60)}…(${safe.length} chars)` : safe;
     return JSON.stringify(shown);
   }
   if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);

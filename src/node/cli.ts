@@ -13,7 +13,7 @@
  */
 import http from "node:http";
 import { readFileSync } from "node:fs";
-import { SlotgateConfigError, formatIssue, isSlotgateError } from "../core/errors.js";
+import { SlotgateConfigError, formatIssue } from "../core/errors.js";
 import { createGuard, type GuardStats } from "../core/guard.js";
 import { formatDuration, parseDuration } from "./config/duration.js";
 import { loadEdgeConfig } from "./config/load.js";
@@ -22,7 +22,8 @@ import { createRequestPlanner, toGuardOptions } from "./config/to-guard.js";
 import { startDemo } from "./demo.js";
 import { DEFAULT_GRACE_MS, createEdgeNode } from "./edge-node.js";
 import type { NodeStats } from "./frontend.js";
-import { LOG_LEVELS, createLogger, errorFields, redactUrl, type LogLevel } from "./logger.js";
+import { LOG_LEVELS, createLogger, errorFields, errorMessage, redactUrl, type LogLevel } from "./logger.js";
+import { readPublicStats } from "./stats/keys.js";
 import { formatStatsTable } from "./stats-table.js";
 import { openStore } from "./store.js";
 
@@ -315,7 +316,7 @@ async function check(parsed: Parsed, io: CliIo): Promise<number> {
     createRequestPlanner(config);
     await guard.close();
   } catch (error) {
-    const lines = error instanceof SlotgateConfigError ? error.issues.map((i) => `  ${formatIssue(i)}\n`).join("") : `  ${(error as Error).message}\n`;
+    const lines = error instanceof SlotgateConfigError ? error.issues.map((i) => `  ${formatIssue(i)}\n`).join("") : `  ${errorMessage(error)}\n`;
     io.stderr(`${file}: the limits cannot be built:\n${lines}`);
     return EXIT.invalidConfig;
   }
@@ -338,7 +339,8 @@ async function check(parsed: Parsed, io: CliIo): Promise<number> {
       `  backend ${b.name}: ${b.balance}, maxconn ${b.maxconn ?? "-"}, maxqueue ${b.maxqueue ?? "-"}, timeout queue ${formatDuration(b.timeout.queueMs)} connect ${formatDuration(b.timeout.connectMs)} server ${formatDuration(b.timeout.serverMs)} · ${servers.join(", ")}`,
     );
   }
-  if (config.stats) out.push(`  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}`);
+  if (config.stats) out.push(`  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}${config.stats.showKeys ? " · keyed values shown raw" : ""}`);
+  if (config.log.query) out.push("  log: request paths with their query strings");
   io.stdout(`${out.join("\n")}\n`);
   return EXIT.ok;
 }
@@ -357,7 +359,7 @@ async function serve(parsed: Parsed, io: CliIo): Promise<number> {
     node = await createEdgeNode(config, { logger });
   } catch (error) {
     logger.error({ err: errorFields(error) }, "cannot create the edge node");
-    io.stderr(`slotgate serve: ${(error as Error).message}\n`);
+    io.stderr(`slotgate serve: ${errorMessage(error)}\n`);
     return EXIT.runtime;
   }
 
@@ -380,7 +382,7 @@ async function serve(parsed: Parsed, io: CliIo): Promise<number> {
   try {
     await node.start();
   } catch (error) {
-    io.stderr(`slotgate serve: cannot start: ${(error as Error).message}\n`);
+    io.stderr(`slotgate serve: cannot start: ${errorMessage(error)}\n`);
     await node.stop(0).catch(() => undefined);
     return EXIT.runtime;
   }
@@ -417,7 +419,7 @@ async function stats(parsed: Parsed, io: CliIo): Promise<number> {
     try {
       ({ stats: snapshot, node } = await fetchStatsJson(config));
     } catch (error) {
-      io.stderr(`slotgate stats: the memory store's numbers live inside the serving process, and its stats listener (${config.stats.bind.text}) did not answer: ${(error as Error).message}\n`);
+      io.stderr(`slotgate stats: the memory store's numbers live inside the serving process, and its stats listener (${config.stats.bind.text}) did not answer: ${errorMessage(error)}\n`);
       return EXIT.runtime;
     }
   } else {
@@ -426,7 +428,7 @@ async function stats(parsed: Parsed, io: CliIo): Promise<number> {
     try {
       opened = await openStore(config.store, logger);
     } catch (error) {
-      io.stderr(`slotgate stats: ${(error as Error).message}\n`);
+      io.stderr(`slotgate stats: ${errorMessage(error)}\n`);
       return EXIT.runtime;
     }
     try {
@@ -436,12 +438,12 @@ async function stats(parsed: Parsed, io: CliIo): Promise<number> {
       }
       const guard = createGuard({ ...toGuardOptions(config), store: opened.store });
       try {
-        snapshot = await guard.stats();
+        snapshot = await readPublicStats(guard, config);
       } finally {
         await guard.close().catch(() => undefined);
       }
     } catch (error) {
-      io.stderr(`slotgate stats: ${isSlotgateError(error) ? error.message : String(error)}\n`);
+      io.stderr(`slotgate stats: ${errorMessage(error)}\n`);
       return EXIT.runtime;
     } finally {
       await opened.close();
@@ -501,7 +503,7 @@ async function demo(parsed: Parsed, io: CliIo): Promise<number> {
     handle = await startDemo({ port, statsPort, load, durationMs, clients, logger: createLogger({ level }), print });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    io.stderr(`slotgate demo: cannot start: ${(error as Error).message}${code === "EADDRINUSE" ? " (pick other ports with --port / --stats-port, or 0 for free ones)" : ""}\n`);
+    io.stderr(`slotgate demo: cannot start: ${errorMessage(error)}${code === "EADDRINUSE" ? " (pick other ports with --port / --stats-port, or 0 for free ones)" : ""}\n`);
     return EXIT.runtime;
   }
   if (load) {

@@ -106,11 +106,8 @@ export function clientAddress(remote: string | undefined): string | undefined {
   return remote.startsWith("::ffff:") && remote.includes(".") ? remote.slice(7) : remote;
 }
 
-/** A value safe to put in a log line: cut to `max` characters. */
-export function clip(value: string | undefined, max = 256): string | undefined {
-  if (value === undefined) return undefined;
-  return value.length > max ? `${value.slice(0, max)}…` : value;
-}
+// Log-line helpers live with the logger; re-exported for the proxies that import them from here.
+export { clip } from "./logger.js";
 
 /**
  * Starts `server` on the frontend's bind address. A listen error (EADDRINUSE…) rejects; once

@@ -64,7 +64,7 @@ import {
   type FrontendListener,
 } from "./frontend.js";
 import { Pipeline } from "./http-pipeline.js";
-import { errorFields } from "./logger.js";
+import { errorFields, logPath } from "./logger.js";
 
 /** Limits of the listening server; the defaults suit an edge node. */
 export interface HttpFrontendOptions {
@@ -653,7 +653,7 @@ class HttpFrontend implements FrontendListener {
         ...(limit === undefined ? {} : { limit }),
         waitedMs: Math.round(performance.now() - ex.startedAt),
         method: clip(req.method, 32),
-        path: clip(req.url),
+        path: logPath(req.url, this.#ctx.config, this.name),
         src: clientAddress(req.socket.remoteAddress),
       },
       "request rejected",

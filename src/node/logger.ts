@@ -1,9 +1,18 @@
 /**
  * Structured logs of the edge node: pino, one JSON line per event, to stdout by default.
- * Secrets never reach a log line: store URLs are logged through {@link redactUrl}, and pino's
- * `redact` blanks every field named like a credential, whatever object it sits in.
+ * Secrets never reach a log line: store URLs are logged through {@link redactUrl}, pino's
+ * `redact` blanks every field named like a credential, whatever object it sits in, error messages
+ * go through {@link errorFields} (URL credentials and keyed-limit values blanked), and request
+ * paths through {@link logPath} (no query string unless `log.query`, keyed values digested).
  */
 import { pino } from "pino";
+import { redactCredentials, redactUrl } from "../core/redact.js";
+import { splitTarget } from "./config/match.js";
+import type { EdgeConfig } from "./config/schema.js";
+import { keyedLimitName } from "./config/to-guard.js";
+import { keyDigest } from "./stats/keys.js";
+
+export { redactUrl };
 
 export type Logger = pino.Logger;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -46,29 +55,70 @@ export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
 
-/** The URL with its password (and a token-like query) replaced: `redis://user:***@host:6379/0`. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    for (const key of [...u.searchParams.keys()]) {
-      if (/token|secret|password|key/i.test(key)) u.searchParams.set(key, "***");
-    }
-    return u.toString();
-  } catch {
-    // Not a URL: cut anything after a scheme's userinfo marker rather than risk echoing a secret.
-    return url.replace(/\/\/[^@/]*@/, "//***@");
-  }
-}
-
 /** An error as a small loggable object (no stack for expected faults). */
 export function errorFields(error: unknown, withStack = false): Record<string, unknown> {
   if (error instanceof Error) {
-    const out: Record<string, unknown> = { message: error.message.slice(0, 500), name: error.name };
+    const out: Record<string, unknown> = { message: errorMessage(error), name: error.name };
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string") out.code = code;
-    if (withStack && error.stack) out.stack = error.stack;
+    if (withStack && error.stack) out.stack = safeText(error.stack, 4000);
     return out;
   }
-  return { message: String(error).slice(0, 500) };
+  return { message: errorMessage(error) };
+}
+
+/** The message of an error (or thrown value) as text safe for a log line or a terminal: see {@link safeText}. */
+export function errorMessage(error: unknown): string {
+  return safeText(error instanceof Error ? error.message : String(error));
+}
+
+/**
+ * Text of an error made loggable: URL credentials blanked, and a keyed-limit value (the core names
+ * scopes such as `frontend:web:apikey:<value>` in its messages, and the value is client input
+ * such as an API key) cut off with the rest of its line, then the whole cut to `max`.
+ */
+export function safeText(text: string, max = 500): string {
+  const safe = redactCredentials(text).replace(/\b(frontend:[\w.-]+:[\w.-]+):[^\n]*/g, "$1:[key value not logged]");
+  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+}
+
+/** A value safe to put in a log line: cut to `max` characters. */
+export function clip(value: string | undefined, max = 256): string | undefined {
+  if (value === undefined) return undefined;
+  return value.length > max ? `${value.slice(0, max)}…` : value;
+}
+
+/**
+ * A request target (`req.url`) as the edge node logs it: the path without its query string (query
+ * strings carry API keys and tokens) unless the config says `log: { query: true }`, and cut.
+ * Values a keyed limit of the frontend reads (the path under `key: { path }`, a parameter under
+ * `key: { query }`) are replaced by their stats digest (stats/keys.ts) even then, so a log line
+ * correlates with the stats page without holding the value. An absolute-form target
+ * (`http://user:pass@host/p`) loses its scheme and authority.
+ */
+export function logPath(target: string | undefined, config: Pick<EdgeConfig, "group" | "log" | "frontends">, frontend: string): string | undefined {
+  if (target === undefined) return undefined;
+  const { path, query } = splitTarget(target);
+  const limits = Object.hasOwn(config.frontends, frontend) ? config.frontends[frontend]!.limits : [];
+  const digest = (limit: string, value: string) => keyDigest(config.group, keyedLimitName(frontend, limit), value);
+  const pathLimit = limits.find((l) => l.key.kind === "path");
+  let shown = pathLimit ? digest(pathLimit.name, path) : path;
+  if (config.log.query && query !== "") {
+    const byParam = new Map(limits.flatMap((l) => (l.key.kind === "query" ? [[l.key.name, l.name] as const] : [])));
+    shown += `?${query
+      .split("&")
+      .map((pair) => maskPair(pair, byParam, digest))
+      .join("&")}`;
+  }
+  return clip(shown);
+}
+
+/** One `name=value` of a query: the value digested when the name is a keyed limit's parameter. */
+function maskPair(pair: string, byParam: ReadonlyMap<string, string>, digest: (limit: string, value: string) => string): string {
+  if (byParam.size === 0) return pair;
+  const [entry] = new URLSearchParams(pair);
+  const limit = entry === undefined ? undefined : byParam.get(entry[0]);
+  if (entry === undefined || limit === undefined) return pair;
+  const eq = pair.indexOf("=");
+  return `${eq < 0 ? pair : pair.slice(0, eq)}=${digest(limit, entry[1])}`;
 }

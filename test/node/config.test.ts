@@ -83,7 +83,8 @@ describe("example configs", () => {
       ["web1", "http://127.0.0.1:9001", 500, 1],
       ["web2", "http://127.0.0.1:9002", 500, 2],
     ]);
-    expect(c.stats).toEqual({ bind: expect.objectContaining({ text: "127.0.0.1:8404", loopback: true }), token: null });
+    expect(c.stats).toEqual({ bind: expect.objectContaining({ text: "127.0.0.1:8404", loopback: true }), token: null, showKeys: false });
+    expect(c.log).toEqual({ query: false });
   });
 
   it("examples/demo.yaml loads", async () => {
@@ -140,7 +141,7 @@ describe("config errors name their path", () => {
     { name: "fractional maxconn", input: (c) => (c.global.maxconn = 1.5), expect: ["global.maxconn: expected a positive integer, got 1.5"] },
     { name: "maxconn as a string", input: (c) => (c.node.maxconn = "10"), expect: ['node.maxconn: expected a positive integer, got "10"'] },
     { name: "maxconn too large", input: (c) => (c.backends.web_servers.maxconn = 2e9), expect: ["backends.web_servers.maxconn: expected a positive integer up to 1000000000, got 2000000000"] },
-    { name: "unknown top-level key", input: (c) => (c.maxconn = 5), expect: ['maxconn: expected one of the keys store, group, on_store_error, local_share, global, node, frontends, backends, stats, got "maxconn"'] },
+    { name: "unknown top-level key", input: (c) => (c.maxconn = 5), expect: ['maxconn: expected one of the keys store, group, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"'] },
     { name: "typo in a frontend key", input: (c) => (c.frontends.web.maxcon = 5), expect: [/^frontends\.web\.maxcon: expected one of the keys bind, mode, maxconn, .*got "maxcon"$/] },
     { name: "typo in a server key", input: (c) => (c.backends.web_servers.servers.web2.max_conn = 5), expect: [/^backends\.web_servers\.servers\.web2\.max_conn: expected one of the keys address, maxconn, maxqueue, weight, down, got "max_conn"$/] },
     { name: "unknown condition", input: (c) => (c.frontends.web.priority[0].if.path_end = "/x"), expect: [/^frontends\.web\.priority\[0\]\.if\.path_end: expected one of the keys path_beg, path_reg, method, host, header, src/] },

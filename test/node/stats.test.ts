@@ -3,11 +3,14 @@ import { createGuard, createMemoryStore, SlotgateError, type Guard, type GuardSt
 import { parseBind, validateEdgeConfig, type EdgeConfig } from "../../src/node/config/schema.js";
 import { toGuardOptions } from "../../src/node/config/to-guard.js";
 import { createStatsListener, type NodeStats } from "../../src/node/stats/index.js";
+import { keyDigest } from "../../src/node/stats/keys.js";
 import { createStatsMetrics } from "../../src/node/stats/metrics.js";
 import { renderStatsPage } from "../../src/node/stats/render-html.js";
 import { parseRefresh } from "../../src/node/stats/server.js";
 
 const TOKEN = "s3cret-token-0123456789";
+/** How the key value "acme" of the limit apikey is shown by default. */
+const ACME = keyDigest("shop", "frontend:web:apikey", "acme");
 
 function edgeConfig(stats: Record<string, unknown> = { bind: "127.0.0.1:0" }): EdgeConfig {
   return validateEdgeConfig({
@@ -193,7 +196,9 @@ describe("stats listener endpoints", () => {
     expect(s.scopes["global"]).toMatchObject({ in_use: 3, max: 50 });
     expect(s.scopes["frontend:web"]).toMatchObject({ in_use: 3, max: 10, granted: 3 });
     expect(s.scopes["frontend:web:apikey"]).toMatchObject({ in_use: 3, keys: 2 });
-    expect(s.scopes["frontend:web:apikey:acme"]).toMatchObject({ in_use: 2, max: 2 });
+    // Key values are shown as their digest by default (stats.show_keys: false).
+    expect(s.scopes[`frontend:web:apikey:${ACME}`]).toMatchObject({ in_use: 2, max: 2 });
+    expect(Object.keys(s.scopes).filter((n) => n.includes("acme") || n.includes("globex"))).toEqual([]);
     expect(s.scopes["server:api/a1"]).toMatchObject({ in_use: 2, max: 2, up: true });
     expect(s.scopes["server:api/a3"]).toMatchObject({ up: false });
     expect(s.queueWaitQuantiles).toEqual({ p50: 0, p90: 0, p99: 0 });
@@ -226,9 +231,10 @@ describe("stats listener endpoints", () => {
     expect(row("frontend:web").cells.slice(1, 11)).toEqual(["3", "3", "10", "1", "1", "-", "3", "0", "0", "0"]);
     expect(row("frontend:web:apikey").cells.slice(1, 4)).toEqual(["3", "3", "2 per key"]);
     expect(row("frontend:web:apikey").cells.at(-1)).toBe("2 keys");
-    const acme = row("frontend:web:apikey:acme");
+    const acme = row(`frontend:web:apikey:${ACME}`);
     expect(acme.classes).toContain("full");
-    expect(acme.cells[0]).toBe("↳ acme");
+    expect(acme.cells[0]).toBe(`↳ ${ACME}`);
+    expect(page).not.toContain("acme");
     expect(acme.cells.slice(1, 11)).toEqual(["2", "2", "2", "1", "1", "5", "2", "1", "0", "0"]); // the full scope counts the rejection
     expect(row("server:api/a1").classes).toEqual(["server", "up", "full"]);
     expect(row("server:api/a1").cells.at(-1)).toBe("UP");
@@ -573,8 +579,8 @@ describe("stats page: hostile scope names", () => {
     }
   }
 
-  it("escapes key values held in a real guard, over HTTP", async () => {
-    const { guard, get } = await setup();
+  it("escapes key values held in a real guard, over HTTP (stats.show_keys: true)", async () => {
+    const { guard, get } = await setup({ config: edgeConfig({ bind: "127.0.0.1:0", show_keys: true }) });
     const g = guard as Guard;
     for (const key of hostile) {
       const r = await g.acquire({ scopes: ["frontend:web", `frontend:web:apikey:${key}`], backend: "api" });

@@ -12,30 +12,20 @@
 // lines. A config with fixed ports that loses a race (exit 3, EADDRINUSE) is retried.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import http from "node:http";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify as toYaml } from "yaml";
 import type { GuardStats, ScopeStats } from "../../src/index.js";
 import type { NodeStats } from "../../src/node/frontend.js";
+import { ROOT, newestMtime } from "./cli.js";
 import { collectJsonLines } from "./json-lines.js";
 
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export { ROOT };
 const PRIVATE = join(ROOT, ".tmp", "fleet-build");
 const BUILD_LOCK = join(ROOT, ".tmp", "fleet-build.lock");
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
 
 /** Whether `<root>/dist` is built and newer than every source file. */
 function fresh(root: string): boolean {

@@ -46,7 +46,11 @@
  *   `false`): that much body is received before the slot is taken; `forwarded_for.trusted`: CIDRs
  *   of proxies whose forwarding headers are kept (none by default: they are replaced).
  * - `stats.token` and `store.token`: 16–4096 printable ASCII characters, never echoed in errors.
- *   `stats.token` is required when `stats.bind` is not a loopback address.
+ *   `stats.token` is required when `stats.bind` is not a loopback address. `stats.show_keys`
+ *   (boolean, default false) shows keyed-limit values raw instead of their digest.
+ * - `log: { query }` (boolean, default false): log request paths with their query string.
+ * - URL credentials (`https://user:pass@…`) are refused in server addresses and never echoed:
+ *   every received value goes through the core's credential redaction before it is shown.
  * - `store`: `memory` (default) takes no other key; `redis` needs `url` (`redis://` or
  *   `rediss://`; a password goes in the URL); `redis-cluster` needs `urls` (or one `url`);
  *   `durable-object` needs `url` (`http(s)://`) and `token`. `prefix` (Redis only) is 1–64
@@ -66,6 +70,7 @@
  */
 import { SlotgateConfigError, type ConfigIssue } from "../../core/errors.js";
 import { MAX_TTL_MS } from "../../core/acquire-options.js";
+import { redactCredentials } from "../../core/redact.js";
 import { STORE_ERROR_POLICIES, type StoreErrorPolicy } from "../../core/guard.js";
 import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance } from "../../core/spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
@@ -203,6 +208,14 @@ export interface StatsConfig {
   bind: BindAddress;
   /** Bearer token the stats endpoints require; `null`: none (loopback only). */
   token: string | null;
+  /** Show keyed-limit values raw instead of their digest (stats/keys.ts). */
+  showKeys: boolean;
+}
+
+/** What log lines may carry beyond the defaults. */
+export interface LogConfig {
+  /** Log the query string of request paths (it may hold API keys and tokens). */
+  query: boolean;
 }
 
 export interface EdgeConfig {
@@ -218,6 +231,7 @@ export interface EdgeConfig {
   frontends: Record<string, FrontendConfig>;
   backends: Record<string, BackendConfig>;
   stats: StatsConfig | null;
+  log: LogConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,7 +264,7 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const HOST_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const MAX_LIST = 256;
 
-const TOP_KEYS = ["store", "group", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats"];
+const TOP_KEYS = ["store", "group", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats", "log"];
 const STORE_KEYS = ["type", "url", "urls", "token", "prefix"];
 const STORE_KEYS_BY_TYPE: Record<StoreType, readonly string[]> = {
   memory: ["type"],
@@ -269,7 +283,8 @@ const BACKEND_KEYS = ["balance", "maxconn", "maxqueue", "timeout", "lease_ttl", 
 const TIMEOUT_KEYS = ["queue", "connect", "server"];
 const DEFAULT_SERVER_KEYS = ["maxconn", "maxqueue", "weight"];
 const SERVER_KEYS = ["address", "maxconn", "maxqueue", "weight", "down"];
-const STATS_KEYS = ["bind", "token"];
+const STATS_KEYS = ["bind", "token", "show_keys"];
+const LOG_KEYS = ["query"];
 
 // ---------------------------------------------------------------------------------------------
 // Entry points
@@ -317,13 +332,14 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
   const backends = parseNamed(issues, "backends", raw.backends, "backend", parseBackend);
   const frontends = parseNamed(issues, "frontends", raw.frontends, "frontend", parseFrontend);
   const stats = raw.stats === undefined ? null : parseStats(issues, raw.stats);
+  const log = raw.log === undefined ? { query: false } : parseLog(issues, raw.log);
 
   // Cross-checks run on whatever parsed, so that one bad section does not hide other problems.
   crossCheckBackends(issues, raw.frontends, frontends.items, backends);
   crossCheckBinds(issues, raw.frontends, stats ?? null);
 
-  if (!issues.empty || !store || group === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined) return undefined;
-  return { store, group, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats };
+  if (!issues.empty || !store || group === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log) return undefined;
+  return { store, group, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,9 +402,9 @@ function cidrItem(text: string): ItemResult {
   return r.ok ? formatCidr(r.cidr) : { problem: r.problem };
 }
 
-/** A URL for an error message, without credentials. */
-function redactUrl(value: unknown): unknown {
-  return typeof value === "string" ? value.replace(/\/\/[^@/?#]*@/, "//***@") : value;
+/** A URL-valued key's value for an issue, without credentials (the issue objects stay clean too, not only their text). */
+function redactUrlValue(value: unknown): unknown {
+  return typeof value === "string" ? redactCredentials(value) : value;
 }
 
 function redactToken(value: unknown): unknown {
@@ -576,7 +592,7 @@ function parseStore(issues: Issues, value: unknown): StoreConfig | undefined {
   }
   const redisUrl = (path: string, v: unknown): string | undefined => {
     if (typeof v === "string" && v.length <= 2048 && /^rediss?:\/\/[^\s]+$/.test(v) && urlParses(v)) return v;
-    issues.add(path, "a Redis URL such as redis://127.0.0.1:6379 or rediss://…", redactUrl(v));
+    issues.add(path, "a Redis URL such as redis://127.0.0.1:6379 or rediss://…", redactUrlValue(v));
     return undefined;
   };
   switch (type) {
@@ -606,7 +622,7 @@ function parseStore(issues: Issues, value: unknown): StoreConfig | undefined {
       let url: string | undefined;
       const v = obj.url;
       if (typeof v === "string" && v.length <= 2048 && /^https?:\/\/[^\s@]+$/.test(v) && urlParses(v)) url = v;
-      else issues.add("store.url", "the http(s):// URL of the Worker's slot API", redactUrl(v));
+      else issues.add("store.url", "the http(s):// URL of the Worker's slot API", redactUrlValue(v));
       const token = checkToken(issues, "store.token", obj.token, " (the Worker's slot API token)");
       return url === undefined || token === undefined ? undefined : { type, url, token };
     }
@@ -969,7 +985,7 @@ function parseServer(issues: Issues, path: string, name: string, value: unknown,
   if (!obj) return undefined;
   checkKnownKeys(issues, path, obj, SERVER_KEYS);
   const address = parseServerAddress(obj.address);
-  if (!address) issues.add(join(path, "address"), ADDRESS_EXPECTED, obj.address);
+  if (!address) issues.add(join(path, "address"), ADDRESS_EXPECTED, redactUrlValue(obj.address));
   const maxconn = obj.maxconn === undefined ? defaults.maxconn : (positive(issues, join(path, "maxconn"), obj.maxconn) ?? null);
   const maxqueue = obj.maxqueue === undefined ? defaults.maxqueue : (positive(issues, join(path, "maxqueue"), obj.maxqueue) ?? null);
   const weight = obj.weight === undefined ? defaults.weight : checkInt(issues, join(path, "weight"), obj.weight, { min: 1, max: MAX_WEIGHT });
@@ -990,8 +1006,24 @@ function parseStats(issues: Issues, value: unknown): StatsConfig | undefined {
   } else if (bind && !bind.loopback) {
     issues.add("stats.token", `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters when stats.bind is not a loopback address`, undefined);
   }
-  if (!bind) return undefined;
-  return { bind, token };
+  const showKeys = optionalBoolean(issues, "stats.show_keys", obj.show_keys);
+  if (!bind || showKeys === undefined) return undefined;
+  return { bind, token, showKeys };
+}
+
+function parseLog(issues: Issues, value: unknown): LogConfig | undefined {
+  const obj = checkObject(issues, "log", value);
+  if (!obj) return undefined;
+  checkKnownKeys(issues, "log", obj, LOG_KEYS);
+  const query = optionalBoolean(issues, "log.query", obj.query);
+  return query === undefined ? undefined : { query };
+}
+
+/** `true` or `false`; absent is false. YAML's `yes`/`on` are strings here (YAML 1.2), hence errors. */
+function optionalBoolean(issues: Issues, path: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return value === true;
+  issues.add(path, "a boolean", value);
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,16 @@
  * created off loopback without a token (the config layer requires one already; this is defence in
  * depth). The token is never logged, nor is any request URL (it may carry `?token=`).
  *
+ * DNS rebinding: without a token, the listener answers only requests whose `Host` names a
+ * loopback address (127.0.0.0/8, [::1]) or `localhost`, with or without a port; anything else,
+ * a missing `Host` included, gets 421 Misdirected Request. Otherwise a page on any web site could
+ * point its own name at 127.0.0.1 and read the stats from the operator's browser, since the
+ * browser takes the response as same-origin. With a token the token is the protection (a
+ * rebinding page cannot know it), so any `Host` is answered, as before.
+ *
+ * Key values: every endpoint shows the snapshot through `readPublicStats` (keys.ts), which
+ * replaces keyed-limit values by digests unless `stats.show_keys` is set.
+ *
  * Store failure: the cluster-wide numbers come from `guard.stats()`, i.e. from the store. When that
  * throws or takes longer than 5 s, `/stats.json` answers 503 with the error and this node's own
  * numbers, `/stats` answers 503 with an error banner and the node section, and `/metrics` answers
@@ -27,9 +37,10 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import type { AddressInfo } from "node:net";
 import { SlotgateError, isSlotgateError } from "../../core/errors.js";
 import type { Guard, GuardStats } from "../../core/guard.js";
-import { isLoopback, parseIp } from "../config/match.js";
+import { isLoopback, parseIPv4, parseIPv6, parseIp } from "../config/match.js";
 import type { BindAddress, EdgeConfig } from "../config/schema.js";
 import { createTokenChecker, type TokenChecker } from "./auth.js";
+import { readPublicStats } from "./keys.js";
 import { createStatsMetrics } from "./metrics.js";
 import type { NodeStats } from "./model.js";
 import { renderStatsPage } from "./render-html.js";
@@ -108,7 +119,7 @@ export function createStatsListener(options: StatsListenerOptions): StatsListene
         timer = setTimeout(() => reject(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `the store did not answer within ${STATS_TIMEOUT_MS} ms`, { retryable: true })), STATS_TIMEOUT_MS);
         timer.unref?.();
       });
-      const stats = await Promise.race([Promise.resolve().then(() => guard.stats()), timeout]);
+      const stats = await Promise.race([readPublicStats(guard, config), timeout]);
       if (!storeOk) logger?.info({}, "stats: store readable again");
       storeOk = true;
       return { ok: true, stats };
@@ -128,6 +139,9 @@ export function createStatsListener(options: StatsListenerOptions): StatsListene
       url = new URL(req.url ?? "/", "http://stats.invalid");
     } catch {
       return send(res, 400, "text/plain; charset=utf-8", "400 bad request\n");
+    }
+    if (!auth && !isLoopbackHostHeader(req.headers.host)) {
+      return send(res, 421, "text/plain; charset=utf-8", "421 misdirected request: without a token, this listener answers only Host: localhost or a loopback address\n");
     }
     let linkQuery = "";
     if (auth) {
@@ -238,6 +252,21 @@ export function parseRefresh(value: string | null): number | null {
 
 function isLoopbackHost(host: string): boolean {
   const bytes = parseIp(host);
+  return bytes !== undefined && isLoopback(bytes);
+}
+
+/**
+ * Whether a `Host` header names this machine's loopback: `localhost`, an IPv4 address in
+ * 127.0.0.0/8 in dotted-quad form, or `[::1]` (any spelling), each optionally with `:port`; case
+ * does not matter. A missing or empty Host is not. Only exact forms pass: `localhost.evil.com`,
+ * `127.0.0.1.nip.io` or `2130706433` are names a rebinding attacker controls or could.
+ */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(host);
+  if (!m) return false;
+  if (m[2] !== undefined && m[2].toLowerCase() === "localhost") return true;
+  const bytes = m[1] !== undefined ? parseIPv6(m[1]) : parseIPv4(m[2]!);
   return bytes !== undefined && isLoopback(bytes);
 }
 

@@ -27,6 +27,7 @@
  *   Errors never include it.
  */
 import { SlotgateConfigError, SlotgateError } from "../../core/errors.js";
+import { redactCredentials } from "../../core/redact.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
@@ -115,7 +116,7 @@ function checkUrl(issues: Issues, value: unknown): string | undefined {
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const loopback = host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   if ((url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || value.includes("#")) {
-    issues.add("url", expected, value.replace(/\/\/[^@/?#]*@/, "//***@"));
+    issues.add("url", expected, redactCredentials(value));
     return undefined;
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
