@@ -6,7 +6,7 @@
  *
  * ```ts
  * import { handleSlotApiRequest, isSlotApiRequest } from "slotgate/cloudflare";
- * if (isSlotApiRequest(request)) return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, waitUntil: (p) => ctx.waitUntil(p) });
+ * if (isSlotApiRequest(request)) return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, tokens: env.SLOTGATE_API_TOKENS, waitUntil: (p) => ctx.waitUntil(p) });
  * ```
  *
  * - Disabled unless a token is set (`token`, `tokens`): without one, every route answers 404,

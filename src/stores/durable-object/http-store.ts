@@ -52,7 +52,10 @@ export interface DurableObjectHttpStoreOptions {
    * @example "https://<your worker>.workers.dev"
    */
   url: string;
-  /** The Worker's `SLOTGATE_API_TOKEN`: 16–4096 printable ASCII characters. */
+  /**
+   * A slot API token of the Worker (an entry of `SLOTGATE_API_TOKENS` with `lease`, and `admin` to
+   * push the spec, on this node's groups; or `SLOTGATE_API_TOKEN`): 16–4096 printable ASCII characters.
+   */
   token: string;
   /** @default globalThis.fetch */
   fetch?: FetchLike;
@@ -268,7 +271,7 @@ function transportFault(op: string, error: unknown): SlotgateError {
 
 function httpFault(op: string, status: number, base: string): SlotgateError {
   let hint = "";
-  if (status === 404) hint = ` (is ${base} the slotgate Worker, with SLOTGATE_API_TOKEN set?)`;
+  if (status === 404) hint = ` (is ${base} the slotgate Worker, with SLOTGATE_API_TOKENS or SLOTGATE_API_TOKEN set?)`;
   else if (status >= 300 && status < 400) hint = " (redirected: use the final URL)";
   return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: HTTP ${status} without an answer of the store${hint}`, { retryable: RETRYABLE_STATUS.has(status) });
 }
