@@ -12,6 +12,7 @@ import { StoreStatus } from "../../src/core/errors.js";
 import { createGuard } from "../../src/index.js";
 import { handleSlotApiRequest, type SlotGroup } from "../../src/cloudflare/index.js";
 import { globMatch, parseTokenVariables } from "../../src/cloudflare/slot-api-auth.js";
+import { GroupTables } from "../../src/cloudflare/tables.js";
 import { createDurableObjectHttpStore } from "../../src/stores/durable-object/index.js";
 import { API_TOKEN, BAD_CONFIG_TOKEN, SCOPED_TOKENS } from "./edge-fixtures.js";
 import { freshGroup, request, restart, spec, stubFor, until } from "./helpers.js";
@@ -196,6 +197,23 @@ describe("lease ownership", () => {
     expect(await (await call("release", { leaseId, leaseSecret: wrong })).json()).toEqual({ status: 0, value: false });
     expect(await (await call("renew", { leaseId, ttlMs: 30_000, leaseSecret: granted.leaseSecret })).json()).toMatchObject({ status: 0, value: { ok: true } });
     expect(await (await call("release", { leaseId, leaseSecret: granted.leaseSecret })).json()).toEqual({ status: 0, value: true });
+  });
+
+  it("adds the secret column to the lease table of an object created before it, keeping its leases", async () => {
+    const group = freshGroup("migrate");
+    const stub = stubFor(group);
+    await stub.configure(spec({ global: 2 }));
+    const r = await stub.acquire(request(["global"]), "w");
+    if (r.status !== 0 || !r.value.ok) throw new Error("expected a grant");
+    const leaseId = r.value.lease.id;
+    const after = await runInDurableObject(stub, (_i: SlotGroup, state) => {
+      const sql = state.storage.sql;
+      // The table as an earlier version left it.
+      sql.exec("ALTER TABLE slotgate_leases DROP COLUMN secret_hash");
+      const tables = new GroupTables(sql);
+      return { leases: tables.load().snapshot.leases.map((l) => l.id), hash: tables.leaseSecretHash(leaseId), columns: sql.exec("PRAGMA table_info(slotgate_leases)").toArray().map((c) => c.name) };
+    });
+    expect(after).toEqual({ leases: [leaseId], hash: null, columns: expect.arrayContaining(["secret_hash"]) });
   });
 
   it("a lease granted over RPC (the Worker's own store) cannot be released over HTTP with any secret", async () => {
