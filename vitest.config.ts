@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { API_TOKEN, EDGE_CONFIGS, EDGE_WORKERS, ORIGIN_WORKER } from "./test/cloudflare/edge-fixtures.js";
+import { API_TOKEN, EDGE_CONFIGS, EDGE_WORKERS, ORIGIN_WORKER, SLOT_API_WORKERS } from "./test/cloudflare/edge-fixtures.js";
 
 // The auxiliary workers below run the bundle that test/cloudflare/bundle.global-setup.ts builds,
 // with the compatibility date and flags of wrangler.toml.
@@ -19,6 +19,16 @@ const edgeWorkers = EDGE_WORKERS.map((w) => ({
   bindings: { SLOTGATE_CONFIG: JSON.stringify(EDGE_CONFIGS[w.config]), ...(w.token ? { SLOTGATE_API_TOKEN: API_TOKEN } : {}) },
   durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: "slotgate-bundle", useSQLite: true } },
   outboundService: ORIGIN_WORKER,
+}));
+// The slot API alone, under the token setups of edge-fixtures.ts (SLOTGATE_API_TOKENS).
+const slotApiWorkers = SLOT_API_WORKERS.map((w) => ({
+  name: w.name,
+  modules: true,
+  scriptPath: ".wrangler/test-bundle/index.js",
+  compatibilityDate,
+  compatibilityFlags,
+  bindings: { ...w.vars },
+  durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: "slotgate-bundle", useSQLite: true } },
 }));
 
 export default defineConfig({
@@ -57,9 +67,10 @@ export default defineConfig({
                 },
                 { name: ORIGIN_WORKER, modules: true, scriptPath: "test/cloudflare/fixtures/origin-worker.mjs", compatibilityDate },
                 ...edgeWorkers,
+                ...slotApiWorkers,
               ],
               durableObjects: { SLOT_GROUP_BUNDLE: { className: "SlotGroup", scriptName: "slotgate-bundle", useSQLite: true } },
-              serviceBindings: { ORIGIN: ORIGIN_WORKER, ...Object.fromEntries(EDGE_WORKERS.map((w) => [w.binding, w.name])) },
+              serviceBindings: { ORIGIN: ORIGIN_WORKER, ...Object.fromEntries([...EDGE_WORKERS, ...SLOT_API_WORKERS].map((w) => [w.binding, w.name])) },
             },
           }),
         ],

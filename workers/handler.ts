@@ -4,7 +4,7 @@
  *
  * Routes:
  * - `GET /_slotgate/healthz`: `ok` (no auth, touches nothing);
- * - `/_slotgate/v1/…`: the slot API (`SLOTGATE_API_TOKEN`; 404 when it is unset);
+ * - `/_slotgate/v1/…`: the slot API (`SLOTGATE_API_TOKEN`, `SLOTGATE_API_TOKENS`; 404 when both are unset);
  * - any other `/_slotgate/…`: 404, reserved;
  * - everything else: proxied by the frontend of `SLOTGATE_CONFIG`, or 404 when there is none.
  *
@@ -34,8 +34,13 @@ export interface SlotgateEnv {
   SLOTGATE_CONFIG?: unknown;
   /** Which http frontend of the config this Worker serves; needed when there are several. */
   SLOTGATE_FRONTEND?: string;
-  /** The slot API's bearer token (a secret). Unset: the slot API answers 404. */
+  /** A slot API token with every permission on every group (a secret). */
   SLOTGATE_API_TOKEN?: string;
+  /**
+   * Slot API tokens with permissions and group patterns (a secret): JSON text, or an array when
+   * set as a JSON var. With SLOTGATE_API_TOKEN unset too, the slot API answers 404.
+   */
+  SLOTGATE_API_TOKENS?: unknown;
 }
 
 export interface ExecutionContextLike {
@@ -102,7 +107,7 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
         return new Response(request.method === "HEAD" ? null : "ok\n", { headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
       }
       if (isSlotApiRequest(request)) {
-        return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, waitUntil: (p) => ctx.waitUntil(p) });
+        return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, tokens: env.SLOTGATE_API_TOKENS, waitUntil: (p) => ctx.waitUntil(p) });
       }
       if (url.pathname === "/_slotgate" || url.pathname.startsWith("/_slotgate/")) return text(404, "not found\n");
       if (env.SLOTGATE_CONFIG === undefined || env.SLOTGATE_CONFIG === null || env.SLOTGATE_CONFIG === "") {

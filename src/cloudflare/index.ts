@@ -20,8 +20,9 @@
 export { SlotGroup } from "./slot-group.js";
 export { createDurableObjectStore } from "./store.js";
 export type { DurableObjectStoreOptions, SlotGroupNamespace, DurableObjectIdLike } from "./store.js";
-export type { Reply, SlotGroupRpc } from "./protocol.js";
+export type { LeaseOwner, Reply, SlotGroupRpc } from "./protocol.js";
 export { handleSlotApiRequest, isSlotApiRequest } from "./slot-api.js";
 export type { SlotApiOptions } from "./slot-api.js";
+export type { SlotApiPermission, SlotApiTokenEntry } from "./slot-api-auth.js";
 export { SLOT_API_PREFIX, HEALTH_PATH } from "./slot-api-protocol.js";
-export type { SlotApiOp, SlotApiFault } from "./slot-api-protocol.js";
+export type { AcquireReply, SlotApiOp, SlotApiFault } from "./slot-api-protocol.js";

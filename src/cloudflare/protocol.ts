@@ -33,19 +33,41 @@ export interface SlotGroupRpc {
    * Grants, rejects, or queues. A queued call stays pending until the ticket is granted, times
    * out, or is cancelled. `waiterId` names the ticket for {@link cancel}. It is unique per
    * acquire (a UUID) and 1–128 characters long.
+   *
+   * `owner` (the slot API passes it; code in the Worker need not) binds the lease to a secret and
+   * the ticket to a token: see {@link LeaseOwner}.
    */
-  acquire(request: ChainRequest, waiterId: string): Promise<Reply<StoreAcquireResult>>;
-  /** Removes a queued ticket. The pending acquire resolves `aborted`. False if it was no longer queued. */
-  cancel(waiterId: string): Promise<Reply<boolean>>;
-  /** Idempotent. False if the lease was already gone. */
-  release(leaseId: string): Promise<Reply<boolean>>;
-  /** Idempotent. Sets the expiry to now + ttlMs on the object's clock. */
-  renew(leaseId: string, ttlMs: number): Promise<Reply<RenewResult>>;
+  acquire(request: ChainRequest, waiterId: string, owner?: LeaseOwner): Promise<Reply<StoreAcquireResult>>;
+  /**
+   * Removes a queued ticket. The pending acquire resolves `aborted`. False if it was no longer
+   * queued, or if `token` is given and is not the token that queued it (then nothing changes).
+   */
+  cancel(waiterId: string, token?: string): Promise<Reply<boolean>>;
+  /**
+   * Idempotent. False if the lease was already gone, or if `secretHash` is given and is not the
+   * hash the lease was granted with (then nothing changes: a wrong secret looks like no lease).
+   */
+  release(leaseId: string, secretHash?: string): Promise<Reply<boolean>>;
+  /** Idempotent. Sets the expiry to now + ttlMs on the object's clock. `secretHash` as for {@link release}. */
+  renew(leaseId: string, ttlMs: number, secretHash?: string): Promise<Reply<RenewResult>>;
   /** Idempotent. Stores the spec and applies it; a raised limit dispatches the queue. */
   configure(spec: GroupSpec): Promise<Reply<null>>;
   /** Idempotent. Marks a server up (dispatching the queue) or down. */
   setServerState(backend: string, server: string, up: boolean): Promise<Reply<null>>;
   stats(): Promise<Reply<GroupStatsSnapshot>>;
+}
+
+/**
+ * Who holds what, for calls that come from outside the account (the slot API). The object keeps
+ * `secretHash` with the lease (in SQLite, so it survives a restart) and `token` with a queued
+ * ticket (in memory, like the ticket). A call that presents them must match; a call that does
+ * not (the Worker's own store, trusted code bound to the namespace) is not checked.
+ */
+export interface LeaseOwner {
+  /** SHA-256 (hex) of the lease's secret. The object never sees the secret itself. */
+  secretHash: string;
+  /** An opaque name of the token that queued the ticket. */
+  token: string;
 }
 
 export const MAX_ID_LENGTH = 128;
@@ -107,6 +129,26 @@ function name(what: string, value: unknown): string {
 export function checkId(what: string, value: unknown): string {
   if (typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH) return value;
   return bad(what, `a string of 1 to ${MAX_ID_LENGTH} characters`, value);
+}
+
+const SECRET_HASH = /^[0-9a-f]{64}$/;
+
+/** An optional lease-secret hash: undefined, or 64 lowercase hex digits. */
+export function checkSecretHash(value: unknown): string | undefined {
+  if (value === undefined || (typeof value === "string" && SECRET_HASH.test(value))) return value;
+  return bad("secretHash", "the SHA-256 of the lease secret, 64 hex digits", typeof value === "string" ? `${value.length} characters` : value);
+}
+
+/** An optional {@link LeaseOwner}. */
+export function checkLeaseOwner(value: unknown): LeaseOwner | undefined {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) return bad("owner", "{ secretHash, token }", value);
+  return { secretHash: checkSecretHash(value.secretHash) ?? bad("owner.secretHash", "64 hex digits", undefined), token: checkId("owner.token", value.token) };
+}
+
+/** An optional token name (of a ticket's owner). */
+export function checkOwnerToken(value: unknown): string | undefined {
+  return value === undefined ? undefined : checkId("token", value);
 }
 
 export function checkTtl(value: unknown): number {

@@ -5,33 +5,43 @@
  * (`src/stores/durable-object`, in Node or anywhere with `fetch`) both import this module. It
  * imports nothing from `cloudflare:workers` and nothing from Node.
  *
- * Routes, all under {@link SLOT_API_PREFIX}, all with `Authorization: Bearer <SLOTGATE_API_TOKEN>`:
+ * Routes, all under {@link SLOT_API_PREFIX}, all with `Authorization: Bearer <token>` of a token
+ * with the route's permission on the group (`SLOTGATE_API_TOKEN`: all; `SLOTGATE_API_TOKENS`:
+ * per entry, see `slot-api-auth.ts`):
  *
- * | method | path                          | body                                   | value of the reply      |
- * |--------|-------------------------------|----------------------------------------|-------------------------|
- * | GET    | `/ping`                       | –                                      | `true`                  |
- * | POST   | `/groups/<group>/acquire`     | `{ request: ChainRequest, waiterId }`  | `StoreAcquireResult`    |
- * | POST   | `/groups/<group>/cancel`      | `{ waiterId }`                         | `boolean`               |
- * | POST   | `/groups/<group>/release`     | `{ leaseId }`                          | `boolean`               |
- * | POST   | `/groups/<group>/renew`       | `{ leaseId, ttlMs }`                   | `RenewResult`           |
- * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec }`                  | `null`                  |
- * | POST   | `/groups/<group>/server-state`| `{ backend, server, up }`              | `null`                  |
- * | GET    | `/groups/<group>/stats`       | –                                      | `GroupStatsSnapshot`    |
+ * | method | path                          | body                                   | value of the reply      | permission    |
+ * |--------|-------------------------------|----------------------------------------|-------------------------|---------------|
+ * | GET    | `/ping`                       | –                                      | `true`                  | any token     |
+ * | POST   | `/groups/<group>/acquire`     | `{ request: ChainRequest, waiterId }`  | `StoreAcquireResult`    | lease         |
+ * | POST   | `/groups/<group>/cancel`      | `{ waiterId }`                         | `boolean`               | lease         |
+ * | POST   | `/groups/<group>/release`     | `{ leaseId, leaseSecret }`             | `boolean`               | lease         |
+ * | POST   | `/groups/<group>/renew`       | `{ leaseId, ttlMs, leaseSecret }`      | `RenewResult`           | lease         |
+ * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec }`                  | `null`                  | admin         |
+ * | POST   | `/groups/<group>/server-state`| `{ backend, server, up }`              | `null`                  | admin         |
+ * | GET    | `/groups/<group>/stats`       | –                                      | `GroupStatsSnapshot`    | lease, admin  |
+ *
+ * A granted acquire's reply also carries `leaseSecret` ({@link AcquireReply}): release and renew
+ * of that lease must send it. A wrong secret answers as a lease that is gone (`false`,
+ * `{ ok: false }`); a ticket can be cancelled only with the token that queued it (another
+ * token's cancel answers `false`).
  *
  * Every answer the object gave is a JSON {@link Reply}, exactly as the object's RPC returns it:
  * HTTP 200 for status 0, 400 for `BadRequest`, 422 for an unknown scope, backend or server. The
  * API's own refusals are Replies too: 400 (malformed body), 413 (body over
- * {@link MAX_SLOT_API_BODY_BYTES}), 401 (`Unauthorized`: missing or wrong token). So a client
+ * {@link MAX_SLOT_API_BODY_BYTES}), 401 (`Unauthorized`: missing or wrong token), 403
+ * (`Forbidden`: the token lacks the permission for the route or the group). So a client
  * turns every one of them into an error through `unwrap` and `storeStatusError`, the one mapping
  * from statuses to errors. When the object cannot be reached, the answer is 503 with a
  * {@link SlotApiFault} instead. 404 (no such route, or the API is disabled because the Worker has
- * no `SLOTGATE_API_TOKEN`) and 405 are plain text.
+ * no token) and 405 are plain text, and so is a 500 (`x-slotgate-error: api-config` for tokens
+ * that do not validate, `internal` for a fault of the API): never with internal error text.
  *
  * A queued `acquire` is a long poll: the HTTP request stays open until the ticket is granted,
  * times out, or is cancelled. The client names the ticket (`waiterId`, a UUID) so that it can
  * `cancel` it from a second request; the Worker also cancels it when the client disconnects.
  */
-import type { ChainRequest } from "../core/store.js";
+import type { ChainRequest, StoreAcquireResult } from "../core/store.js";
+import type { Reply } from "./protocol.js";
 import type { GroupSpec } from "../core/spec.js";
 
 /** Every route of the slot API starts with this path. */
@@ -63,11 +73,17 @@ export interface CancelBody {
 }
 export interface LeaseBody {
   leaseId: string;
+  /** The `leaseSecret` of the acquire's reply. */
+  leaseSecret: string;
 }
 export interface RenewBody {
   leaseId: string;
   ttlMs: number;
+  leaseSecret: string;
 }
+
+/** The reply of `acquire`: a grant's carries the lease's secret, which release and renew must send. */
+export type AcquireReply = Reply<StoreAcquireResult> & { leaseSecret?: string };
 export interface ConfigureBody {
   spec: GroupSpec;
 }
@@ -80,6 +96,7 @@ export interface ServerStateBody {
 /** The body of a 503: the object could not be reached (not an answer of the object). */
 export interface SlotApiFault {
   error: "SLOTGATE_STORE_UNAVAILABLE";
+  /** A fixed sentence naming the operation and the kind of fault; never the runtime's error text. */
   detail: string;
   /** Whether the same call may succeed if tried again. */
   retryable: boolean;

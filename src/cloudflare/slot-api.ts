@@ -6,15 +6,24 @@
  *
  * ```ts
  * import { handleSlotApiRequest, isSlotApiRequest } from "slotgate/cloudflare";
- * if (isSlotApiRequest(request)) return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, waitUntil: (p) => ctx.waitUntil(p) });
+ * if (isSlotApiRequest(request)) return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, tokens: env.SLOTGATE_API_TOKENS, waitUntil: (p) => ctx.waitUntil(p) });
  * ```
  *
- * - Disabled unless a token is set: without one, every route answers 404, like an unknown path.
- * - Auth comes first: a missing or wrong `Authorization: Bearer` answers 401 before the body is
- *   read or any object is touched, so nothing changes. The token is compared in constant time
- *   (SHA-256 of both sides, then a full XOR over the digests).
+ * - Disabled unless a token is set (`token`, `tokens`): without one, every route answers 404,
+ *   like an unknown path. Tokens that do not validate close it: 500 with a generic body, and the
+ *   problems (never a token) in the log. See `slot-api-auth.ts` for tokens, permissions and groups.
+ * - Auth comes first: a missing or unknown `Authorization: Bearer` answers 401 before the body is
+ *   read or any object is touched, so nothing changes. A known token without the permission for
+ *   the route, or for the group, answers 403, also before the body is read. The token is compared
+ *   in constant time against every configured token (SHA-256 of both sides, full XOR).
+ * - Leases are owned: a grant carries a fresh secret (`leaseSecret`, 128 random bits), the object
+ *   keeps its hash, and release / renew must present it; a ticket can be cancelled only with the
+ *   token that queued it. A wrong secret or token answers as a lease or ticket that does not
+ *   exist (`false`, `{ ok: false }`), so an intruder learns nothing and changes nothing.
  * - Input: bodies are read up to {@link MAX_SLOT_API_BODY_BYTES} (413 beyond), must be JSON
  *   objects of the route's shape (400 otherwise). The object checks every field again.
+ * - Faults never show internal text: 503 (the object unreachable) and 500 carry a fixed detail
+ *   and a stable code; the error itself goes to the log.
  * - A queued acquire keeps its request open (long poll, see {@link acquire}). When the client
  *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
  *   `waitUntil` keeps the Worker alive for that clean-up.
@@ -22,31 +31,35 @@
 import { StoreStatus } from "../core/errors.js";
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import { MAX_ID_LENGTH, type Reply, type SlotGroupRpc } from "./protocol.js";
+import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "./protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
   SLOT_API_OPS,
   SLOT_API_PREFIX,
+  type AcquireReply,
   type SlotApiFault,
   type SlotApiOp,
 } from "./slot-api-protocol.js";
+import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
 import { storeFault, type SlotGroupNamespace } from "./store.js";
 
 export interface SlotApiOptions {
   /** The namespace binding of the `SlotGroup` class (`env.SLOT_GROUP`). */
   namespace: SlotGroupNamespace;
-  /** The bearer token clients must send (`env.SLOTGATE_API_TOKEN`). Unset or empty: the API is disabled (404). */
+  /** One bearer token with every permission on every group (`env.SLOTGATE_API_TOKEN`). Unset or empty: none. */
   token: string | undefined;
+  /**
+   * Tokens with permissions and group patterns (`env.SLOTGATE_API_TOKENS`), as the runtime hands
+   * the variable over: JSON text, or an array of {@link SlotApiTokenEntry}. Validated on first use.
+   */
+  tokens?: unknown;
   /** `ctx.waitUntil`: keeps the Worker alive to cancel or release after a client went away. */
   waitUntil?: (promise: Promise<unknown>) => void;
   /** Maps a group to its object name, as the store option of the same name. @default (group) => group */
   group?: (group: string) => string;
 }
 
-/** Tokens shorter than this are refused: the API stays closed rather than guessable. */
-export const MIN_API_TOKEN_LENGTH = 16;
-export const MAX_API_TOKEN_LENGTH = 4096;
-const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
+export { MAX_API_TOKEN_LENGTH, MIN_API_TOKEN_LENGTH } from "./slot-api-auth.js";
 
 /** Whether a request is for the slot API (its path is under {@link SLOT_API_PREFIX}). */
 export function isSlotApiRequest(request: Request): boolean {
@@ -55,13 +68,21 @@ export function isSlotApiRequest(request: Request): boolean {
 }
 
 export async function handleSlotApiRequest(request: Request, options: SlotApiOptions): Promise<Response> {
-  const token = options.token;
-  if (token === undefined || token === "") return notFound();
-  if (token.length < MIN_API_TOKEN_LENGTH || token.length > MAX_API_TOKEN_LENGTH || !TOKEN_PATTERN.test(token)) {
-    console.error(`slotgate: the slot API is closed: SLOTGATE_API_TOKEN must be ${MIN_API_TOKEN_LENGTH} to ${MAX_API_TOKEN_LENGTH} printable ASCII characters without spaces`);
-    return text(500, "slot API misconfigured (see the Worker's logs)\n");
+  try {
+    return await serve(request, options);
+  } catch (error) {
+    // A fault of the API itself (a bug, a broken binding): the client learns only that.
+    logFault("slot API request failed", undefined, error);
+    return text(500, "slot API internal error\n", { "x-slotgate-error": "internal" });
   }
-  if (!(await authorized(request.headers.get("authorization"), token))) {
+}
+
+async function serve(request: Request, options: SlotApiOptions): Promise<Response> {
+  const setup = await tokenSetup(options.token, options.tokens);
+  if (setup.kind === "disabled") return notFound();
+  if (setup.kind === "invalid") return text(500, "slot API misconfigured (see the Worker's logs)\n", { "x-slotgate-error": "api-config" });
+  const credential = await authenticate(request.headers.get("authorization"), setup.credentials);
+  if (credential === undefined) {
     return reply(401, { status: StoreStatus.Unauthorized, detail: "missing or wrong bearer token" }, { "www-authenticate": 'Bearer realm="slotgate"' });
   }
 
@@ -82,6 +103,9 @@ export async function handleSlotApiRequest(request: Request, options: SlotApiOpt
     group = "";
   }
   if (!NAME_PATTERN.test(group)) return badRequest("the group in the path must be a name of 1–128 characters from [A-Za-z0-9_.~:@-]");
+  if (!permits(credential, op, group)) {
+    return reply(403, { status: StoreStatus.Forbidden, detail: `this token may not ${op} on group ${group}` });
+  }
 
   let body: Record<string, unknown> = {};
   if (method === "POST") {
@@ -95,17 +119,21 @@ export async function handleSlotApiRequest(request: Request, options: SlotApiOpt
   try {
     switch (op) {
       case "acquire":
-        return await acquire(request, stub, body, options.waitUntil);
+        return await acquire(request, stub, body, credential.owner, options.waitUntil);
       case "cancel":
         if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        return answer(await stub.cancel(body.waiterId));
-      case "release":
+        return answer(await stub.cancel(body.waiterId, credential.owner));
+      case "release": {
         if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        return answer(await stub.release(body.leaseId));
-      case "renew":
+        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
+        return answer(await stub.release(body.leaseId, await leaseSecretHash(body.leaseSecret)));
+      }
+      case "renew": {
         if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
         if (typeof body.ttlMs !== "number") return badRequest("ttlMs: expected a number of milliseconds");
-        return answer(await stub.renew(body.leaseId, body.ttlMs));
+        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
+        return answer(await stub.renew(body.leaseId, body.ttlMs, await leaseSecretHash(body.leaseSecret)));
+      }
       case "configure":
         if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
         return answer(await stub.configure(body.spec as never));
@@ -118,9 +146,11 @@ export async function handleSlotApiRequest(request: Request, options: SlotApiOpt
         return answer(await stub.stats());
     }
   } catch (error) {
-    return unavailable(op, error);
+    return unavailable(op, group, error);
   }
 }
+
+const LEASE_SECRET_EXPECTED = "leaseSecret: expected the secret the acquire answered with the lease (22 characters of base64url)";
 
 /** A queued acquire answered within this time gets a plain JSON response, with its reply's status. */
 export const LONG_POLL_PLAIN_MS = 500;
@@ -135,12 +165,18 @@ const SPACE = new Uint8Array([0x20]);
  * idle timeout of a client or proxy ends a long wait, and a client that is gone shows up as a
  * failed write even when its disconnect was quiet. A client that goes away cancels the ticket;
  * a grant that finds it gone is released.
+ *
+ * Every acquire gets a fresh lease secret before it reaches the object, which stores its hash with
+ * the lease if it is granted; a grant's answer carries the secret as `leaseSecret`.
  */
-async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string, unknown>, waitUntil: SlotApiOptions["waitUntil"]): Promise<Response> {
+async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string, unknown>, token: string, waitUntil: SlotApiOptions["waitUntil"]): Promise<Response> {
   if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
   if (!isPlainObject(body.request)) return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
   const waiterId = body.waiterId;
-  const call = stub.acquire(body.request as never, waiterId);
+  const secret = newLeaseSecret();
+  const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
+  const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
+  const call = stub.acquire(body.request as never, waiterId, owner);
   let gone = false;
   const leave = () => {
     if (gone) return;
@@ -151,6 +187,7 @@ async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string
   const signal = request.signal as AbortSignal | undefined;
   if (signal?.aborted) leave();
   else signal?.addEventListener("abort", leave, { once: true });
+  // Trusted (no secret presented): this Worker granted the lease and is giving it back.
   const releaseIfGranted = async (r: Reply<StoreAcquireResult>) => {
     if (r.status === 0 && r.value.ok) await stub.release(r.value.lease.id).catch(() => undefined);
   };
@@ -181,7 +218,7 @@ async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string
   clearTimeout(timer);
   if (early !== undefined) {
     if ("error" in early) throw early.error;
-    return answer(early.r);
+    return answer(withSecret(early.r));
   }
 
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
@@ -195,7 +232,7 @@ async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string
       async (r) => {
         clearInterval(heartbeat);
         try {
-          await writer.write(encoder.encode(JSON.stringify(r)));
+          await writer.write(encoder.encode(JSON.stringify(withSecret(r))));
           await writer.close();
         } catch {
           if (!gone) {
@@ -206,7 +243,7 @@ async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string
       },
       async (error: unknown) => {
         clearInterval(heartbeat);
-        await writer.write(encoder.encode(JSON.stringify(faultBody("acquire", error)))).catch(() => undefined);
+        await writer.write(encoder.encode(JSON.stringify(faultBody("acquire", undefined, error)))).catch(() => undefined);
         await writer.close().catch(() => undefined);
       },
     )
@@ -237,13 +274,29 @@ function badRequest(detail: string): Response {
   return reply(400, { status: StoreStatus.BadRequest, detail });
 }
 
-function faultBody(op: SlotApiOp, error: unknown): SlotApiFault {
+/**
+ * The body of a 503. The runtime's error text can name internals (class names, storage paths,
+ * an abort reason), so the detail is a fixed sentence chosen by the error's flags alone; the text
+ * goes to the log.
+ */
+function faultBody(op: SlotApiOp, group: string | undefined, error: unknown): SlotApiFault {
   const fault = storeFault(op === "server-state" ? "setServerState" : op, error);
-  return { error: "SLOTGATE_STORE_UNAVAILABLE", detail: fault.message, retryable: fault.retryable };
+  logFault(`slot API ${op}: the store call failed`, group, error);
+  const flags = (typeof error === "object" && error !== null ? error : {}) as { overloaded?: unknown; durableObjectReset?: unknown };
+  let detail = `${op}: the group's Durable Object could not be reached`;
+  if (flags.overloaded === true) detail = `${op}: the group's Durable Object is overloaded`;
+  else if (flags.durableObjectReset === true) detail = `${op}: the group's Durable Object was reset${op === "acquire" ? " (a queued ticket is gone)" : ""}`;
+  return { error: "SLOTGATE_STORE_UNAVAILABLE", detail, retryable: fault.retryable };
 }
 
-function unavailable(op: SlotApiOp, error: unknown): Response {
-  return new Response(JSON.stringify(faultBody(op, error)), { status: 503, headers: { ...JSON_HEADERS, "retry-after": "1" } });
+function unavailable(op: SlotApiOp, group: string, error: unknown): Response {
+  return new Response(JSON.stringify(faultBody(op, group, error)), { status: 503, headers: { ...JSON_HEADERS, "retry-after": "1" } });
+}
+
+/** One structured log line (Workers Logs, `wrangler tail`) with the detail clients never see. */
+function logFault(msg: string, group: string | undefined, error: unknown): void {
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  console.error({ level: "error", msg, ...(group === undefined ? {} : { group }), detail });
 }
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
@@ -294,19 +347,4 @@ async function readJsonObject(request: Request): Promise<ReadResult> {
   }
   if (!isPlainObject(value)) return { ok: false, response: badRequest("the body must be a JSON object") };
   return { ok: true, value };
-}
-
-/** Constant-time comparison of a presented `Authorization` header with the token. */
-async function authorized(header: string | null, token: string): Promise<boolean> {
-  const presented = header !== null && /^Bearer [\x21-\x7e]{1,4096}$/i.test(header) ? header.slice(7) : "";
-  const encoder = new TextEncoder();
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
-    crypto.subtle.digest("SHA-256", encoder.encode(token)),
-  ]);
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  let diff = presented === "" ? 1 : 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
 }

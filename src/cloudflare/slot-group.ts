@@ -11,6 +11,11 @@
  * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry or queue
  *   timeout). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
  *   timeout fires with no other traffic.
+ * - Ownership: a call from the slot API names who it is ({@link LeaseOwner}): a grant stores the
+ *   hash of its lease secret with the lease, and release / renew must present it; a queued ticket
+ *   remembers its token, and only that token may cancel it. A mismatch answers exactly as a lease
+ *   or ticket that does not exist, and changes nothing. Calls without it come from the Worker's
+ *   own store (code bound to the namespace, inside the account) and are not checked.
  * - Atomicity: every method is synchronous, from the state change to the SQL writes. Nothing
  *   interleaves, and the writes of one call commit together (the runtime's implicit
  *   transaction). The output gate holds every reply, a woken waiter's included, until they are
@@ -23,7 +28,7 @@ import type { GroupSpec } from "../core/spec.js";
 import { GroupState } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
-import { checkChainRequest, checkGroupSpec, checkId, checkTtl, failure, ok, type Reply } from "./protocol.js";
+import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, failure, ok, type LeaseOwner, type Reply } from "./protocol.js";
 import { GroupTables } from "./tables.js";
 
 const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
@@ -39,12 +44,14 @@ export class SlotGroup extends DurableObject {
   #tables!: GroupTables;
   /** Queued tickets by waiter id (= ticket id), each the resolver of a pending acquire call. */
   readonly #waiters = new Map<string, Waiter>();
+  /** The owner of each queued ticket that came through the slot API, by waiter id. */
+  readonly #owners = new Map<string, LeaseOwner>();
   /**
-   * Waiter ids cancelled before their acquire arrived, with the time of the cancel. Calls on
-   * different stubs (after a reconnect) have no order, so a cancel can overtake its acquire.
-   * That acquire must not queue a ticket nobody waits for.
+   * Waiter ids cancelled before their acquire arrived, with the time of the cancel and the token
+   * that sent it. Calls on different stubs (after a reconnect) have no order, so a cancel can
+   * overtake its acquire. That acquire must not queue a ticket nobody waits for.
    */
-  readonly #cancelled = new Map<string, number>();
+  readonly #cancelled = new Map<string, { at: number; token: string | undefined }>();
   /** The alarm as last set. NaN means unknown (a setAlarm failed), so the next change re-arms. */
   #alarmAt: number | null = null;
 
@@ -76,15 +83,19 @@ export class SlotGroup extends DurableObject {
   // ── RPC ─────────────────────────────────────────────────────────────────────────────────────
 
   /** See {@link SlotGroupRpc.acquire}. */
-  acquire(request: ChainRequest, waiterId: string): Promise<Reply<StoreAcquireResult>> | Reply<StoreAcquireResult> {
+  acquire(request: ChainRequest, waiterId: string, owner?: LeaseOwner): Promise<Reply<StoreAcquireResult>> | Reply<StoreAcquireResult> {
     return this.#run(() => {
       const id = checkId("waiterId", waiterId);
+      const who = checkLeaseOwner(owner);
       if (this.#waiters.has(id)) throw new SlotgateError("SLOTGATE_INVALID_OPTION", `waiterId ${id} is already queued`);
       const decision = this.#state.acquire(checkChainRequest(request, this.#spec), Date.now(), id);
-      if (this.#cancelled.delete(id)) {
+      const early = this.#cancelled.get(id);
+      this.#cancelled.delete(id);
+      // Only a cancel by the same token (or by trusted code) counts: no one cancels another's ticket ahead of time.
+      if (early !== undefined && (early.token === undefined || early.token === who?.token)) {
         // The caller gave up before this call arrived. End it as if the cancel had come second.
         if (decision.status === "granted") {
-          this.#recordGrant(decision.lease);
+          this.#recordGrant(decision.lease, who?.secretHash);
           this.#state.release(decision.lease.id, Date.now());
         } else if (decision.status === "queued") {
           this.#state.cancel(id, Date.now());
@@ -93,11 +104,12 @@ export class SlotGroup extends DurableObject {
       }
       switch (decision.status) {
         case "granted":
-          this.#recordGrant(decision.lease);
+          this.#recordGrant(decision.lease, who?.secretHash);
           return ok<StoreAcquireResult>({ ok: true, lease: decision.lease });
         case "rejected":
           return ok<StoreAcquireResult>({ ok: false, reason: decision.reason });
         case "queued":
+          if (who !== undefined) this.#owners.set(id, who);
           return new Promise<Reply<StoreAcquireResult>>((resolve) => {
             this.#waiters.set(id, (result) => resolve(ok(result)));
           });
@@ -106,18 +118,22 @@ export class SlotGroup extends DurableObject {
   }
 
   /** See {@link SlotGroupRpc.cancel}. */
-  cancel(waiterId: string): Reply<boolean> {
+  cancel(waiterId: string, token?: string): Reply<boolean> {
     return this.#run(() => {
       const id = checkId("waiterId", waiterId);
+      const who = checkOwnerToken(token);
       // Settle first: if a deadline that passed grants this ticket, the grant wins (rule 7).
       this.#state.tick(Date.now());
       this.#settle();
       const waiter = this.#waiters.get(id);
       if (!waiter) {
-        this.#rememberCancel(id);
+        this.#rememberCancel(id, who);
         return ok(false);
       }
+      // Another token's ticket: answered as if there were none, and left alone.
+      if (who !== undefined && this.#owners.get(id)?.token !== who) return ok(false);
       this.#waiters.delete(id);
+      this.#owners.delete(id);
       const removed = this.#state.cancel(id, Date.now());
       waiter({ ok: false, reason: "aborted" });
       return ok(removed);
@@ -125,15 +141,20 @@ export class SlotGroup extends DurableObject {
   }
 
   /** See {@link SlotGroupRpc.release}. */
-  release(leaseId: string): Reply<boolean> {
-    return this.#run(() => ok(this.#state.release(checkId("leaseId", leaseId), Date.now())));
+  release(leaseId: string, secretHash?: string): Reply<boolean> {
+    return this.#run(() => {
+      const id = checkId("leaseId", leaseId);
+      if (!this.#holds(id, checkSecretHash(secretHash))) return ok(false);
+      return ok(this.#state.release(id, Date.now()));
+    });
   }
 
   /** See {@link SlotGroupRpc.renew}. */
-  renew(leaseId: string, ttlMs: number): Reply<RenewResult> {
+  renew(leaseId: string, ttlMs: number, secretHash?: string): Reply<RenewResult> {
     return this.#run(() => {
       const id = checkId("leaseId", leaseId);
       const ttl = checkTtl(ttlMs);
+      if (!this.#holds(id, checkSecretHash(secretHash))) return ok<RenewResult>({ ok: false });
       const expiresAt = this.#state.renew(id, ttl, Date.now());
       if (expiresAt === undefined) return ok<RenewResult>({ ok: false });
       this.#tables.renewLease(id, expiresAt, ttl);
@@ -204,9 +225,10 @@ export class SlotGroup extends DurableObject {
   #settle(): void {
     while (this.#state.hasEffects()) {
       const { granted, timedOut, ended } = this.#state.drainEffects();
-      for (const g of granted) this.#recordGrant(g.lease);
+      for (const g of granted) this.#recordGrant(g.lease, this.#owners.get(g.ticketId)?.secretHash);
       for (const e of ended) this.#tables.deleteLease(e.leaseId);
       for (const { ticketId, lease } of granted) {
+        this.#owners.delete(ticketId);
         const waiter = this.#waiters.get(ticketId);
         if (waiter) {
           this.#waiters.delete(ticketId);
@@ -219,26 +241,37 @@ export class SlotGroup extends DurableObject {
       for (const ticketId of timedOut) {
         const waiter = this.#waiters.get(ticketId);
         this.#waiters.delete(ticketId);
+        this.#owners.delete(ticketId);
         waiter?.({ ok: false, reason: "queue-timeout" });
       }
     }
     this.#arm();
   }
 
-  #rememberCancel(id: string): void {
+  #rememberCancel(id: string, token: string | undefined): void {
     const now = Date.now();
     // Keep each for the longest queue timeout; an acquire later than that cannot be waited for anyway.
-    for (const [old, at] of this.#cancelled) {
+    for (const [old, { at }] of this.#cancelled) {
       if (at > now - MAX_TTL_MS && this.#cancelled.size < MAX_CANCELLED) break;
       this.#cancelled.delete(old);
     }
-    this.#cancelled.set(id, now);
+    this.#cancelled.set(id, { at: now, token });
   }
 
-  #recordGrant(lease: LeaseGrant): void {
+  /**
+   * Whether a caller that presents `secretHash` holds the lease. No hash presented: a trusted
+   * caller. A lease granted without a secret (over RPC) cannot be released with one.
+   */
+  #holds(leaseId: string, secretHash: string | undefined): boolean {
+    if (secretHash === undefined) return true;
+    const stored = this.#tables.leaseSecretHash(leaseId);
+    return typeof stored === "string" && sameText(stored, secretHash);
+  }
+
+  #recordGrant(lease: LeaseGrant, secretHash: string | undefined): void {
     const record = this.#state.lease(lease.id);
     if (!record) return;
-    this.#tables.insertLease(lease, record.chain.map((s) => s.name), record.grantedAt);
+    this.#tables.insertLease(lease, record.chain.map((s) => s.name), record.grantedAt, secretHash);
   }
 
   #arm(): void {
@@ -251,4 +284,12 @@ export class SlotGroup extends DurableObject {
       this.#alarmAt = Number.NaN;
     });
   }
+}
+
+/** Compares two hashes of equal length without stopping at the first difference. */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

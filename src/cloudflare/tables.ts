@@ -5,13 +5,17 @@
  *
  * ```sql
  * slotgate_group  (id = 1, fence, spec)      -- one row: the highest fence issued, the spec as JSON
- * slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at)
+ * slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at, secret_hash)
  * slotgate_servers (backend, server, up)     -- servers marked up/down at run time (setServerState)
  * ```
  *
  * `chain` is a JSON array of scope names. Key values are user input and may hold lone
  * surrogates, NULs, or newlines. `JSON.stringify` escapes all of these to ASCII, so a name
  * round-trips exactly, where a bare TEXT column would turn a lone surrogate into U+FFFD.
+ * `secret_hash` is the SHA-256 of the secret the slot API handed out with the lease (NULL for a
+ * lease granted over RPC inside the account). It is stored, not kept in memory only, so that a
+ * restarted object still knows who may release or renew its leases. Objects created before the
+ * column existed get it added (as NULL) when they load.
  * All statements take bound parameters. No SQL is built from input.
  */
 import type { GroupSpec } from "../core/spec.js";
@@ -46,7 +50,8 @@ const SCHEMA = [
      server TEXT,
      expires_at INTEGER NOT NULL,
      ttl_ms INTEGER NOT NULL,
-     granted_at INTEGER NOT NULL
+     granted_at INTEGER NOT NULL,
+     secret_hash TEXT
    )`,
   `CREATE TABLE IF NOT EXISTS slotgate_servers (
      backend TEXT NOT NULL,
@@ -62,6 +67,9 @@ export class GroupTables {
   constructor(sql: SqlLike) {
     this.#sql = sql;
     for (const statement of SCHEMA) sql.exec(statement);
+    // Tables created by an earlier version lack the column; their leases carry no secret.
+    const columns = sql.exec("PRAGMA table_info(slotgate_leases)").toArray().map((c) => c.name);
+    if (!columns.includes("secret_hash")) sql.exec("ALTER TABLE slotgate_leases ADD COLUMN secret_hash TEXT");
   }
 
   load(): { spec: GroupSpec | undefined; specJson: string | undefined; snapshot: GroupStateSnapshot; servers: ServerStateRow[] } {
@@ -103,12 +111,19 @@ export class GroupTables {
   }
 
   /** Records a grant: the lease row and the group's fence, in the same implicit transaction. */
-  insertLease(lease: LeaseGrant, chain: readonly string[], grantedAt: number): void {
+  insertLease(lease: LeaseGrant, chain: readonly string[], grantedAt: number, secretHash: string | undefined): void {
     this.#sql.exec(
-      "INSERT OR REPLACE INTO slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      lease.id, lease.fence, JSON.stringify(chain), lease.backend ?? null, lease.server ?? null, lease.expiresAt, lease.ttlMs, grantedAt,
+      "INSERT OR REPLACE INTO slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      lease.id, lease.fence, JSON.stringify(chain), lease.backend ?? null, lease.server ?? null, lease.expiresAt, lease.ttlMs, grantedAt, secretHash ?? null,
     );
     this.#sql.exec("UPDATE slotgate_group SET fence = max(fence, ?) WHERE id = 1", lease.fence);
+  }
+
+  /** The stored secret hash of a lease: null when it has none, undefined when there is no such lease. */
+  leaseSecretHash(leaseId: string): string | null | undefined {
+    const row = this.#sql.exec("SELECT secret_hash FROM slotgate_leases WHERE id = ?", leaseId).toArray()[0];
+    if (row === undefined) return undefined;
+    return typeof row.secret_hash === "string" ? row.secret_hash : null;
   }
 
   renewLease(leaseId: string, expiresAt: number, ttlMs: number): void {

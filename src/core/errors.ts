@@ -115,6 +115,8 @@ export const StoreStatus = {
   UnknownServer: -3,
   BadRequest: -4,
   Unauthorized: -5,
+  /** The slot API knows the token, but it does not grant this operation on this group. */
+  Forbidden: -6,
 } as const;
 export type StoreStatus = (typeof StoreStatus)[keyof typeof StoreStatus];
 
@@ -130,6 +132,9 @@ export function storeStatusError(status: number, detail: string): SlotgateError 
       return new SlotgateError("SLOTGATE_STORE_PROTOCOL", `store rejected the request: ${detail}`);
     case StoreStatus.Unauthorized:
       return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `store refused the credentials: ${detail}`);
+    case StoreStatus.Forbidden:
+      // Not retryable: the same token will be refused again until the Worker's tokens change.
+      return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `store refused the operation for this token: ${detail}`);
     default:
       return new SlotgateError("SLOTGATE_STORE_PROTOCOL", `store returned unknown status ${status}: ${detail}`);
   }

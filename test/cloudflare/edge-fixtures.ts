@@ -69,3 +69,56 @@ export const EDGE_WORKERS = [
   { name: "slotgate-edge-priority", binding: "EDGE_PRIORITY", config: "priority", token: false },
   { name: "slotgate-edge-deny", binding: "EDGE_DENY", config: "deny", token: true },
 ] as const;
+
+/**
+ * Tokens of the scoped slot API worker (SLOTGATE_API_TOKENS). Groups `scoped-a-*` and `scoped-b-*`
+ * are globs; `exact-shop` is one name.
+ */
+export const SCOPED_TOKENS = {
+  leaseA: "scoped-lease-a-0123456789abcdef",
+  leaseA2: "scoped-lease-a2-0123456789abcdef",
+  adminA: "scoped-admin-a-0123456789abcdef",
+  adminB: "scoped-admin-b-0123456789abcdef",
+} as const;
+
+/** A token that appears only in a config that does not validate: it must never be echoed. */
+export const BAD_CONFIG_TOKEN = "bad-config-secret-0123456789";
+
+/**
+ * Workers that run the bundle with slot API variables only (no SLOTGATE_CONFIG): the scoped
+ * tokens, a legacy token next to a tokens array (the form a JSON var takes), and two configs that
+ * must close the API.
+ */
+type TokenVar = { token: string; permissions: string[]; groups: string[] };
+export const SLOT_API_WORKERS: { name: string; binding: string; vars: Record<string, string | TokenVar[]> }[] = [
+  {
+    name: "slotgate-api-scoped",
+    binding: "API_SCOPED",
+    vars: {
+      SLOTGATE_API_TOKENS: JSON.stringify([
+        { name: "lease-a", token: SCOPED_TOKENS.leaseA, permissions: ["lease"], groups: ["scoped-a-*", "exact-shop"] },
+        { name: "lease-a2", token: SCOPED_TOKENS.leaseA2, permissions: ["lease"], groups: ["scoped-a-*"] },
+        { name: "admin-a", token: SCOPED_TOKENS.adminA, permissions: ["admin"], groups: ["scoped-a-*", "exact-shop"] },
+        { name: "admin-b", token: SCOPED_TOKENS.adminB, permissions: ["admin", "lease"], groups: ["scoped-b-*"] },
+      ]),
+    },
+  },
+  {
+    name: "slotgate-api-both",
+    binding: "API_BOTH",
+    vars: {
+      SLOTGATE_API_TOKEN: API_TOKEN,
+      SLOTGATE_API_TOKENS: [{ token: SCOPED_TOKENS.leaseA, permissions: ["lease"], groups: ["scoped-a-*"] }],
+    },
+  },
+  {
+    name: "slotgate-api-bad-tokens",
+    binding: "API_BAD_TOKENS",
+    vars: { SLOTGATE_API_TOKENS: JSON.stringify([{ token: BAD_CONFIG_TOKEN, permissions: ["lease", "write"], groups: ["*"] }, { token: "short", permissions: ["admin"], groups: ["a(b|c)+"] }]) },
+  },
+  {
+    name: "slotgate-api-bad-json",
+    binding: "API_BAD_JSON",
+    vars: { SLOTGATE_API_TOKENS: `[{"token": "${BAD_CONFIG_TOKEN}", "permissions": ["lease"]` },
+  },
+];

@@ -79,13 +79,15 @@ describe("slot API", () => {
     const group = freshGroup("routes");
     expect(await (await api("/ping", { headers: auth })).json()).toEqual({ status: 0, value: true });
     expect(await (await post(`/groups/${group}/configure`, { spec: spec({ global: 2 }, { api: { servers: { a: { max: 1 } } } }) })).json()).toEqual({ status: 0, value: null });
-    const granted = await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w1" })).json<{ status: 0; value: { ok: true; lease: { id: string; server: string } } }>();
-    expect(granted).toMatchObject({ status: 0, value: { ok: true, lease: { server: "a" } } });
+    const granted = await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w1" })).json<{ status: 0; value: { ok: true; lease: { id: string; server: string } }; leaseSecret: string }>();
+    expect(granted).toMatchObject({ status: 0, value: { ok: true, lease: { server: "a" } }, leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
     const leaseId = granted.value.lease.id;
-    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 5000 })).json()).toMatchObject({ status: 0, value: { ok: true } });
+    const leaseSecret = granted.leaseSecret;
+    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 5000, leaseSecret })).json()).toMatchObject({ status: 0, value: { ok: true } });
+    // A refusal carries no secret: there is no lease to own.
     expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w2" })).json()).toEqual({ status: 0, value: { ok: false, reason: "full" } });
-    expect(await (await post(`/groups/${group}/release`, { leaseId })).json()).toEqual({ status: 0, value: true });
-    expect(await (await post(`/groups/${group}/release`, { leaseId })).json()).toEqual({ status: 0, value: false });
+    expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret })).json()).toEqual({ status: 0, value: true });
+    expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret })).json()).toEqual({ status: 0, value: false });
     expect(await (await post(`/groups/${group}/server-state`, { backend: "api", server: "a", up: false })).json()).toEqual({ status: 0, value: null });
     const s = await stats(group);
     expect(s).toMatchObject({ status: 0, value: { scopes: { global: { in_use: 0, granted: 1, released: 1 }, "server:api/a": { up: false } } } });
@@ -102,6 +104,8 @@ describe("slot API", () => {
       [post(`/groups/${group}/acquire`, { request: request(["global"], { leaseTtlMs: -1 }), waiterId: "w" }), 400, StoreStatus.BadRequest],
       [post(`/groups/${group}/acquire`, { request: request(["nope"]), waiterId: "w" }), 422, StoreStatus.UnknownScope],
       [post(`/groups/${group}/release`, { leaseId: 42 }), 400, StoreStatus.BadRequest],
+      [post(`/groups/${group}/release`, { leaseId: "x" }), 400, StoreStatus.BadRequest],
+      [post(`/groups/${group}/renew`, { leaseId: "x", ttlMs: 1000, leaseSecret: "not-a-secret" }), 400, StoreStatus.BadRequest],
       [post(`/groups/${group}/renew`, { leaseId: "x", ttlMs: "soon" }), 400, StoreStatus.BadRequest],
       [post(`/groups/${group}/configure`, { spec: { limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} } }), 400, StoreStatus.BadRequest],
       [api(`/groups/${encodeURIComponent("bad group{}")}/stats`, { headers: auth }), 400, StoreStatus.BadRequest],
@@ -123,15 +127,16 @@ describe("slot API", () => {
   it("long-polls a queued acquire: the answer comes when the slot frees up", async () => {
     const group = freshGroup("poll");
     await post(`/groups/${group}/configure`, { spec: spec({ global: 1 }) });
-    const holder = await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "h" })).json<{ value: { lease: { id: string } } }>();
+    const holder = await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "h" })).json<{ value: { lease: { id: string } }; leaseSecret: string }>();
     const t0 = Date.now();
     const waiting = post(`/groups/${group}/acquire`, { request: request(["global"], { queueTimeoutMs: 10_000 }), waiterId: "w" });
     await sleep(1200);
-    await post(`/groups/${group}/release`, { leaseId: holder.value.lease.id });
+    await post(`/groups/${group}/release`, { leaseId: holder.value.lease.id, leaseSecret: holder.leaseSecret });
     const res = await waiting;
     expect(res.status).toBe(200);
     const body = await res.text();
-    expect(JSON.parse(body)).toMatchObject({ status: 0, value: { ok: true, lease: { waitedMs: expect.any(Number) } } });
+    // The long poll's reply carries the secret of its lease too.
+    expect(JSON.parse(body)).toMatchObject({ status: 0, value: { ok: true, lease: { waitedMs: expect.any(Number) } }, leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1200);
   });
 

@@ -290,6 +290,26 @@ describe("HTTP store client (scripted fetch)", () => {
     expect(JSON.parse(seen[1]!.init.body as string)).toEqual({ leaseId: "l1" });
   });
 
+  it("keeps a grant's lease secret out of the lease and sends it with that lease's renew and release", async () => {
+    const bodies: Record<string, unknown>[] = [];
+    const h = open({
+      acquire: () => Response.json({ status: 0, value: { ok: true, lease: { id: "l7", fence: 1, expiresAt: 0, ttlMs: 30_000, waitedMs: 0 } }, leaseSecret: "c2VjcmV0LXNlY3JldC0xMg" }),
+      renew: (body) => (bodies.push(body!), Response.json({ status: 0, value: { ok: true, expiresAt: 1 } })),
+      release: (body) => (bodies.push(body!), Response.json({ status: 0, value: true })),
+    });
+    const granted = await h.handle.acquire({ ...CHAIN, queueTimeoutMs: 0 });
+    expect(granted).toEqual({ ok: true, lease: { id: "l7", fence: 1, expiresAt: 0, ttlMs: 30_000, waitedMs: 0 } });
+    await h.handle.renew("l7", 5000);
+    await h.handle.release("l7");
+    // Once released, the secret is forgotten: a second release goes without it.
+    await h.handle.release("l7");
+    expect(bodies).toEqual([
+      { leaseId: "l7", ttlMs: 5000, leaseSecret: "c2VjcmV0LXNlY3JldC0xMg" },
+      { leaseId: "l7", leaseSecret: "c2VjcmV0LXNlY3JldC0xMg" },
+      { leaseId: "l7" },
+    ]);
+  });
+
   it("an abort sends cancel and waits for the object's answer; a grant that won the race is released", async () => {
     let answerAcquire!: (r: Response) => void;
     const released: unknown[] = [];

@@ -25,8 +25,15 @@
  * - Security: the token goes in an `Authorization: Bearer` header, only to the configured origin
  *   (redirects are not followed), and only over https, or plain http to a loopback address.
  *   Errors never include it.
+ * - Lease secrets: a grant's reply carries the lease's secret (`leaseSecret`); the store keeps it
+ *   in memory with the lease id (never in a lease object, an event or an error) and sends it with
+ *   every release and renew of that lease. It is forgotten once the lease is released, or long
+ *   after the lease would have expired.
+ * - Permissions: with a token that may lease but not configure (a `lease` token of
+ *   `SLOTGATE_API_TOKENS`), the spec `open()` pushes is refused (403); the handle then uses the
+ *   spec the object has (pushed by the Worker or an admin). An explicit `configure()` still fails.
  */
-import { SlotgateConfigError, SlotgateError } from "../../core/errors.js";
+import { SlotgateConfigError, SlotgateError, StoreStatus } from "../../core/errors.js";
 import { redactCredentials } from "../../core/redact.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
@@ -46,7 +53,10 @@ export interface DurableObjectHttpStoreOptions {
    * @example "https://<your worker>.workers.dev"
    */
   url: string;
-  /** The Worker's `SLOTGATE_API_TOKEN`: 16–4096 printable ASCII characters. */
+  /**
+   * A slot API token of the Worker (an entry of `SLOTGATE_API_TOKENS` with `lease`, and `admin` to
+   * push the spec, on this node's groups; or `SLOTGATE_API_TOKEN`): 16–4096 printable ASCII characters.
+   */
   token: string;
   /** @default globalThis.fetch */
   fetch?: FetchLike;
@@ -133,12 +143,23 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** HTTP statuses (without a Reply) worth another try: the request may not have been served. */
 const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 525, 526, 527, 530]);
 
+/** Turns a parsed Reply (the whole JSON object, extra fields included) into the call's value. */
+type Interpret<T> = (reply: Record<string, unknown>) => T;
+
+/** A secret is dropped this long after its lease would have expired (leases never released). */
+const SECRET_GRACE_MS = 10 * 60_000;
+/** Forgotten secrets are swept at most this often. */
+const SECRET_SWEEP_MS = 60_000;
+
 /** The transport: one request to one route, its answer as a value or a coded error. */
 class Client {
   readonly policy: Policy;
   readonly #base: string;
   readonly #authorization: string;
   readonly #fetch: FetchLike;
+  /** Lease secrets by group and lease id, with the local time after which they may be dropped. */
+  readonly #secrets = new Map<string, { secret: string; dropAfter: number }>();
+  #sweptAt = 0;
 
   constructor(base: string, token: string, fetch: FetchLike, policy: Policy) {
     this.#base = base;
@@ -151,7 +172,7 @@ class Client {
    * One request. The fetch leaves synchronously, so calls leave in the order they are made.
    * `group` null: the `ping` route.
    */
-  call<T>(group: string | null, op: SlotApiOp | "ping", body: unknown, signal: AbortSignal): Promise<T> {
+  call<T>(group: string | null, op: SlotApiOp | "ping", body: unknown, signal: AbortSignal, interpret: Interpret<T> = (r) => unwrap(r as Reply<T>)): Promise<T> {
     const path = group === null ? PING_PATH : slotApiPath(group, op as SlotApiOp);
     const method = group === null ? "GET" : SLOT_API_OPS[op as SlotApiOp];
     let sent: Promise<Response>;
@@ -180,7 +201,7 @@ class Client {
         } catch {
           parsed = undefined;
         }
-        if (isReply(parsed)) return unwrap(parsed as Reply<T>);
+        if (isReply(parsed)) return interpret(parsed as Record<string, unknown>);
         if (isSlotApiFault(parsed)) throw new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: ${parsed.detail}`, { retryable: parsed.retryable });
         // A success status with a body that is no reply: the same protocol error as from the object.
         if (res.status >= 200 && res.status < 300) return unwrap(parsed as Reply<T>);
@@ -193,16 +214,48 @@ class Client {
   }
 
   /** An idempotent call, retried on retryable faults; each attempt bounded by `timeoutMs`. */
-  async idempotent<T>(group: string, op: SlotApiOp, body: unknown): Promise<T> {
+  async idempotent<T>(group: string, op: SlotApiOp, body: unknown, interpret?: Interpret<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.call<T>(group, op, body, AbortSignal.timeout(this.policy.timeoutMs));
+        return await this.call<T>(group, op, body, AbortSignal.timeout(this.policy.timeoutMs), interpret);
       } catch (error) {
         if (!(error instanceof SlotgateError) || !error.retryable || attempt >= this.policy.retries) throw error;
         await sleep(this.policy.delayMs * 2 ** attempt * (0.5 + Math.random() / 2));
       }
     }
   }
+
+  /** Keeps the secret of a lease granted with one (a Worker before lease secrets sends none). */
+  rememberSecret(group: string, lease: { id: string; ttlMs: number }, secret: unknown): void {
+    if (typeof secret !== "string") return;
+    const now = Date.now();
+    if (now - this.#sweptAt > SECRET_SWEEP_MS) {
+      this.#sweptAt = now;
+      for (const [key, entry] of this.#secrets) if (entry.dropAfter < now) this.#secrets.delete(key);
+    }
+    this.#secrets.set(secretKey(group, lease.id), { secret, dropAfter: now + lease.ttlMs + SECRET_GRACE_MS });
+  }
+
+  secretOf(group: string, leaseId: string): string | undefined {
+    return this.#secrets.get(secretKey(group, leaseId))?.secret;
+  }
+
+  /** A renewed lease lives longer, and so does its secret. */
+  extendSecret(group: string, leaseId: string, ttlMs: number): void {
+    const entry = this.#secrets.get(secretKey(group, leaseId));
+    if (entry) entry.dropAfter = Date.now() + ttlMs + SECRET_GRACE_MS;
+  }
+
+  forgetSecret(group: string, leaseId: string): void {
+    this.#secrets.delete(secretKey(group, leaseId));
+  }
+}
+
+const secretKey = (group: string, leaseId: string) => `${group}\u0000${leaseId}`;
+
+/** The body of a release or renew: the lease's secret goes along when the store has it. */
+function leaseBody(leaseId: string, secret: string | undefined, more: Record<string, unknown> = {}): Record<string, unknown> {
+  return secret === undefined ? { leaseId, ...more } : { leaseId, ...more, leaseSecret: secret };
 }
 
 function isReply(value: unknown): boolean {
@@ -219,7 +272,7 @@ function transportFault(op: string, error: unknown): SlotgateError {
 
 function httpFault(op: string, status: number, base: string): SlotgateError {
   let hint = "";
-  if (status === 404) hint = ` (is ${base} the slotgate Worker, with SLOTGATE_API_TOKEN set?)`;
+  if (status === 404) hint = ` (is ${base} the slotgate Worker, with SLOTGATE_API_TOKENS or SLOTGATE_API_TOKEN set?)`;
   else if (status >= 300 && status < 400) hint = " (redirected: use the final URL)";
   return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: HTTP ${status} without an answer of the store${hint}`, { retryable: RETRYABLE_STATUS.has(status) });
 }
@@ -315,7 +368,12 @@ class HttpGroup implements GroupStore {
           this.#client.idempotent<boolean>(this.#group, "cancel", { waiterId }).catch(() => undefined);
           onFault(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API acquire: no answer within ${limit}ms`, { retryable: true }));
         }, limit);
-        this.#client.call<StoreAcquireResult>(this.#group, "acquire", { request, waiterId }, http.signal).then(onResult, onFault);
+        this.#client.call<StoreAcquireResult>(this.#group, "acquire", { request, waiterId }, http.signal, (reply) => {
+          const outcome = unwrap(reply as Reply<StoreAcquireResult>);
+          // Kept before anything else sees the grant, so even a grant that lost a race can be released.
+          if (outcome.ok) this.#client.rememberSecret(this.#group, outcome.lease, reply.leaseSecret);
+          return outcome;
+        }).then(onResult, onFault);
       };
       if (this.#configured) send();
       else this.#ensureConfigured().then(send, onFault);
@@ -326,12 +384,20 @@ class HttpGroup implements GroupStore {
 
   /** Keeps working after close(), so a grant that races close() is given back (the contract). */
   release(leaseId: string): Promise<boolean> {
-    return this.#whenConfigured(() => this.#client.idempotent<boolean>(this.#group, "release", { leaseId }));
+    return this.#whenConfigured(async () => {
+      const released = await this.#client.idempotent<boolean>(this.#group, "release", leaseBody(leaseId, this.#client.secretOf(this.#group, leaseId)));
+      this.#client.forgetSecret(this.#group, leaseId);
+      return released;
+    });
   }
 
   async renew(leaseId: string, ttlMs: number): Promise<RenewResult> {
     this.#checkOpen();
-    return this.#whenConfigured(() => this.#client.idempotent<RenewResult>(this.#group, "renew", { leaseId, ttlMs }));
+    return this.#whenConfigured(async () => {
+      const renewed = await this.#client.idempotent<RenewResult>(this.#group, "renew", leaseBody(leaseId, this.#client.secretOf(this.#group, leaseId), { ttlMs }));
+      if (renewed.ok) this.#client.extendSecret(this.#group, leaseId, ttlMs);
+      return renewed;
+    });
   }
 
   async configure(spec: GroupSpec): Promise<void> {
@@ -371,7 +437,10 @@ class HttpGroup implements GroupStore {
   }
 
   #ensureConfigured(): Promise<void> {
-    this.#configuring ??= this.#client.idempotent<null>(this.#group, "configure", { spec: this.#spec }).then(
+    // A token without the admin permission may still lease: the object keeps the spec someone
+    // with that permission pushed, so a refusal here is not a fault of this handle.
+    const tolerateForbidden: Interpret<null> = (reply) => (reply.status === StoreStatus.Forbidden ? null : unwrap(reply as Reply<null>));
+    this.#configuring ??= this.#client.idempotent<null>(this.#group, "configure", { spec: this.#spec }, tolerateForbidden).then(
       () => {
         this.#configured = true;
       },
@@ -385,6 +454,6 @@ class HttpGroup implements GroupStore {
 
   /** Releases a grant nobody wants any more. If that fails too, the lease TTL reclaims the slot. */
   #releaseQuietly(leaseId: string): Promise<unknown> {
-    return this.#client.idempotent<boolean>(this.#group, "release", { leaseId }).catch(() => undefined);
+    return this.release(leaseId).catch(() => undefined);
   }
 }
