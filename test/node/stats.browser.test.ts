@@ -33,7 +33,9 @@ const config = validateEdgeConfig({
       servers: { a1: { address: "127.0.0.1:9001", maxconn: 2 }, a2: { address: "127.0.0.1:9002", maxconn: 4 }, a3: { address: "127.0.0.1:9003", down: true } },
     },
   },
-  stats: { bind: "127.0.0.1:0", token: TOKEN },
+  // Raw key values on the page (digests are the default): this test is about a hostile value
+  // reaching the browser as text, never as markup.
+  stats: { bind: "127.0.0.1:0", token: TOKEN, show_keys: true },
 });
 
 let guard: Guard;
