@@ -245,8 +245,8 @@ class DurableObjectGroup implements GroupStore {
     return result;
   }
 
+  /** Works after close() (the store contract): a grant that raced close() is given back at once, not held until its TTL. */
   async release(leaseId: string): Promise<boolean> {
-    this.#checkOpen();
     return this.#whenConfigured(() => this.#idempotent("release", (stub) => stub.release(leaseId)));
   }
 

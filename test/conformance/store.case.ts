@@ -501,6 +501,33 @@ export function runConformance(target: ConformanceTarget): void {
       });
     });
 
+    describe("close()", () => {
+      test("a grant that races close() is given back at once, not held until its TTL", async () => {
+        const group = `conf-close-${process.pid}-${Date.now().toString(36)}-${++groupSeq}`;
+        const closing = guardWith({ limits: { global: 1 } }, group);
+        // The acquire is on its way to the store when close() runs: its grant arrives at a closed
+        // guard, whose store handle must still take the release (SPEC: release works after close).
+        const raced = closing.acquire({ scopes: ["global"], leaseTtlMs: 1000 * u });
+        await closing.close();
+        expect(await raced).toMatchObject({ ok: false, reason: "aborted" });
+        await target.settle();
+        const other = guardWith({ limits: { global: 1 } }, group);
+        expect(await inUse(other, "global")).toBe(0);
+        leaseOf(await other.acquire({ scopes: ["global"] }));
+      });
+
+      test("a lease still held is released by close(), and its own release() after close() is a no-op", async () => {
+        const group = `conf-close-${process.pid}-${Date.now().toString(36)}-${++groupSeq}`;
+        const closing = guardWith({ limits: { global: 1 } }, group);
+        const lease = leaseOf(await closing.acquire({ scopes: ["global"], leaseTtlMs: 1000 * u }));
+        await closing.close();
+        await lease.release();
+        const other = guardWith({ limits: { global: 1 } }, group);
+        expect(await inUse(other, "global")).toBe(0);
+        leaseOf(await other.acquire({ scopes: ["global"] }));
+      });
+    });
+
     describe("guard.run", () => {
       test("runs the work holding a slot and throws a coded rejection when none is granted", async () => {
         const g = guardWith({ limits: { global: 1 } });

@@ -8,6 +8,7 @@
  * - the Node edge node's `store: { type: durable-object, url, token }`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -194,6 +195,36 @@ describe("slot API from Node", () => {
     const refused = await openStore({ type: "durable-object", url, token: "wrong-token-0123456789abcdef" }, logger);
     expect(await refused.ready(600)).toBe(false);
     expect(refused.description).not.toContain("wrong-token");
+  });
+
+  it("a cold start is not an outage: a process started before its slot API answers waits for it, within timeoutMs", async () => {
+    // A relay on a port nobody listens on yet; it starts forwarding to wrangler dev 700 ms later.
+    const port = await closedPort();
+    const target = new URL(url);
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer((client) => {
+      const upstream = net.connect({ host: target.hostname, port: Number(target.port) });
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on("error", () => undefined);
+        s.once("close", () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    const opening = sleep(700).then(() => new Promise<void>((resolve) => relay.listen(port, "127.0.0.1", resolve)));
+    try {
+      const guard = createGuard({ store: createDurableObjectHttpStore({ url: `http://127.0.0.1:${port}`, token: TOKEN, timeoutMs: 5_000 }), group: `cold-${process.pid}-${Date.now()}`, limits: { global: 1 } });
+      const startedAt = Date.now();
+      const r = await guard.acquire({ scopes: ["global"] });
+      expect(r.ok).toBe(true);
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(600);
+      expect((await guard.stats()).fallback).toMatchObject({ fail_closed: 0, store_errors: 0 });
+      await guard.close();
+    } finally {
+      await opening;
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
   });
 
   it("refuses options that would leak the token: plain http off loopback, credentials in the URL", () => {

@@ -17,7 +17,7 @@ type Client = Redis | Cluster;
 
 interface Target {
   name: string;
-  start(): Promise<{ client(): Promise<Client>; stop(): Promise<void>; standalone?: RedisProcess }>;
+  start(): Promise<{ client(): Promise<Client>; coldClient(): Client; stop(): Promise<void>; standalone?: RedisProcess }>;
 }
 
 const targets: Target[] = [
@@ -32,6 +32,7 @@ const targets: Target[] = [
           await c.ping();
           return c;
         },
+        coldClient: () => new Redis(server.url),
         stop: () => server.stop(),
       };
     },
@@ -40,7 +41,7 @@ const targets: Target[] = [
     name: "cluster",
     async start() {
       const cluster: RedisClusterProcess = await startRedisCluster();
-      return { client: () => readyCluster(cluster), stop: () => cluster.stop() };
+      return { client: () => readyCluster(cluster), coldClient: () => new Cluster([...cluster.nodes]), stop: () => cluster.stop() };
     },
   },
 ];
@@ -262,6 +263,33 @@ describe.each(targets)("redis store ($name)", (target) => {
     await expect(g.stats()).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: true });
     await sleep(100);
     expect(a.store.faults.sweep).toBeGreaterThan(0);
+  });
+
+  it("a cold start is not an outage: the first acquire right after new Redis(url) waits for the connection and is granted", async () => {
+    for (let i = 0; i < 3; i++) {
+      const redis = env.coldClient();
+      clients.push(redis);
+      expect(redis.status).not.toBe("ready");
+      const g = guardOn(createRedisStore({ redis }), newGroup());
+      const r = await g.acquire({ scopes: ["global"] });
+      expect(r).toMatchObject({ ok: true });
+      expect((await g.stats()).fallback).toMatchObject({ fail_closed: 0, store_errors: 0 });
+      await lease(r).release();
+    }
+  });
+
+  it("a first connection that never comes is bounded by commandTimeoutMs, then the outage policy decides", async () => {
+    // Nothing listens on a port of a server that was stopped: the client keeps reconnecting.
+    const gone = await startRedis();
+    await gone.stop();
+    const redis = new Redis(gone.url, { retryStrategy: () => 50, maxRetriesPerRequest: 0 });
+    redis.on("error", () => undefined);
+    clients.push(redis);
+    const g = guardOn(createRedisStore({ redis, commandTimeoutMs: 300 }), newGroup());
+    const startedAt = Date.now();
+    expect(await g.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "unavailable" });
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - startedAt).toBeLessThan(1_500);
   });
 
   it("a reply that arrives after commandTimeoutMs is undone", async () => {

@@ -17,6 +17,9 @@
  * - Retries: only idempotent calls are retried (release and renew by lease id, configure,
  *   server state, stats, cancel), with exponential backoff, and only on retryable faults. An
  *   acquire is never retried: the guard applies its outage policy instead.
+ * - Cold start: until the slot API has answered once, idempotent calls retry for up to
+ *   `timeoutMs` rather than `retries` times. Every acquire waits for its handle's spec push, so the
+ *   first acquires of a process started beside its Worker wait for it instead of failing.
  * - Abort: an `AbortSignal` sends `cancel` from a second request and keeps the acquire's request
  *   open for the object's answer: `aborted`, or a grant that won the race, which is released (rule
  *   7). After {@link ABORT_GRACE_MS} without an answer, the acquire resolves `aborted` anyway.
@@ -146,6 +149,9 @@ const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504, 520, 521, 5
 /** Turns a parsed Reply (the whole JSON object, extra fields included) into the call's value. */
 type Interpret<T> = (reply: Record<string, unknown>) => T;
 
+/** Longest pause between two attempts while the slot API has never answered (a cold start). */
+const COLD_RETRY_MAX_MS = 250;
+
 /** A secret is dropped this long after its lease would have expired (leases never released). */
 const SECRET_GRACE_MS = 10 * 60_000;
 /** Forgotten secrets are swept at most this often. */
@@ -160,6 +166,13 @@ class Client {
   /** Lease secrets by group and lease id, with the local time after which they may be dropped. */
   readonly #secrets = new Map<string, { secret: string; dropAfter: number }>();
   #sweptAt = 0;
+  /**
+   * The slot API has answered at least once (any HTTP answer). Before that, an idempotent call
+   * (the spec every open() pushes first, and so every acquire behind it) keeps retrying a fault
+   * that may pass for up to `timeoutMs`: a process started beside its Worker is not in an outage
+   * (SPEC §2 rule 11). After it, the `retries` count bounds retries as usual.
+   */
+  #answered = false;
 
   constructor(base: string, token: string, fetch: FetchLike, policy: Policy) {
     this.#base = base;
@@ -189,6 +202,7 @@ class Client {
     }
     return sent.then(
       async (res) => {
+        this.#answered = true;
         let text: string;
         try {
           text = await res.text();
@@ -215,12 +229,17 @@ class Client {
 
   /** An idempotent call, retried on retryable faults; each attempt bounded by `timeoutMs`. */
   async idempotent<T>(group: string, op: SlotApiOp, body: unknown, interpret?: Interpret<T>): Promise<T> {
+    const coldUntil = this.#answered ? 0 : performance.now() + this.policy.timeoutMs;
     for (let attempt = 0; ; attempt++) {
+      const left = coldUntil - performance.now();
       try {
-        return await this.call<T>(group, op, body, AbortSignal.timeout(this.policy.timeoutMs), interpret);
+        return await this.call<T>(group, op, body, AbortSignal.timeout(left > 0 ? Math.ceil(Math.min(left, this.policy.timeoutMs)) : this.policy.timeoutMs), interpret);
       } catch (error) {
-        if (!(error instanceof SlotgateError) || !error.retryable || attempt >= this.policy.retries) throw error;
-        await sleep(this.policy.delayMs * 2 ** attempt * (0.5 + Math.random() / 2));
+        if (!(error instanceof SlotgateError) || !error.retryable) throw error;
+        const cold = !this.#answered && performance.now() < coldUntil;
+        if (!cold && attempt >= this.policy.retries) throw error;
+        const backoff = this.policy.delayMs * 2 ** Math.min(attempt, 10) * (0.5 + Math.random() / 2);
+        await sleep(cold ? Math.min(backoff, COLD_RETRY_MAX_MS, Math.max(0, coldUntil - performance.now())) : backoff);
       }
     }
   }

@@ -151,6 +151,14 @@ class RedisStore implements RedisSlotStore {
   readonly #byChannel = new Map<string, RedisGroup>();
   #subscriber: Client | undefined;
   #connecting: Promise<void> | undefined;
+  /**
+   * The client has been ready at least once. Before that, a call waits for the first connection
+   * (a cold start is not an outage: SPEC §2 rule 11); after it, a client that is not ready means
+   * the connection was lost, and calls fail fast so that the outage policy decides.
+   */
+  #everReady = false;
+  /** Settles when the client is first ready (or gives up); one pair of listeners however many calls wait. */
+  #firstReady: Promise<void> | undefined;
 
   constructor(options: RedisStoreOptions) {
     const issues: ConfigIssue[] = [];
@@ -184,6 +192,13 @@ class RedisStore implements RedisSlotStore {
     this.prefix = prefix;
     this.#keyPrefix = typeof keyPrefix === "string" ? keyPrefix : "";
     for (const def of Object.values(SCRIPTS)) this.client.defineCommand(def.command, { lua: def.lua, numberOfKeys: def.numberOfKeys });
+    if (this.client.status === "ready") this.#everReady = true;
+    else {
+      this.#firstReady = firstReady(this.client).then(() => {
+        this.#everReady = true;
+      });
+      this.#firstReady.catch(() => undefined); // a call that waits on it sees the rejection
+    }
   }
 
   get faults(): Readonly<RedisStoreFaults> {
@@ -255,6 +270,11 @@ class RedisStore implements RedisSlotStore {
       // A lazyConnect client connects on first use; calls made meanwhile wait for that one connect.
       if (client.status === "wait") {
         this.#connecting ??= this.#bounded(client.connect()).finally(() => {
+          this.#connecting = undefined;
+        });
+      } else if (!this.#everReady && this.#firstReady && COLD_STATUSES.has(client.status)) {
+        // Still making its first connection (`new Redis(url)` a moment ago): wait for it, within commandTimeoutMs.
+        this.#connecting ??= this.#bounded(this.#firstReady).finally(() => {
           this.#connecting = undefined;
         });
       }
@@ -341,6 +361,25 @@ class RedisStore implements RedisSlotStore {
       );
     });
   }
+}
+
+/** Client states of a connection being made; `reconnecting` too, when the first attempt failed (Redis still starting). */
+const COLD_STATUSES = new Set(["connecting", "connect", "reconnecting"]);
+
+/** Resolves when the client is first ready; rejects if it gives up (`end`) first. */
+function firstReady(client: Client): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      client.off("end", onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      client.off("ready", onReady);
+      reject(unavailable("redis: the client gave up connecting"));
+    };
+    client.once("ready", onReady);
+    client.once("end", onEnd);
+  });
 }
 
 interface Deadline {
@@ -810,8 +849,8 @@ class RedisGroupHandle implements GroupStore {
     });
   }
 
+  /** Works after close() (the store contract): a grant that raced close() is given back at once, not held until its TTL. */
   release(leaseId: string): Promise<boolean> {
-    if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
     return this.#g.release(leaseId);
   }
 
