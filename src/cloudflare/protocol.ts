@@ -121,8 +121,9 @@ function int(what: string, value: unknown, min: number, max: number): number {
 }
 
 function name(what: string, value: unknown): string {
-  if (typeof value === "string" && NAME_PATTERN.test(value)) return value;
-  return bad(what, "a name of 1–128 characters from [A-Za-z0-9_.~:@-]", value);
+  // `__proto__` would be assigned as the record's prototype, not as an entry: dropped silently.
+  if (typeof value === "string" && NAME_PATTERN.test(value) && value !== "__proto__") return value;
+  return bad(what, "a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__", value);
 }
 
 /** A waiter or lease id: 1–128 characters. */

@@ -21,6 +21,9 @@ describe("SlotGroup RPC surface", () => {
     expect(await stub.renew("x", -5)).toMatchObject({ status: bad });
     expect(await stub.configure({ limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} })).toMatchObject({ status: bad, detail: expect.stringContaining("spec.limits.global.max") });
     expect(await stub.configure(null as never)).toMatchObject({ status: bad });
+    // `__proto__` as a limit or backend name: refused, not silently turned into a prototype.
+    expect(await stub.configure(JSON.parse('{"limits": {"__proto__": {"max": 1, "maxqueue": null, "keyed": false}}, "backends": {}}') as never)).toMatchObject({ status: bad, detail: expect.stringContaining("__proto__") });
+    expect(await stub.configure(JSON.parse('{"limits": {}, "backends": {"__proto__": {"balance": "first", "max": null, "maxqueue": null, "servers": [{"name": "a", "max": null, "maxqueue": null, "weight": 1, "down": false}]}}}') as never)).toMatchObject({ status: bad });
     expect(await stub.setServerState("api", "a", "yes" as never)).toMatchObject({ status: bad });
 
     expect(await stub.acquire(request(["nope"]), "w1")).toEqual({ status: StoreStatus.UnknownScope, detail: "nope" });
