@@ -41,3 +41,14 @@ export function redactUrl(url: string): string {
   // "user:") keeps its "@" in the path: the text rule covers that one.
   return u.host === "" ? redactCredentials(u.toString()) : u.toString();
 }
+
+/**
+ * Text of an error made loggable: URL credentials blanked, and a keyed-limit value (the core names
+ * scopes such as `frontend:web:apikey:<value>` in its messages, and the value is client input
+ * such as an API key) cut off with the rest of its line, then the whole cut to `max`. The Node
+ * logger and the Worker's log lines both pass error text through it.
+ */
+export function safeText(text: string, max = 500): string {
+  const safe = redactCredentials(text).replace(/\b(frontend:[\w.-]+:[\w.-]+):[^\n]*/g, "$1:[key value not logged]");
+  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
+}

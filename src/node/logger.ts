@@ -6,13 +6,13 @@
  * paths through {@link logPath} (no query string unless `log.query`, keyed values digested).
  */
 import { pino } from "pino";
-import { redactCredentials, redactUrl } from "../core/redact.js";
+import { redactUrl, safeText } from "../core/redact.js";
 import { splitTarget } from "./config/match.js";
 import type { EdgeConfig } from "./config/schema.js";
 import { keyedLimitName } from "./config/to-guard.js";
 import { keyDigest } from "./stats/keys.js";
 
-export { redactUrl };
+export { redactUrl, safeText };
 
 export type Logger = pino.Logger;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -70,16 +70,6 @@ export function errorFields(error: unknown, withStack = false): Record<string, u
 /** The message of an error (or thrown value) as text safe for a log line or a terminal: see {@link safeText}. */
 export function errorMessage(error: unknown): string {
   return safeText(error instanceof Error ? error.message : String(error));
-}
-
-/**
- * Text of an error made loggable: URL credentials blanked, and a keyed-limit value (the core names
- * scopes such as `frontend:web:apikey:<value>` in its messages, and the value is client input
- * such as an API key) cut off with the rest of its line, then the whole cut to `max`.
- */
-export function safeText(text: string, max = 500): string {
-  const safe = redactCredentials(text).replace(/\b(frontend:[\w.-]+:[\w.-]+):[^\n]*/g, "$1:[key value not logged]");
-  return safe.length > max ? `${safe.slice(0, max)}…` : safe;
 }
 
 /** A value safe to put in a log line: cut to `max` characters. */
