@@ -34,6 +34,11 @@ describe("pipelined requests on one connection", () => {
     sampling = false;
     await sampler;
 
+    const fromPipeline = o.requests.filter((r) => r.url.startsWith("/p?"));
+    const frontend = await s.scope("frontend:web");
+    console.log(
+      `[pipelining] 300 on one socket: ${result.responses.length} answered, origin concurrency max ${Math.max(...fromPipeline.map((r) => r.concurrency))}, peak tickets ${peakTickets}, frontend peak in use ${frontend.peak_in_use} / queued ${frontend.peak_queued}; fresh client ${fresh.status} in ${Math.round(fresh.ms)} ms`,
+    );
     expect(fresh.status).toBe(200);
     expect(fresh.ms).toBeLessThan(250);
     expect(result.responses).toHaveLength(300);
@@ -41,11 +46,9 @@ describe("pipelined requests on one connection", () => {
     // In order: response i answers request i.
     expect(result.responses.map((r) => (JSON.parse(r.body) as { path: string }).path)).toEqual(Array.from({ length: 300 }, (_, i) => `/p?i=${i}`));
     // The origin never had two of the pipelined requests at once (the fresh client adds at most one).
-    const fromPipeline = o.requests.filter((r) => r.url.startsWith("/p?"));
     expect(fromPipeline).toHaveLength(300);
     expect(Math.max(...fromPipeline.map((r) => r.concurrency))).toBeLessThanOrEqual(2);
     expect(peakTickets).toBe(0);
-    const frontend = await s.scope("frontend:web");
     expect(frontend.peak_in_use).toBeLessThanOrEqual(2);
     expect(frontend.peak_queued).toBe(0);
     await expectAllFree(s);
