@@ -36,8 +36,9 @@
  *   `offset` is a signed duration within ±524287ms.
  * - tcp frontends know only the client address: their conditions may use only `src`, their keyed
  *   limits only `key: { src }`.
- * - `path_reg`: up to 256 characters, compiled at load time; patterns with nested quantifiers,
- *   repeated alternations or backreferences are refused (exponential backtracking), see match.ts.
+ * - `path_reg`: RE2 syntax (matched in linear time, never backtracking), up to 256 characters and
+ *   128 compiled instructions, compiled at load time. Constructs RE2 refuses (backreferences,
+ *   lookaround, possessive quantifiers, atomic groups…) are named in the error; see match.ts.
  * - `src`: CIDRs or bare addresses; host bits must be zero (`10.0.0.1/8` is a typo).
  * - Keyed limit keys: `header: <name>`, `query: <param>`, `path: true`, or `src: true` /
  *   `src: { ipv4: <prefix>, ipv6: <prefix> }` (key per network, e.g. per IPv6 /64).
@@ -712,7 +713,7 @@ function parseConditions(issues: Issues, path: string, value: unknown, mode: Fro
         const compiled = compilePathRegex(v);
         if (compiled.ok) out.pathReg = v;
         else {
-          issues.add(p, compiled.problem, v);
+          issues.add(p, compiled.expected, v, compiled.unsupported);
           ok = false;
         }
         break;
