@@ -185,6 +185,23 @@ describe("config errors name their path", () => {
     { name: "header key in tcp", input: (c) => (c.frontends.echo.limits = [{ name: "k", key: { header: "x" }, maxconn: 1 }]), expect: ['frontends.echo.limits[0].key.header: expected only a src key in a tcp frontend, got "x"'] },
     { name: "tcp frontend on URL servers", input: (c) => (c.backends.echo_servers.servers.echo1.address = "https://echo.example.com"), expect: ['frontends.echo.default_backend: expected a backend whose servers have host:port addresses (a tcp frontend cannot use URLs), got "echo_servers"'] },
     { name: "keyed limit without maxconn, two key kinds", input: (c) => (c.frontends.web.limits = [{ name: "k", key: { header: "x", src: true } }]), expect: ["frontends.web.limits[0].maxconn: expected a positive integer (per key value), got undefined", /^frontends\.web\.limits\[0\]\.key: expected one of \{ header: <name> \}/] },
+    {
+      name: "src key prefixes out of range, unknown, or not a number",
+      input: (c) =>
+        (c.frontends.web.limits = [
+          { name: "a", key: { src: { ipv4: 33, ipv6: 129 } }, maxconn: 1 },
+          { name: "b", key: { src: { ipv6: "64" } }, maxconn: 1 },
+          { name: "c", key: { src: { v6: 64 } }, maxconn: 1 },
+          { name: "d", key: { src: "yes" }, maxconn: 1 },
+        ]),
+      expect: [
+        "frontends.web.limits[0].key.src.ipv4: expected an IPv4 prefix length from 0 to 32, got 33",
+        "frontends.web.limits[0].key.src.ipv6: expected an IPv6 prefix length from 0 to 128, got 129",
+        'frontends.web.limits[1].key.src.ipv6: expected an IPv6 prefix length from 0 to 128, got "64"',
+        /^frontends\.web\.limits\[2\]\.key\.src\.v6: expected one of the keys ipv4, ipv6/,
+        'frontends.web.limits[3].key.src: expected true, or { ipv4: <prefix length>, ipv6: <prefix length> }, got "yes"',
+      ],
+    },
     { name: "duplicate keyed limit names", input: (c) => c.frontends.web.limits.push({ name: "apikey", key: { query: "key" }, maxconn: 2 }), expect: ['frontends.web.limits[1].name: expected a name not used by another limit of this frontend, got "apikey"'] },
     { name: "name with a colon", input: (c) => (c.frontends["a:b"] = c.frontends.web), expect: ['frontends["a:b"]: expected a frontend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "a:b"'] },
     { name: "__proto__ as a name", input: '{"frontends": {"web": {"bind": "127.0.0.1:1", "default_backend": "b"}}, "backends": {"__proto__": {"servers": {"s": {"address": "h:1"}}}, "b": {"servers": {"s": {"address": "h:1"}}}}}', expect: ['backends.__proto__: expected a backend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "__proto__"'] },
@@ -586,6 +603,53 @@ describe("to guard options and acquire plans", () => {
     const plan = createRequestPlanner(validateEdgeConfig(c));
     expect(plan("web", { method: "GET", path: "/" })).toMatchObject({ ok: true, options: { scopes: ["frontend:web"] } });
     expect(plan("web", { method: "DELETE", path: "/" })).toMatchObject({ ok: true, options: { priority: { class: 0, offsetMs: -2000 } } });
+  });
+
+  it("src keys: the /32 of IPv4 and the /64 of IPv6 by default, mapped IPv4 as IPv4, never a header", () => {
+    const withKey = (key: Json) => {
+      const c = clone();
+      c.frontends.web.limits = [{ name: "ip", key, maxconn: 1 }];
+      return validateEdgeConfig(c);
+    };
+    expect(withKey({ src: true }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 32, ipv6Prefix: 64 });
+    expect(withKey({ src: { ipv4: 24 } }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 24, ipv6Prefix: 64 });
+    expect(withKey({ src: { ipv6: 128 } }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 32, ipv6Prefix: 128 });
+
+    const plan = createRequestPlanner(withKey({ src: true }));
+    const scopeOf = (facts: RequestFacts) => {
+      const p = plan("web", { method: "GET", path: "/", ...facts });
+      if (!p.ok) throw new Error(p.message);
+      return p.options.scopes.find((x) => x.startsWith("frontend:web:ip:"));
+    };
+    // Rotating through one's own /64 gives no fresh slot.
+    const v6 = scopeOf({ src: "2001:db8:1:2::5" });
+    expect(v6).toBe("frontend:web:ip:2001:db8:1:2::");
+    expect(scopeOf({ src: "2001:db8:1:2:ffff:ffff:ffff:ffff" })).toBe(v6);
+    expect(scopeOf({ src: "2001:db8:1:2:a:b:c:d%eth0" })).toBe(v6);
+    expect(scopeOf({ src: "2001:db8:1:3::5" })).not.toBe(v6);
+    // IPv4, and IPv4 as a dual-stack socket reports it, are one key; a neighbour is another.
+    const v4 = scopeOf({ src: "192.0.2.7" });
+    expect(v4).toBe("frontend:web:ip:192.0.2.7");
+    expect(scopeOf({ src: "::ffff:192.0.2.7" })).toBe(v4);
+    expect(scopeOf({ src: "::ffff:c000:207" })).toBe(v4);
+    expect(scopeOf({ src: "192.0.2.8" })).not.toBe(v4);
+    // Headers a client can write never choose the key.
+    const spoof = { "x-forwarded-for": "198.51.100.1", "x-real-ip": "198.51.100.1", forwarded: "for=198.51.100.1", "cf-connecting-ip": "198.51.100.1" };
+    expect(scopeOf({ src: "192.0.2.7", headers: spoof })).toBe(v4);
+    expect(scopeOf({ headers: spoof })).toBeUndefined();
+  });
+
+  it("src conditions look at the connection's address only, never a header", () => {
+    const c = clone();
+    c.frontends.web.priority = [{ if: { src: "10.0.0.0/8" }, class: 1 }, { class: 5 }];
+    const plan = createRequestPlanner(validateEdgeConfig(c));
+    const classOf = (facts: RequestFacts) => {
+      const p = plan("web", { method: "GET", path: "/", ...facts });
+      return p.ok ? p.options.priority?.class : undefined;
+    };
+    expect(classOf({ src: "10.1.2.3" })).toBe(1);
+    expect(classOf({ src: "::ffff:10.1.2.3" })).toBe(1);
+    expect(classOf({ src: "192.0.2.7", headers: { "x-forwarded-for": "10.1.2.3", "x-real-ip": "10.1.2.3", forwarded: "for=10.1.2.3" } })).toBe(5);
   });
 
   it("an over-long key value is answered with a 4xx, not admitted", () => {
