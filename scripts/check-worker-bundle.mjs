@@ -4,7 +4,7 @@
 //   - no "ioredis" anywhere: slotgate/redis must never leak into a Worker;
 //   - no Node built-in imports ("node:*" or bare names like "crypto"): wrangler.toml does not
 //     enable nodejs_compat, and the Worker must not need it;
-//   - the gzipped size stays under a budget (SLOTGATE_WORKER_MAX_GZIP_KIB, default 64).
+//   - the gzipped size stays under a budget (SLOTGATE_WORKER_MAX_GZIP_KIB, default 112).
 // It prints the sizes. It exits 1 on any failure. Usage: node scripts/check-worker-bundle.mjs
 import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
@@ -18,7 +18,12 @@ import { URL, fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const budgetKiB = Number(process.env.SLOTGATE_WORKER_MAX_GZIP_KIB ?? 64);
+// The budget was 64 KiB until path_reg moved to RE2 (re2js, shared with the Node edge node so both
+// match alike and in linear time). re2js alone adds about 63 KiB gzip, mostly the Unicode tables
+// RE2 needs for \p{…} classes and case folding, which cannot be left out: the bundle went from
+// 41.8 to 104.8 KiB gzip. 112 keeps the old headroom small on purpose, so that any other growth
+// still trips the check. Cloudflare's own limit is megabytes; the budget guards against accidents.
+const budgetKiB = Number(process.env.SLOTGATE_WORKER_MAX_GZIP_KIB ?? 112);
 const outdir = mkdtempSync(join(tmpdir(), "slotgate-worker-bundle-"));
 
 function* files(dir) {

@@ -61,10 +61,16 @@ export interface ConfigIssue {
   path: string;
   expected: string;
   received: unknown;
+  /**
+   * What is wrong, as a sentence, where "expected …" would not say it (a regular expression
+   * construct the engine refuses). Printed instead of `expected`.
+   */
+  message?: string;
 }
 
 export function formatIssue(issue: ConfigIssue): string {
-  return `${issue.path}: expected ${issue.expected}, got ${describeValue(issue.received)}`;
+  const what = issue.message ?? `expected ${issue.expected}`;
+  return `${issue.path}: ${what}, got ${describeValue(issue.received)}`;
 }
 
 /**

@@ -9,8 +9,8 @@ import type { ConfigIssue } from "./errors.js";
 export class Issues {
   readonly list: ConfigIssue[] = [];
 
-  add(path: string, expected: string, received: unknown): void {
-    this.list.push({ path, expected, received });
+  add(path: string, expected: string, received: unknown, message?: string): void {
+    this.list.push(message === undefined ? { path, expected, received } : { path, expected, received, message });
   }
 
   get empty(): boolean {

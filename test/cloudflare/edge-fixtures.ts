@@ -39,6 +39,8 @@ export const EDGE_CONFIGS = {
         default_backend: "app",
         priority: [
           { if: { path_beg: "/checkout/" }, class: 1 },
+          // RE2 (re2js) inside workerd: a pattern a backtracking engine takes polynomial time on.
+          { if: { path_reg: "^/api/.*/.*/.*/.*/x$" }, class: 1 },
           { if: { header: { "x-tier": "gold" } }, class: 2, offset: "-10s" },
           { class: 2 },
         ],

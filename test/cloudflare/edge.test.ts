@@ -68,6 +68,8 @@ describe("the Worker as an edge proxy", () => {
       ["gold", "/p/3?delay=10", { "x-tier": "gold" }],
       ["low3", "/p/4?delay=10"],
       ["checkout2", "/checkout/2?delay=10"],
+      ["regex-miss", `/api/${"/".repeat(2000)}?delay=10`],
+      ["regex", `/api/${"/".repeat(2000)}x?delay=10`],
     ];
     for (const [i, [id, path, headers]] of plan.entries()) {
       queued.push(send(id, path, headers));
@@ -75,8 +77,9 @@ describe("the Worker as an edge proxy", () => {
     }
     const statuses = await Promise.all([holder, ...queued].map(statusOf));
     expect(statuses.every((s) => s === 200)).toBe(true);
-    // class 1 first (FIFO), then class 2: gold's -10s offset puts it before the earlier arrivals.
-    expect((await originStats(bucket)).arrivals).toEqual(["holder", "checkout1", "checkout2", "gold", "low1", "low2", "low3"]);
+    // class 1 first (FIFO; the path_reg match too), then class 2: gold's -10s offset puts it before
+    // the earlier arrivals.
+    expect((await originStats(bucket)).arrivals).toEqual(["holder", "checkout1", "checkout2", "regex", "gold", "low1", "low2", "low3", "regex-miss"]);
   });
 
   it("rejects with deny_status, Retry-After and x-slotgate-reason: queue-full, queue-timeout, full", async () => {

@@ -59,6 +59,24 @@ describe("slotgate check", () => {
     expect(r.stdout).toBe("");
   });
 
+  it("names the regex construct RE2 refuses, with its path", async () => {
+    const file = await writeConfig("regex.yaml", {
+      frontends: {
+        web: {
+          bind: "127.0.0.1:8080",
+          default_backend: "b",
+          priority: [{ if: { path_reg: "^/api/(?=v1)" }, class: 1 }, { if: { path_reg: "^/(\\w+)/\\1$" }, class: 2 }, { if: { path_reg: "^/x++" }, class: 3 }],
+        },
+      },
+      backends: { b: { servers: { s: { address: "127.0.0.1:9001" } } } },
+    });
+    const r = await run(["check", "-c", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('frontends.web.priority[0].if.path_reg: RE2 does not support lookahead (?=…), got "^/api/(?=v1)"');
+    expect(r.stderr).toContain("frontends.web.priority[1].if.path_reg: RE2 does not support backreferences \\1");
+    expect(r.stderr).toContain("frontends.web.priority[2].if.path_reg: RE2 does not support possessive quantifiers");
+  });
+
   it("never prints a store password", async () => {
     const file = await writeConfig("redis.yaml", {
       store: { type: "redis", url: "redis://user:hunter2-secret@127.0.0.1:6379" },

@@ -157,10 +157,11 @@ describe("config errors name their path", () => {
     { name: "bad CIDR", input: (c) => (c.frontends.web.priority[0].if = { src: "10.0.0.300/8" }), expect: ['frontends.web.priority[0].if.src: expected a CIDR such as 10.0.0.0/8 or 2001:db8::/32, got "10.0.0.300/8"'] },
     { name: "CIDR with host bits", input: (c) => (c.frontends.web.priority[0].if = { src: ["10.0.0.0/8", "192.168.1.7/24"] }), expect: ['frontends.web.priority[0].if.src[1]: expected a network address with its host bits zero, such as 192.168.1.0/24, got "192.168.1.7/24"'] },
     { name: "CIDR prefix too long", input: (c) => (c.frontends.web.priority[0].if = { src: "2001:db8::/129" }), expect: ['frontends.web.priority[0].if.src: expected a CIDR prefix length from 0 to 128, got "2001:db8::/129"'] },
-    { name: "invalid regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(v1" }), expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a valid regular expression \(.*\), got "\^\/api\/\(v1"$/] },
-    { name: "catastrophic regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^(a+)+$" }), expect: ['frontends.web.priority[0].if.path_reg: expected a regular expression without nested quantifiers such as (a+)+, got "^(a+)+$"'] },
-    { name: "repeated alternation regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/(a|ab)*$" }), expect: [/path_reg: expected a regular expression without a repeated alternation/] },
-    { name: "backreference regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "(a)\\1" }), expect: [/path_reg: expected a regular expression without backreferences/] },
+    { name: "invalid regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(v1" }), expect: ['frontends.web.priority[0].if.path_reg: expected a regular expression in RE2 syntax (missing closing ): ^/api/(v1), got "^/api/(v1"'] },
+    { name: "lookahead regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(?=v1)" }), expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support lookahead (?=…), got "^/api/(?=v1)"'] },
+    { name: "backreference regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "(a)\\1" }), expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support backreferences \\1, got "(a)\\\\1"'] },
+    { name: "lookbehind in a later rule", input: (c) => (c.frontends.web.priority = [{ if: { path_beg: "/a" }, class: 1 }, { if: { path_reg: "(?<!/admin)/x$" }, class: 2 }]), expect: [/^frontends\.web\.priority\[1\]\.if\.path_reg: RE2 does not support negative lookbehind \(\?<!…\), got/] },
+    { name: "regex too costly to match", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/x[a-z]{500}$" }), expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a smaller regular expression \(it compiles to \d+ RE2 instructions, at most 128;/] },
     { name: "overlong regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "a".repeat(300) }), expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a regular expression of 1 to 256 characters, got "a+…\(300 chars\)"$/] },
     { name: "bad method", input: (c) => (c.frontends.web.priority[0].if = { method: ["GET", "GE T"] }), expect: ['frontends.web.priority[0].if.method[1]: expected an HTTP method such as GET, got "GE T"'] },
     { name: "bad header condition", input: (c) => (c.frontends.web.priority[0].if = { header: { "x bad": "1", "x-ok": "" } }), expect: ['frontends.web.priority[0].if.header["x bad"]: expected a header name (an HTTP token of up to 128 characters), got "x bad"', /^frontends\.web\.priority\[0\]\.if\.header\.x-ok: expected a header value/] },
@@ -190,6 +191,23 @@ describe("config errors name their path", () => {
     { name: "header key in tcp", input: (c) => (c.frontends.echo.limits = [{ name: "k", key: { header: "x" }, maxconn: 1 }]), expect: ['frontends.echo.limits[0].key.header: expected only a src key in a tcp frontend, got "x"'] },
     { name: "tcp frontend on URL servers", input: (c) => (c.backends.echo_servers.servers.echo1.address = "https://echo.example.com"), expect: ['frontends.echo.default_backend: expected a backend whose servers have host:port addresses (a tcp frontend cannot use URLs), got "echo_servers"'] },
     { name: "keyed limit without maxconn, two key kinds", input: (c) => (c.frontends.web.limits = [{ name: "k", key: { header: "x", src: true } }]), expect: ["frontends.web.limits[0].maxconn: expected a positive integer (per key value), got undefined", /^frontends\.web\.limits\[0\]\.key: expected one of \{ header: <name> \}/] },
+    {
+      name: "src key prefixes out of range, unknown, or not a number",
+      input: (c) =>
+        (c.frontends.web.limits = [
+          { name: "a", key: { src: { ipv4: 33, ipv6: 129 } }, maxconn: 1 },
+          { name: "b", key: { src: { ipv6: "64" } }, maxconn: 1 },
+          { name: "c", key: { src: { v6: 64 } }, maxconn: 1 },
+          { name: "d", key: { src: "yes" }, maxconn: 1 },
+        ]),
+      expect: [
+        "frontends.web.limits[0].key.src.ipv4: expected an IPv4 prefix length from 0 to 32, got 33",
+        "frontends.web.limits[0].key.src.ipv6: expected an IPv6 prefix length from 0 to 128, got 129",
+        'frontends.web.limits[1].key.src.ipv6: expected an IPv6 prefix length from 0 to 128, got "64"',
+        /^frontends\.web\.limits\[2\]\.key\.src\.v6: expected one of the keys ipv4, ipv6/,
+        'frontends.web.limits[3].key.src: expected true, or { ipv4: <prefix length>, ipv6: <prefix length> }, got "yes"',
+      ],
+    },
     { name: "duplicate keyed limit names", input: (c) => c.frontends.web.limits.push({ name: "apikey", key: { query: "key" }, maxconn: 2 }), expect: ['frontends.web.limits[1].name: expected a name not used by another limit of this frontend, got "apikey"'] },
     { name: "name with a colon", input: (c) => (c.frontends["a:b"] = c.frontends.web), expect: ['frontends["a:b"]: expected a frontend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "a:b"'] },
     { name: "__proto__ as a name", input: '{"frontends": {"web": {"bind": "127.0.0.1:1", "default_backend": "b"}}, "backends": {"__proto__": {"servers": {"s": {"address": "h:1"}}}, "b": {"servers": {"s": {"address": "h:1"}}}}}', expect: ['backends.__proto__: expected a backend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "__proto__"'] },
@@ -406,12 +424,59 @@ describe("addresses, CIDRs and regexes", () => {
     }
   });
 
-  it("regex hazards", () => {
-    for (const ok of ["^/api/v[0-9]+/", "\\.(png|jpe?g)$", "^/(?:a|b)/x+", "(ab)?c", "[(+)]+", "^/a{2,3}", "(x+)?y"]) {
+  it("path_reg is RE2: constructs that need backtracking are refused, by name", () => {
+    for (const ok of ["^/api/v[0-9]+/", "\\.(png|jpe?g)$", "^/(?:a|b)/x+", "(ab)?c", "[(+)]+", "^/a{2,3}", "(x+)?y", "^/(?P<v>v[0-9])/", "(?i)^/admin"]) {
       expect(compilePathRegex(ok).ok, ok).toBe(true);
     }
-    for (const bad of ["(a+)+", "(a*)*b", "(?:a|aa)+", "(a{1,5}){2,}", "((a+))*", "(\\w+\\s?)+$", "(a)\\1", "(?<n>a)\\k<n>", "[", "(?<"]) {
-      expect(compilePathRegex(bad).ok, bad).toBe(false);
+    const refused: Array<[string, string]> = [
+      ["(a)\\1", "backreferences \\1"],
+      ["(?<n>a)\\k<n>", "named backreferences \\k<name>"],
+      ["(?P<n>a)(?P=n)", "(?P=name) backreferences or (?P>name) calls"],
+      ["^/a(?=b)", "lookahead (?=…)"],
+      ["^/a(?!b)", "negative lookahead (?!…)"],
+      ["(?<=/api)/x", "lookbehind (?<=…)"],
+      ["(?<!/api)/x", "negative lookbehind (?<!…)"],
+      ["^/a++", "possessive quantifiers such as a++ or a*+"],
+      ["^/a*+", "possessive quantifiers such as a++ or a*+"],
+      ["^/a{2,}+", "possessive quantifiers such as a++ or a*+"],
+      ["(?>a|ab)c", "atomic groups (?>…)"],
+      ["(?R)", "recursion and subroutine calls such as (?R)"],
+      ["a(?#note)", "comments (?#…)"],
+      ["\\Z", "the escape \\Z"],
+    ];
+    for (const [source, construct] of refused) {
+      const r = compilePathRegex(source);
+      expect(r.ok ? undefined : r.unsupported, source).toBe(`RE2 does not support ${construct}`);
+    }
+    for (const bad of ["[", "(?<", "a{1001}", "", "a".repeat(257), "x[a-z]{200}"]) {
+      const r = compilePathRegex(bad);
+      expect(r.ok, bad).toBe(false);
+      expect(r.ok ? undefined : r.unsupported, bad).toBeUndefined();
+    }
+  });
+
+  it("path_reg: patterns that backtrack catastrophically in JavaScript compile and match in linear time", () => {
+    // Each took seconds to hours (JavaScript's RegExp) on these 4 KiB paths; RE2 answers at once.
+    const slash = `/api/${"/".repeat(MAX_REGEX_INPUT - 5)}`;
+    // The polynomial pattern comes last: where it is accepted by a backtracking engine, it would
+    // not fail this test but freeze it for hours.
+    const cases: Array<[string, string, boolean]> = [
+      ["^(a+)+$", `/${"a".repeat(MAX_REGEX_INPUT - 2)}!`, false],
+      ["^/(a+)+$", `/${"a".repeat(MAX_REGEX_INPUT - 1)}`, true],
+      ["(x+x+)+y", `/${"x".repeat(MAX_REGEX_INPUT - 1)}`, false],
+      ["(x+x+)+y", `/${"x".repeat(MAX_REGEX_INPUT - 2)}y`, true],
+      ["^/(a|ab)*$", `/${"ab".repeat(2000)}c`, false],
+      ["^/(\\w+\\s?)+$", `/${"a".repeat(MAX_REGEX_INPUT - 2)}!`, false],
+      ["^/api/.*/.*/.*/.*/x$", `${slash.slice(0, -1)}x`, true],
+      ["^/api/.*/.*/.*/.*/x$", slash, false],
+    ];
+    for (const [pathReg, path, want] of cases) {
+      expect(path.length).toBeLessThanOrEqual(MAX_REGEX_INPUT);
+      const matches = compileConditions({ pathReg });
+      const started = performance.now();
+      expect(matches({ path }), pathReg).toBe(want);
+      // Generous for a loaded CI machine; the backtracking engine took seconds or more here.
+      expect(performance.now() - started, pathReg).toBeLessThan(50);
     }
   });
 });
@@ -544,6 +609,53 @@ describe("to guard options and acquire plans", () => {
     const plan = createRequestPlanner(validateEdgeConfig(c));
     expect(plan("web", { method: "GET", path: "/" })).toMatchObject({ ok: true, options: { scopes: ["frontend:web"] } });
     expect(plan("web", { method: "DELETE", path: "/" })).toMatchObject({ ok: true, options: { priority: { class: 0, offsetMs: -2000 } } });
+  });
+
+  it("src keys: the /32 of IPv4 and the /64 of IPv6 by default, mapped IPv4 as IPv4, never a header", () => {
+    const withKey = (key: Json) => {
+      const c = clone();
+      c.frontends.web.limits = [{ name: "ip", key, maxconn: 1 }];
+      return validateEdgeConfig(c);
+    };
+    expect(withKey({ src: true }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 32, ipv6Prefix: 64 });
+    expect(withKey({ src: { ipv4: 24 } }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 24, ipv6Prefix: 64 });
+    expect(withKey({ src: { ipv6: 128 } }).frontends.web!.limits[0]!.key).toEqual({ kind: "src", ipv4Prefix: 32, ipv6Prefix: 128 });
+
+    const plan = createRequestPlanner(withKey({ src: true }));
+    const scopeOf = (facts: RequestFacts) => {
+      const p = plan("web", { method: "GET", path: "/", ...facts });
+      if (!p.ok) throw new Error(p.message);
+      return p.options.scopes.find((x) => x.startsWith("frontend:web:ip:"));
+    };
+    // Rotating through one's own /64 gives no fresh slot.
+    const v6 = scopeOf({ src: "2001:db8:1:2::5" });
+    expect(v6).toBe("frontend:web:ip:2001:db8:1:2::");
+    expect(scopeOf({ src: "2001:db8:1:2:ffff:ffff:ffff:ffff" })).toBe(v6);
+    expect(scopeOf({ src: "2001:db8:1:2:a:b:c:d%eth0" })).toBe(v6);
+    expect(scopeOf({ src: "2001:db8:1:3::5" })).not.toBe(v6);
+    // IPv4, and IPv4 as a dual-stack socket reports it, are one key; a neighbour is another.
+    const v4 = scopeOf({ src: "192.0.2.7" });
+    expect(v4).toBe("frontend:web:ip:192.0.2.7");
+    expect(scopeOf({ src: "::ffff:192.0.2.7" })).toBe(v4);
+    expect(scopeOf({ src: "::ffff:c000:207" })).toBe(v4);
+    expect(scopeOf({ src: "192.0.2.8" })).not.toBe(v4);
+    // Headers a client can write never choose the key.
+    const spoof = { "x-forwarded-for": "198.51.100.1", "x-real-ip": "198.51.100.1", forwarded: "for=198.51.100.1", "cf-connecting-ip": "198.51.100.1" };
+    expect(scopeOf({ src: "192.0.2.7", headers: spoof })).toBe(v4);
+    expect(scopeOf({ headers: spoof })).toBeUndefined();
+  });
+
+  it("src conditions look at the connection's address only, never a header", () => {
+    const c = clone();
+    c.frontends.web.priority = [{ if: { src: "10.0.0.0/8" }, class: 1 }, { class: 5 }];
+    const plan = createRequestPlanner(validateEdgeConfig(c));
+    const classOf = (facts: RequestFacts) => {
+      const p = plan("web", { method: "GET", path: "/", ...facts });
+      return p.ok ? p.options.priority?.class : undefined;
+    };
+    expect(classOf({ src: "10.1.2.3" })).toBe(1);
+    expect(classOf({ src: "::ffff:10.1.2.3" })).toBe(1);
+    expect(classOf({ src: "192.0.2.7", headers: { "x-forwarded-for": "10.1.2.3", "x-real-ip": "10.1.2.3", forwarded: "for=10.1.2.3" } })).toBe(5);
   });
 
   it("an over-long key value is answered with a 4xx, not admitted", () => {

@@ -1,14 +1,15 @@
 /**
  * Request matching for the edge node's config: the `if` conditions of priority rules, the values
  * of keyed limits, and the IP/CIDR and regular-expression helpers both need. Pure functions, no
- * I/O, no `node:` imports, so the Worker can use the very same code.
+ * I/O, no `node:` imports, so the Worker can use the very same code (re2js is pure JavaScript).
  *
  * Semantics (documented in schema.ts too):
  * - the kinds of one `if` must all match (AND); the values listed for one kind are alternatives
  *   (OR); `header: {a: x, b: y}` needs both headers, each with one of its listed values;
  * - `path_beg` / `path_reg` look at the path only (no query string), raw as received (not
- *   percent-decoded), like HAProxy's `path` fetch; `path_reg` never matches a path longer than
- *   {@link MAX_REGEX_INPUT} characters (bounds the regex's work on hostile input);
+ *   percent-decoded), like HAProxy's `path` fetch; `path_reg` is RE2 syntax, matched in linear
+ *   time (see {@link compilePathRegex}), and never matches a path longer than
+ *   {@link MAX_REGEX_INPUT} characters (with the program size cap, this bounds its work per request);
  * - `method` compares with the upper-cased names of the config, case-sensitively (HTTP methods are);
  * - `host` compares case-insensitively with the Host header (or `facts.host`); a configured host
  *   without a port ignores the request's port;
@@ -17,12 +18,13 @@
  * - `src` matches the client address against CIDRs; IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`,
  *   what a dual-stack socket reports) count as IPv4.
  */
+import { RE2JS, RE2JSSyntaxException } from "re2js";
 
 /** Normalised conditions of a priority rule (see schema.ts for the file's spelling). */
 export interface Conditions {
   /** Path prefixes; any may match. */
   pathBeg?: readonly string[];
-  /** A JavaScript regular expression source, tested against the path. */
+  /** An RE2 regular expression source, tested (unanchored) against the path. */
   pathReg?: string;
   /** Upper-case method names; any may match. */
   method?: readonly string[];
@@ -62,6 +64,8 @@ export interface RequestFacts {
 export const MAX_REGEX_INPUT = 4096;
 /** Longest `path_reg` source accepted. */
 export const MAX_REGEX_SOURCE = 256;
+/** Largest compiled `path_reg` program accepted, in RE2 instructions (see {@link compilePathRegex}). */
+export const MAX_REGEX_PROGRAM = 128;
 
 // ---------------------------------------------------------------------------------------------
 // IP addresses and CIDRs
@@ -233,99 +237,75 @@ export function cidrContains(cidr: Cidr, addr: Uint8Array): boolean {
 // Regular expressions
 
 /**
- * Compiles a `path_reg` source, or returns what is wrong with it. Besides syntax, rejects
- * patterns known to backtrack exponentially: a repeated group (`*`, `+`, `{n,}`, `{n,m>1}`) that
- * itself contains a quantifier or an alternation (`(a+)+`, `(a|ab)*`), and backreferences. This
- * is a conservative heuristic, not a proof; with the source capped at {@link MAX_REGEX_SOURCE}
- * characters and the input at {@link MAX_REGEX_INPUT}, it keeps a hostile path from pinning a CPU.
+ * Compiles a `path_reg` source with RE2 (the re2js port: pure JavaScript, so the Worker runs the
+ * same engine). RE2 matches in time linear in the path, whatever the pattern: `^(a+)+$`, or
+ * `^/api/` followed by four `.*` segments, cost one pass, where a backtracking engine (JavaScript's
+ * RegExp) takes exponential or polynomial time on a hostile path and freezes the event loop, lease
+ * renewals included. RE2 gets there by refusing what needs backtracking (backreferences, lookaround,
+ * possessive quantifiers, atomic groups): {@link describeRe2Error} names the construct.
+ *
+ * Linear is not free: the cost per character grows with the size of the compiled program (a
+ * counted repetition such as `[a-z]{500}` is 500 instructions), so the program is capped at
+ * {@link MAX_REGEX_PROGRAM} instructions, as RE2 itself caps its memory. With the input capped at
+ * {@link MAX_REGEX_INPUT}, one test is then bounded to a few tens of milliseconds in the worst
+ * case, and to microseconds for ordinary path patterns.
  */
-export function compilePathRegex(source: string): { ok: true; regex: RegExp } | { ok: false; problem: string } {
+export function compilePathRegex(source: string): PathRegexResult {
   if (source.length === 0 || source.length > MAX_REGEX_SOURCE) {
-    return { ok: false, problem: `a regular expression of 1 to ${MAX_REGEX_SOURCE} characters` };
+    return { ok: false, expected: `a regular expression of 1 to ${MAX_REGEX_SOURCE} characters` };
   }
-  let regex: RegExp;
+  let regex: RE2JS;
   try {
-    regex = new RegExp(source);
+    regex = RE2JS.compile(source);
   } catch (error) {
-    const detail = error instanceof Error ? error.message.replace(/^Invalid regular expression: /, "") : "";
-    return { ok: false, problem: `a valid regular expression${detail ? ` (${detail.slice(0, 100)})` : ""}` };
+    return describeRe2Error(error);
   }
-  const unsafe = regexHazard(source);
-  if (unsafe) return { ok: false, problem: `a regular expression without ${unsafe}` };
+  const size = regex.programSize();
+  if (size > MAX_REGEX_PROGRAM) {
+    return {
+      ok: false,
+      expected: `a smaller regular expression (it compiles to ${size} RE2 instructions, at most ${MAX_REGEX_PROGRAM}; large counted repetitions such as {200} cost one instruction per repeat)`,
+    };
+  }
   return { ok: true, regex };
 }
 
-interface GroupScan {
-  quantified: boolean;
-  alternation: boolean;
-}
+/**
+ * A compiled `path_reg`, or why not: `expected` says what the file should hold, and `unsupported`
+ * (when set) names, as a whole sentence, a construct RE2 refuses.
+ */
+export type PathRegexResult = { ok: true; regex: RE2JS } | { ok: false; expected: string; unsupported?: string };
 
-function regexHazard(src: string): string | undefined {
-  const stack: GroupScan[] = [{ quantified: false, alternation: false }];
-  const top = () => stack[stack.length - 1]!;
-  let i = 0;
-  // After an atom, reads a quantifier; returns whether it repeats more than once, or undefined if none.
-  const quantifier = (): boolean | undefined => {
-    const c = src[i];
-    let repeats: boolean | undefined;
-    if (c === "*" || c === "+") {
-      repeats = true;
-      i++;
-    } else if (c === "?") {
-      repeats = false;
-      i++;
-    } else if (c === "{") {
-      const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i, i + 24));
-      if (!m) return undefined;
-      const hi = m[2] === undefined ? Number(m[1]) : m[3] === "" ? Infinity : Number(m[3]);
-      repeats = hi > 1;
-      i += m[0].length;
-    } else {
-      return undefined;
-    }
-    if (src[i] === "?") i++; // lazy
-    top().quantified = true;
-    return repeats;
-  };
-  while (i < src.length) {
-    const c = src[i]!;
-    if (c === "\\") {
-      const next = src[i + 1] ?? "";
-      if (/[1-9]/.test(next) || (next === "k" && src[i + 2] === "<")) return "backreferences";
-      i += 2;
-      quantifier();
-    } else if (c === "[") {
-      i++;
-      if (src[i] === "^") i++;
-      if (src[i] === "]") i++;
-      while (i < src.length && src[i] !== "]") i += src[i] === "\\" ? 2 : 1;
-      i++;
-      quantifier();
-    } else if (c === "(") {
-      i++;
-      if (src[i] === "?") {
-        const m = /^\?(:|=|!|<=|<!|<[A-Za-z_$][\w$]*>)/.exec(src.slice(i, i + 40));
-        i += m ? m[0].length : 1;
-      }
-      stack.push({ quantified: false, alternation: false });
-    } else if (c === ")") {
-      i++;
-      const group = stack.length > 1 ? stack.pop()! : { quantified: false, alternation: false };
-      const repeats = quantifier();
-      if (repeats && (group.quantified || group.alternation)) {
-        return group.quantified ? "nested quantifiers such as (a+)+" : "a repeated alternation such as (a|ab)*";
-      }
-      top().quantified ||= group.quantified;
-      top().alternation ||= group.alternation;
-    } else if (c === "|") {
-      top().alternation = true;
-      i++;
-    } else {
-      i++;
-      quantifier();
-    }
+/** RE2's refusals that name a construct of other regex dialects, by the text RE2 stopped at. */
+const UNSUPPORTED: ReadonlyArray<{ error: string; at: RegExp; construct: string }> = [
+  { error: "invalid escape sequence", at: /^\\[1-9]/, construct: "backreferences \\1" },
+  { error: "invalid escape sequence", at: /^\\k/, construct: "named backreferences \\k<name>" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?=/, construct: "lookahead (?=…)" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?!/, construct: "negative lookahead (?!…)" },
+  { error: "invalid named capture", at: /^\(\?<=/, construct: "lookbehind (?<=…)" },
+  { error: "invalid named capture", at: /^\(\?<!/, construct: "negative lookbehind (?<!…)" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?>/, construct: "atomic groups (?>…)" },
+  { error: "invalid nested repetition operator", at: /^([*+?]|\{\d*(,\d*)?\})\+/, construct: "possessive quantifiers such as a++ or a*+" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?#/, construct: "comments (?#…)" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?\|/, construct: "branch reset groups (?|…)" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?P$/, construct: "(?P=name) backreferences or (?P>name) calls" },
+  { error: "invalid or unsupported Perl syntax", at: /^\(\?(R|[+-]?[0-9]|&)/, construct: "recursion and subroutine calls such as (?R)" },
+];
+
+/** Turns an exception of `RE2JS.compile` into what `slotgate check` prints. */
+function describeRe2Error(error: unknown): { ok: false; expected: string; unsupported?: string } {
+  const expected = "a regular expression in RE2 syntax";
+  if (!(error instanceof RE2JSSyntaxException)) return { ok: false, expected };
+  const at = (error.input ?? "").slice(0, 40);
+  const known = UNSUPPORTED.find((u) => u.error === error.error && u.at.test(at));
+  if (known) return { ok: false, expected, unsupported: `RE2 does not support ${known.construct}` };
+  if (error.error === "invalid escape sequence") {
+    return { ok: false, expected, unsupported: `RE2 does not support the escape ${at}${at === "\\u" ? " (write \\x{41} for a code point)" : ""}` };
   }
-  return undefined;
+  if (error.error === "invalid repeat count") {
+    return { ok: false, expected: `${expected}: a repeat count of at most 1000, nested repeats included (RE2 refuses ${at})` };
+  }
+  return { ok: false, expected: `${expected} (${error.error}${at ? `: ${at}` : ""})` };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,7 +364,7 @@ export function compileConditions(conditions: Conditions): Matcher {
   }
   if (pathReg !== undefined) {
     const compiled = compilePathRegex(pathReg);
-    if (!compiled.ok) throw new TypeError(`path_reg: expected ${compiled.problem}`);
+    if (!compiled.ok) throw new TypeError(`path_reg: ${compiled.unsupported ?? `expected ${compiled.expected}`}`);
     const { regex } = compiled;
     tests.push((f) => {
       const path = splitTarget(f.path ?? "").path;

@@ -36,11 +36,14 @@
  *   `offset` is a signed duration within ±524287ms.
  * - tcp frontends know only the client address: their conditions may use only `src`, their keyed
  *   limits only `key: { src }`.
- * - `path_reg`: up to 256 characters, compiled at load time; patterns with nested quantifiers,
- *   repeated alternations or backreferences are refused (exponential backtracking), see match.ts.
+ * - `path_reg`: RE2 syntax (matched in linear time, never backtracking), up to 256 characters and
+ *   128 compiled instructions, compiled at load time. Constructs RE2 refuses (backreferences,
+ *   lookaround, possessive quantifiers, atomic groups…) are named in the error; see match.ts.
  * - `src`: CIDRs or bare addresses; host bits must be zero (`10.0.0.1/8` is a typo).
  * - Keyed limit keys: `header: <name>`, `query: <param>`, `path: true`, or `src: true` /
- *   `src: { ipv4: <prefix>, ipv6: <prefix> }` (key per network, e.g. per IPv6 /64).
+ *   `src: { ipv4: <prefix>, ipv6: <prefix> }`: one key per client network, by default the /32 for
+ *   IPv4 and the /64 for IPv6 (a client owns a whole /64 and could rotate through it); IPv4-mapped
+ *   IPv6 addresses count as IPv4. The address is always the connection's, never a header.
  * - Frontend defences (http only; errors on tcp): `timeout.client` 30s and `timeout.http_request`
  *   10s as HAProxy's `timeout client` / `timeout http-request`; `buffer_request` 64k (a size, or
  *   `false`): that much body is received before the slot is taken; `forwarded_for.trusted`: CIDRs
@@ -807,7 +810,7 @@ function parseConditions(issues: Issues, path: string, value: unknown, mode: Fro
         const compiled = compilePathRegex(v);
         if (compiled.ok) out.pathReg = v;
         else {
-          issues.add(p, compiled.problem, v);
+          issues.add(p, compiled.expected, v, compiled.unsupported);
           ok = false;
         }
         break;
@@ -866,6 +869,14 @@ function parseKeyedLimit(issues: Issues, path: string, value: unknown, mode: Fro
   return { name, key, maxconn, maxqueue };
 }
 
+/**
+ * Default network of a `src` key: one key per IPv4 address, but one per IPv6 /64. A /64 is what a
+ * single subscriber or host is given (SLAAC needs it), and it can take any of its 2^64 addresses
+ * at will: keyed per address, one client would get a fresh slot per address it rotates through.
+ */
+export const SRC_KEY_IPV4_PREFIX = 32;
+export const SRC_KEY_IPV6_PREFIX = 64;
+
 function parseLimitKey(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): LimitKey | undefined {
   const expected = "one of { header: <name> }, { query: <param> }, { path: true }, { src: true } or { src: { ipv4, ipv6 } }";
   if (!isPlainObject(value)) {
@@ -899,14 +910,16 @@ function parseLimitKey(issues: Issues, path: string, value: unknown, mode: Front
       issues.add(p, "true (the request path, without query, is the key)", v);
       return undefined;
     default: {
-      if (v === true) return { kind: "src", ipv4Prefix: 32, ipv6Prefix: 128 };
+      if (v === true) return { kind: "src", ipv4Prefix: SRC_KEY_IPV4_PREFIX, ipv6Prefix: SRC_KEY_IPV6_PREFIX };
       if (!isPlainObject(v)) {
         issues.add(p, "true, or { ipv4: <prefix length>, ipv6: <prefix length> }", v);
         return undefined;
       }
       checkKnownKeys(issues, p, v, ["ipv4", "ipv6"]);
-      const ipv4Prefix = v.ipv4 === undefined ? 32 : checkInt(issues, join(p, "ipv4"), v.ipv4, { min: 0, max: 32 });
-      const ipv6Prefix = v.ipv6 === undefined ? 128 : checkInt(issues, join(p, "ipv6"), v.ipv6, { min: 0, max: 128 });
+      const prefix = (family: "ipv4" | "ipv6", bits: number, fallback: number) =>
+        v[family] === undefined ? fallback : checkInt(issues, join(p, family), v[family], { min: 0, max: bits, expected: `an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix length from 0 to ${bits}` });
+      const ipv4Prefix = prefix("ipv4", 32, SRC_KEY_IPV4_PREFIX);
+      const ipv6Prefix = prefix("ipv6", 128, SRC_KEY_IPV6_PREFIX);
       return ipv4Prefix === undefined || ipv6Prefix === undefined ? undefined : { kind: "src", ipv4Prefix, ipv6Prefix };
     }
   }
