@@ -81,9 +81,10 @@ describe("SlotGroup alarm", () => {
     await handle.release(a.id);
     expect(grant(await queued).fence).toBeGreaterThan(b.fence);
     await handle.close();
-    expect(await handle.release(b.id).then(() => "released", (e: unknown) => e)).toMatchObject({ code: "SLOTGATE_CLOSED" });
+    // The store contract: release keeps working after close() (a grant racing close() is given back).
+    expect(await handle.release(b.id)).toBe(true);
     const other = store.open(group, spec({ global: 2 }));
-    expect(await other.release(b.id)).toBe(true);
+    expect(await other.release(b.id)).toBe(false);
     const stats = await other.stats();
     expect(stats.holders).toBe(1);
     // Only the queued ticket's lease is left, with the default TTL of request().
