@@ -62,6 +62,7 @@ describe("example configs", () => {
     const c = await loadEdgeConfig(join(EXAMPLES, "edge.yaml"));
     expect(c.store).toEqual({ type: "redis", url: "redis://127.0.0.1:6379", prefix: null });
     expect(c.group).toBe("shop");
+    expect(c.version).toBe(1);
     expect(c.onStoreError).toBe("fail-closed");
     expect(c.localShare).toBe(0.34);
     expect(c.global.maxconn).toBe(60000);
