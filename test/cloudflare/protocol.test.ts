@@ -9,7 +9,7 @@ import { freshGroup, request, spec, stubFor, until } from "./helpers.js";
 describe("SlotGroup RPC surface", () => {
   it("answers bad input and unknown names with status replies", async () => {
     const stub = stubFor(freshGroup("rpc"));
-    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({ status: 0, value: null });
+    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({ status: 0, value: { result: "installed", version: null } });
 
     const bad = StoreStatus.BadRequest;
     expect(await stub.acquire({ scopes: "global" } as never, "w1")).toMatchObject({ status: bad, detail: expect.stringContaining("request.scopes") });
@@ -21,6 +21,9 @@ describe("SlotGroup RPC surface", () => {
     expect(await stub.renew("x", -5)).toMatchObject({ status: bad });
     expect(await stub.configure({ limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} })).toMatchObject({ status: bad, detail: expect.stringContaining("spec.limits.global.max") });
     expect(await stub.configure(null as never)).toMatchObject({ status: bad });
+    for (const version of [0, 1.5, "3", -2, Number.MAX_SAFE_INTEGER + 2]) {
+      expect(await stub.configure(spec({ global: 1 }), version as never), String(version)).toMatchObject({ status: bad, detail: expect.stringContaining("version") });
+    }
     expect(await stub.setServerState("api", "a", "yes" as never)).toMatchObject({ status: bad });
 
     expect(await stub.acquire(request(["nope"]), "w1")).toEqual({ status: StoreStatus.UnknownScope, detail: "nope" });
