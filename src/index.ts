@@ -3,8 +3,8 @@
  * slotgate: the guard, the embedded memory store, and the types every store shares. This entry
  * is runtime-neutral (Web-standard APIs only), so Workers, Node and browsers can import it.
  */
-export { createGuard } from "./core/guard.js";
-export type { Guard, GuardOptions, GuardEvent, GuardStats, AcquireResult, FallbackCounters, StoreErrorPolicy } from "./core/guard.js";
+export { createGuard, readGroupStats } from "./core/guard.js";
+export type { Guard, GuardOptions, GuardEvent, GuardStats, GuardSpecStats, AcquireResult, FallbackCounters, StoreErrorPolicy } from "./core/guard.js";
 export type { AcquireOptions } from "./core/acquire-options.js";
 export { Lease } from "./core/lease.js";
 export type { LeaseFallback } from "./core/lease.js";
@@ -14,5 +14,6 @@ export { SlotgateError, SlotgateConfigError, SlotgateRejectedError, isSlotgateEr
 export type { SlotgateErrorCode, RejectReason, ConfigIssue } from "./core/errors.js";
 export type { LimitOption, LimitsOption, BackendOption, BackendsOption, ServerOption, Balance, GroupSpec } from "./core/spec.js";
 export type { ScopeStats, ScopeCounters, GroupStatsSnapshot, WaitHistogram } from "./core/stats.js";
-export type { SlotStore, GroupStore, ChainRequest, LeaseGrant, StoreAcquireResult, RenewResult } from "./core/store.js";
+export type { SlotStore, GroupStore, ChainRequest, LeaseGrant, StoreAcquireResult, RenewResult, SpecStatus, OpenOptions } from "./core/store.js";
+export { MAX_SPEC_VERSION, canonicalSpecJson } from "./core/spec-version.js";
 export { PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS } from "./core/state/order.js";

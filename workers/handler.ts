@@ -126,6 +126,7 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
         store: storeFor(env),
         onEvent: (event) => {
           if (event.type === "fallback") log("warn", "store unreachable: outage policy applied", { policy, detail: String(event.error) });
+          else if (event.type === "scope-unavailable") logScopeUnavailable(event.scope);
           else if (event.type !== "lease-lost") log("warn", event.type, { lease: event.leaseId, detail: String(event.error) });
         },
       });
@@ -144,6 +145,15 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
       return handled;
     },
   };
+}
+
+/** Scopes already logged as missing from the fleet's spec: once per isolate, not per request (a guard lives for one). */
+const reportedScopes = new Set<string>();
+
+function logScopeUnavailable(scope: string): void {
+  if (reportedScopes.has(scope) || reportedScopes.size >= 256) return;
+  reportedScopes.add(scope);
+  log("warn", "scope not in the fleet's spec (a newer version removed or renamed it): requests that need it are answered unavailable", { scope });
 }
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {

@@ -18,7 +18,8 @@ import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } fro
 import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type GroupSpec } from "../core/spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../core/state/order.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
-import type { ChainRequest, RenewResult, StoreAcquireResult } from "../core/store.js";
+import type { ChainRequest, RenewResult, SpecStatus, StoreAcquireResult } from "../core/store.js";
+import { MAX_SPEC_VERSION, isSpecVersion, specConflictError } from "../core/spec-version.js";
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
 
 /** One answer of the object. `status` 0 means success. A negative status is a {@link StoreStatus}. */
@@ -50,11 +51,53 @@ export interface SlotGroupRpc {
   release(leaseId: string, secretHash?: string): Promise<Reply<boolean>>;
   /** Idempotent. Sets the expiry to now + ttlMs on the object's clock. `secretHash` as for {@link release}. */
   renew(leaseId: string, ttlMs: number, secretHash?: string): Promise<Reply<RenewResult>>;
-  /** Idempotent. Stores the spec and applies it; a raised limit dispatches the queue. */
-  configure(spec: GroupSpec): Promise<Reply<null>>;
+  /**
+   * Idempotent. Stores the spec with its `version` (omitted or null: unversioned) and applies it,
+   * under the version rule (SPEC §2 rule 13); a raised limit dispatches the queue. The value says
+   * what the object did: see {@link ConfigureOutcome}.
+   */
+  configure(spec: GroupSpec, version?: number | null): Promise<Reply<ConfigureOutcome | null>>;
   /** Idempotent. Marks a server up (dispatching the queue) or down. */
   setServerState(backend: string, server: string, up: boolean): Promise<Reply<null>>;
   stats(): Promise<Reply<GroupStatsSnapshot>>;
+}
+
+/**
+ * What `configure` did with a spec: installed it, kept a stored spec of a higher version (or a
+ * versioned one, for an unversioned push), or refused it (the same version with another spec: the
+ * stored spec comes along, so the caller can say what differs). `version` is the stored version.
+ * An object from before versions answers `null`, which reads as installed.
+ */
+export type ConfigureOutcome =
+  | { result: "installed"; version: number | null }
+  | { result: "kept"; version: number | null }
+  | { result: "conflict"; version: number; spec: GroupSpec };
+
+/** A configure reply's value as the client's {@link SpecStatus}; a refusal becomes SLOTGATE_SPEC_CONFLICT. */
+export function specStatusOf(value: unknown, group: string, spec: GroupSpec, version: number | null): SpecStatus {
+  if (value === null) return { installed: true, storedVersion: version };
+  if (isPlainObject(value)) {
+    const stored = isSpecVersion(value.version) ? value.version : null;
+    if (value.result === "installed") return { installed: true, storedVersion: stored };
+    if (value.result === "kept") return { installed: false, storedVersion: stored };
+    if (value.result === "conflict") {
+      let storedSpec: GroupSpec | undefined;
+      try {
+        storedSpec = checkGroupSpec(value.spec);
+      } catch {
+        storedSpec = undefined;
+      }
+      throw specConflictError(group, version ?? stored ?? 0, storedSpec, spec);
+    }
+  }
+  throw new SlotgateError("SLOTGATE_STORE_PROTOCOL", "the Durable Object sent a configure reply slotgate does not understand");
+}
+
+/** A version received over RPC: undefined or null (unversioned), or a positive integer. */
+export function checkVersion(value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  if (isSpecVersion(value)) return value;
+  return bad("version", `a positive integer up to ${MAX_SPEC_VERSION}, or null`, value);
 }
 
 /**

@@ -16,9 +16,12 @@
  * | POST   | `/groups/<group>/cancel`      | `{ waiterId }`                         | `boolean`               | lease         |
  * | POST   | `/groups/<group>/release`     | `{ leaseId, leaseSecret }`             | `boolean`               | lease         |
  * | POST   | `/groups/<group>/renew`       | `{ leaseId, ttlMs, leaseSecret }`      | `RenewResult`           | lease         |
- * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec }`                  | `null`                  | admin         |
+ * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec, version? }`        | `ConfigureOutcome`      | admin         |
  * | POST   | `/groups/<group>/server-state`| `{ backend, server, up }`              | `null`                  | admin         |
  * | GET    | `/groups/<group>/stats`       | –                                      | `GroupStatsSnapshot`    | lease, admin  |
+ *
+ * `configure` applies the version rule (SPEC §2 rule 13): `version` is a positive integer, or
+ * absent / null for an unversioned spec. `stats` writes no spec: read-only tools use it alone.
  *
  * A granted acquire's reply also carries `leaseSecret` ({@link AcquireReply}): release and renew
  * of that lease must send it. A wrong secret answers as a lease that is gone (`false`,
@@ -86,6 +89,8 @@ export interface RenewBody {
 export type AcquireReply = Reply<StoreAcquireResult> & { leaseSecret?: string };
 export interface ConfigureBody {
   spec: GroupSpec;
+  /** The spec's version; absent or null: unversioned. */
+  version?: number | null;
 }
 export interface ServerStateBody {
   backend: string;

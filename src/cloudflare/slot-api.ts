@@ -30,6 +30,7 @@
  */
 import { StoreStatus } from "../core/errors.js";
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
+import { isSpecVersion } from "../core/spec-version.js";
 import type { StoreAcquireResult } from "../core/store.js";
 import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "./protocol.js";
 import {
@@ -136,7 +137,8 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
       }
       case "configure":
         if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
-        return answer(await stub.configure(body.spec as never));
+        if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version)) return badRequest("version: expected a positive integer, or null (unversioned)");
+        return answer(await stub.configure(body.spec as never, (body.version ?? null) as number | null));
       case "server-state":
         if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
           return badRequest("expected { backend: string, server: string, up: boolean }");

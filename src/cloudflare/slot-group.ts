@@ -28,7 +28,8 @@ import type { GroupSpec } from "../core/spec.js";
 import { GroupState } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
-import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, failure, ok, type LeaseOwner, type Reply } from "./protocol.js";
+import { canonicalSpecJson, decideSpec } from "../core/spec-version.js";
+import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, checkVersion, failure, ok, type ConfigureOutcome, type LeaseOwner, type Reply } from "./protocol.js";
 import { GroupTables } from "./tables.js";
 
 const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
@@ -41,6 +42,8 @@ export class SlotGroup extends DurableObject {
   #state!: GroupState;
   #spec: GroupSpec = EMPTY_SPEC;
   #specJson: string | undefined;
+  /** The version of the stored spec (SPEC §2 rule 13); null: unversioned. */
+  #version: number | null = null;
   #tables!: GroupTables;
   /** Queued tickets by waiter id (= ticket id), each the resolver of a pending acquire call. */
   readonly #waiters = new Map<string, Waiter>();
@@ -60,9 +63,10 @@ export class SlotGroup extends DurableObject {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
       this.#tables = new GroupTables(ctx.storage.sql);
-      const { spec, specJson, snapshot, servers } = this.#tables.load();
+      const { spec, specJson, version, snapshot, servers } = this.#tables.load();
       this.#spec = spec ?? EMPTY_SPEC;
       this.#specJson = specJson;
+      this.#version = version;
       this.#state = new GroupState(this.#spec);
       const now = Date.now();
       this.#state.restore(snapshot, now);
@@ -163,12 +167,22 @@ export class SlotGroup extends DurableObject {
   }
 
   /** See {@link SlotGroupRpc.configure}. */
-  configure(spec: GroupSpec): Reply<null> {
+  configure(spec: GroupSpec, version?: number | null): Reply<ConfigureOutcome> {
     return this.#run(() => {
       const checked = checkGroupSpec(spec);
-      const json = JSON.stringify(checked);
+      const v = checkVersion(version);
+      const json = canonicalSpecJson(checked);
+      const stored = this.#specJson === undefined ? undefined : { version: this.#version, json: this.#specJson };
+      switch (decideSpec(stored, v, json)) {
+        case "keep":
+          return ok<ConfigureOutcome>({ result: "kept", version: this.#version });
+        case "conflict":
+          return ok<ConfigureOutcome>({ result: "conflict", version: this.#version!, spec: this.#spec });
+        case "install":
+          break;
+      }
       this.#state.configure(checked, Date.now());
-      if (json !== this.#specJson) {
+      if (json !== this.#specJson || v !== this.#version) {
         // GroupState lets a spec whose `down` flag changed override a runtime up/down.
         for (const [name, b] of Object.entries(checked.backends)) {
           for (const s of b.servers) {
@@ -176,11 +190,12 @@ export class SlotGroup extends DurableObject {
             if (before === undefined || before.down !== s.down) this.#tables.deleteServerState(name, s.name);
           }
         }
-        this.#tables.saveSpec(json);
+        this.#tables.saveSpec(json, v);
         this.#specJson = json;
+        this.#version = v;
       }
       this.#spec = checked;
-      return ok(null);
+      return ok<ConfigureOutcome>({ result: "installed", version: v });
     });
   }
 

@@ -26,9 +26,10 @@
 import { SlotgateConfigError, SlotgateError } from "../core/errors.js";
 import type { GroupSpec } from "../core/spec.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
-import type { ChainRequest, GroupStore, RenewResult, SlotStore, StoreAcquireResult } from "../core/store.js";
-import { Issues, checkInt, isPlainObject } from "../core/validate.js";
-import { unwrap, type Reply, type SlotGroupRpc } from "./protocol.js";
+import type { ChainRequest, GroupStore, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../core/store.js";
+import { canonicalSpecJson } from "../core/spec-version.js";
+import { Issues, checkInt, checkName, isPlainObject } from "../core/validate.js";
+import { specStatusOf, unwrap, type Reply, type SlotGroupRpc } from "./protocol.js";
 
 /**
  * The part of a Durable Object namespace binding this store uses. Pass the binding of the
@@ -87,22 +88,42 @@ export function createDurableObjectStore(options: DurableObjectStoreOptions): Sl
   const namespace = options.namespace;
   const objectName = options.group ?? ((group: string) => group);
   const policy: RetryPolicy = { retries: retries!, delayMs: retryDelayMs! };
-  /** With configureOnce: object name → JSON of the spec last configured there successfully. */
-  const configured = options.configureOnce === true ? new Map<string, string>() : undefined;
+  /** With configureOnce: object name → version and JSON of the spec last pushed there, with what the object did. */
+  const configured = options.configureOnce === true ? new Map<string, { key: string; status: SpecStatus }>() : undefined;
+  const objectFor = (group: string): string => {
+    const name = objectName(group);
+    if (typeof name !== "string" || name.length === 0) {
+      throw new SlotgateConfigError([{ path: "group", expected: "a function that returns a non-empty object name", received: name }]);
+    }
+    return name;
+  };
   return {
     kind: "durable-object",
-    open(group: string, spec: GroupSpec): GroupStore {
-      const name = objectName(group);
-      if (typeof name !== "string" || name.length === 0) {
-        throw new SlotgateConfigError([{ path: "group", expected: "a function that returns a non-empty object name", received: name }]);
-      }
+    open(group: string, spec: GroupSpec, openOptions: OpenOptions = {}): GroupStore {
+      const name = objectFor(group);
+      const version = openOptions.version ?? null;
       const connect = () => namespace.get(namespace.idFromName(name));
-      if (!configured) return new DurableObjectGroup(connect, spec, policy);
-      const json = JSON.stringify(spec);
-      const remember = (s: GroupSpec) => {
-        configured.set(name, JSON.stringify(s));
+      if (!configured) return new DurableObjectGroup(connect, group, spec, version, policy);
+      const keyOf = (s: GroupSpec, v: number | null) => `${v ?? ""}\n${canonicalSpecJson(s)}`;
+      const remember = (s: GroupSpec, v: number | null, status: SpecStatus) => {
+        configured.set(name, { key: keyOf(s, v), status });
       };
-      return new DurableObjectGroup(connect, spec, policy, configured.get(name) === json, remember);
+      const known = configured.get(name);
+      return new DurableObjectGroup(connect, group, spec, version, policy, known?.key === keyOf(spec, version) ? known.status : undefined, remember);
+    },
+    async readStats(group: string): Promise<GroupStatsSnapshot | undefined> {
+      const issues = new Issues();
+      checkName(issues, "group", group);
+      if (!issues.empty) throw new SlotgateConfigError(issues.list);
+      // The object's stats call writes no spec; an object never configured answers an empty group.
+      const stub = namespace.get(namespace.idFromName(objectFor(group)));
+      let reply: Reply<GroupStatsSnapshot>;
+      try {
+        reply = await stub.stats();
+      } catch (error) {
+        throw storeFault("stats", error);
+      }
+      return unwrap(reply);
     },
   };
 }
@@ -145,22 +166,37 @@ const ABORT_GRACE_MS = 1000;
 /** One guard's handle on one group's object. */
 class DurableObjectGroup implements GroupStore {
   readonly #connect: () => SlotGroupRpc;
+  readonly #group: string;
   readonly #policy: RetryPolicy;
-  readonly #onConfigured: ((spec: GroupSpec) => void) | undefined;
+  readonly #onConfigured: ((spec: GroupSpec, version: number | null, status: SpecStatus) => void) | undefined;
   #stub: SlotGroupRpc | undefined;
   #spec: GroupSpec;
+  #version: number | null;
+  /** What the object did with this handle's spec (SPEC §2 rule 13). */
+  #status: SpecStatus | undefined;
   #configured = false;
   #configuring: Promise<void> | undefined;
   #closed = false;
   /** Acquires of this handle still waiting, by waiter id. */
   readonly #waiting = new Map<string, { giveUp: () => void; result: Promise<StoreAcquireResult> }>();
 
-  constructor(connect: () => SlotGroupRpc, spec: GroupSpec, policy: RetryPolicy, alreadyConfigured = false, onConfigured?: (spec: GroupSpec) => void) {
+  constructor(
+    connect: () => SlotGroupRpc,
+    group: string,
+    spec: GroupSpec,
+    version: number | null,
+    policy: RetryPolicy,
+    alreadyConfigured?: SpecStatus,
+    onConfigured?: (spec: GroupSpec, version: number | null, status: SpecStatus) => void,
+  ) {
     this.#connect = connect;
+    this.#group = group;
     this.#spec = spec;
+    this.#version = version;
     this.#policy = policy;
     this.#onConfigured = onConfigured;
     if (alreadyConfigured) {
+      this.#status = alreadyConfigured;
       this.#configured = true;
       this.#configuring = Promise.resolve();
       return;
@@ -255,11 +291,15 @@ class DurableObjectGroup implements GroupStore {
     return this.#whenConfigured(() => this.#idempotent("renew", (stub) => stub.renew(leaseId, ttlMs)));
   }
 
-  async configure(spec: GroupSpec): Promise<void> {
+  async ready(): Promise<SpecStatus> {
     this.#checkOpen();
-    this.#spec = spec;
-    await this.#whenConfigured(() => this.#idempotent("configure", (stub) => stub.configure(spec)));
-    this.#onConfigured?.(spec);
+    await this.#ensureConfigured();
+    return this.#status ?? { installed: true, storedVersion: this.#version };
+  }
+
+  async configure(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    this.#checkOpen();
+    return this.#whenConfigured(() => this.#push(spec, version));
   }
 
   async setServerState(backend: string, server: string, up: boolean): Promise<void> {
@@ -302,11 +342,9 @@ class DurableObjectGroup implements GroupStore {
   }
 
   #ensureConfigured(): Promise<void> {
-    let sent = this.#spec;
-    this.#configuring ??= this.#idempotent("configure", (stub) => stub.configure((sent = this.#spec))).then(
+    this.#configuring ??= this.#push(this.#spec, this.#version).then(
       () => {
         this.#configured = true;
-        this.#onConfigured?.(sent);
       },
       (error: unknown) => {
         this.#configuring = undefined;
@@ -314,6 +352,17 @@ class DurableObjectGroup implements GroupStore {
       },
     );
     return this.#configuring;
+  }
+
+  /** One configure call; the spec becomes this handle's once the object took it or kept a newer one. */
+  async #push(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    const value = await this.#idempotent("configure", (stub) => stub.configure(spec, version));
+    const status = specStatusOf(value, this.#group, spec, version);
+    this.#spec = spec;
+    this.#version = version;
+    this.#status = status;
+    this.#onConfigured?.(spec, version, status);
+    return status;
   }
 
   /** One idempotent call, retried on retryable faults. The first attempt leaves synchronously. */

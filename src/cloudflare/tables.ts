@@ -4,7 +4,8 @@
  * outlive the object.
  *
  * ```sql
- * slotgate_group  (id = 1, fence, spec)      -- one row: the highest fence issued, the spec as JSON
+ * slotgate_group  (id = 1, fence, spec, version) -- one row: the highest fence issued, the spec as
+ *                                                -- canonical JSON, its version (NULL: unversioned)
  * slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at, secret_hash)
  * slotgate_servers (backend, server, up)     -- servers marked up/down at run time (setServerState)
  * ```
@@ -15,7 +16,7 @@
  * `secret_hash` is the SHA-256 of the secret the slot API handed out with the lease (NULL for a
  * lease granted over RPC inside the account). It is stored, not kept in memory only, so that a
  * restarted object still knows who may release or renew its leases. Objects created before the
- * column existed get it added (as NULL) when they load.
+ * column existed get it added (as NULL) when they load, and so do those created before `version`.
  * All statements take bound parameters. No SQL is built from input.
  */
 import type { GroupSpec } from "../core/spec.js";
@@ -70,10 +71,12 @@ export class GroupTables {
     // Tables created by an earlier version lack the column; their leases carry no secret.
     const columns = sql.exec("PRAGMA table_info(slotgate_leases)").toArray().map((c) => c.name);
     if (!columns.includes("secret_hash")) sql.exec("ALTER TABLE slotgate_leases ADD COLUMN secret_hash TEXT");
+    const groupColumns = sql.exec("PRAGMA table_info(slotgate_group)").toArray().map((c) => c.name);
+    if (!groupColumns.includes("version")) sql.exec("ALTER TABLE slotgate_group ADD COLUMN version INTEGER");
   }
 
-  load(): { spec: GroupSpec | undefined; specJson: string | undefined; snapshot: GroupStateSnapshot; servers: ServerStateRow[] } {
-    const group = this.#sql.exec("SELECT fence, spec FROM slotgate_group WHERE id = 1").toArray()[0] ?? {};
+  load(): { spec: GroupSpec | undefined; specJson: string | undefined; version: number | null; snapshot: GroupStateSnapshot; servers: ServerStateRow[] } {
+    const group = this.#sql.exec("SELECT fence, spec, version FROM slotgate_group WHERE id = 1").toArray()[0] ?? {};
     const specJson = typeof group.spec === "string" ? group.spec : undefined;
     const leases: LeaseRow[] = this.#sql
       .exec("SELECT id, fence, chain, backend, server, expires_at, ttl_ms, granted_at FROM slotgate_leases")
@@ -101,13 +104,14 @@ export class GroupTables {
     return {
       spec: specJson === undefined ? undefined : (JSON.parse(specJson) as GroupSpec),
       specJson,
+      version: typeof group.version === "number" && group.version >= 1 ? group.version : null,
       snapshot: { fence, seq: 0, leases },
       servers,
     };
   }
 
-  saveSpec(specJson: string): void {
-    this.#sql.exec("UPDATE slotgate_group SET spec = ? WHERE id = 1", specJson);
+  saveSpec(specJson: string, version: number | null): void {
+    this.#sql.exec("UPDATE slotgate_group SET spec = ?, version = ? WHERE id = 1", specJson, version);
   }
 
   /** Records a grant: the lease row and the group's fence, in the same implicit transaction. */

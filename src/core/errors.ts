@@ -18,7 +18,9 @@ export type SlotgateErrorCode =
   | "SLOTGATE_REJECTED"
   | "SLOTGATE_CLOSED"
   | "SLOTGATE_LEASE_LOST"
-  | "SLOTGATE_NOT_AVAILABLE";
+  | "SLOTGATE_NOT_AVAILABLE"
+  /** The store keeps a different spec under the same version (SPEC §2 rule 13); the message names what differs. */
+  | "SLOTGATE_SPEC_CONFLICT";
 
 const BRAND = Symbol.for("slotgate.error");
 

@@ -6,9 +6,10 @@
 import { toChainRequest, type AcquireOptions, type RequestDefaults } from "./acquire-options.js";
 import { SlotgateConfigError, SlotgateError, SlotgateRejectedError, isSlotgateError, type RejectReason } from "./errors.js";
 import { Lease, type LeaseOwner } from "./lease.js";
-import { buildGroupSpec, type BackendsOption, type GroupSpec, type LimitsOption } from "./spec.js";
+import { buildGroupSpec, ownEntry, type BackendsOption, type GroupSpec, type LimitsOption } from "./spec.js";
+import { MAX_SPEC_VERSION } from "./spec-version.js";
 import { histogramQuantile, type GroupStatsSnapshot } from "./stats.js";
-import type { ChainRequest, GroupStore, RenewResult, SlotStore } from "./store.js";
+import type { ChainRequest, GroupStore, RenewResult, SlotStore, SpecStatus } from "./store.js";
 import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkOneOf, isPlainObject } from "./validate.js";
 import { LocalFallback } from "./local-fallback.js";
 import { RenewalSchedule } from "./renewals.js";
@@ -24,6 +25,14 @@ export interface GuardOptions {
   group?: string;
   limits?: LimitsOption;
   backends?: BackendsOption;
+  /**
+   * The version of these limits, a positive integer (SPEC §2 rule 13): the store keeps the spec
+   * of the highest version it was given. A guard with a lower version runs under the stored spec
+   * (acquires naming a scope that spec removed answer `unavailable`); the same version with
+   * different limits is refused (`SLOTGATE_SPEC_CONFLICT`). Raise it with every change of limits.
+   * Omitted: unversioned, the last unversioned guard to open the group sets its limits.
+   */
+  version?: number;
   defaults?: Partial<RequestDefaults>;
   /** What acquire does while the store is unreachable. @default "fail-closed" */
   onStoreError?: StoreErrorPolicy;
@@ -37,6 +46,12 @@ export interface GuardOptions {
 
 export type GuardEvent =
   | { type: "fallback"; policy: StoreErrorPolicy; error: unknown }
+  /**
+   * The store's spec has no scope (limit, backend or server) that this guard's spec names: a
+   * newer version removed or renamed it. Acquires naming it answer `unavailable`. Emitted once per
+   * scope (a keyed limit's name, never a key value).
+   */
+  | { type: "scope-unavailable"; scope: string }
   | { type: "renew-failed" | "release-failed" | "lease-lost"; leaseId: string; error?: unknown };
 
 export type AcquireResult = { ok: true; lease: Lease } | { ok: false; reason: RejectReason; retryAfterMs: number };
@@ -60,6 +75,17 @@ export interface GuardStats extends GroupStatsSnapshot {
   fallback: FallbackCounters;
   /** Leases this guard holds right now. */
   localHolders: number;
+  /** This guard's spec and what it knows of the store's (SPEC §2 rule 13). */
+  spec: GuardSpecStats;
+}
+
+export interface GuardSpecStats {
+  /** This guard's version; null: unversioned. */
+  version: number | null;
+  /** The store runs another spec (a newer version, found on the push or by a scope it does not know). */
+  superseded: boolean;
+  /** Acquires answered `unavailable` because the store's spec does not have a scope they named. */
+  unavailable: number;
 }
 
 export interface Guard {
@@ -68,17 +94,59 @@ export interface Guard {
   /** Acquires, runs `fn`, releases. Throws {@link SlotgateRejectedError} when no slot is granted. */
   run<T>(options: AcquireOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T>;
   stats(): Promise<GuardStats>;
-  /** Changes limits at run time (raising one dispatches the queue). Replaces limits/backends given. */
-  configure(change: { limits?: LimitsOption; backends?: BackendsOption }): Promise<void>;
+  /**
+   * Pushes this guard's spec to the store now (otherwise the first call does) and resolves with
+   * what the store did with it: installed, or kept a newer spec. Rejects with
+   * `SLOTGATE_SPEC_CONFLICT` (same version, different limits; the message names what differs) or
+   * a store fault. An edge node calls it at start, so that a conflict stops it there.
+   */
+  open(): Promise<SpecStatus>;
+  /**
+   * Changes limits at run time (raising one dispatches the queue). Replaces limits/backends given.
+   * With a versioned guard, give a higher `version` (the same version with other limits is
+   * refused); omitted, the guard's version stays.
+   */
+  configure(change: { limits?: LimitsOption; backends?: BackendsOption; version?: number }): Promise<SpecStatus>;
   setServerState(backend: string, server: string, state: "up" | "down"): Promise<void>;
   /** Ends waiting acquires (`aborted`), releases every held lease, closes the store handle. */
   close(): Promise<void>;
 }
 
-const GUARD_KEYS = ["store", "group", "limits", "backends", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"];
+const GUARD_KEYS = ["store", "group", "limits", "backends", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"];
+/** Scopes reported through `scope-unavailable`, at most (each once). */
+const MAX_UNAVAILABLE_REPORTED = 256;
 
 export function createGuard(options: GuardOptions = {}): Guard {
   return new GuardImpl(options);
+}
+
+/**
+ * A group's numbers straight from a store, without opening the group: no spec is pushed, so
+ * nothing the fleet runs changes (SPEC §2 rule 13). For read-only tools such as `slotgate stats`.
+ * The node-local parts (fallback counters, holders, spec) are those of no guard: zero and null.
+ * Undefined when the store has no state for the group.
+ */
+export async function readGroupStats(store: SlotStore, group: string): Promise<GuardStats | undefined> {
+  const issues = new Issues();
+  checkName(issues, "group", group);
+  if (typeof store !== "object" || store === null || typeof (store as SlotStore).readStats !== "function") issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
+  if (!issues.empty) throw new SlotgateConfigError(issues.list);
+  const snapshot = await store.readStats(group);
+  if (snapshot === undefined) return undefined;
+  return withQuantiles(group, store.kind, snapshot, { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 }, 0, { version: null, superseded: false, unavailable: 0 });
+}
+
+function withQuantiles(group: string, kind: string, snapshot: GroupStatsSnapshot, fallback: FallbackCounters, localHolders: number, spec: GuardSpecStats): GuardStats {
+  const h = snapshot.queueWait;
+  return {
+    group,
+    store: kind,
+    ...snapshot,
+    queueWaitQuantiles: { p50: histogramQuantile(h, 0.5), p90: histogramQuantile(h, 0.9), p99: histogramQuantile(h, 0.99) },
+    fallback,
+    localHolders,
+    spec,
+  };
 }
 
 class GuardImpl implements Guard, LeaseOwner {
@@ -98,6 +166,10 @@ class GuardImpl implements Guard, LeaseOwner {
   readonly #fallback: FallbackCounters = { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 };
   #closed = false;
   #failOpenSeq = 0;
+  #version: number | null;
+  #superseded = false;
+  #unavailable = 0;
+  readonly #reportedUnavailable = new Set<string>();
 
   constructor(options: GuardOptions) {
     if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object", received: options }]);
@@ -116,6 +188,7 @@ class GuardImpl implements Guard, LeaseOwner {
     const leaseTtlMs = d.leaseTtlMs === undefined ? 30_000 : checkInt(issues, "defaults.leaseTtlMs", d.leaseTtlMs, { min: 1 });
     const retryAfterMs = options.retryAfterMs === undefined ? 1000 : checkInt(issues, "retryAfterMs", options.retryAfterMs, { min: 0 });
     if (options.onEvent !== undefined && typeof options.onEvent !== "function") issues.add("onEvent", "a function", options.onEvent);
+    const version = options.version === undefined ? null : checkInt(issues, "version", options.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null;
     let spec: GroupSpec | undefined;
     try {
       spec = buildGroupSpec(options.limits, options.backends);
@@ -134,7 +207,8 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#policy = policy!;
     this.#retryAfterMs = retryAfterMs!;
     this.#onEvent = options.onEvent;
-    this.#handle = store.open(this.group, spec);
+    this.#version = version;
+    this.#handle = store.open(this.group, spec, version === null ? {} : { version });
     if (policy === "local") this.#local = new LocalFallback(spec, localShare!);
   }
 
@@ -152,6 +226,9 @@ class GuardImpl implements Guard, LeaseOwner {
       if (!result.ok) return this.#reject(result.reason);
       return this.#grant(new Lease(result.lease, this, autoRenew));
     } catch (error) {
+      // This guard's spec has every scope of the request (toChainRequest checked), the store's
+      // does not: the store runs another spec, a newer version that removed or renamed it.
+      if (isSlotgateError(error, "SLOTGATE_UNKNOWN_SCOPE")) return this.#scopeUnavailable(error);
       if (!isStoreFault(error)) throw error;
       return this.#fallbackAcquire(request, signal, autoRenew, error);
     }
@@ -169,26 +246,32 @@ class GuardImpl implements Guard, LeaseOwner {
 
   async stats(): Promise<GuardStats> {
     const snapshot = await this.#handle.stats();
-    const h = snapshot.queueWait;
-    return {
-      group: this.group,
-      store: this.#store.kind,
-      ...snapshot,
-      queueWaitQuantiles: { p50: histogramQuantile(h, 0.5), p90: histogramQuantile(h, 0.9), p99: histogramQuantile(h, 0.99) },
-      fallback: { ...this.#fallback },
-      localHolders: this.#held.size,
-    };
+    return withQuantiles(this.group, this.#store.kind, snapshot, { ...this.#fallback }, this.#held.size, { version: this.#version, superseded: this.#superseded, unavailable: this.#unavailable });
   }
 
-  async configure(change: { limits?: LimitsOption; backends?: BackendsOption }): Promise<void> {
+  async open(): Promise<SpecStatus> {
+    if (this.#closed) throw new SlotgateError("SLOTGATE_CLOSED", "the guard is closed");
+    return this.#noteStatus(await this.#handle.ready());
+  }
+
+  async configure(change: { limits?: LimitsOption; backends?: BackendsOption; version?: number }): Promise<SpecStatus> {
     const limits = change.limits ?? this.#limitsOption;
     const backends = change.backends ?? this.#backendsOption;
     const spec = buildGroupSpec(limits, backends);
-    await this.#handle.configure(spec);
+    let version = this.#version;
+    if (change.version !== undefined) {
+      const issues = new Issues();
+      version = checkInt(issues, "version", change.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null;
+      if (!issues.empty) throw new SlotgateConfigError(issues.list);
+    }
+    const status = await this.#handle.configure(spec, version);
     this.#spec = spec;
+    this.#version = version;
     this.#limitsOption = limits;
     this.#backendsOption = backends;
     this.#local?.configure(spec);
+    this.#superseded = false;
+    return this.#noteStatus(status);
   }
 
   async setServerState(backend: string, server: string, state: "up" | "down"): Promise<void> {
@@ -240,6 +323,37 @@ class GuardImpl implements Guard, LeaseOwner {
 
   #reject(reason: RejectReason): AcquireResult {
     return { ok: false, reason, retryAfterMs: this.#retryAfterMs };
+  }
+
+  #noteStatus(status: SpecStatus): SpecStatus {
+    if (!status.installed) this.#superseded = true;
+    return status;
+  }
+
+  /** An acquire the store could not place in its spec: `unavailable`, counted, reported once per scope. */
+  #scopeUnavailable(error: SlotgateError): AcquireResult {
+    this.#unavailable++;
+    this.#superseded = true;
+    const scope = this.#reportedScope(error.message);
+    if (!this.#reportedUnavailable.has(scope) && this.#reportedUnavailable.size < MAX_UNAVAILABLE_REPORTED) {
+      this.#reportedUnavailable.add(scope);
+      this.#emit({ type: "scope-unavailable", scope });
+    }
+    return this.#reject("unavailable");
+  }
+
+  /** The scope a store's unknown-scope error names, as the guard's spec names it: a keyed scope by its limit. */
+  #reportedScope(message: string): string {
+    const m = /^unknown (scope|backend|server): (.*)$/s.exec(message);
+    if (!m) return "(unknown)";
+    const name = m[2]!;
+    if (m[1] === "backend") return `backend:${name}`;
+    if (m[1] === "server") return `server:${name}`;
+    for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
+      const limit = name.slice(0, i);
+      if (ownEntry(this.#spec.limits, limit)?.keyed) return limit;
+    }
+    return name;
   }
 
   async #fallbackAcquire(request: ChainRequest, signal: AbortSignal | undefined, autoRenew: boolean, error: unknown): Promise<AcquireResult> {

@@ -26,8 +26,9 @@ export class LocalFallback {
     return this.#handle.acquire(request, signal);
   }
 
-  configure(spec: GroupSpec): Promise<void> {
-    return this.#handle.configure(this.#scale(spec));
+  async configure(spec: GroupSpec): Promise<void> {
+    // A private, unversioned group: the last push wins.
+    await this.#handle.configure(this.#scale(spec), null);
   }
 
   setServerState(backend: string, server: string, up: boolean): Promise<void> {

@@ -44,6 +44,26 @@ export type StoreAcquireResult =
 
 export type RenewResult = { ok: true; expiresAt: number } | { ok: false };
 
+/**
+ * What the store did with a handle's spec (SPEC §2 rule 13). A push the store refuses (the same
+ * version with a different spec) is no status: it rejects with `SLOTGATE_SPEC_CONFLICT`.
+ */
+export interface SpecStatus {
+  /**
+   * True: the group runs this spec now. False: the store keeps a spec of a higher version (or a
+   * versioned one, for an unversioned push) and decides this handle's calls under it; a scope that
+   * spec does not have is unknown to the store.
+   */
+  installed: boolean;
+  /** The version of the spec the store keeps: null when it is unversioned (or the store cannot say). */
+  storedVersion: number | null;
+}
+
+export interface OpenOptions {
+  /** The spec's version, a positive integer (SPEC §2 rule 13). Omitted: unversioned (the last unversioned push wins). */
+  version?: number;
+}
+
 export interface GroupStore {
   /**
    * Grants at once, rejects at once, or queues and resolves when the ticket is granted, times
@@ -58,8 +78,18 @@ export interface GroupStore {
   release(leaseId: string): Promise<boolean>;
   /** Extends the lease to now + ttlMs on the store's clock, or reports it lost. */
   renew(leaseId: string, ttlMs: number): Promise<RenewResult>;
-  /** Replaces the limits (raising one dispatches the queue). Counters and holders are kept. */
-  configure(spec: GroupSpec): Promise<void>;
+  /**
+   * Pushes the spec now, unless this handle's spec is already settled, and reports what the store
+   * did with it. Every other call waits for the same push. Rejects with `SLOTGATE_SPEC_CONFLICT`
+   * when the store keeps a different spec under the same version (every call does then, until the
+   * stored spec changes), or with a store fault.
+   */
+  ready(): Promise<SpecStatus>;
+  /**
+   * Replaces the limits (raising one dispatches the queue) when the version rule lets it (rule
+   * 13); `version` null: unversioned. Counters and holders are kept.
+   */
+  configure(spec: GroupSpec, version: number | null): Promise<SpecStatus>;
   /** A server marked down is never chosen; marking it up dispatches the queue. */
   setServerState(backend: string, server: string, up: boolean): Promise<void>;
   stats(): Promise<GroupStatsSnapshot>;
@@ -70,6 +100,14 @@ export interface GroupStore {
 export interface SlotStore {
   /** A short name for logs and stats: `memory`, `redis`, `durable-object`. */
   readonly kind: string;
-  /** Opens (or joins) a group. The spec is pushed to the store; all members of a fleet send the same. */
-  open(group: string, spec: GroupSpec): GroupStore;
+  /**
+   * Opens (or joins) a group. The spec is pushed to the store with its version (on the handle's
+   * first call, or {@link GroupStore.ready}); the store keeps it or a newer one (rule 13).
+   */
+  open(group: string, spec: GroupSpec, options?: OpenOptions): GroupStore;
+  /**
+   * The group's numbers, read without opening the group: never writes a spec (read-only paths
+   * such as `slotgate stats` use it). Undefined when the store has no state for the group.
+   */
+  readStats(group: string): Promise<GroupStatsSnapshot | undefined>;
 }

@@ -14,7 +14,7 @@
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { SlotgateConfigError, formatIssue } from "../core/errors.js";
-import { createGuard, type GuardStats } from "../core/guard.js";
+import { createGuard, readGroupStats, type GuardStats } from "../core/guard.js";
 import { formatDuration, parseDuration } from "./config/duration.js";
 import { loadEdgeConfig } from "./config/load.js";
 import type { EdgeConfig } from "./config/schema.js";
@@ -23,7 +23,7 @@ import { startDemo } from "./demo.js";
 import { DEFAULT_GRACE_MS, createEdgeNode } from "./edge-node.js";
 import type { NodeStats } from "./frontend.js";
 import { LOG_LEVELS, createLogger, errorFields, errorMessage, redactUrl, type LogLevel } from "./logger.js";
-import { readPublicStats } from "./stats/keys.js";
+import { publicStats } from "./stats/keys.js";
 import { formatStatsTable } from "./stats-table.js";
 import { openStore } from "./store.js";
 
@@ -77,7 +77,8 @@ Exit codes: 0 stopped by a signal · 1 invalid config · 2 usage error · 3 cann
 
 Validates FILE. Prints "ok" and a summary (exit 0), or every problem with its path, e.g.
   backends.web_servers.servers.web1.maxconn: expected a positive integer, got -1
-(exit 1).
+(exit 1). Warnings (on stderr, exit 0): a shared store (redis, redis-cluster, durable-object)
+without a top-level version, under which the last node to start sets the fleet's limits.
 
 Exit codes: 0 valid · 1 invalid · 2 usage error
 `,
@@ -87,8 +88,8 @@ Prints the fleet's live numbers as a table: one row per scope (in use / max, que
 granted, rejected, queue timeouts, aborted, expired leases), read from the config's store.
 With store type memory, the numbers live inside the serving process: they are read from its
 stats listener (stats.bind of FILE, with stats.token when set).
-Note: reading a Redis store opens the group with FILE's limits, as every node does: use the file
-the fleet runs.
+Read-only: only FILE's store and group are used; the limits of FILE are never pushed, so the fleet
+keeps running its own spec whatever FILE says.
 
 Options:
   -c, --config FILE      config file
@@ -321,7 +322,12 @@ async function check(parsed: Parsed, io: CliIo): Promise<number> {
     return EXIT.invalidConfig;
   }
   const out: string[] = [`ok: ${file}`];
-  out.push(`  group ${config.group} · store ${describeStore(config)} · on_store_error ${config.onStoreError}${config.localShare === null ? "" : ` (local_share ${config.localShare})`}`);
+  if (config.version === null && config.store.type !== "memory") {
+    io.stderr(
+      `warning: ${file}: store ${config.store.type} is shared by the fleet, and the config has no version: the last node to start sets the fleet's limits (a rolling deploy, or a node started with an old file, changes them for every node). Add a top-level version and raise it with every change of limits.\n`,
+    );
+  }
+  out.push(`  group ${config.group}${config.version === null ? "" : ` · version ${config.version}`} · store ${describeStore(config)} · on_store_error ${config.onStoreError}${config.localShare === null ? "" : ` (local_share ${config.localShare})`}`);
   if (config.global.maxconn !== null || config.node.maxconn !== null) {
     out.push(`  global maxconn ${config.global.maxconn ?? "-"} · node maxconn ${config.node.maxconn ?? "-"}`);
   }
@@ -436,12 +442,13 @@ async function stats(parsed: Parsed, io: CliIo): Promise<number> {
         io.stderr(`slotgate stats: cannot reach the store (${opened.description})\n`);
         return EXIT.runtime;
       }
-      const guard = createGuard({ ...toGuardOptions(config), store: opened.store });
-      try {
-        snapshot = await readPublicStats(guard, config);
-      } finally {
-        await guard.close().catch(() => undefined);
+      // Read-only (SPEC §2 rule 13): the group is not opened, so FILE's limits are never pushed.
+      const read = await readGroupStats(opened.store, config.group);
+      if (read === undefined) {
+        io.stderr(`slotgate stats: the store (${opened.description}) has no state for group ${config.group}: no node has opened it\n`);
+        return EXIT.runtime;
       }
+      snapshot = publicStats(read, config);
     } catch (error) {
       io.stderr(`slotgate stats: ${errorMessage(error)}\n`);
       return EXIT.runtime;

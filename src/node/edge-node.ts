@@ -14,6 +14,7 @@
  * `graceMs` to finish, then whatever is left is destroyed, `guard.close()` ends waiting acquires
  * and releases every lease this node holds, and the store connections close.
  */
+import { isSlotgateError } from "../core/errors.js";
 import { createGuard, type Guard, type GuardEvent } from "../core/guard.js";
 import type { SlotStore } from "../core/store.js";
 import type { EdgeConfig } from "./config/schema.js";
@@ -122,11 +123,13 @@ class EdgeNodeImpl implements EdgeNode {
 
   async #start(): Promise<void> {
     if (this.#stopped) throw new Error("the edge node was stopped");
+    let reachable = true;
     if (this.#opened) {
-      const ready = await this.#opened.ready(STORE_READY_WAIT_MS);
-      if (ready) this.#logger.info({ store: this.#opened.description }, "store connected");
+      reachable = await this.#opened.ready(STORE_READY_WAIT_MS);
+      if (reachable) this.#logger.info({ store: this.#opened.description }, "store connected");
       else this.#logger.warn({ store: this.#opened.description, policy: this.config.onStoreError }, `store not reachable yet; serving with on_store_error ${this.config.onStoreError}`);
     }
+    if (reachable) await this.#openGroup();
     try {
       for (const f of this.#frontends) {
         await f.listen();
@@ -145,6 +148,33 @@ class EdgeNodeImpl implements EdgeNode {
       throw error;
     }
     this.#logger.info({ group: this.config.group, store: this.#opened?.description ?? "(given)", nodeMaxconn: this.config.node.maxconn }, "edge node started");
+  }
+
+  /**
+   * Pushes this node's spec before anything listens (SPEC §2 rule 13): a spec the store refuses
+   * (the same version, other limits) stops the start with a message that names what differs; a
+   * newer stored spec is logged, and the node runs under it. A store fault here is not fatal: the
+   * node serves under its outage policy, and the first call pushes the spec again.
+   */
+  async #openGroup(): Promise<void> {
+    const version = this.config.version;
+    try {
+      const status = await this.guard.open();
+      if (status.installed) {
+        this.#logger.info({ group: this.config.group, version }, version === null ? "spec pushed (unversioned)" : `spec version ${version} in force`);
+      } else {
+        this.#logger.warn(
+          { group: this.config.group, version, storedVersion: status.storedVersion },
+          `the fleet runs spec version ${status.storedVersion ?? "(unversioned)"}, newer than this node's ${version ?? "(unversioned)"}: limits are the fleet's; scopes only this node has answer unavailable`,
+        );
+      }
+    } catch (error) {
+      if (!isSlotgateError(error, "SLOTGATE_STORE_UNAVAILABLE")) {
+        this.#logger.error({ err: errorFields(error) }, "cannot start");
+        throw error;
+      }
+      this.#logger.warn({ err: errorFields(error), policy: this.config.onStoreError }, `could not push the spec; serving with on_store_error ${this.config.onStoreError}`);
+    }
   }
 
   stop(graceMs: number = DEFAULT_GRACE_MS): Promise<void> {
@@ -198,6 +228,14 @@ function guardEventLogger(logger: Logger): (event: GuardEvent) => void {
     suppressed = {};
   };
   return (event) => {
+    if (event.type === "scope-unavailable") {
+      // Once per scope (the guard reports each scope once), never per request.
+      logger.warn(
+        { event: event.type, scope: event.scope },
+        `scope ${event.scope} is not in the fleet's spec (a newer version removed or renamed it): requests that need it are answered unavailable`,
+      );
+      return;
+    }
     if (event.type !== "fallback") {
       logger.warn({ event: event.type, lease: event.leaseId, err: event.error === undefined ? undefined : errorFields(event.error) }, `lease ${event.type}`);
       return;

@@ -9,7 +9,7 @@ import { freshGroup, request, spec, stubFor, until } from "./helpers.js";
 describe("SlotGroup RPC surface", () => {
   it("answers bad input and unknown names with status replies", async () => {
     const stub = stubFor(freshGroup("rpc"));
-    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({ status: 0, value: null });
+    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({ status: 0, value: { result: "installed", version: null } });
 
     const bad = StoreStatus.BadRequest;
     expect(await stub.acquire({ scopes: "global" } as never, "w1")).toMatchObject({ status: bad, detail: expect.stringContaining("request.scopes") });
@@ -24,6 +24,9 @@ describe("SlotGroup RPC surface", () => {
     // `__proto__` as a limit or backend name: refused, not silently turned into a prototype.
     expect(await stub.configure(JSON.parse('{"limits": {"__proto__": {"max": 1, "maxqueue": null, "keyed": false}}, "backends": {}}') as never)).toMatchObject({ status: bad, detail: expect.stringContaining("__proto__") });
     expect(await stub.configure(JSON.parse('{"limits": {}, "backends": {"__proto__": {"balance": "first", "max": null, "maxqueue": null, "servers": [{"name": "a", "max": null, "maxqueue": null, "weight": 1, "down": false}]}}}') as never)).toMatchObject({ status: bad });
+    for (const version of [0, 1.5, "3", -2, Number.MAX_SAFE_INTEGER + 2]) {
+      expect(await stub.configure(spec({ global: 1 }), version as never), String(version)).toMatchObject({ status: bad, detail: expect.stringContaining("version") });
+    }
     expect(await stub.setServerState("api", "a", "yes" as never)).toMatchObject({ status: bad });
 
     expect(await stub.acquire(request(["nope"]), "w1")).toEqual({ status: StoreStatus.UnknownScope, detail: "nope" });

@@ -53,6 +53,16 @@ describe("SlotGroup restart", () => {
     expect(c.fence).toBeGreaterThan(b.fence);
   });
 
+  it("keeps the spec's version: after a restart a lower version is still kept out, an equal one with other limits refused", async () => {
+    const group = freshGroup("version");
+    const v3 = store.open(group, spec({ global: 3 }), { version: 3 });
+    expect(await v3.ready()).toEqual({ installed: true, storedVersion: 3 });
+    await restart(group);
+    expect(await store.open(group, spec({ global: 9 }), { version: 2 }).ready()).toEqual({ installed: false, storedVersion: 3 });
+    await expect(store.open(group, spec({ global: 4 }), { version: 3 }).ready()).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT", message: expect.stringContaining("global max 3 (stored) vs 4 (this node)") });
+    expect((await v3.stats()).scopes.global).toMatchObject({ max: 3 });
+  });
+
   it("restores the fence even when no lease is left", async () => {
     const group = freshGroup("fence-only");
     const handle = store.open(group, spec({ global: 1 }));

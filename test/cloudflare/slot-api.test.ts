@@ -78,7 +78,7 @@ describe("slot API", () => {
   it("serves acquire, release, renew, server-state and stats, each answer a Reply", async () => {
     const group = freshGroup("routes");
     expect(await (await api("/ping", { headers: auth })).json()).toEqual({ status: 0, value: true });
-    expect(await (await post(`/groups/${group}/configure`, { spec: spec({ global: 2 }, { api: { servers: { a: { max: 1 } } } }) })).json()).toEqual({ status: 0, value: null });
+    expect(await (await post(`/groups/${group}/configure`, { spec: spec({ global: 2 }, { api: { servers: { a: { max: 1 } } } }) })).json()).toEqual({ status: 0, value: { result: "installed", version: null } });
     const granted = await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w1" })).json<{ status: 0; value: { ok: true; lease: { id: string; server: string } }; leaseSecret: string }>();
     expect(granted).toMatchObject({ status: 0, value: { ok: true, lease: { server: "a" } }, leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
     const leaseId = granted.value.lease.id;
@@ -91,6 +91,24 @@ describe("slot API", () => {
     expect(await (await post(`/groups/${group}/server-state`, { backend: "api", server: "a", up: false })).json()).toEqual({ status: 0, value: null });
     const s = await stats(group);
     expect(s).toMatchObject({ status: 0, value: { scopes: { global: { in_use: 0, granted: 1, released: 1 }, "server:api/a": { up: false } } } });
+  });
+
+  it("configure takes a version and answers what the object did with it (SPEC §2 rule 13)", async () => {
+    const group = freshGroup("versions");
+    const configure = async (body: Record<string, unknown>) => (await post(`/groups/${group}/configure`, body)).json();
+    expect(await configure({ spec: spec({ global: 2 }), version: 2 })).toEqual({ status: 0, value: { result: "installed", version: 2 } });
+    expect(await configure({ spec: spec({ global: 9 }), version: 1 })).toEqual({ status: 0, value: { result: "kept", version: 2 } });
+    expect(await configure({ spec: spec({ global: 9 }) })).toEqual({ status: 0, value: { result: "kept", version: 2 } });
+    expect(await configure({ spec: spec({ global: 3 }), version: 2 })).toEqual({ status: 0, value: { result: "conflict", version: 2, spec: spec({ global: 2 }) } });
+    expect(await configure({ spec: spec({ global: 2 }), version: 2 })).toEqual({ status: 0, value: { result: "installed", version: 2 } });
+    for (const version of [0, -1, 1.5, "2", 2 ** 60]) {
+      const res = await post(`/groups/${group}/configure`, { spec: spec({ global: 4 }), version });
+      expect(res.status, String(version)).toBe(400);
+      expect(await res.json()).toMatchObject({ status: StoreStatus.BadRequest });
+    }
+    expect(await stats(group)).toMatchObject({ status: 0, value: { scopes: { global: { max: 2 } } } });
+    expect(await configure({ spec: spec({ global: 3 }), version: 3 })).toEqual({ status: 0, value: { result: "installed", version: 3 } });
+    expect(await stats(group)).toMatchObject({ status: 0, value: { scopes: { global: { max: 3 } } } });
   });
 
   it("refuses bad input with 400/413/422 Replies, unknown routes with 404, wrong methods with 405", async () => {

@@ -79,12 +79,12 @@ describe("Durable Object store client", () => {
   it("never retries a non-retryable fault", async () => {
     const { namespace, calls } = scripted({ configure: () => Promise.reject(rpcError("internal error", {})) });
     const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
-    const error = await handle.configure(spec({ global: 2 })).then(() => null, (e: unknown) => e);
+    const error = await handle.configure(spec({ global: 2 }), null).then(() => null, (e: unknown) => e);
     expect(error).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false });
     // The call waited for the handle's own configure on open, and shares its fault: sent once.
     expect(calls.filter((c) => c === "configure")).toHaveLength(1);
     // The next call tries again, once.
-    await handle.configure(spec({ global: 2 })).then(() => null, (e: unknown) => e);
+    await handle.configure(spec({ global: 2 }), null).then(() => null, (e: unknown) => e);
     expect(calls.filter((c) => c === "configure")).toHaveLength(2);
   });
 

@@ -8,7 +8,7 @@
  * a real-clock store (Redis, the Durable Object) runs it with margins wide enough for real I/O.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createGuard, SlotgateError, SlotgateRejectedError, type AcquireResult, type Guard, type GuardOptions, type Lease, type SlotStore } from "../../src/index.js";
+import { createGuard, readGroupStats, SlotgateError, SlotgateRejectedError, type AcquireResult, type Guard, type GuardOptions, type Lease, type SlotStore } from "../../src/index.js";
 
 export interface ConformanceTarget {
   name: string;
@@ -64,6 +64,7 @@ export function runConformance(target: ConformanceTarget): void {
   };
 
   const inUse = async (guard: Guard, scope: string) => (await guard.stats()).scopes[scope]?.in_use ?? 0;
+  const freshGroup = (label: string) => `conf-${label}-${process.pid}-${Date.now().toString(36)}-${++groupSeq}`;
 
   describe(`store conformance: ${target.name}`, () => {
     beforeEach(async () => {
@@ -318,6 +319,102 @@ export function runConformance(target: ConformanceTarget): void {
         await expect(g.acquire({ backend: "old" })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });
         await onB.release();
         expect((await g.stats()).scopes["backend:api"]).toMatchObject({ in_use: 1 });
+      });
+    });
+
+    describe("rule 13: spec versions", () => {
+      test("a higher version replaces the spec; a running lower-version guard then runs under it", async () => {
+        const group = freshGroup("v-higher");
+        const v1 = guardWith({ version: 1, limits: { global: 1, old: 5 } }, group);
+        expect(await v1.open()).toEqual({ installed: true, storedVersion: 1 });
+        const held = leaseOf(await v1.acquire({ scopes: ["global", "old"] }));
+        // The first node of a rolling deploy switches the fleet.
+        const v2 = guardWith({ version: 2, limits: { global: 2, new: 5 } }, group);
+        expect(await v2.open()).toEqual({ installed: true, storedVersion: 2 });
+        leaseOf(await v2.acquire({ scopes: ["global", "new"] }));
+        expect(await v2.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "full" });
+        // The old node enforces the new limits, and a scope the new spec removed is unavailable, not a fault.
+        expect(await v1.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "full" });
+        expect(await v1.acquire({ scopes: ["old"] })).toMatchObject({ ok: false, reason: "unavailable" });
+        expect((await v1.stats()).spec).toMatchObject({ version: 1, superseded: true, unavailable: 1 });
+        await held.release();
+        const s = await v2.stats();
+        expect(s.scopes.global).toMatchObject({ in_use: 1, max: 2 });
+        expect(s.scopes.old).toBeUndefined();
+      });
+
+      test("the same version with another spec is refused with a coded error naming what differs; the stored spec stays", async () => {
+        const group = freshGroup("v-conflict");
+        const first = guardWith({ version: 3, limits: { global: 1, "frontend:web": 10 } }, group);
+        await first.open();
+        const other = guardWith({ version: 3, limits: { global: 1, "frontend:web": 20, "frontend:api": 5 } }, group);
+        const error = await other.open().then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(SlotgateError);
+        expect(error).toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
+        const message = (error as Error).message;
+        expect(message).toContain("frontend:web max 10 (stored) vs 20 (this node)");
+        expect(message).toContain("frontend:api only in this node's spec");
+        // Its first call fails the same way; nothing was taken.
+        await expect(other.acquire({ scopes: ["global"] })).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
+        leaseOf(await first.acquire({ scopes: ["frontend:web"] }));
+        const s = await first.stats();
+        expect(s.scopes["frontend:web"]).toMatchObject({ in_use: 1, max: 10 });
+        expect(s.scopes["frontend:api"]).toBeUndefined();
+        // A reconfigure under the same version is refused too: raise the version to change limits.
+        await expect(first.configure({ limits: { global: 2, "frontend:web": 10 } })).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
+        expect((await first.stats()).scopes.global?.max).toBe(1);
+        expect(await first.configure({ limits: { global: 2, "frontend:web": 10 }, version: 4 })).toEqual({ installed: true, storedVersion: 4 });
+        expect((await first.stats()).scopes.global?.max).toBe(2);
+      });
+
+      test("the same version with the same spec is fine, whatever the key order", async () => {
+        const group = freshGroup("v-equal");
+        const a = guardWith({ version: 4, limits: { global: 2, tenant: { perKey: 1 } }, backends: { api: { max: 5, servers: { x: { max: 1 }, y: {} } } } }, group);
+        await a.open();
+        const b = guardWith({ version: 4, backends: { api: { servers: { x: { max: 1 }, y: {} }, max: 5 } }, limits: { tenant: { perKey: 1 }, global: 2 } }, group);
+        expect(await b.open()).toEqual({ installed: true, storedVersion: 4 });
+        leaseOf(await a.acquire({ scopes: ["global", "tenant:t"] }));
+        expect(await b.acquire({ scopes: ["tenant:t"] })).toMatchObject({ ok: false, reason: "full" });
+        leaseOf(await b.acquire({ scopes: ["global"] }));
+        expect(await a.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "full" });
+      });
+
+      test("a lower version runs under the stored spec; a scope only it names answers unavailable, counted", async () => {
+        const group = freshGroup("v-lower");
+        const newer = guardWith({ version: 6, limits: { global: 1, "frontend:renamed": 5 } }, group);
+        await newer.open();
+        const events: unknown[] = [];
+        const older = guardWith({ version: 5, limits: { global: 3, "frontend:web": 5 }, onEvent: (e) => events.push(e) }, group);
+        expect(await older.open()).toEqual({ installed: false, storedVersion: 6 });
+        leaseOf(await older.acquire({ scopes: ["global"] }));
+        expect(await older.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "full" });
+        expect(await older.acquire({ scopes: ["frontend:web"] })).toMatchObject({ ok: false, reason: "unavailable" });
+        expect(await older.acquire({ scopes: ["frontend:web"] })).toMatchObject({ ok: false, reason: "unavailable" });
+        expect(events.filter((e) => (e as { type: string }).type === "scope-unavailable")).toEqual([{ type: "scope-unavailable", scope: "frontend:web" }]);
+        expect((await older.stats()).spec).toEqual({ version: 5, superseded: true, unavailable: 2 });
+        const s = await newer.stats();
+        expect(s.scopes.global).toMatchObject({ in_use: 1, max: 1 });
+        expect(s.scopes["frontend:web"]).toBeUndefined();
+        // An unversioned guard never replaces a versioned spec either.
+        const unversioned = guardWith({ limits: { global: 9 } }, group);
+        expect(await unversioned.open()).toEqual({ installed: false, storedVersion: 6 });
+        expect((await newer.stats()).scopes.global?.max).toBe(1);
+      });
+
+      test("reading stats is read-only: no spec is written, and a group nobody opened is not created", async () => {
+        const group = freshGroup("v-read");
+        const before = await readGroupStats(store, group);
+        // Undefined where the store can tell; otherwise (a Durable Object) an empty group.
+        if (before !== undefined) expect(Object.keys(before.scopes)).toEqual([]);
+        const g = guardWith({ version: 2, limits: { global: 1 } }, group);
+        leaseOf(await g.acquire({ scopes: ["global"] }));
+        const read = await readGroupStats(store, group);
+        expect(read?.scopes.global).toMatchObject({ in_use: 1, max: 1 });
+        expect(read).toMatchObject({ group, store: store.kind });
+        // The group still runs its spec, version included: an equal version with other limits is still refused.
+        const other = guardWith({ version: 2, limits: { global: 7 } }, group);
+        await expect(other.open()).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
+        expect(await g.acquire({ scopes: ["global"] })).toMatchObject({ ok: false, reason: "full" });
       });
     });
 

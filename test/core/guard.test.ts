@@ -22,10 +22,11 @@ function flakyStore(): { store: SlotStore; down: (v: boolean) => void } {
   const fault = () => new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", "connection refused (injected)", { retryable: true });
   const store: SlotStore = {
     kind: "flaky-memory",
-    open(group, spec) {
-      const h = inner.open(group, spec);
+    open(group, spec, options) {
+      const h = inner.open(group, spec, options);
       const guarded = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => (...a: A): Promise<R> => (isDown ? Promise.reject(fault()) : fn(...a));
       const handle: GroupStore = {
+        ready: guarded(h.ready.bind(h)),
         acquire: guarded(h.acquire.bind(h)),
         release: guarded(h.release.bind(h)),
         renew: guarded(h.renew.bind(h)),
@@ -36,6 +37,7 @@ function flakyStore(): { store: SlotStore; down: (v: boolean) => void } {
       };
       return handle;
     },
+    readStats: (group) => (isDown ? Promise.reject(fault()) : inner.readStats(group)),
   };
   return { store, down: (v) => (isDown = v) };
 }
@@ -57,12 +59,15 @@ describe("options are validated at construction", () => {
     ["no servers", { backends: { api: { servers: {} } } }, "backends.api.servers: expected at least one server, got an object"],
     ["bad group", { group: "has space" }, 'group: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "has space"'],
     ["__proto__ limit", { limits: JSON.parse('{"__proto__": 3}') }, 'limits.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"'],
-    ["unknown option", { limit: {} }, 'limit: expected one of the keys store, group, limits, backends, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"'],
+    ["unknown option", { limit: {} }, 'limit: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"'],
     ["policy", { onStoreError: "ignore" }, 'onStoreError: expected one of "fail-closed", "fail-open", "local", got "ignore"'],
     ["local needs share", { onStoreError: "local" }, 'localShare: expected a number in (0, 1] when onStoreError is "local", got undefined'],
     ["share range", { localShare: 2 }, "localShare: expected a number in (0, 1], got 2"],
     ["reserved name", { limits: { "backend:x": 1 } }, 'limits["backend:x"]: expected a limit name not starting with backend: or server: (declare those under backends), got "backend:x"'],
     ["ttl", { defaults: { leaseTtlMs: 0 } }, "defaults.leaseTtlMs: expected a positive integer, got 0"],
+    ["version 0", { version: 0 }, "version: expected a positive integer, got 0"],
+    ["fractional version", { version: 1.5 }, "version: expected a positive integer, got 1.5"],
+    ["version as a string", { version: "2" }, 'version: expected a positive integer, got "2"'],
   ];
   it.each(cases)("%s", (_name, options, message) => {
     let error: unknown;

@@ -47,6 +47,26 @@ describe("slotgate check", () => {
     expect(edge.stdout).toContain("frontend echo: tcp on 127.0.0.1:8000");
   });
 
+  it("warns (exit 0) when a shared store is used without a version", async () => {
+    const base = {
+      frontends: { web: { bind: "127.0.0.1:8080", default_backend: "app" } },
+      backends: { app: { servers: { a: { address: "127.0.0.1:9001" } } } },
+    };
+    for (const store of [{ type: "redis", url: "redis://127.0.0.1:6379" }, { type: "redis-cluster", urls: ["redis://127.0.0.1:7000"] }, { type: "durable-object", url: "https://slots.example.com", token: "a-slot-api-token-0123456789" }]) {
+      const unversioned = await run(["check", "-c", await writeConfig(`unversioned-${store.type}.yaml`, { ...base, store })]);
+      expect(unversioned.code).toBe(0);
+      expect(unversioned.stdout).toMatch(/^ok: /);
+      expect(unversioned.stderr).toMatch(new RegExp(`^warning: .*store ${store.type} is shared by the fleet, and the config has no version`));
+      const versioned = await run(["check", "-c", await writeConfig(`versioned-${store.type}.yaml`, { ...base, store, version: 3 })]);
+      expect(versioned.code).toBe(0);
+      expect(versioned.stderr).toBe("");
+      expect(versioned.stdout).toContain("version 3 · store");
+    }
+    const memory = await run(["check", "-c", await writeConfig("memory.yaml", base)]);
+    expect(memory.code).toBe(0);
+    expect(memory.stderr).toBe("");
+  });
+
   it("prints every problem with its path and exits 1", async () => {
     const file = await writeConfig("broken.yaml", {
       frontends: { web: { bind: "127.0.0.1:8080", default_backend: "web_servers", deny_status: 404 } },

@@ -62,6 +62,7 @@ describe("example configs", () => {
     const c = await loadEdgeConfig(join(EXAMPLES, "edge.yaml"));
     expect(c.store).toEqual({ type: "redis", url: "redis://127.0.0.1:6379", prefix: null });
     expect(c.group).toBe("shop");
+    expect(c.version).toBe(1);
     expect(c.onStoreError).toBe("fail-closed");
     expect(c.localShare).toBe(0.34);
     expect(c.global.maxconn).toBe(60000);
@@ -122,10 +123,18 @@ describe("example configs", () => {
     );
     expect(c.store).toEqual({ type: "memory" });
     expect(c.group).toBe("default");
+    expect(c.version).toBeNull();
     expect(c.onStoreError).toBe("fail-closed");
     expect(c.frontends.f).toMatchObject({ mode: "http", maxconn: null, denyStatus: 503, bind: { host: "127.0.0.1", port: 0 } });
     expect(c.backends.b).toMatchObject({ balance: "roundrobin", leaseTtlMs: 30000, timeout: { queueMs: 5000, connectMs: 5000, serverMs: 60000 } });
     expect(c.stats).toBeNull();
+  });
+
+  it("a top-level version goes to the guard options", () => {
+    const c = parseEdgeConfig("version: 7\nfrontends: { f: { bind: 'localhost:0', default_backend: b } }\nbackends: { b: { servers: { s: { address: 'api.internal:80' } } } }\n");
+    expect(c.version).toBe(7);
+    expect(toGuardOptions(c).version).toBe(7);
+    expect(toGuardOptions({ ...c, version: null })).not.toHaveProperty("version");
   });
 });
 
@@ -141,7 +150,10 @@ describe("config errors name their path", () => {
     { name: "fractional maxconn", input: (c) => (c.global.maxconn = 1.5), expect: ["global.maxconn: expected a positive integer, got 1.5"] },
     { name: "maxconn as a string", input: (c) => (c.node.maxconn = "10"), expect: ['node.maxconn: expected a positive integer, got "10"'] },
     { name: "maxconn too large", input: (c) => (c.backends.web_servers.maxconn = 2e9), expect: ["backends.web_servers.maxconn: expected a positive integer up to 1000000000, got 2000000000"] },
-    { name: "unknown top-level key", input: (c) => (c.maxconn = 5), expect: ['maxconn: expected one of the keys store, group, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"'] },
+    { name: "version 0", input: (c) => (c.version = 0), expect: ["version: expected a positive integer, got 0"] },
+    { name: "version not an integer", input: (c) => (c.version = "v2"), expect: ['version: expected a positive integer, got "v2"'] },
+    { name: "version fractional", input: (c) => (c.version = 2.5), expect: ["version: expected a positive integer, got 2.5"] },
+    { name: "unknown top-level key", input: (c) => (c.maxconn = 5), expect: ['maxconn: expected one of the keys store, group, version, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"'] },
     { name: "typo in a frontend key", input: (c) => (c.frontends.web.maxcon = 5), expect: [/^frontends\.web\.maxcon: expected one of the keys bind, mode, maxconn, .*got "maxcon"$/] },
     { name: "typo in a server key", input: (c) => (c.backends.web_servers.servers.web2.max_conn = 5), expect: [/^backends\.web_servers\.servers\.web2\.max_conn: expected one of the keys address, maxconn, maxqueue, weight, down, got "max_conn"$/] },
     { name: "unknown condition", input: (c) => (c.frontends.web.priority[0].if.path_end = "/x"), expect: [/^frontends\.web\.priority\[0\]\.if\.path_end: expected one of the keys path_beg, path_reg, method, host, header, src/] },

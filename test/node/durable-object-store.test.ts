@@ -305,6 +305,25 @@ describe("HTTP store client (scripted fetch)", () => {
     await expect(garbled.handle.renew("l1", 1000)).rejects.toMatchObject({ code: "SLOTGATE_STORE_PROTOCOL" });
   });
 
+  it("sends the version with the spec, reads what the object did with it, and reads stats without configuring", async () => {
+    const bodies: unknown[] = [];
+    const outcomes = [
+      { result: "installed", version: 4 },
+      { result: "kept", version: 7 },
+      { result: "conflict", version: 4, spec: { limits: { global: { max: 3, maxqueue: null, keyed: false } }, backends: {} } },
+    ];
+    const s = scripted({ configure: (body) => (bodies.push(body), Response.json({ status: 0, value: outcomes.shift() })) });
+    const store = createDurableObjectHttpStore({ url: "https://slots.example.com", token: TOKEN, fetch: s.fetch, retryDelayMs: 1 });
+    expect(await store.open("g", SPEC, { version: 4 }).ready()).toEqual({ installed: true, storedVersion: 4 });
+    expect(await store.open("g", SPEC, { version: 3 }).ready()).toEqual({ installed: false, storedVersion: 7 });
+    const refused = store.open("g", SPEC, { version: 4 });
+    await expect(refused.ready()).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT", message: expect.stringContaining("global max 3 (stored) vs 1 (this node)") });
+    expect(bodies).toEqual([{ spec: SPEC, version: 4 }, { spec: SPEC, version: 3 }, { spec: SPEC, version: 4 }]);
+    s.calls.length = 0;
+    expect(await store.readStats("g")).toBeNull();
+    expect(s.calls).toEqual(["stats"]);
+  });
+
   it("sends to <url>/_slotgate/v1/groups/<group>/<op> with the bearer token, never following redirects", async () => {
     const seen: { url: string; init: RequestInit }[] = [];
     const store = createDurableObjectHttpStore({
@@ -312,7 +331,8 @@ describe("HTTP store client (scripted fetch)", () => {
       token: TOKEN,
       fetch: (url, init) => {
         seen.push({ url, init });
-        return Promise.resolve(Response.json({ status: 0, value: true }));
+        // configure answers what an object from before versions answers (null); the rest `true`.
+        return Promise.resolve(Response.json({ status: 0, value: url.endsWith("/configure") ? null : true }));
       },
     });
     await store.open("shop", SPEC).release("l1");

@@ -328,9 +328,10 @@ function faultyStore(fault: { value: Fault }): SlotStore {
   const inner = createMemoryStore();
   return {
     kind: "faulty",
-    open(group, spec): GroupStore {
-      const h = inner.open(group, spec);
+    open(group, spec, options): GroupStore {
+      const h = inner.open(group, spec, options);
       return {
+        ready: () => h.ready(),
         acquire: (request, signal) => {
           switch (fault.value) {
             case "down":
@@ -345,12 +346,13 @@ function faultyStore(fault: { value: Fault }): SlotStore {
         },
         release: (id) => h.release(id),
         renew: (id, ttl) => h.renew(id, ttl),
-        configure: (sp) => h.configure(sp),
+        configure: (sp, version) => h.configure(sp, version),
         setServerState: (b, sv, up) => h.setServerState(b, sv, up),
         stats: () => h.stats(),
         close: () => h.close(),
       };
     },
+    readStats: (group) => inner.readStats(group),
   };
 }
 
@@ -395,13 +397,19 @@ describe("http proxy: store faults and outage policies", () => {
     expect(o.max).toBe(2);
   });
 
-  it("answers 500 (and logs) when the store does not know a scope, or on a bug; never leaks", async () => {
+  it("answers deny_status with reason unavailable (logged once) when the store does not know a scope, 500 on a bug; never leaks", async () => {
     const o = await origin();
     const fault = { value: "unknown-scope" as Fault };
     const s = await startNode({ store: faultyStore(fault), servers: { a: { address: o.address, maxconn: 1 } } });
+    // The store runs a spec without frontend:web (a newer version removed it): never a 500.
     const r1 = await request(`${s.url}/x`);
-    expect(r1.status).toBe(500);
-    expect(s.logs.find((l) => l.msg === "request names a scope the store does not know")).toMatchObject({ level: "error" });
+    expect(r1.status).toBe(503);
+    expect(r1.headers["x-slotgate-reason"]).toBe("unavailable");
+    expect((await request(`${s.url}/x2`)).status).toBe(503);
+    const told = s.logs.filter((l) => l.event === "scope-unavailable");
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ level: "warn", scope: "frontend:web" });
+    expect((await s.stats()).spec).toMatchObject({ superseded: true, unavailable: 2 });
     fault.value = "bug";
     const r2 = await request(`${s.url}/y`);
     expect(r2.status).toBe(500);
@@ -409,7 +417,8 @@ describe("http proxy: store faults and outage policies", () => {
     fault.value = "none";
     expect((await request(`${s.url}/z`)).status).toBe(200);
     await expectAllFree(s);
-    expect(s.node.nodeStats().frontends.web!.rejected.error).toBe(2);
+    expect(s.node.nodeStats().frontends.web!.rejected.error).toBe(1);
+    expect(s.node.nodeStats().frontends.web!.rejected.unavailable).toBe(2);
   });
 });
 

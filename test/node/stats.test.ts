@@ -660,5 +660,6 @@ function fakeStats(scopes: GuardStats["scopes"]): GuardStats {
     queueWaitQuantiles: { p50: 0, p90: 0, p99: 0 },
     fallback: { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 },
     localHolders: 0,
+    spec: { version: null, superseded: false, unavailable: 0 },
   };
 }

@@ -60,6 +60,8 @@
  *   characters from [A-Za-z0-9_.:-] (no braces: the store owns the hash tag).
  * - `local_share` is required with `on_store_error: local` and allowed (ignored) otherwise, so
  *   switching the policy during an incident is a one-line change.
+ * - `version` (optional): a positive integer, the version of the limits (SPEC §2 rule 13). Raise
+ *   it with every change of limits; see docs/edge-node.md, "Versions and deploys".
  * - Defaults: `store` memory, `group` "default", `on_store_error` fail-closed, `mode` http,
  *   `balance` roundrobin (as HAProxy), server `weight` 1 (1–256), `delay_before_close` 0 (≤ 5m).
  *   `default_server` (maxconn, maxqueue, weight) is applied to every server of its backend here,
@@ -76,6 +78,7 @@ import { MAX_TTL_MS } from "../../core/acquire-options.js";
 import { redactCredentials } from "../../core/redact.js";
 import { STORE_ERROR_POLICIES, type StoreErrorPolicy } from "../../core/guard.js";
 import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance } from "../../core/spec.js";
+import { MAX_SPEC_VERSION } from "../../core/spec-version.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
 import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkObject, checkOneOf, isPlainObject, join } from "../../core/validate.js";
 import { checkDuration } from "./duration.js";
@@ -224,6 +227,8 @@ export interface LogConfig {
 export interface EdgeConfig {
   store: StoreConfig;
   group: string;
+  /** The spec's version (SPEC §2 rule 13); null: unversioned. */
+  version: number | null;
   onStoreError: StoreErrorPolicy;
   /** Required (in (0, 1]) when `onStoreError` is `local`. */
   localShare: number | null;
@@ -267,7 +272,7 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const HOST_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const MAX_LIST = 256;
 
-const TOP_KEYS = ["store", "group", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats", "log"];
+const TOP_KEYS = ["store", "group", "version", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats", "log"];
 const STORE_KEYS = ["type", "url", "urls", "token", "prefix"];
 const STORE_KEYS_BY_TYPE: Record<StoreType, readonly string[]> = {
   memory: ["type"],
@@ -322,6 +327,7 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
 
   const store = parseStore(issues, raw.store);
   const group = raw.group === undefined ? "default" : checkName(issues, "group", raw.group);
+  const version = raw.version === undefined ? null : checkInt(issues, "version", raw.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" });
   const onStoreError = raw.on_store_error === undefined ? "fail-closed" : checkOneOf(issues, "on_store_error", raw.on_store_error, STORE_ERROR_POLICIES);
   let localShare: number | null = null;
   if (raw.local_share !== undefined) {
@@ -341,8 +347,8 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
   crossCheckBackends(issues, raw.frontends, frontends.items, backends);
   crossCheckBinds(issues, raw.frontends, stats ?? null);
 
-  if (!issues.empty || !store || group === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log) return undefined;
-  return { store, group, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
+  if (!issues.empty || !store || group === undefined || version === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log) return undefined;
+  return { store, group, version, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ export function toGuardOptions(config: EdgeConfig): EdgeGuardOptions {
   const backends: BackendsOption = {};
   for (const b of Object.values(config.backends)) backends[b.name] = toBackendOption(b);
   const options: EdgeGuardOptions = { group: config.group, limits, backends, onStoreError: config.onStoreError };
+  if (config.version !== null) options.version = config.version;
   if (config.localShare !== null) options.localShare = config.localShare;
   return options;
 }

@@ -40,9 +40,10 @@ import { SlotgateConfigError, SlotgateError, StoreStatus } from "../../core/erro
 import { redactCredentials } from "../../core/redact.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
-import type { ChainRequest, GroupStore, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
-import { Issues, checkInt, isPlainObject } from "../../core/validate.js";
-import { unwrap, type Reply } from "../../cloudflare/protocol.js";
+import type { ChainRequest, GroupStore, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
+import type { GroupStatsSnapshot as Snapshot } from "../../core/stats.js";
+import { Issues, checkInt, checkName, isPlainObject } from "../../core/validate.js";
+import { specStatusOf, unwrap, type Reply } from "../../cloudflare/protocol.js";
 import { PING_PATH, SLOT_API_OPS, isSlotApiFault, slotApiPath, type SlotApiOp } from "../../cloudflare/slot-api-protocol.js";
 
 /** The part of `fetch` this store uses. */
@@ -107,7 +108,14 @@ export function createDurableObjectHttpStore(options: DurableObjectHttpStoreOpti
   });
   return {
     kind: "durable-object",
-    open: (group: string, spec: GroupSpec): GroupStore => new HttpGroup(client, group, spec),
+    open: (group: string, spec: GroupSpec, openOptions: OpenOptions = {}): GroupStore => new HttpGroup(client, group, spec, openOptions.version ?? null),
+    // Read-only: the stats route writes no spec (and a lease token may call it).
+    readStats: (group: string): Promise<Snapshot | undefined> => {
+      const issues = new Issues();
+      checkName(issues, "group", group);
+      if (!issues.empty) return Promise.reject(new SlotgateConfigError(issues.list));
+      return client.idempotent<Snapshot>(group, "stats", undefined);
+    },
     ping: (signal?: AbortSignal) => client.call<unknown>(null, "ping", undefined, signal ?? AbortSignal.timeout(timeoutMs!)).then(() => undefined),
   };
 }
@@ -300,21 +308,28 @@ function closedError(): SlotgateError {
   return new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed");
 }
 
+/** Marks a configure the token may not send. */
+const FORBIDDEN = Symbol("forbidden");
+
 /** One guard's handle on one group's object, through the slot API. */
 class HttpGroup implements GroupStore {
   readonly #client: Client;
   readonly #group: string;
   #spec: GroupSpec;
+  #version: number | null;
+  /** What the object did with this handle's spec (SPEC §2 rule 13). */
+  #status: SpecStatus | undefined;
   #configured = false;
   #configuring: Promise<void> | undefined;
   #closed = false;
   /** Acquires of this handle still waiting, by waiter id. */
   readonly #waiting = new Map<string, { giveUp: () => void; result: Promise<StoreAcquireResult> }>();
 
-  constructor(client: Client, group: string, spec: GroupSpec) {
+  constructor(client: Client, group: string, spec: GroupSpec, version: number | null) {
     this.#client = client;
     this.#group = group;
     this.#spec = spec;
+    this.#version = version;
     // Push the spec now. Calls made before it lands wait for it. A failure is retried by the next call.
     this.#ensureConfigured().catch(() => undefined);
   }
@@ -419,10 +434,22 @@ class HttpGroup implements GroupStore {
     });
   }
 
-  async configure(spec: GroupSpec): Promise<void> {
+  async ready(): Promise<SpecStatus> {
     this.#checkOpen();
-    this.#spec = spec;
-    await this.#whenConfigured(() => this.#client.idempotent<null>(this.#group, "configure", { spec }));
+    await this.#ensureConfigured();
+    return this.#status ?? { installed: true, storedVersion: this.#version };
+  }
+
+  async configure(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    this.#checkOpen();
+    return this.#whenConfigured(async () => {
+      const value = await this.#client.idempotent<unknown>(this.#group, "configure", { spec, version });
+      const status = specStatusOf(value, this.#group, spec, version);
+      this.#spec = spec;
+      this.#version = version;
+      this.#status = status;
+      return status;
+    });
   }
 
   async setServerState(backend: string, server: string, up: boolean): Promise<void> {
@@ -458,9 +485,13 @@ class HttpGroup implements GroupStore {
   #ensureConfigured(): Promise<void> {
     // A token without the admin permission may still lease: the object keeps the spec someone
     // with that permission pushed, so a refusal here is not a fault of this handle.
-    const tolerateForbidden: Interpret<null> = (reply) => (reply.status === StoreStatus.Forbidden ? null : unwrap(reply as Reply<null>));
-    this.#configuring ??= this.#client.idempotent<null>(this.#group, "configure", { spec: this.#spec }, tolerateForbidden).then(
-      () => {
+    // Such a handle cannot tell which version the object keeps: it reads as not installed.
+    const tolerateForbidden: Interpret<unknown> = (reply) => (reply.status === StoreStatus.Forbidden ? FORBIDDEN : unwrap(reply as Reply<unknown>));
+    const spec = this.#spec;
+    const version = this.#version;
+    this.#configuring ??= this.#client.idempotent<unknown>(this.#group, "configure", { spec, version }, tolerateForbidden).then(
+      (value) => {
+        this.#status = value === FORBIDDEN ? { installed: false, storedVersion: null } : specStatusOf(value, this.#group, spec, version);
         this.#configured = true;
       },
       (error: unknown) => {

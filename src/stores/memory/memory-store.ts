@@ -5,9 +5,10 @@
  */
 import { SlotgateError } from "../../core/errors.js";
 import type { GroupSpec } from "../../core/spec.js";
+import { canonicalSpecJson, decideSpec, specConflictError } from "../../core/spec-version.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import { GroupState } from "../../core/state/group-state.js";
-import type { ChainRequest, GroupStore, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
+import type { ChainRequest, GroupStore, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { refTimer, unrefTimer as unref } from "../../core/timers.js";
 
 export interface MemoryStoreOptions {
@@ -20,22 +21,27 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SlotStore {
   const groups = new Map<string, MemoryGroup>();
   return {
     kind: "memory",
-    open(group: string, spec: GroupSpec): GroupStore {
+    open(group: string, spec: GroupSpec, options: OpenOptions = {}): GroupStore {
       let g = groups.get(group);
       if (!g) {
-        g = new MemoryGroup(spec, clock);
+        g = new MemoryGroup(group, spec, clock);
         groups.set(group, g);
-      } else {
-        g.state.configure(spec, clock());
-        g.flush();
       }
       g.handles++;
-      return new MemoryGroupHandle(g, () => {
+      return new MemoryGroupHandle(g, spec, options.version ?? null, () => {
         if (--g.handles === 0) {
           g.shutdown();
           groups.delete(group);
         }
       });
+    },
+    async readStats(group: string) {
+      // Read-only: a group nobody has open has no state here (it lives as long as its handles).
+      const g = groups.get(group);
+      if (!g) return undefined;
+      const stats = g.state.stats(g.now());
+      g.flush();
+      return stats;
     },
   };
 }
@@ -43,18 +49,46 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): SlotStore {
 type Waiter = (result: StoreAcquireResult) => void;
 
 class MemoryGroup {
+  readonly name: string;
   readonly state: GroupState;
   readonly waiters = new Map<string, Waiter>();
   handles = 0;
+  /** The spec the state runs, as canonical JSON, its object and its version (SPEC §2 rule 13). */
+  specJson: string | undefined;
+  spec: GroupSpec | undefined;
+  version: number | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   readonly #clock: () => number;
 
-  constructor(spec: GroupSpec, clock: () => number) {
+  constructor(name: string, spec: GroupSpec, clock: () => number) {
+    this.name = name;
     // Ids never leave this process, so a counter serves as well as a random UUID, for less.
     let seq = 0;
+    // The state starts with the first opener's limits; its push (below) records them with their version.
     this.state = new GroupState(spec, { recordEnded: false, newId: () => `m${++seq}` });
     this.#clock = clock;
+  }
+
+  /** Applies a pushed spec under the version rule; throws SLOTGATE_SPEC_CONFLICT when it is refused. */
+  push(spec: GroupSpec, version: number | null): SpecStatus {
+    const json = canonicalSpecJson(spec);
+    const stored = this.specJson === undefined ? undefined : { version: this.version, json: this.specJson };
+    switch (decideSpec(stored, version, json)) {
+      case "conflict":
+        throw specConflictError(this.name, version!, this.spec, spec);
+      case "keep":
+        return { installed: false, storedVersion: this.version };
+      case "install":
+        if (json !== this.specJson) {
+          this.state.configure(spec, this.now());
+          this.flush();
+        }
+        this.spec = spec;
+        this.specJson = json;
+        this.version = version;
+        return { installed: true, storedVersion: version };
+    }
   }
 
   now(): number {
@@ -130,19 +164,41 @@ class MemoryGroupHandle implements GroupStore {
   #closed = false;
   /** Tickets opened through this handle, so close() can end exactly those. */
   readonly #mine = new Set<string>();
+  #spec: GroupSpec;
+  #version: number | null;
+  /** What the push of this handle's spec found; undefined until it went through (a conflict is retried by every call). */
+  #status: SpecStatus | undefined;
 
-  constructor(g: MemoryGroup, onClose: () => void) {
+  constructor(g: MemoryGroup, spec: GroupSpec, version: number | null, onClose: () => void) {
     this.#g = g;
+    this.#spec = spec;
+    this.#version = version;
     this.#onClose = onClose;
+    try {
+      this.#status = g.push(spec, version);
+    } catch {
+      // Refused: every call of this handle reports it (see #open).
+    }
   }
 
   #open(): MemoryGroup {
     if (this.#closed) throw new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed");
+    this.#status ??= this.#g.push(this.#spec, this.#version);
     return this.#g;
   }
 
+  async ready(): Promise<SpecStatus> {
+    this.#open();
+    return this.#status!;
+  }
+
   acquire(request: ChainRequest, signal?: AbortSignal): Promise<StoreAcquireResult> {
-    const g = this.#open();
+    let g: MemoryGroup;
+    try {
+      g = this.#open();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "aborted" });
     const decision = g.state.acquire(request, g.now());
     if (decision.status !== "queued") {
@@ -184,10 +240,13 @@ class MemoryGroupHandle implements GroupStore {
     return expiresAt === undefined ? { ok: false } : { ok: true, expiresAt };
   }
 
-  async configure(spec: GroupSpec): Promise<void> {
-    const g = this.#open();
-    g.state.configure(spec, g.now());
-    g.flush();
+  async configure(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    if (this.#closed) throw new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed");
+    const status = this.#g.push(spec, version);
+    this.#spec = spec;
+    this.#version = version;
+    this.#status = status;
+    return status;
   }
 
   async setServerState(backend: string, server: string, up: boolean): Promise<void> {

@@ -12,8 +12,9 @@
 import type { Cluster, Redis } from "ioredis";
 import { SlotgateConfigError, SlotgateError, storeStatusError, type ConfigIssue } from "../../core/errors.js";
 import { backendScope, serverScope, type GroupSpec } from "../../core/spec.js";
+import { canonicalSpecJson, isSpecVersion, specConflictError } from "../../core/spec-version.js";
 import { WAIT_BUCKETS_MS, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
-import type { ChainRequest, GroupStore, LeaseGrant, RenewResult, SlotStore, StoreAcquireResult } from "../../core/store.js";
+import type { ChainRequest, GroupStore, LeaseGrant, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { unrefTimer } from "../../core/timers.js";
 import { DEFAULT_PREFIX, groupBase, groupKeys } from "./keys.js";
 import { NOT_CONFIGURED, SCRIPTS, type ScriptDef, type ScriptName } from "./scripts/index.js";
@@ -209,20 +210,27 @@ class RedisStore implements RedisSlotStore {
     this.#faults[kind]++;
   }
 
-  open(group: string, spec: GroupSpec): GroupStore {
+  open(group: string, spec: GroupSpec, options: OpenOptions = {}): GroupStore {
+    const version = options.version ?? null;
     let g = this.#groups.get(group);
     if (!g) {
       const channel = `${groupBase(this.prefix, group)}wake:${this.nodeId}`;
       // SSUBSCRIBE channels get ioredis' keyPrefix, SUBSCRIBE ones do not: scripts publish to the name Redis sees.
-      g = new RedisGroup(this, group, groupKeys(this.prefix, group), channel, this.sharded ? this.#keyPrefix + channel : channel, spec);
+      g = new RedisGroup(this, group, groupKeys(this.prefix, group), channel, this.sharded ? this.#keyPrefix + channel : channel, spec, version);
       this.#groups.set(group, g);
       this.#byChannel.set(g.wireChannel, g);
       g.start();
-    } else {
-      g.setSpec(spec);
     }
     g.handles++;
-    return new RedisGroupHandle(g);
+    // Each handle pushes its own spec (two guards of one process may be two nodes of different versions).
+    return new RedisGroupHandle(g, spec, version);
+  }
+
+  /** Read-only: the stats script settles deadlines but never writes the spec; a group without one is undefined. */
+  async readStats(group: string): Promise<GroupStatsSnapshot | undefined> {
+    const reply = await this.call(SCRIPTS.stats, groupKeys(this.prefix, group), [], { buffer: true });
+    if (reply[0] === NOT_CONFIGURED) return undefined;
+    return parseStats(reply, undefined);
   }
 
   /** Called by a group when its last handle closed. The last group takes the subscriber connection with it. */
@@ -262,9 +270,9 @@ class RedisStore implements RedisSlotStore {
    * One script call. Fails fast with SLOTGATE_STORE_UNAVAILABLE when the client is not ready (no
    * waiting in ioredis' offline queue) or Redis does not answer within `commandTimeoutMs`. A reply
    * that arrives after the timeout goes to `late`, so the caller can undo what it did. A call made
-   * `via` a group turns a reply that the group has no spec into a new push of it and one retry.
+   * `via` a group or a handle turns a reply that the group has no spec into a new push of it and one retry.
    */
-  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: CallOptions = NO_OPTIONS, via?: RedisGroup | "retried"): Promise<Reply> {
+  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: CallOptions = NO_OPTIONS, via?: Reconfigurer | "retried"): Promise<Reply> {
     const client = this.client;
     if (client.status !== "ready") {
       // A lazyConnect client connects on first use; calls made meanwhile wait for that one connect.
@@ -394,6 +402,11 @@ interface CallOptions {
 
 const NO_OPTIONS: CallOptions = {};
 
+/** Who pushes a spec again when a call finds the group without one (its data was lost). */
+interface Reconfigurer {
+  reconfigureAndRetry(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions): Promise<Reply>;
+}
+
 // ── one group, shared by every handle of this store instance ──────────────────────────────────
 
 
@@ -409,9 +422,9 @@ class RedisGroup {
   readonly waiters = new Map<string, Waiter>();
   /** Outcomes for tickets this node has not registered (yet): ticket id → outcome, time. */
   readonly #early = new Map<string, { outcome: Outcome; at: number }>();
+  /** The spec last pushed through this group without refusal (by any handle): what a group-level call pushes again after a data loss. */
   #spec: GroupSpec;
-  #configured = false;
-  #configuring: Promise<void> | undefined;
+  #version: number | null;
   #subscribed = false;
   #subscribing: Promise<void> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
@@ -420,70 +433,64 @@ class RedisGroup {
   #recheckTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  constructor(store: RedisStore, name: string, keys: string[], channel: string, wireChannel: string, spec: GroupSpec) {
+  constructor(store: RedisStore, name: string, keys: string[], channel: string, wireChannel: string, spec: GroupSpec, version: number | null) {
     this.store = store;
     this.name = name;
     this.keys = keys;
     this.channel = channel;
     this.wireChannel = wireChannel;
     this.#spec = spec;
+    this.#version = version;
   }
 
   get subscribed(): boolean {
     return this.#subscribed;
   }
 
-  /** The spec this node last pushed. */
-  get spec(): GroupSpec {
-    return this.#spec;
-  }
-
   start(): void {
-    this.#ensureConfigured()?.catch(() => undefined);
     this.subscribe().catch(() => undefined);
     this.arm(-1);
   }
 
-  /** A later open() of the same group pushes its spec too (all members of a fleet send the same). */
-  setSpec(spec: GroupSpec): void {
-    this.#spec = spec;
-    this.#configured = false;
-    this.#ensureConfigured()?.catch(() => undefined);
-  }
-
   // ── script calls ─────────────────────────────────────────────────────────────────────────
 
-  /** Pushes the spec if this node has not yet; undefined when it has (then calls go out synchronously). */
-  #ensureConfigured(): Promise<void> | undefined {
-    if (this.#configured) return undefined;
-    this.#configuring ??= this.configure(this.#spec).finally(() => {
-      this.#configuring = undefined;
-    });
-    return this.#configuring;
-  }
-
-  async configure(spec: GroupSpec): Promise<void> {
+  /**
+   * Pushes a spec with its version. Installed or kept (a newer stored spec, which then decides
+   * the pushing handle's calls), it resolves with the status; refused (the same version, another
+   * spec), it throws SLOTGATE_SPEC_CONFLICT naming what differs.
+   */
+  async configure(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    const reply = await this.store.call(SCRIPTS.configure, this.keys, [canonicalSpecJson(spec), version === null ? "" : String(version)]);
+    const status = int(reply[0], "configure status");
+    this.arm(int(reply[1], "next deadline"));
+    if (status === 2) {
+      let stored: GroupSpec | undefined;
+      try {
+        stored = JSON.parse(str(reply[3], "stored spec")) as GroupSpec;
+      } catch {
+        stored = undefined;
+      }
+      throw specConflictError(this.name, version!, stored, spec);
+    }
+    if (status !== 0 && status !== 1) throw protocol(`redis store: unknown configure status ${status}`);
     this.#spec = spec;
-    const reply = await this.store.call(SCRIPTS.configure, this.keys, [JSON.stringify(spec)]);
-    this.#configured = true;
-    this.arm(int(reply[0], "next deadline"));
+    this.#version = version;
+    const storedVersion = status === 0 ? version : Number(str(reply[2], "stored version"));
+    return { installed: status === 0, storedVersion: isSpecVersion(storedVersion) ? storedVersion : null };
   }
 
   /**
-   * Runs a script once the spec is in Redis. When this node already pushed it, the command is
-   * sent synchronously, so calls reach Redis in the order they were made (a release followed by
-   * an acquire cannot be reordered). A group whose data was lost is configured again, once.
+   * A group-level call (release, claim, cancel: they follow a grant or a ticket, so some handle
+   * has pushed a spec). Sent synchronously, so calls reach Redis in the order they were made. A
+   * group whose data was lost is configured again, once.
    */
   exec(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions = NO_OPTIONS): Promise<Reply> {
-    const pending = this.#ensureConfigured();
-    if (!pending) return this.store.call(def, this.keys, argv, options, this);
-    return pending.then(() => this.store.call(def, this.keys, argv, options, this));
+    return this.store.call(def, this.keys, argv, options, this);
   }
 
-  /** A call found the group without a spec (its data was lost): push it again, and retry once. */
+  /** A call found the group without a spec (its data was lost): push the last spec again, and retry once. */
   reconfigureAndRetry(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions): Promise<Reply> {
-    this.#configured = false;
-    return this.#ensureConfigured()!.then(() => this.store.call(def, this.keys, argv, options, "retried"));
+    return this.configure(this.#spec, this.#version).then(() => this.store.call(def, this.keys, argv, options, "retried"));
   }
 
   // ── sweeping ─────────────────────────────────────────────────────────────────────────────
@@ -749,14 +756,67 @@ class Waiter {
 
 // ── the handle a guard holds ─────────────────────────────────────────────────────────────────
 
-class RedisGroupHandle implements GroupStore {
+class RedisGroupHandle implements GroupStore, Reconfigurer {
   readonly #g: RedisGroup;
   #closed = false;
   /** Waiters opened through this handle, so close() can end exactly those. */
   readonly #mine = new Set<Waiter>();
+  #spec: GroupSpec;
+  #version: number | null;
+  /** What the push of this handle's spec found (SPEC §2 rule 13). */
+  #status: SpecStatus | undefined;
+  #configured = false;
+  #configuring: Promise<void> | undefined;
 
-  constructor(g: RedisGroup) {
+  constructor(g: RedisGroup, spec: GroupSpec, version: number | null) {
     this.#g = g;
+    this.#spec = spec;
+    this.#version = version;
+    // Push now; calls made before it lands wait for it. A failure (or a refusal) is retried by the next call.
+    this.#ensureConfigured()?.catch(() => undefined);
+  }
+
+  /** Pushes this handle's spec if it has not gone through yet; undefined when it has (then calls go out synchronously). */
+  #ensureConfigured(): Promise<void> | undefined {
+    if (this.#configured) return undefined;
+    this.#configuring ??= this.#push(this.#spec, this.#version).then(
+      () => {
+        this.#configuring = undefined;
+      },
+      (error: unknown) => {
+        this.#configuring = undefined;
+        throw error;
+      },
+    );
+    return this.#configuring;
+  }
+
+  async #push(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    const status = await this.#g.configure(spec, version);
+    this.#spec = spec;
+    this.#version = version;
+    this.#status = status;
+    this.#configured = true;
+    return status;
+  }
+
+  /**
+   * Runs a script once this handle's spec went through. When it has, the command is sent
+   * synchronously, so calls reach Redis in the order they were made (a release followed by an
+   * acquire cannot be reordered).
+   */
+  exec(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions = NO_OPTIONS): Promise<Reply> {
+    const g = this.#g;
+    const pending = this.#ensureConfigured();
+    if (!pending) return g.store.call(def, g.keys, argv, options, this);
+    return pending.then(() => g.store.call(def, g.keys, argv, options, this));
+  }
+
+  /** A call found the group without a spec (its data was lost): push this handle's again, and retry once. */
+  reconfigureAndRetry(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions): Promise<Reply> {
+    const g = this.#g;
+    this.#configured = false;
+    return this.#ensureConfigured()!.then(() => g.store.call(def, g.keys, argv, options, "retried"));
   }
 
   #open(): RedisGroup {
@@ -797,7 +857,7 @@ class RedisGroupHandle implements GroupStore {
         }).catch(() => g.store.fault("cleanup"));
       }
     };
-    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, leaseId, reply, signal, subscribedBefore));
+    return this.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, leaseId, reply, signal, subscribedBefore));
   }
 
   #acquired(g: RedisGroup, request: ChainRequest, leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
@@ -857,7 +917,7 @@ class RedisGroupHandle implements GroupStore {
   renew(leaseId: string, ttlMs: number): Promise<RenewResult> {
     if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
     const g = this.#g;
-    return g.exec(SCRIPTS.renew, [leaseId, ttlMs]).then((reply): RenewResult => {
+    return this.exec(SCRIPTS.renew, [leaseId, ttlMs]).then((reply): RenewResult => {
       if (int(reply[0], "renew status") !== 1) {
         g.arm(int(reply[1], "next deadline"));
         return { ok: false };
@@ -867,22 +927,31 @@ class RedisGroupHandle implements GroupStore {
     });
   }
 
-  async configure(spec: GroupSpec): Promise<void> {
-    await this.#open().configure(spec);
+  async ready(): Promise<SpecStatus> {
+    this.#open();
+    await this.#ensureConfigured();
+    return this.#status!;
+  }
+
+  async configure(spec: GroupSpec, version: number | null): Promise<SpecStatus> {
+    this.#open();
+    // After this handle's own push, so the two cannot overtake each other.
+    await this.#ensureConfigured()?.catch(() => undefined);
+    return this.#push(spec, version);
   }
 
   async setServerState(backend: string, server: string, up: boolean): Promise<void> {
     const g = this.#open();
-    const reply = await g.exec(SCRIPTS.serverState, [backend, server, up ? 1 : 0]);
+    const reply = await this.exec(SCRIPTS.serverState, [backend, server, up ? 1 : 0]);
     const status = int(reply[0], "status");
     if (status !== 0) throw storeStatusError(status, str(reply[1], "detail"));
     g.arm(int(reply[2], "next deadline"));
   }
 
   async stats(): Promise<GroupStatsSnapshot> {
-    const g = this.#open();
-    const reply = await g.exec(SCRIPTS.stats, [], { buffer: true });
-    return parseStats(reply, g.spec);
+    this.#open();
+    const reply = await this.exec(SCRIPTS.stats, [], { buffer: true });
+    return parseStats(reply, this.#spec);
   }
 
   async close(): Promise<void> {
@@ -893,7 +962,7 @@ class RedisGroupHandle implements GroupStore {
   }
 }
 
-function parseStats(reply: Reply, spec: GroupSpec): GroupStatsSnapshot {
+function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStatsSnapshot {
   let i = 1;
   const next = (what: string) => int(reply[i++], what);
   const now = next("now");
@@ -936,7 +1005,14 @@ function parseStats(reply: Reply, spec: GroupSpec): GroupStatsSnapshot {
     if (flag === 2) s.up = up === 1;
     scopes[name] = s;
   }
-  return { now, fence, scopes: inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+  return { now, fence, scopes: spec === undefined ? sortedRows(scopes) : inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+}
+
+/** Rows by name, for a reader that has no spec of its own. */
+function sortedRows(scopes: Record<string, ScopeStats>): Record<string, ScopeStats> {
+  const sorted = Object.create(null) as Record<string, ScopeStats>;
+  for (const name of Object.keys(scopes).sort()) sorted[name] = scopes[name]!;
+  return sorted;
 }
 
 /**

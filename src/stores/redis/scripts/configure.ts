@@ -2,14 +2,25 @@ import { defineScript } from "./define.js";
 
 export const configure = defineScript(
   "slotgateConfigure",
-  "replaces the group's limits (GroupState.configure); counters and holders are kept.",
-  `    ARGV[1]  the GroupSpec as JSON`,
-  `    {nextIn}`,
+  "replaces the group's limits (GroupState.configure) under the version rule (decideSpec in core/spec-version.ts); counters and holders are kept.",
+  `    ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
+    ARGV[2]  its version, a positive integer, or '' (unversioned)`,
+  `    {0, nextIn}                     installed (or re-installed: the same version and spec)
+    {1, -1, storedVersion}           kept: the stored spec has a higher version (or is versioned and this push is not)
+    {2, -1, storedVersion, spec}     refused: the same version with another spec (the stored spec as JSON)`,
   String.raw`
 local spec = ARGV[1]
+local version = tonumber(ARGV[2])
 local old
 local configured = start()
 if configured then
+  -- Rule 13, before anything is written: an unversioned stored spec is replaced by any push.
+  local stored = redis.call('HMGET', K_CFG, '\0ver', '\0spec')
+  local sv = tonumber(stored[1])
+  if sv then
+    if not version or version < sv then return {1, -1, stored[1]} end
+    if version == sv and stored[2] ~= spec then return {2, -1, stored[1], stored[2]} end
+  end
   advance() -- deadlines up to now are settled under the limits they were set with
   flush()
   old = cold().loadSpec()
@@ -23,6 +34,10 @@ local function num(v)
   return ''
 end
 local fields = {'\0spec', spec}
+if version then
+  fields[#fields + 1] = '\0ver'
+  fields[#fields + 1] = ARGV[2]
+end
 local function put(name, kind, max, mq)
   fields[#fields + 1] = 's' .. name
   fields[#fields + 1] = kind .. '|' .. num(max) .. '|' .. num(mq)
@@ -72,6 +87,6 @@ if not configured then ND, NG = 0, 0 end
 advance()
 cold().dispatch(nil)
 flush()
-return {nextIn()}
+return {0, nextIn()}
 `,
 );
