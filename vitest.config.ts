@@ -39,6 +39,32 @@ export default defineConfig({
     reporters: ["default", "./test/support/summary-reporter.ts"],
     projects: [
       {
+        // `npm run test:unit`: the inner loop, without redis-server, workerd, wrangler, chromium or
+        // slowhttptest (the files below start one of them). `npm test` runs node + workers instead.
+        test: {
+          name: "unit",
+          include: ["test/**/*.test.ts"],
+          exclude: [
+            "**/*.case.ts",
+            "node_modules/**",
+            "dist/**",
+            "test/cloudflare/**",
+            "test/redis/**",
+            "test/harness/**",
+            "test/node/cli.test.ts",
+            "test/node/durable-object-store.test.ts",
+            "test/node/fleet.test.ts",
+            "test/node/fleet-versions.test.ts",
+            "test/node/stats.browser.test.ts",
+            "test/attacks/stats-secrets.test.ts",
+            "test/attacks/slowhttptest.test.ts",
+            "test/attacks/path-reg.test.ts",
+          ],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
         test: {
           name: "node",
           include: ["test/**/*.test.ts"],
