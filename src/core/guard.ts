@@ -37,7 +37,9 @@ export interface GuardOptions {
 
 export type GuardEvent =
   | { type: "fallback"; policy: StoreErrorPolicy; error: unknown }
-  | { type: "renew-failed" | "release-failed" | "lease-lost"; leaseId: string; error?: unknown };
+  | { type: "renew-failed" | "release-failed" | "lease-lost"; leaseId: string; error?: unknown }
+  /** The store had lost the lease with its state (SPEC §2 rule 12); its renewal re-created it. */
+  | { type: "lease-reregistered"; leaseId: string; error?: undefined };
 
 export type AcquireResult = { ok: true; lease: Lease } | { ok: false; reason: RejectReason; retryAfterMs: number };
 
@@ -222,7 +224,8 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#held.delete(lease);
   }
 
-  report(event: "renew-failed" | "release-failed" | "lease-lost", lease: Lease, error?: unknown): void {
+  report(event: "renew-failed" | "release-failed" | "lease-lost" | "lease-reregistered", lease: Lease, error?: unknown): void {
+    if (event === "lease-reregistered") return this.#emit({ type: event, leaseId: lease.id });
     if (event !== "lease-lost") this.#fallback.store_errors++;
     this.#emit({ type: event, leaseId: lease.id, error });
   }
