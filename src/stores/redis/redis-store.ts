@@ -123,7 +123,8 @@ interface LeaseRegistration {
   fence: number;
   backend: string;
   server: string;
-  scopes: string[];
+  /** Named and keyed scopes, as the acquire sent them. */
+  scopes: readonly Arg[];
   /** Local time by which it expires unless renewed. */
   until: number;
 }
@@ -568,15 +569,15 @@ class RedisGroup {
     if (typeof value === "number" && value > 0) this.epoch = value;
   }
 
-  /** Remembers a grant, so that its renewal can re-create it if the group's state is lost. */
-  track(lease: LeaseGrant, epoch: number, request: ChainRequest): void {
+  /** Remembers a grant, so that its renewal can re-create it if the group's state is lost. `scopes`: as the acquire sent them. */
+  track(lease: LeaseGrant, epoch: number, scopes: readonly Arg[]): void {
     if (lease.fence > this.fenceSeen) this.fenceSeen = lease.fence;
     this.leases.set(lease.id, {
       epoch: epoch > 0 ? epoch : this.epoch,
       fence: lease.fence,
       backend: lease.backend ?? "",
       server: lease.backend !== undefined ? lease.server ?? "" : "",
-      scopes: request.scopes,
+      scopes,
       until: Date.now() + lease.ttlMs,
     });
   }
@@ -665,7 +666,8 @@ class RedisGroup {
 
 class Waiter {
   readonly group: RedisGroup;
-  readonly request: ChainRequest;
+  /** The acquire's scopes as sent, for the lease's re-registration. */
+  readonly scopes: readonly Arg[];
   readonly ticketId: string;
   /** The lease id the ticket is granted under: a claim or cancel finds a grant through it. */
   readonly leaseId: string;
@@ -679,9 +681,9 @@ class Waiter {
   readonly settled: Promise<void>;
   #markSettled!: () => void;
 
-  constructor(group: RedisGroup, request: ChainRequest, ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
+  constructor(group: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
     this.group = group;
-    this.request = request;
+    this.scopes = scopes;
     this.ticketId = ticketId;
     this.leaseId = leaseId;
     this.#resolve = resolve;
@@ -707,7 +709,7 @@ class Waiter {
       return this.#finish({ ok: false, reason: "aborted" });
     }
     if (!outcome.granted) return this.#finish({ ok: false, reason: "queue-timeout" });
-    this.group.track(outcome.lease, outcome.epoch, this.request);
+    this.group.track(outcome.lease, outcome.epoch, this.scopes);
     this.#finish({ ok: true, lease: outcome.lease });
   }
 
@@ -791,6 +793,7 @@ class RedisGroupHandle implements GroupStore {
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "aborted" });
     const leaseId = crypto.randomUUID();
     const subscribedBefore = g.subscribed;
+    const scopes = request.scopes.map(toWire);
     const argv: Arg[] = [
       leaseId,
       g.wireChannel,
@@ -804,7 +807,7 @@ class RedisGroupHandle implements GroupStore {
       g.epoch,
       g.fenceSeen,
       Math.max(g.maxTtlMs, request.leaseTtlMs),
-      ...request.scopes.map(toWire),
+      ...scopes,
     ];
     if (request.leaseTtlMs > g.maxTtlMs) g.maxTtlMs = request.leaseTtlMs;
     // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
@@ -820,10 +823,10 @@ class RedisGroupHandle implements GroupStore {
         }).catch(() => g.store.fault("cleanup"));
       }
     };
-    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, leaseId, reply, signal, subscribedBefore));
+    return g.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, scopes, leaseId, reply, signal, subscribedBefore));
   }
 
-  #acquired(g: RedisGroup, request: ChainRequest, leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
+  #acquired(g: RedisGroup, request: ChainRequest, scopes: readonly Arg[], leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
     const status = int(reply[0], "acquire status");
     switch (status) {
       case 1: {
@@ -834,7 +837,7 @@ class RedisGroupHandle implements GroupStore {
         const server = str(reply[4], "server");
         if (backend !== "") lease.backend = backend;
         if (server !== "") lease.server = server;
-        g.track(lease, g.epoch, request);
+        g.track(lease, g.epoch, scopes);
         return { ok: true, lease };
       }
       case 2: {
@@ -847,7 +850,7 @@ class RedisGroupHandle implements GroupStore {
       case 3:
         g.arm(int(reply[3], "next deadline"));
         g.sawEpoch(reply[4]);
-        return this.#wait(g, request, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
+        return this.#wait(g, scopes, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
       case -1: {
         const name = request.scopes[int(reply[1], "scope index") - 1] ?? "";
         throw storeStatusError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
@@ -857,10 +860,10 @@ class RedisGroupHandle implements GroupStore {
     }
   }
 
-  #wait(g: RedisGroup, request: ChainRequest, ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
+  #wait(g: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
     return new Promise<StoreAcquireResult>((resolve, reject) => {
       const onAbort = () => void waiter.abort();
-      const waiter = new Waiter(g, request, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
+      const waiter = new Waiter(g, scopes, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
         signal?.removeEventListener("abort", onAbort);
         this.#mine.delete(w);
       });
@@ -889,7 +892,7 @@ class RedisGroupHandle implements GroupStore {
     // What re-creates the lease if the group's state lost it (rule 12); the fast path reads only the id and TTL.
     const argv: Arg[] = reg === undefined
       ? [leaseId, ttlMs, 0, 0, 0, "", ""]
-      : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes.map(toWire)];
+      : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes];
     return g.exec(SCRIPTS.renew, argv).then((reply): RenewResult => {
       const status = int(reply[0], "renew status");
       if (status === 0) {
