@@ -52,7 +52,9 @@ export type GuardEvent =
    * scope (a keyed limit's name, never a key value).
    */
   | { type: "scope-unavailable"; scope: string }
-  | { type: "renew-failed" | "release-failed" | "lease-lost"; leaseId: string; error?: unknown };
+  | { type: "renew-failed" | "release-failed" | "lease-lost"; leaseId: string; error?: unknown }
+  /** The store had lost the lease with its state (SPEC §2 rule 12); its renewal re-created it. */
+  | { type: "lease-reregistered"; leaseId: string; error?: undefined };
 
 export type AcquireResult = { ok: true; lease: Lease } | { ok: false; reason: RejectReason; retryAfterMs: number };
 
@@ -305,7 +307,8 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#held.delete(lease);
   }
 
-  report(event: "renew-failed" | "release-failed" | "lease-lost", lease: Lease, error?: unknown): void {
+  report(event: "renew-failed" | "release-failed" | "lease-lost" | "lease-reregistered", lease: Lease, error?: unknown): void {
+    if (event === "lease-reregistered") return this.#emit({ type: event, leaseId: lease.id });
     if (event !== "lease-lost") this.#fallback.store_errors++;
     this.#emit({ type: event, leaseId: lease.id, error });
   }

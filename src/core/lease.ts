@@ -15,7 +15,7 @@ export interface LeaseOwner {
   renew(leaseId: string, ttlMs: number): Promise<RenewResult>;
   /** Called once when the lease is done (released or lost), so the guard stops tracking it. */
   forget(lease: Lease): void;
-  report(event: "renew-failed" | "release-failed" | "lease-lost", lease: Lease, error?: unknown): void;
+  report(event: "renew-failed" | "release-failed" | "lease-lost" | "lease-reregistered", lease: Lease, error?: unknown): void;
   /** Where automatic renewals are timed (one timer for all of a guard's leases). */
   readonly renewals: RenewalSchedule;
 }
@@ -96,10 +96,13 @@ export class Lease implements AsyncDisposable {
     const result = await this.#owner.renew(this.id, ttlMs);
     if (this.#done) return false;
     if (!result.ok) {
-      this.#lose(new SlotgateError("SLOTGATE_LEASE_LOST", `lease ${this.id} was reclaimed by the store`));
+      this.#lose(new SlotgateError("SLOTGATE_LEASE_LOST", result.stateLost
+        ? `lease ${this.id} was lost with the store's state (data loss or failover) and could not be re-registered`
+        : `lease ${this.id} was reclaimed by the store`));
       return false;
     }
     this.#deadline = startedAt + ttlMs;
+    if (result.reregistered) this.#owner.report("lease-reregistered", this);
     return true;
   }
 

@@ -52,6 +52,12 @@ export interface GroupStatsSnapshot {
   queueWait: WaitHistogram;
   holders: number;
   tickets: number;
+  /**
+   * SPEC §2 rule 12, from a store that can lose its state (Redis): leases re-created by their
+   * holders' renewals after the group's state was lost or replaced, leases that could not be and
+   * were reported lost, and the end of the current learning window (store clock; null: none).
+   */
+  stateLoss?: { reregistered: number; lost: number; learningUntil: number | null };
 }
 
 export const WAIT_BUCKETS_MS: readonly number[] = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];

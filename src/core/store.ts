@@ -42,7 +42,11 @@ export type StoreAcquireResult =
   | { ok: true; lease: LeaseGrant }
   | { ok: false; reason: "full" | "queue-full" | "queue-timeout" | "aborted" };
 
-export type RenewResult = { ok: true; expiresAt: number } | { ok: false };
+/**
+ * `reregistered`: the store had lost the lease with its state (SPEC §2 rule 12) and re-created it.
+ * `stateLost`: the lease went with the store's state and could not be re-created.
+ */
+export type RenewResult = { ok: true; expiresAt: number; reregistered?: boolean } | { ok: false; stateLost?: boolean };
 
 /**
  * What the store did with a handle's spec (SPEC §2 rule 13). A push the store refuses (the same

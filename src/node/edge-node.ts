@@ -19,7 +19,7 @@ import { createGuard, type Guard, type GuardEvent } from "../core/guard.js";
 import type { SlotStore } from "../core/store.js";
 import type { EdgeConfig } from "./config/schema.js";
 import { createRequestPlanner, toGuardOptions } from "./config/to-guard.js";
-import { NodeLimit, type FrontendListener, type NodeStats } from "./frontend.js";
+import { LeaseWatch, NodeLimit, type FrontendListener, type NodeStats } from "./frontend.js";
 import { createHttpFrontend, type HttpFrontendOptions } from "./http-proxy.js";
 import { errorFields, silentLogger, type Logger } from "./logger.js";
 import { createStatsListener } from "./stats/index.js";
@@ -71,8 +71,14 @@ export async function createEdgeNode(config: EdgeConfig, options: EdgeNodeOption
   const logger = options.logger ?? silentLogger();
   const opened: OpenedStore | undefined = options.store ? undefined : await openStore(config.store, logger);
   const store = options.store ?? opened!.store;
-  const guard = createGuard({ ...toGuardOptions(config), store, onEvent: guardEventLogger(logger) });
-  return new EdgeNodeImpl(config, guard, opened, logger, options.http ?? {});
+  const leases = new LeaseWatch();
+  const log = guardEventLogger(logger);
+  const onEvent = (event: GuardEvent) => {
+    log(event);
+    if (event.type === "lease-lost") leases.lost(event.leaseId);
+  };
+  const guard = createGuard({ ...toGuardOptions(config), store, onEvent });
+  return new EdgeNodeImpl(config, guard, opened, logger, options.http ?? {}, leases);
 }
 
 class EdgeNodeImpl implements EdgeNode {
@@ -86,14 +92,14 @@ class EdgeNodeImpl implements EdgeNode {
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
 
-  constructor(config: EdgeConfig, guard: Guard, opened: OpenedStore | undefined, logger: Logger, http: HttpFrontendOptions) {
+  constructor(config: EdgeConfig, guard: Guard, opened: OpenedStore | undefined, logger: Logger, http: HttpFrontendOptions, leases: LeaseWatch) {
     this.config = config;
     this.guard = guard;
     this.#opened = opened;
     this.#logger = logger;
     this.#limit = new NodeLimit(config.node.maxconn);
     const planner = createRequestPlanner(config);
-    const ctx = { guard, planner, limit: this.#limit, logger, config };
+    const ctx = { guard, planner, limit: this.#limit, logger, config, leases };
     for (const f of Object.values(config.frontends)) {
       const backend = config.backends[f.defaultBackend]!; // the schema checked the reference
       this.#frontends.push(f.mode === "tcp" ? createTcpFrontend(f, backend, ctx) : createHttpFrontend(f, backend, ctx, http));
@@ -234,6 +240,10 @@ function guardEventLogger(logger: Logger): (event: GuardEvent) => void {
         { event: event.type, scope: event.scope },
         `scope ${event.scope} is not in the fleet's spec (a newer version removed or renamed it): requests that need it are answered unavailable`,
       );
+      return;
+    }
+    if (event.type === "lease-reregistered") {
+      logger.warn({ event: event.type, lease: event.leaseId }, "lease re-registered after the store lost its state");
       return;
     }
     if (event.type !== "fallback") {

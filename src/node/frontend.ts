@@ -11,7 +11,7 @@ import type { BindAddress } from "./config/schema.js";
 import { errorFields, type Logger } from "./logger.js";
 
 /** Outcomes counted per frontend, by reason. */
-export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "client-timeout" | "error";
+export type RejectCounterName = "full" | "queue-full" | "queue-timeout" | "unavailable" | "aborted" | "bad-request" | "client-timeout" | "error" | "lease-lost";
 
 /** This process's numbers for one frontend. */
 export interface FrontendCounters {
@@ -24,7 +24,8 @@ export interface FrontendCounters {
   /**
    * Not served, by reason: `full`, `queue-full`, `queue-timeout`, `unavailable` (answered with
    * deny_status, or closed in tcp mode), `aborted` (the client left while queued), `bad-request`
-   * (4xx answered by the node), `client-timeout` (408 or a cut connection: the client was too slow), `error` (502/503/504 from the upstream side, or a fault).
+   * (4xx answered by the node), `client-timeout` (408 or a cut connection: the client was too slow), `error` (502/503/504 from the upstream side, or a fault),
+   * `lease-lost` (the slot was lost mid-request or mid-connection, and the node cut it).
    */
   rejected: Record<string, number>;
 }
@@ -75,6 +76,32 @@ export interface FrontendContext {
   limit: NodeLimit;
   logger: Logger;
   config: EdgeConfig;
+  leases: LeaseWatch;
+}
+
+/**
+ * Stops work whose lease was lost (SPEC §2 rules 9 and 12: the slot may be someone else's by now),
+ * fed by the guard's `lease-lost` events. A map entry per proxied request costs far less than
+ * reading `lease.signal`, which makes an AbortController per request.
+ */
+export class LeaseWatch {
+  readonly #watching = new Map<string, () => void>();
+
+  watch(leaseId: string, onLost: () => void): void {
+    this.#watching.set(leaseId, onLost);
+  }
+
+  unwatch(leaseId: string): void {
+    this.#watching.delete(leaseId);
+  }
+
+  /** The guard reported the lease lost: its work is stopped, once. */
+  lost(leaseId: string): void {
+    const onLost = this.#watching.get(leaseId);
+    if (onLost === undefined) return;
+    this.#watching.delete(leaseId);
+    onLost();
+  }
 }
 
 export interface FrontendListener {

@@ -14,7 +14,10 @@
  *    bodies streamed both ways with back pressure.
  * 6. The lease is released exactly once, when the response has been sent (`finish`) or the client
  *    went away (`close`), whichever comes first. A long response is covered by the lease's
- *    auto-renewal; a lease lost mid-response is logged, and the response goes on.
+ *    auto-renewal. A lease lost mid-request (its renewal found it gone, or the store lost its state
+ *    and could not re-register it: SPEC §2 rules 9 and 12) stops the request: the request to the
+ *    server is abandoned, and the client gets 503 `x-slotgate-error: lease-lost` before the
+ *    response started, a cut connection after, so that nothing runs on beside a new holder.
  *
  * One request of a client connection is served at a time (see http-pipeline.ts), and the client's
  * side has HAProxy's timeouts: `timeout.http_request` bounds the whole request (its head through
@@ -320,6 +323,7 @@ class HttpFrontend implements FrontendListener {
     if (ex.tookNodeSlot) this.#ctx.limit.give();
     if (ex.active) this.#counters.active--;
     if (ex.lease) {
+      this.#ctx.leases.unwatch(ex.lease.id);
       if (!ex.res.writableFinished) ex.upstream?.destroy();
       void ex.lease.release();
     }
@@ -400,8 +404,8 @@ class HttpFrontend implements FrontendListener {
     ex.lease = lease;
     ex.active = true;
     this.#counters.active++;
-    // A lease lost mid-response is logged by the guard's `lease-lost` event; reading lease.signal
-    // here would create an AbortController per request for nothing.
+    // Through the guard's `lease-lost` event: reading lease.signal would make an AbortController per request.
+    this.#ctx.leases.watch(lease.id, () => this.#leaseLost(ex));
 
     const target = this.#target(lease);
     if (!target) {
@@ -486,6 +490,24 @@ class HttpFrontend implements FrontendListener {
       return;
     }
     this.#answer(res, 408, "408 Request Timeout\n", { connection: "close", "x-slotgate-error": timeout === "client" ? "client-timeout" : "request-timeout" });
+  }
+
+  /** The lease was lost mid-request: the slot may be someone else's now, so the request stops here. */
+  #leaseLost(ex: Exchange): void {
+    if (ex.ended) return;
+    ex.cut = true;
+    const { req, res } = ex;
+    countReject(this.#counters, "lease-lost");
+    this.#ctx.logger.warn(
+      { frontend: this.name, lease: ex.lease?.id, server: ex.lease?.server, phase: ex.phase, src: clientAddress(req.socket.remoteAddress) },
+      "lease lost mid-request: request stopped",
+    );
+    ex.upstream?.destroy();
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.#answer(res, 503, "503 Service Unavailable: the slot was lost\n", { connection: "close", "x-slotgate-error": "lease-lost" });
   }
 
   /** The server of a lease; a fail-open lease has none, so one is picked here (round robin over the servers up). */

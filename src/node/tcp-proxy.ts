@@ -16,6 +16,8 @@
  *   at once (a flood must not pin file descriptors).
  * - A connection the server refuses, or one not made within `timeout.connect`, closes the client
  *   connection (counted as `error`).
+ * - A lease lost while the connection is open (SPEC §2 rules 9 and 12: its slot may be someone
+ *   else's by now) closes both sides at once (counted as `lease-lost`).
  */
 import net, { type Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
@@ -128,6 +130,7 @@ class TcpFrontend implements FrontendListener {
     socket.once("close", () => {
       closed = true;
       if (waiting) controller.abort();
+      if (held.lease) this.#ctx.leases.unwatch(held.lease.id);
       if (tookNodeSlot) this.#ctx.limit.give();
       if (active) this.#counters.active--;
       void held.lease?.release();
@@ -207,13 +210,13 @@ class TcpFrontend implements FrontendListener {
     }
     active = true;
     this.#counters.active++;
-    granted.signal.addEventListener(
-      "abort",
-      () => {
-        if (!closed) this.#ctx.logger.warn({ frontend: this.name, lease: granted.id, server: granted.server, err: errorFields(granted.signal.reason) }, "lease lost while the connection was open");
-      },
-      { once: true },
-    );
+    this.#ctx.leases.watch(granted.id, () => {
+      if (closed) return;
+      countReject(this.#counters, "lease-lost");
+      this.#ctx.logger.warn({ frontend: this.name, lease: granted.id, server: granted.server, src }, "lease lost while the connection was open: connection closed");
+      held.upstream?.destroy();
+      socket.destroy();
+    });
 
     const server = this.#pickServer(granted);
     if (!server) {

@@ -18,4 +18,10 @@ runConformance({
     await vi.advanceTimersByTimeAsync(0);
   },
   unitMs: 10,
+  skip: [
+    {
+      reason: "the memory store's state lives and dies with the process that holds the leases: it cannot be lost under a holder",
+      tests: ["after the store lost the group's state, the holder re-registers and nothing new is granted for one lease TTL"],
+    },
+  ],
 });

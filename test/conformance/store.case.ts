@@ -23,6 +23,8 @@ export interface ConformanceTarget {
   beforeEach?(): void | Promise<void>;
   afterEach?(): void | Promise<void>;
   closeStore?(store: SlotStore): Promise<void>;
+  /** Makes the store lose every group's state at once (rule 12), as a FLUSHALL does; stores that cannot lose it skip the rule. */
+  loseState?(): Promise<void>;
   skip?: { reason: string; tests: string[] }[];
 }
 
@@ -536,6 +538,28 @@ export function runConformance(target: ConformanceTarget): void {
         fences.push(leaseOf(await queued.promise).fence);
         for (let i = 1; i < fences.length; i++) expect(fences[i]!).toBeGreaterThan(fences[i - 1]!);
         expect((await g.stats()).fence).toBe(fences[fences.length - 1]);
+      });
+    });
+
+    describe("rule 12: state loss", () => {
+      test("after the store lost the group's state, the holder re-registers and nothing new is granted for one lease TTL", async () => {
+        const g = guardWith({ limits: { global: 1 }, defaults: { leaseTtlMs: 6 * u } });
+        const held = leaseOf(await g.acquire({ scopes: ["global"] }));
+        const signal = held.signal;
+        await target.loseState!();
+        // The group looks empty now; a grant here would be a second holder of the only slot.
+        const waiting = track(g.acquire({ scopes: ["global"], queueTimeoutMs: 40 * u }));
+        await target.advance(9 * u); // the window (one TTL) is over; the holder renewed (every 2 units) and re-registered
+        await target.settle();
+        expect(waiting.done).toBe(false);
+        expect(held.held).toBe(true);
+        expect(signal.aborted).toBe(false);
+        const s = await g.stats();
+        expect(s.scopes.global).toMatchObject({ in_use: 1, queued: 1 });
+        expect(s.stateLoss?.reregistered).toBe(1);
+        await held.release();
+        const next = leaseOf(await waiting.promise);
+        expect(next.fence).toBeGreaterThan(held.fence);
       });
     });
 

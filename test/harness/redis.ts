@@ -490,6 +490,33 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
 }
 
 /**
+ * Starts a replica of `master` (`--replicaof`) on a fresh port and waits until it has synced
+ * (master_link_status:up). Stop it like any other process; `REPLICAOF NO ONE` promotes it.
+ */
+export async function startRedisReplica(master: RedisProcess, opts: StartRedisOptions = {}): Promise<RedisProcess> {
+  const extra = opts.args ?? [];
+  const replica = await RedisInstance.start(1, () => ["--replicaof", REDIS_HOST, String(master.port), ...extra]);
+  try {
+    await waitForSync(replica.port, READY_TIMEOUT_MS);
+  } catch (err) {
+    await replica.stop();
+    throw err;
+  }
+  return replica;
+}
+
+async function waitForSync(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let info = "";
+  while (Date.now() < deadline) {
+    info = String(await sendCommand(port, ["INFO", "replication"]).catch((err: Error) => err.message));
+    if (info.includes("master_link_status:up")) return;
+    await sleep(20);
+  }
+  throw new Error(`redis replica on port ${port} did not sync within ${timeoutMs} ms; last INFO replication:\n${info}`);
+}
+
+/**
  * Starts `masters` cluster masters without replicas and waits for cluster_state:ok.
  * Needs Redis >= 7.0: the bus port is set explicitly with --cluster-port, because the
  * default port+10000 would overflow 65535 for most ports the kernel hands out.

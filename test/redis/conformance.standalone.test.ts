@@ -1,4 +1,5 @@
-// The store conformance suite, unchanged, against a real standalone redis-server on real time.
+// The store conformance suite, unchanged, against a real standalone redis-server on real time;
+// rule 12's state loss is a FLUSHALL.
 import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import { createRedisStore } from "../../src/stores/redis/index.js";
@@ -23,5 +24,8 @@ afterAll(async () => {
 runConformance({
   name: "redis (standalone)",
   createStore: () => createRedisStore({ redis }),
+  loseState: async () => {
+    await redis.flushall();
+  },
   ...REAL_TIME,
 });

@@ -14,6 +14,8 @@
 // First, the data-loss case on its own, deterministically: ticket ids must not repeat when a
 // group's data starts afresh, or a waiter of the old data claims a new ticket's grant (two holders
 // of one lease; before the fix, ids restarted at 1 and that happened after every empty restart).
+// Since rule 12 the new data grants nothing for one learning window (one lease TTL, kept short
+// here), while the holder re-registers its lease; test/redis/state-loss.test.ts covers that.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
@@ -56,7 +58,7 @@ describe("redis data loss (restart with an empty server, FLUSHALL)", () => {
       const redis = new Redis(server!.url);
       clients.push(redis);
       await redis.ping();
-      const guard = createGuard({ store: createRedisStore({ redis, safetyRecheckMs }), group, limits: { global: 1 } });
+      const guard = createGuard({ store: createRedisStore({ redis, safetyRecheckMs }), group, limits: { global: 1 }, defaults: { leaseTtlMs: 600 } });
       guards.push(guard);
       return guard;
     };
@@ -67,17 +69,17 @@ describe("redis data loss (restart with an empty server, FLUSHALL)", () => {
         if (!r.ok) throw new Error(`expected a grant, got ${r.reason}`);
         return r.lease;
       };
-      granted(await c.acquire({ scopes: ["global"] }));
+      const held = granted(await c.acquire({ scopes: ["global"] }));
       const old = b.acquire({ scopes: ["global"], queueTimeoutMs: 10_000 }); // ticket 1 of the old data
       await waitUntil("B's ticket is queued", async () => (await c.stats()).scopes.global?.queued === 1, 2_000);
       await admin.flushall();
-      // The fleet carries on with the new, empty data: the slot is free, C takes it and queues
-      // another acquire, which gets a ticket of the new data.
-      const fresh = granted(await c.acquire({ scopes: ["global"] }));
+      // The fleet carries on with the new, empty data: C queues another acquire, which gets a
+      // ticket of the new data (and waits out the learning window, and then the holder).
       const waiting = c.acquire({ scopes: ["global"], queueTimeoutMs: 10_000 });
       await waitUntil("C's ticket is queued", async () => (await c.stats()).scopes.global?.queued === 1, 2_000);
-      await sleep(300); // B's re-checks run meanwhile
-      await fresh.release(); // grants C's ticket
+      await sleep(900); // B's re-checks run meanwhile; the holder re-registers; the window ends
+      expect(held.held).toBe(true);
+      await held.release(); // grants C's ticket
       const [oldResult, newResult] = await Promise.all([old, waiting]);
       const holders = [oldResult, newResult].filter((r) => r.ok).map((r) => (r.ok ? r.lease.id : ""));
       console.log(`[fault data loss] old waiter: ${JSON.stringify(oldResult.ok ? { ok: true, lease: oldResult.lease.id } : oldResult)}, new waiter: ${JSON.stringify(newResult.ok ? { ok: true, lease: newResult.lease.id } : newResult)}`);
@@ -98,7 +100,8 @@ describe("redis data loss: fencing (rule 10)", () => {
     admin ??= new Redis(server.url);
     const redis = new Redis(server.url);
     await redis.ping(); // the store fails fast (unavailable) while its client is still connecting
-    const guard = createGuard({ store: createRedisStore({ redis }), group: `fault-fence-${process.pid}`, limits: { global: 2, tenant: { perKey: 1 } } });
+    // Short leases: after each loss the group learns for one lease TTL before it grants again.
+    const guard = createGuard({ store: createRedisStore({ redis }), group: `fault-fence-${process.pid}`, limits: { global: 2, tenant: { perKey: 1 } }, defaults: { leaseTtlMs: 300, queueTimeoutMs: 5_000 } });
     try {
       const fences: number[] = [];
       const take = async (scopes: string[]) => {

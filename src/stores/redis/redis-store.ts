@@ -117,20 +117,34 @@ function str(value: unknown, what: string): string {
   throw protocol(`redis store: expected a string for ${what}, got ${typeof value}`);
 }
 
+/** What a lease's renewal sends so that the scripts can re-create it after a state loss (rule 12). */
+interface LeaseRegistration {
+  /** The group epoch the lease was granted, or last renewed by the general path, under. */
+  epoch: number;
+  fence: number;
+  backend: string;
+  server: string;
+  /** Named and keyed scopes, as the acquire sent them. */
+  scopes: readonly Arg[];
+  /** Local time by which it expires unless renewed. */
+  until: number;
+}
+
 // ── outcomes addressed to waiters ─────────────────────────────────────────────────────────────
 
-type Outcome = { granted: true; lease: LeaseGrant } | { granted: false };
+/** A grant also says under which group epoch it was made (rule 12; 0 when the message has none). */
+type Outcome = { granted: true; lease: LeaseGrant; epoch: number } | { granted: false };
 
 /** Parses the JSON a script records and publishes for a ticket's waiter. */
 function parseOutcome(raw: string): { ticketId: string; outcome: Outcome } {
-  const m = JSON.parse(raw) as { k?: unknown; o?: unknown; l?: unknown; f?: unknown; x?: unknown; t?: unknown; w?: unknown; b?: unknown; s?: unknown };
+  const m = JSON.parse(raw) as { k?: unknown; o?: unknown; l?: unknown; f?: unknown; x?: unknown; t?: unknown; w?: unknown; b?: unknown; s?: unknown; e?: unknown };
   const ticketId = str(m.k, "ticket id");
   if (m.o === "t") return { ticketId, outcome: { granted: false } };
   if (m.o !== "g") throw protocol(`redis store: unknown outcome ${String(m.o)}`);
   const lease: LeaseGrant = { id: str(m.l, "lease id"), fence: fenceOf(m.f), expiresAt: int(m.x, "expiry"), ttlMs: int(m.t, "ttl"), waitedMs: int(m.w, "wait") };
   if (typeof m.b === "string") lease.backend = m.b;
   if (typeof m.s === "string") lease.server = m.s;
-  return { ticketId, outcome: { granted: true, lease } };
+  return { ticketId, outcome: { granted: true, lease, epoch: m.e === undefined ? 0 : fenceOf(m.e) } };
 }
 
 // ── the store ──────────────────────────────────────────────────────────────────────────────────
@@ -432,6 +446,15 @@ class RedisGroup {
   #sweeping = false;
   #recheckTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  // ── rule 12: what this node knows of the group, so that the scripts notice a lost or replaced state
+  /** The group epoch of the last reply that carried one (0: none yet). */
+  epoch = 0;
+  /** The highest fence this node was granted. */
+  fenceSeen = 0;
+  /** The longest lease TTL this node asked for: the learning window it starts. */
+  maxTtlMs = 0;
+  /** Every lease granted through this group and not ended: what its renewal needs to re-create it. */
+  readonly leases = new Map<string, LeaseRegistration>();
 
   constructor(store: RedisStore, name: string, keys: string[], channel: string, wireChannel: string, spec: GroupSpec, version: number | null) {
     this.store = store;
@@ -513,6 +536,7 @@ class RedisGroup {
     this.#sweepTimer = undefined;
     this.#sweepAt = Infinity;
     if (this.#closed) return;
+    this.#forgetStale();
     if (this.#sweeping) return this.arm(-1);
     this.#sweeping = true;
     this.store.call(SCRIPTS.sweep, this.keys, []).then(
@@ -584,6 +608,36 @@ class RedisGroup {
     return e?.outcome;
   }
 
+  // ── rule 12: leases this node holds ─────────────────────────────────────────────────────────
+
+  /** An epoch from a reply (a number, or absent in replies that do not carry it). */
+  sawEpoch(value: unknown): void {
+    if (typeof value === "number" && value > 0) this.epoch = value;
+  }
+
+  /** Remembers a grant, so that its renewal can re-create it if the group's state is lost. `scopes`: as the acquire sent them. */
+  track(lease: LeaseGrant, epoch: number, scopes: readonly Arg[]): void {
+    if (lease.fence > this.fenceSeen) this.fenceSeen = lease.fence;
+    this.leases.set(lease.id, {
+      epoch: epoch > 0 ? epoch : this.epoch,
+      fence: lease.fence,
+      backend: lease.backend ?? "",
+      server: lease.backend !== undefined ? lease.server ?? "" : "",
+      scopes,
+      until: Date.now() + lease.ttlMs,
+    });
+  }
+
+  /**
+   * Drops what no renewal will ask for any more: a lease its holder let go without a release
+   * reaching us (lost on its own deadline while the store was unreachable) is past its TTL.
+   */
+  #forgetStale(): void {
+    if (this.leases.size === 0) return;
+    const now = Date.now();
+    for (const [id, reg] of this.leases) if (reg.until < now - 2 * this.maxTtlMs) this.leases.delete(id);
+  }
+
   // ── waiters ──────────────────────────────────────────────────────────────────────────────
 
   addWaiter(w: Waiter): void {
@@ -628,6 +682,7 @@ class RedisGroup {
 
   /** Ends a lease; wake-ups for this node's own waiters come back in the reply instead of by pub/sub. */
   release(leaseId: string): Promise<boolean> {
+    this.leases.delete(leaseId);
     return this.exec(SCRIPTS.release, [leaseId, this.wireChannel]).then((reply) => {
       this.arm(int(reply[1], "next deadline"));
       for (let i = 2; i < reply.length; i++) this.onMessage(str(reply[i], "outcome"));
@@ -657,6 +712,8 @@ class RedisGroup {
 
 class Waiter {
   readonly group: RedisGroup;
+  /** The acquire's scopes as sent, for the lease's re-registration. */
+  readonly scopes: readonly Arg[];
   readonly ticketId: string;
   /** The lease id the ticket is granted under: a claim or cancel finds a grant through it. */
   readonly leaseId: string;
@@ -670,8 +727,9 @@ class Waiter {
   readonly settled: Promise<void>;
   #markSettled!: () => void;
 
-  constructor(group: RedisGroup, ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
+  constructor(group: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
     this.group = group;
+    this.scopes = scopes;
     this.ticketId = ticketId;
     this.leaseId = leaseId;
     this.#resolve = resolve;
@@ -696,7 +754,9 @@ class Waiter {
       if (outcome.granted) this.group.releaseQuietly(outcome.lease.id);
       return this.#finish({ ok: false, reason: "aborted" });
     }
-    this.#finish(outcome.granted ? { ok: true, lease: outcome.lease } : { ok: false, reason: "queue-timeout" });
+    if (!outcome.granted) return this.#finish({ ok: false, reason: "queue-timeout" });
+    this.group.track(outcome.lease, outcome.epoch, this.scopes);
+    this.#finish({ ok: true, lease: outcome.lease });
   }
 
   /** The store knows neither the ticket nor an outcome for it: its state was lost. */
@@ -832,6 +892,7 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "aborted" });
     const leaseId = crypto.randomUUID();
     const subscribedBefore = g.subscribed;
+    const scopes = request.scopes.map(toWire);
     const argv: Arg[] = [
       leaseId,
       g.wireChannel,
@@ -842,8 +903,12 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
       request.leaseTtlMs,
       request.backend ?? "",
       request.backend !== undefined && request.server !== undefined ? request.server : "",
-      ...request.scopes.map(toWire),
+      g.epoch,
+      g.fenceSeen,
+      Math.max(g.maxTtlMs, request.leaseTtlMs),
+      ...scopes,
     ];
+    if (request.leaseTtlMs > g.maxTtlMs) g.maxTtlMs = request.leaseTtlMs;
     // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
     // (and released, if it was granted meanwhile).
     const late = (reply: Reply) => {
@@ -857,30 +922,34 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
         }).catch(() => g.store.fault("cleanup"));
       }
     };
-    return this.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, leaseId, reply, signal, subscribedBefore));
+    return this.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, scopes, leaseId, reply, signal, subscribedBefore));
   }
 
-  #acquired(g: RedisGroup, request: ChainRequest, leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
+  #acquired(g: RedisGroup, request: ChainRequest, scopes: readonly Arg[], leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
     const status = int(reply[0], "acquire status");
     switch (status) {
       case 1: {
         g.arm(int(reply[7], "next deadline"));
+        g.sawEpoch(reply[8]);
         const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: fenceOf(reply[2]), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
         const backend = str(reply[3], "backend");
         const server = str(reply[4], "server");
         if (backend !== "") lease.backend = backend;
         if (server !== "") lease.server = server;
+        g.track(lease, g.epoch, scopes);
         return { ok: true, lease };
       }
       case 2: {
         g.arm(int(reply[2], "next deadline"));
+        g.sawEpoch(reply[3]);
         const reason = str(reply[1], "reason");
         if (reason !== "full" && reason !== "queue-full") throw protocol(`redis store: unknown rejection ${reason}`);
         return { ok: false, reason };
       }
       case 3:
         g.arm(int(reply[3], "next deadline"));
-        return this.#wait(g, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
+        g.sawEpoch(reply[4]);
+        return this.#wait(g, scopes, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
       case -1: {
         const name = request.scopes[int(reply[1], "scope index") - 1] ?? "";
         throw storeStatusError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
@@ -890,10 +959,10 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     }
   }
 
-  #wait(g: RedisGroup, ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
+  #wait(g: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
     return new Promise<StoreAcquireResult>((resolve, reject) => {
       const onAbort = () => void waiter.abort();
-      const waiter = new Waiter(g, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
+      const waiter = new Waiter(g, scopes, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
         signal?.removeEventListener("abort", onAbort);
         this.#mine.delete(w);
       });
@@ -917,13 +986,29 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
   renew(leaseId: string, ttlMs: number): Promise<RenewResult> {
     if (this.#closed) return Promise.reject(new SlotgateError("SLOTGATE_CLOSED", "this store handle is closed"));
     const g = this.#g;
-    return this.exec(SCRIPTS.renew, [leaseId, ttlMs]).then((reply): RenewResult => {
-      if (int(reply[0], "renew status") !== 1) {
+    if (ttlMs > g.maxTtlMs) g.maxTtlMs = ttlMs;
+    const reg = g.leases.get(leaseId);
+    // What re-creates the lease if the group's state lost it (rule 12); the fast path reads only the id and TTL.
+    const argv: Arg[] = reg === undefined
+      ? [leaseId, ttlMs, 0, 0, 0, "", ""]
+      : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes];
+    return this.exec(SCRIPTS.renew, argv).then((reply): RenewResult => {
+      const status = int(reply[0], "renew status");
+      if (status === 0) {
         g.arm(int(reply[1], "next deadline"));
-        return { ok: false };
+        g.sawEpoch(reply[2]);
+        g.leases.delete(leaseId);
+        return reply[3] === 1 ? { ok: false, stateLost: true } : { ok: false };
       }
       g.arm(int(reply[2], "next deadline"));
-      return { ok: true, expiresAt: int(reply[1], "expiry") };
+      g.sawEpoch(reply[3]);
+      const expiresAt = int(reply[1], "expiry");
+      if (reg !== undefined) {
+        reg.until = Date.now() + ttlMs;
+        // Alive in the group's current state: a later loss is measured from this epoch.
+        if (typeof reply[3] === "number" && reply[3] > 0) reg.epoch = reply[3];
+      }
+      return status === 2 ? { ok: true, expiresAt, reregistered: true } : { ok: true, expiresAt };
     });
   }
 
@@ -1005,7 +1090,14 @@ function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStatsSnapsh
     if (flag === 2) s.up = up === 1;
     scopes[name] = s;
   }
-  return { now, fence, scopes: spec === undefined ? sortedRows(scopes) : inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+  const snapshot: GroupStatsSnapshot = { now, fence, scopes: spec === undefined ? sortedRows(scopes) : inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+  if (i < reply.length) {
+    const reregistered = next("reregistered");
+    const lost = next("lost");
+    const learn = next("learning until");
+    snapshot.stateLoss = { reregistered, lost, learningUntil: learn > now ? learn : null };
+  }
+  return snapshot;
 }
 
 /** Rows by name, for a reader that has no spec of its own. */

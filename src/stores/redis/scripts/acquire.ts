@@ -13,11 +13,15 @@ export const acquire = defineScript(
     ARGV[7]  lease TTL ms
     ARGV[8]  backend name, '' for none
     ARGV[9]  pinned server name, '' for none
-    ARGV[10..] named and keyed scope names`,
-  `    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn}  granted
-    {2, 'full'|'queue-full', nextIn}                                        rejected
-    {3, ticketId, queueTimeoutMs, nextIn}                                   queued
-    {-1, i}  scope ARGV[9+i] is unknown      {-2, backend} unknown backend
+    ARGV[10] the group epoch the caller last saw (0: none)    } rule 12: finding out
+    ARGV[11] the highest fence the caller has seen (0: none)  } that the state was lost
+    ARGV[12] the caller's longest lease TTL ms (the learning window it starts)
+    ARGV[13..] named and keyed scope names`,
+  `    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}  granted
+    {2, 'full'|'queue-full', nextIn, epoch}                                        rejected
+    {3, ticketId, queueTimeoutMs, nextIn, epoch}                                   queued
+      (while the group learns (rule 12), nothing is granted: an acquire queues, or is rejected 'full')
+    {-1, i}  scope ARGV[12+i] is unknown     {-2, backend} unknown backend
     {-3, 'backend/server'} unknown server    {-4, detail} bad request
     {-100}   the group has no spec`,
   String.raw`
@@ -25,12 +29,16 @@ local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset = tonumber(ARGV[4]), tonumber(ARGV[5])
 local queueTimeout, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local bname, pname = ARGV[8], ARGV[9]
+local ke, kf, win = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0, tonumber(ARGV[12]) or 0
 
 local requested = {}
-for i = 10, #ARGV do requested[i - 9] = ARGV[i] end
+for i = 13, #ARGV do requested[i - 12] = ARGV[i] end
 if not start(requested) then return {NOT_CONFIGURED} end
+-- Before settling: a group found lost or replaced dispatches nothing while it learns.
+detect(ke, kf, win)
 advance()
 prepare(requested, false)
+local learning = group().learn ~= 0
 
 local fixed = {}
 local function fail(code, detail)
@@ -63,12 +71,13 @@ if b then
   end
 end
 
-local ok, sv = fit(fixed, b, bk, p, pn)
+local ok, sv = false, nil
+if not learning then ok, sv = fit(fixed, b, bk, p, pn) end
 if ok then
   local rec = grant(fixed, bk, sv, p == nil, ttl, 0, leaseId, nil)
   if not rec then return fail(-4, 'lease id in use') end
   flush()
-  return {1, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn()}
+  return {1, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn(), group().epoch}
 end
 
 if queueTimeout <= 0 then
@@ -86,7 +95,7 @@ if queueTimeout <= 0 then
   end
   collect(fixed)
   flush()
-  return {2, 'full', nextIn()}
+  return {2, 'full', nextIn(), group().epoch}
 end
 
 local queueFull = false
@@ -99,7 +108,7 @@ if queueFull then
   end
   collect(fixed)
   flush()
-  return {2, 'queue-full', nextIn()}
+  return {2, 'queue-full', nextIn(), group().epoch}
 end
 
 if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(-4, 'lease id in use') end
@@ -128,7 +137,7 @@ redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + rel, id)
 redis.call('ZADD', K_TDL, t.d, id)
 due(t.d)
 flush()
-return {3, id, queueTimeout, nextIn()}
+return {3, id, queueTimeout, nextIn(), g.epoch}
 `,
   {
     read: ["granted"],
@@ -138,11 +147,12 @@ return {3, id, queueTimeout, nextIn()}
     fast: String.raw`
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local n = #ARGV - 9
+local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
+local n = #ARGV - 12
 if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
   local fields, seen, names = {'\0nd', '\0ng'}, n > 1 and {}, {}
   for i = 1, n do
-    local name = ARGV[9 + i]
+    local name = ARGV[12 + i]
     if seen then
       if seen[name] then return general() end
       seen[name] = true
@@ -165,18 +175,22 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       sf[5 * i - 1], sf[5 * i] = prefix .. 'peak_queued', prefix .. 'granted'
     end
     local g = 5 * n
-    sf[g + 1], sf[g + 2], sf[g + 3], sf[g + 4] = '\0fence', '\0w0', '\0seq', '\0base'
+    sf[g + 1], sf[g + 2], sf[g + 3], sf[g + 4], sf[g + 5], sf[g + 6] = '\0fence', '\0w0', '\0seq', '\0base', '\0epoch', '\0learn'
     local v = redis.call('HMGET', K_SC, unpack(sf))
     local c = {}
-    for i = 1, g + 4 do c[i] = tonumber(v[i]) or 0 end
+    for i = 1, g + 6 do c[i] = tonumber(v[i]) or 0 end
+    -- Rule 12: a group that is learning, has no epoch yet, or an epoch or fence the caller does
+    -- not expect goes to the general path (detect).
+    local epoch = c[g + 5]
+    if epoch == 0 or c[g + 6] ~= 0 or (ke ~= 0 and ke ~= epoch) or kf > c[g + 1] then return general() end
     local fits = true
     for i = 1, n do
       if c[5 * i - 4] >= max[i] then fits = false end
     end
     local set = {} -- HSET arguments: field, value, ...
     if fits then
-      -- As grant() in lib: a lost fence restarts from the clock; a string in JSON (cjson precision).
-      local fence, exp = (c[g + 1] == 0 and NOW * 1000 or c[g + 1]) + 1, NOW + ttl
+      -- As grant() in lib: above the counter and the clock in µs-scale; a string in JSON (cjson precision).
+      local fence, exp = math.max(c[g + 1] + 1, NOW * 1000), NOW + ttl
       if redis.call('HSETNX', K_LEASE, leaseId, cjson.encode({c = names, f = string.format('%d', fence), g = NOW, t = ttl})) == 0 then return general() end
       redis.call('ZADD', K_LEASES, exp, leaseId)
       set[1], set[2], set[3], set[4] = '\0fence', fence, '\0w0', c[g + 2] + 1
@@ -190,14 +204,14 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
         nd = exp
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
-      return {1, leaseId, fence, '', '', exp, ttl, nd - NOW}
+      return {1, leaseId, fence, '', '', exp, ttl, nd - NOW, epoch}
     end
     local later = nd >= 1e15 and -1 or nd - NOW
     if queueTimeout <= 0 then
       for i = 1, n do
         if c[5 * i - 4] >= max[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_full', 1) end
       end
-      return {2, 'full', later}
+      return {2, 'full', later, epoch}
     end
     local queueFull = false
     for i = 1, n do
@@ -207,7 +221,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       for i = 1, n do
         if c[5 * i - 3] >= mq[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_queue_full', 1) end
       end
-      return {2, 'queue-full', later}
+      return {2, 'queue-full', later, epoch}
     end
     if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
@@ -229,7 +243,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       nd = d
       redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
     end
-    return {3, id, queueTimeout, nd - NOW}
+    return {3, id, queueTimeout, nd - NOW, epoch}
   end
 end
 return general()

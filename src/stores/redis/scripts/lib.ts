@@ -220,7 +220,8 @@ local SC = {} -- scope name -> scope
 local DIRTY = {} -- scopes changed since the last flush, in order`),
   hot("GRP", [], String.raw`
 -- The group-wide counters, shaped as a scope named '' (no scope is): sc fields '\0<counter>'.
--- fence, seq, base, wsum and w0 are read with the first scopes, or by group().
+-- fence, seq, base, wsum, w0 and the state-loss fields (epoch, learn, blind, lstart: see detect)
+-- are read with the first scopes, or by group().
 local GRP = {name = '', kind = 'g', live = true, loaded = false}`),
   hot("newScope", ["SC"], String.raw`
 local function newScope(name, kind, max, mq, parent)
@@ -241,6 +242,7 @@ local function loadAll(list)
   local first = not GRP.loaded
   if first then
     fields[k + 1], fields[k + 2], fields[k + 3], fields[k + 4], fields[k + 5] = '\0fence', '\0seq', '\0base', '\0wsum', '\0w0'
+    fields[k + 6], fields[k + 7], fields[k + 8], fields[k + 9] = '\0epoch', '\0learn', '\0blind', '\0lstart'
   end
   local raw = hmget(K_SC, fields)
   k = 0
@@ -257,6 +259,8 @@ local function loadAll(list)
     GRP.loaded = true
     GRP.fence, GRP.seq, GRP.base = tonumber(raw[k + 1]) or 0, tonumber(raw[k + 2]) or 0, tonumber(raw[k + 3]) or 0
     GRP.wsum, GRP.w0 = tonumber(raw[k + 4]) or 0, tonumber(raw[k + 5]) or 0
+    GRP.epoch, GRP.learn = tonumber(raw[k + 6]) or 0, tonumber(raw[k + 7]) or 0
+    GRP.blind, GRP.lstart = tonumber(raw[k + 8]) or 0, tonumber(raw[k + 9]) or 0
   end
 end`),
   hot("group", ["GRP", "loadAll"], String.raw`
@@ -550,10 +554,11 @@ local function flush()
 end`),
 
   // ── leases and outcomes ────────────────────────────────────────────────────────────────────
-  cold("outcome", [], String.raw`
--- The grant message for the waiter of ticket: lease id, the lease record, its expiry.
+  cold("outcome", ["group"], String.raw`
+-- The grant message for the waiter of ticket: lease id, the lease record, its expiry, and the
+-- group's epoch (a string, as the fence: cjson precision).
 local function outcome(ticket, leaseId, rec, exp)
-  return cjson.encode({k = ticket, o = 'g', l = leaseId, f = rec.f, x = exp, t = rec.t, w = rec.w, b = rec.b, s = rec.s})
+  return cjson.encode({k = ticket, o = 'g', l = leaseId, f = rec.f, x = exp, t = rec.t, w = rec.w, b = rec.b, s = rec.s, e = string.format('%d', group().epoch)})
 end`),
   cold("keep", ["ND"], String.raw`
 -- Keeps an outcome for a ticket's waiter until it is claimed or at, so a lost message cannot
@@ -588,6 +593,42 @@ local function leaseOutcome(ticket, leaseId)
   if rec.k ~= ticket then return nil end
   return outcome(ticket, leaseId, rec, rec.g + rec.t)
 end`),
+  // ── state loss (SPEC §2 rule 12) ────────────────────────────────────────────────────────
+  cold("learn", ["group", "put", "due"], String.raw`
+-- Starts (or extends) a learning window: a new epoch, no grant until NOW + win, during which
+-- holders re-register their leases (renew). kf, ke: the highest fence and the epoch the caller
+-- knows, which the counter and the new epoch must not fall below.
+local function learn(win, kf, ke)
+  local g = group()
+  put(g, 'epoch', math.max(NOW * 1000, g.epoch + 1, ke + 1))
+  put(g, 'blind', 0)
+  if g.learn == 0 then put(g, 'lstart', NOW) end
+  local untilAt = math.max(g.learn, NOW + win)
+  put(g, 'learn', untilAt)
+  if kf > g.fence then put(g, 'fence', kf) end
+  due(untilAt)
+end`),
+  hot("detect", ["group", "put", "learn"], String.raw`
+-- Rule 12: finds out whether the group's state was lost or replaced since the caller last saw it.
+-- ke: the group epoch the caller knows (0: none), kf: the highest fence it knows, win: its longest
+-- lease TTL. The epoch is set when the state is created and changed by every learning window, so
+-- - no epoch, and the caller knew one: the state was lost (FLUSHALL, a restart empty);
+-- - a caller that knows a later epoch, or a higher fence than the counter: the state went back
+--   (a replica that missed writes was promoted);
+-- - an epoch created by a caller that knew nothing (a fresh node after a loss), and a caller that
+--   knew an older one: the loss is found late, still before the holders' leases are doubled.
+-- Each of these starts a learning window; a group created by a caller that knew nothing is 'blind'.
+local function detect(ke, kf, win)
+  local g = group()
+  local e = g.epoch
+  if e == 0 then
+    if ke ~= 0 then return cold().learn(win, kf, ke) end
+    put(g, 'epoch', NOW * 1000)
+    put(g, 'blind', 1)
+  elseif ke > e or (ke == e and kf > g.fence) or (ke ~= 0 and ke < e and g.blind == 1) then
+    cold().learn(win, kf, ke)
+  end
+end`),
   hot("grant", ["group", "put", "take", "due", "recordWait", "commit"], String.raw`
 -- GroupState#grant. fixed: scope objects; sv: the server taken (nil if none); balanced: sv was
 -- chosen by the backend's balance, not pinned. ticket: the ticket granted, nil for an immediate
@@ -602,10 +643,12 @@ local function grant(fixed, b, sv, balanced, ttl, waited, leaseId, ticket)
   local names = {}
   for i = 1, #chain do names[i] = chain[i].name end
   local g = group()
-  -- After a data loss (no fence stored) fences start again from the store clock in µs-scale, above
-  -- every fence issued before (rule 10 holds unless the group averaged over 1M grants/s). The
-  -- record carries it as a decimal string: cjson keeps only 14 significant digits.
-  local fence = (g.fence == 0 and NOW * 1000 or g.fence) + 1
+  -- Rule 10 through data loss and failover: a fence is above the last one stored and at least the
+  -- store clock in µs-scale, so a counter that was lost or went back (a replica that missed
+  -- writes) never reissues a fence (unless the group averaged over 1M grants/s, or the new
+  -- server's clock is behind). The record carries it as a decimal string: cjson keeps only 14
+  -- significant digits.
+  local fence = math.max(g.fence + 1, NOW * 1000)
   local rec = {c = names, f = string.format('%d', fence), g = NOW, t = ttl}
   if ticket then rec.k, rec.w = ticket, waited end
   if b then rec.b = b.name end
@@ -705,12 +748,14 @@ local function allFull(opened)
   end
   return true
 end`),
-  cold("dispatch", ["removeTicket", "loadTicket", "touches", "fit", "dequeue", "grant", "wake", "outcome", "allFull"], String.raw`
+  cold("dispatch", ["group", "removeTicket", "loadTicket", "touches", "fit", "dequeue", "grant", "wake", "outcome", "allFull"], String.raw`
 -- GroupState#dispatch: grants queued tickets in order. With opened (name -> scope), only tickets
 -- that need a scope which just got room are tried; a ticket that does not fit is skipped. Tickets
--- are read a few at a time at first: usually the first one tried takes the slot.
+-- are read a few at a time at first: usually the first one tried takes the slot. Nothing is
+-- granted while the group is learning (rule 12): settle dispatches when the window ends.
 local function dispatch(opened)
   if opened ~= nil and next(opened) == nil then return end
+  if group().learn ~= 0 then return end
   local pos, batch = 0, 4
   while true do
     local ids = redis.call('ZRANGE', K_QUEUE, pos, pos + batch - 1)
@@ -737,19 +782,25 @@ local function dispatch(opened)
     batch = math.min(batch * 4, 256)
   end
 end`),
-  cold("settle", ["ND", "NONE", "GRANT_KEEP_MS", "removeTicket", "loadTicket", "dequeue", "collect", "keep", "wake", "outcome", "dispatch", "endLease"], String.raw`
+  cold("settle", ["ND", "NONE", "GRANT_KEEP_MS", "group", "put", "removeTicket", "loadTicket", "dequeue", "collect", "keep", "wake", "outcome", "dispatch", "endLease"], String.raw`
 -- GroupState#advance: settles every deadline <= NOW in time order, as if each had been handled at
 -- its own moment (a queue timeout first at the same instant), dispatching after each expiry; then
--- drops outcomes nobody claimed in time. Leaves the hints exact.
+-- drops outcomes nobody claimed in time. The end of a learning window (rule 12) is one of these
+-- deadlines: from then on the queue is dispatched again. Leaves the hints exact.
 local function settle()
+  local g = group()
   while NOW >= ND do
     local t = redis.call('ZRANGE', K_TDL, 0, 0, 'WITHSCORES')
     local l = redis.call('ZRANGE', K_LEASES, 0, 0, 'WITHSCORES')
     local tAt = t[2] and tonumber(t[2]) or nil
     local lAt = l[2] and tonumber(l[2]) or nil
+    local eAt = g.learn ~= 0 and g.learn or nil
     local tDue = tAt ~= nil and tAt <= NOW
     local lDue = lAt ~= nil and lAt <= NOW
-    if tDue and (not lDue or tAt <= lAt) then
+    if eAt ~= nil and eAt <= NOW and (not tDue or eAt < tAt) and (not lDue or eAt < lAt) then
+      put(g, 'learn', 0)
+      dispatch(nil)
+    elseif tDue and (not lDue or tAt <= lAt) then
       local id = t[1]
       local raw = redis.call('HGET', K_TICKETS, id)
       removeTicket(id)
@@ -776,7 +827,7 @@ local function settle()
       end
       redis.call('ZREM', K_LEASES, id)
     else
-      ND = math.min(tAt or NONE, lAt or NONE)
+      ND = math.min(tAt or NONE, lAt or NONE, eAt or NONE)
     end
   end
   if NOW >= NG then

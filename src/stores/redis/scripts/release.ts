@@ -71,7 +71,7 @@ if type(chain) == 'table' and #chain <= 100 then
       end
     end
     local head = anyOpened and redis.call('ZRANGE', K_QUEUE, 0, 0)[1]
-    local t, granted
+    local t, granted, epoch
     if head then
       local traw = redis.call('HGET', K_TICKETS, head)
       t = traw and cjson.decode(traw)
@@ -107,8 +107,11 @@ if type(chain) == 'table' and #chain <= 100 then
         cf[4 * i - 3], cf[4 * i - 2], cf[4 * i - 1], cf[4 * i] = prefix .. 'in_use', prefix .. 'queued', prefix .. 'peak_in_use', prefix .. 'granted'
       end
       local k = 4 * #ts
-      cf[k + 1], cf[k + 2], cf[k + 3] = '\0fence', '\0wsum', '\0w' .. bucket
+      cf[k + 1], cf[k + 2], cf[k + 3], cf[k + 4], cf[k + 5] = '\0fence', '\0wsum', '\0w' .. bucket, '\0learn', '\0epoch'
       local c = redis.call('HMGET', K_SC, unpack(cf))
+      -- A group that learns (rule 12) grants nothing: the general path leaves the ticket queued.
+      if c[k + 4] and c[k + 4] ~= '0' then return general() end
+      epoch = tonumber(c[k + 5]) or 0
       local touched = false
       for i = 1, #ts do
         local name = ts[i]
@@ -128,9 +131,8 @@ if type(chain) == 'table' and #chain <= 100 then
       for name in pairs(opened) do
         if inUse[name] < max[name] then return general() end
       end
-      -- As grant() in lib: a lost fence restarts from the clock; a string in JSON (cjson precision).
-      local f0 = tonumber(c[k + 1]) or 0
-      local fence = (f0 == 0 and NOW * 1000 or f0) + 1
+      -- As grant() in lib: above the counter and the clock in µs-scale; a string in JSON (cjson precision).
+      local fence = math.max((tonumber(c[k + 1]) or 0) + 1, NOW * 1000)
       set['\0fence'] = fence
       if waited ~= 0 then set['\0wsum'] = (tonumber(c[k + 2]) or 0) + waited end
       set[cf[k + 3]] = (tonumber(c[k + 3]) or 0) + 1
@@ -155,7 +157,7 @@ if type(chain) == 'table' and #chain <= 100 then
         nd = exp
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
-      local msg = cjson.encode({k = head, o = 'g', l = t.l, f = granted.f, x = exp, t = t.t, w = granted.w})
+      local msg = cjson.encode({k = head, o = 'g', l = t.l, f = granted.f, x = exp, t = t.t, w = granted.w, e = string.format('%d', epoch)})
       if t.ch == ARGV[2] then return {1, nd - NOW, msg} end
       redis.call(t.sh == 1 and 'SPUBLISH' or 'PUBLISH', t.ch, msg)
     end

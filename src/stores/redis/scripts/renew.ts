@@ -2,30 +2,103 @@ import { defineScript } from "./define.js";
 
 export const renew = defineScript(
   "slotgateRenew",
-  "extends a lease to now + ttl on the server clock (GroupState.renew).",
+  "extends a lease to now + ttl on the server clock (GroupState.renew); while the group learns (rule 12), re-creates a lease its state lost.",
   `    ARGV[1]  lease id
-    ARGV[2]  TTL ms`,
-  `    {1, expiresAt, nextIn}  renewed       {0, nextIn}  the lease is gone
-    {-100}                  the group has no spec`,
+    ARGV[2]  TTL ms
+    ARGV[3]  the group epoch the lease was granted (or last re-registered) under
+    ARGV[4]  the lease's fence
+    ARGV[5]  the caller's longest lease TTL ms (the learning window it starts)
+    ARGV[6]  the lease's backend, '' for none
+    ARGV[7]  the lease's server, '' for none
+    ARGV[8..] the lease's named and keyed scope names`,
+  `    {1, expiresAt, nextIn[, epoch]}  renewed
+    {2, expiresAt, nextIn, epoch}    re-registered: the group's state had lost the lease, and it fit again
+    {0, nextIn[, epoch, lost]}       the lease is gone; lost = 1: gone with the group's state, and it
+                                     could not be re-registered (the scopes are full, or the window is over)
+    {-100}                           the group has no spec`,
   String.raw`
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
 if not start() then return {NOT_CONFIGURED} end
-advance()
-if not raw or ENDED[id] then
+if raw then
+  advance()
+  if not ENDED[id] then
+    local rec = cjson.decode(raw)
+    if rec.k or rec.t ~= ttl then
+      -- The holder has its grant: its waiter no longer needs to find it through the record.
+      rec.k, rec.w, rec.t = nil, nil, ttl
+      redis.call('HSET', K_LEASE, id, cjson.encode(rec))
+    end
+    redis.call('ZADD', K_LEASES, NOW + ttl, id)
+    due(NOW + ttl)
+    flush()
+    return {1, NOW + ttl, nextIn(), group().epoch}
+  end
+end
+-- Gone: expired or released here, or lost with the group's state (rule 12).
+local ke, kf, win = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
+if ke == 0 then
+  advance()
   flush()
   return {0, nextIn()}
 end
-local rec = cjson.decode(raw)
-if rec.k or rec.t ~= ttl then
-  -- The holder has its grant: its waiter no longer needs to find it through the record.
-  rec.k, rec.w, rec.t = nil, nil, ttl
-  redis.call('HSET', K_LEASE, id, cjson.encode(rec))
+detect(ke, kf, win)
+advance()
+local g = group()
+if ke >= g.epoch then
+  flush()
+  return {0, nextIn(), g.epoch, 0}
 end
-redis.call('ZADD', K_LEASES, NOW + ttl, id)
-due(NOW + ttl)
+if g.learn ~= 0 then
+  local bname, sname = ARGV[6], ARGV[7]
+  local names, seen = {}, {}
+  for i = 8, #ARGV do names[#names + 1] = ARGV[i] end
+  if bname ~= '' then
+    names[#names + 1] = 'backend:' .. bname
+    if sname ~= '' then names[#names + 1] = 'server:' .. bname .. '/' .. sname end
+  end
+  prepare(names, false)
+  local chain, fits = {}, true
+  for _, name in ipairs(names) do
+    local s = not seen[name] and scope(name)
+    seen[name] = true
+    if s then chain[#chain + 1] = s end
+    if not s or not room(s) then
+      fits = false
+      break
+    end
+  end
+  if fits then
+    -- Counted against every max, as a grant, so that a lost lease is never doubled; its fence is kept.
+    local rec = {c = names, f = string.format('%d', kf), g = NOW, t = ttl}
+    if bname ~= '' then rec.b = bname end
+    if sname ~= '' then rec.s = sname end
+    redis.call('HSET', K_LEASE, id, cjson.encode(rec))
+    for _, s in ipairs(chain) do
+      local p = s
+      while p do
+        bump(p, 'in_use', 1)
+        if p.in_use > p.peak_in_use then put(p, 'peak_in_use', p.in_use) end
+        p = parentOf(p)
+      end
+    end
+    if kf > g.fence then put(g, 'fence', kf) end
+    redis.call('ZADD', K_LEASES, NOW + ttl, id)
+    due(NOW + ttl)
+    -- Holders of a longer lease renew less often: the window covers one of their TTLs.
+    if g.lstart + ttl > g.learn then
+      put(g, 'learn', g.lstart + ttl)
+      due(g.learn)
+    end
+    bump(g, 'reregistered', 1)
+    flush()
+    return {2, NOW + ttl, nextIn(), g.epoch}
+  end
+  collect(chain)
+end
+bump(g, 'lost', 1)
 flush()
-return {1, NOW + ttl, nextIn()}
+return {0, nextIn(), g.epoch, 1}
 `,
   {
     // GroupState.renew of a live lease when no deadline is due (the hints): what the general path

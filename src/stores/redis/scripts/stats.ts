@@ -8,6 +8,7 @@ export const stats = defineScript(
       row = name, flag (0 scope, 1 keyed aggregate, 2 server), max (-1: none), maxqueue (-1: none),
             up (1/0, -1 unless a server), then in_use, queued, peak_in_use, peak_queued, granted,
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
+      then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
     {-100}  the group has no spec`,
   String.raw`
 if not start() then return {NOT_CONFIGURED} end
@@ -82,6 +83,10 @@ for name in pairs(values) do
 end
 out[#out + 1] = #rows / 17
 for i = 1, #rows do out[#out + 1] = rows[i] end
+out[#out + 1] = totals.reregistered or 0
+out[#out + 1] = totals.lost or 0
+out[#out + 1] = totals.learn or 0
+out[#out + 1] = totals.epoch or 0
 return out
 `,
 );
