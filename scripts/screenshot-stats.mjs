@@ -16,8 +16,8 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { createGuard, createMemoryStore } from "../src/index.js";
-import { validateEdgeConfig } from "../src/node/config/schema.js";
-import { toGuardOptions } from "../src/node/config/to-guard.js";
+import { validateEdgeConfig } from "../src/edge/config/schema.js";
+import { toGuardOptions } from "../src/edge/config/to-guard.js";
 import { createStatsListener } from "../src/node/stats/index.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");

@@ -3,7 +3,15 @@
  * slotgate: the guard, the embedded memory store, and the types every store shares. This entry
  * is runtime-neutral (Web-standard APIs only), so Workers, Node and browsers can import it.
  */
-export { createGuard, readGroupStats } from "./core/guard.js";
+import { guardFactory } from "./core/guard.js";
+import { createMemoryStore } from "./stores/memory/memory-store.js";
+
+/**
+ * A guard on a group of limits. `store` defaults to the embedded memory store (this process only),
+ * which also runs the `local` outage policy's in-process limits.
+ */
+export const createGuard = guardFactory(createMemoryStore);
+export { readGroupStats } from "./core/guard.js";
 export type { Guard, GuardOptions, GuardEvent, GuardStats, GuardSpecStats, AcquireResult, FallbackCounters, StoreErrorPolicy } from "./core/guard.js";
 export type { AcquireOptions } from "./core/acquire-options.js";
 export { Lease } from "./core/lease.js";

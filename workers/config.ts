@@ -14,8 +14,8 @@
  */
 import { SlotgateConfigError } from "../src/core/errors.js";
 import { isPlainObject } from "../src/core/validate.js";
-import { validateEdgeConfig, type BackendConfig, type EdgeConfig, type FrontendConfig, type ServerConfig } from "../src/node/config/schema.js";
-import { createRequestPlanner, toGuardOptions, type EdgeGuardOptions, type RequestPlanner } from "../src/node/config/to-guard.js";
+import { validateEdgeConfig, type BackendConfig, type EdgeConfig, type FrontendConfig, type ServerConfig } from "../src/edge/config/schema.js";
+import { createRequestPlanner, toGuardOptions, type EdgeGuardOptions, type RequestPlanner } from "../src/edge/config/to-guard.js";
 
 /** Largest `SLOTGATE_CONFIG` accepted, in characters (the Node loader's file limit is 1 MiB). */
 export const MAX_CONFIG_CHARS = 1024 * 1024;

@@ -16,12 +16,13 @@
  */
 import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../src/cloudflare/index.js";
 import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
-import { createGuard, type Guard } from "../src/core/guard.js";
+import type { Guard } from "../src/core/guard.js";
+import { createGuard } from "../src/index.js";
 import type { SlotStore } from "../src/core/store.js";
 import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
 import { createMemoryStore } from "../src/stores/memory/memory-store.js";
 import { NodeLimit } from "../src/node/frontend.js";
-import type { ServerConfig } from "../src/node/config/schema.js";
+import type { ServerConfig } from "../src/edge/config/schema.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 import { proxy } from "./proxy.js";

@@ -35,8 +35,8 @@
 import type { Guard } from "../src/core/guard.js";
 import { isSlotgateError, type RejectReason } from "../src/core/errors.js";
 import type { Lease } from "../src/core/lease.js";
-import { splitTarget } from "../src/node/config/match.js";
-import type { ServerConfig } from "../src/node/config/schema.js";
+import { splitTarget } from "../src/edge/config/match.js";
+import type { ServerConfig } from "../src/edge/config/schema.js";
 import type { NodeLimit } from "../src/node/frontend.js";
 import { retryAfterSeconds } from "../src/node/frontend.js";
 import type { WorkerConfig } from "./config.js";

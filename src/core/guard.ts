@@ -13,7 +13,6 @@ import type { ChainRequest, GroupStore, RenewResult, SlotStore, SpecStatus } fro
 import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkOneOf, isPlainObject } from "./validate.js";
 import { LocalFallback } from "./local-fallback.js";
 import { RenewalSchedule } from "./renewals.js";
-import { createMemoryStore } from "../stores/memory/memory-store.js";
 
 export type StoreErrorPolicy = "fail-closed" | "fail-open" | "local";
 export const STORE_ERROR_POLICIES: readonly StoreErrorPolicy[] = ["fail-closed", "fail-open", "local"];
@@ -118,8 +117,15 @@ const GUARD_KEYS = ["store", "group", "limits", "backends", "version", "defaults
 /** Scopes reported through `scope-unavailable`, at most (each once). */
 const MAX_UNAVAILABLE_REPORTED = 256;
 
-export function createGuard(options: GuardOptions = {}): Guard {
-  return new GuardImpl(options);
+/**
+ * The in-process store a guard runs on when none is given, and that the `local` outage policy runs
+ * on. The core names no store; the entry point (src/index.ts) wires the memory store in.
+ */
+export type InProcessStore = () => SlotStore;
+
+/** The `createGuard` of an entry point, with its in-process store. */
+export function guardFactory(inProcess: InProcessStore): (options?: GuardOptions) => Guard {
+  return (options: GuardOptions = {}) => new GuardImpl(options, inProcess);
 }
 
 /**
@@ -173,12 +179,12 @@ class GuardImpl implements Guard, LeaseOwner {
   #unavailable = 0;
   readonly #reportedUnavailable = new Set<string>();
 
-  constructor(options: GuardOptions) {
+  constructor(options: GuardOptions, inProcess: InProcessStore) {
     if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object", received: options }]);
     const issues = new Issues();
     checkKnownKeys(issues, "", options as Record<string, unknown>, GUARD_KEYS);
     const group = options.group === undefined ? "default" : checkName(issues, "group", options.group);
-    const store = options.store ?? createMemoryStore();
+    const store = options.store ?? inProcess();
     if (typeof store !== "object" || store === null || typeof (store as SlotStore).open !== "function") issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
     const policy = options.onStoreError === undefined ? "fail-closed" : checkOneOf(issues, "onStoreError", options.onStoreError, STORE_ERROR_POLICIES);
     let localShare: number | undefined;
@@ -211,7 +217,7 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#onEvent = options.onEvent;
     this.#version = version;
     this.#handle = store.open(this.group, spec, version === null ? {} : { version });
-    if (policy === "local") this.#local = new LocalFallback(spec, localShare!);
+    if (policy === "local") this.#local = new LocalFallback(inProcess(), spec, localShare!);
   }
 
   async acquire(options: AcquireOptions = {}): Promise<AcquireResult> {

@@ -1,7 +1,8 @@
 /**
  * The `local` outage policy: while the shared store is unreachable, each node enforces
  * `max × localShare` of every limit on its own, with the same semantics (queue, priorities,
- * timeouts) because it runs the same state machine through a private memory store.
+ * timeouts) because it runs the same state machine through a private in-process store (the
+ * memory store, which the entry point hands the guard).
  *
  * A scaled max is rounded down but kept at 1 or more for a limit of 1 or more, so small limits
  * keep admitting something; the fleet may then exceed such a limit by up to its number of nodes
@@ -10,16 +11,15 @@
  */
 import type { GroupSpec, ScopeSpec } from "./spec.js";
 import type { LeaseOwner, Lease } from "./lease.js";
-import type { ChainRequest, GroupStore, StoreAcquireResult } from "./store.js";
-import { createMemoryStore } from "../stores/memory/memory-store.js";
+import type { ChainRequest, GroupStore, SlotStore, StoreAcquireResult } from "./store.js";
 
 export class LocalFallback {
   readonly #share: number;
   readonly #handle: GroupStore;
 
-  constructor(spec: GroupSpec, share: number) {
+  constructor(store: SlotStore, spec: GroupSpec, share: number) {
     this.#share = share;
-    this.#handle = createMemoryStore().open("local-fallback", this.#scale(spec));
+    this.#handle = store.open("local-fallback", this.#scale(spec));
   }
 
   acquire(request: ChainRequest, signal: AbortSignal | undefined): Promise<StoreAcquireResult> {

@@ -14,11 +14,12 @@
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { SlotgateConfigError, formatIssue } from "../core/errors.js";
-import { createGuard, readGroupStats, type GuardStats } from "../core/guard.js";
-import { formatDuration, parseDuration } from "./config/duration.js";
+import { readGroupStats, type GuardStats } from "../core/guard.js";
+import { createGuard } from "../index.js";
+import { formatDuration, parseDuration } from "../edge/config/duration.js";
 import { loadEdgeConfig } from "./config/load.js";
-import type { EdgeConfig } from "./config/schema.js";
-import { createRequestPlanner, toGuardOptions } from "./config/to-guard.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
+import { createRequestPlanner, toGuardOptions } from "../edge/config/to-guard.js";
 import { startDemo } from "./demo.js";
 import { DEFAULT_GRACE_MS, createEdgeNode } from "./edge-node.js";
 import type { NodeStats } from "./frontend.js";

@@ -8,8 +8,8 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { EdgeConfig } from "./config/schema.js";
-import { validateEdgeConfig } from "./config/schema.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
+import { validateEdgeConfig } from "../edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "./edge-node.js";
 import type { Logger } from "./logger.js";
 

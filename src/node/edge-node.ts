@@ -15,10 +15,11 @@
  * and releases every lease this node holds, and the store connections close.
  */
 import { isSlotgateError } from "../core/errors.js";
-import { createGuard, type Guard, type GuardEvent } from "../core/guard.js";
+import type { Guard, GuardEvent } from "../core/guard.js";
+import { createGuard } from "../index.js";
 import type { SlotStore } from "../core/store.js";
-import type { EdgeConfig } from "./config/schema.js";
-import { createRequestPlanner, toGuardOptions } from "./config/to-guard.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
+import { createRequestPlanner, toGuardOptions } from "../edge/config/to-guard.js";
 import { LeaseWatch, NodeLimit, type FrontendListener, type NodeStats } from "./frontend.js";
 import { createHttpFrontend, type HttpFrontendOptions } from "./http-proxy.js";
 import { errorFields, silentLogger, type Logger } from "./logger.js";

@@ -16,7 +16,7 @@
  * `option forwardfor` does. `src` conditions and keyed limits always use the socket's address.
  */
 import type http from "node:http";
-import { cidrContains, parseCidr, parseIp, type Cidr } from "./config/match.js";
+import { cidrContains, parseCidr, parseIp, type Cidr } from "../edge/config/match.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings", "expect"]);
 /** Set by the node itself: never copied from the client (unless from a trusted proxy, see {@link requestHeaders}). */

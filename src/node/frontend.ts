@@ -4,10 +4,10 @@
  * drives through start, drain and stop.
  */
 import type { Guard } from "../core/guard.js";
-import type { EdgeConfig } from "./config/schema.js";
-import type { RequestPlanner } from "./config/to-guard.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
+import type { RequestPlanner } from "../edge/config/to-guard.js";
 import type { Server } from "node:net";
-import type { BindAddress } from "./config/schema.js";
+import type { BindAddress } from "../edge/config/schema.js";
 import { errorFields, type Logger } from "./logger.js";
 
 /** Outcomes counted per frontend, by reason. */

@@ -50,9 +50,9 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import { isSlotgateError } from "../core/errors.js";
 import type { Lease } from "../core/lease.js";
-import { splitTarget } from "./config/match.js";
-import type { AcquirePlan } from "./config/to-guard.js";
-import type { BackendConfig, FrontendConfig, ServerConfig } from "./config/schema.js";
+import { splitTarget } from "../edge/config/match.js";
+import type { AcquirePlan } from "../edge/config/to-guard.js";
+import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
 import { requestFraming, requestHeaders, responseHeaders, TrustedForwarders, type Framing } from "./forwarding.js";
 import {
   boundAddress,

@@ -7,9 +7,9 @@
  */
 import { pino } from "pino";
 import { redactUrl, safeText } from "../core/redact.js";
-import { splitTarget } from "./config/match.js";
-import type { EdgeConfig } from "./config/schema.js";
-import { keyedLimitName } from "./config/to-guard.js";
+import { splitTarget } from "../edge/config/match.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
+import { keyedLimitName } from "../edge/config/to-guard.js";
 import { keyDigest } from "./stats/keys.js";
 
 export { redactUrl, safeText };

@@ -4,7 +4,7 @@
  * is made safe for a terminal (no control characters or escape sequences) and cut.
  */
 import type { GuardStats } from "../core/guard.js";
-import type { EdgeConfig } from "./config/schema.js";
+import type { EdgeConfig } from "../edge/config/schema.js";
 import type { NodeStats } from "./frontend.js";
 import { allRows, buildView, effectiveMax, type Row } from "./stats/model.js";
 

@@ -13,7 +13,7 @@
 import type { Cluster, Redis, RedisOptions } from "ioredis";
 import type { SlotStore } from "../core/store.js";
 import { createMemoryStore } from "../stores/memory/memory-store.js";
-import type { StoreConfig } from "./config/schema.js";
+import type { StoreConfig } from "../edge/config/schema.js";
 import { errorFields, redactUrl, type Logger } from "./logger.js";
 
 export interface OpenedStore {

@@ -21,7 +21,7 @@
  */
 import net, { type Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
-import type { BackendConfig, FrontendConfig, ServerConfig } from "./config/schema.js";
+import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
 import { boundAddress, clientAddress, listenOn, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
 import { errorFields } from "./logger.js";
 

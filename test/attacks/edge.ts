@@ -3,7 +3,7 @@
 // 127.0.0.1 or ::1 only.
 
 import http from "node:http";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/node/logger.js";
 

@@ -5,8 +5,8 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { createGuard, createMemoryStore } from "../../src/index.js";
-import { validateEdgeConfig, type EdgeConfig } from "../../src/node/config/schema.js";
-import { toGuardOptions } from "../../src/node/config/to-guard.js";
+import { validateEdgeConfig, type EdgeConfig } from "../../src/edge/config/schema.js";
+import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createStatsListener } from "../../src/node/stats/index.js";
 import { isLoopbackHostHeader } from "../../src/node/stats/server.js";
 import { getWithHost } from "../support/raw-http.js";

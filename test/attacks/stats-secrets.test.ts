@@ -8,7 +8,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryStore, type SlotStore } from "../../src/index.js";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/node/logger.js";
 import { keyDigest } from "../../src/node/stats/keys.js";

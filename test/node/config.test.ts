@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { createGuard, SlotgateConfigError, SlotgateError } from "../../src/index.js";
-import { formatDuration, parseDuration, toMilliseconds } from "../../src/node/config/duration.js";
+import { formatDuration, parseDuration, toMilliseconds } from "../../src/edge/config/duration.js";
 import { loadEdgeConfig, MAX_CONFIG_BYTES, parseConfigText, parseEdgeConfig } from "../../src/node/config/load.js";
 import {
   compileConditions,
@@ -17,9 +17,9 @@ import {
   parseIp,
   type Conditions,
   type RequestFacts,
-} from "../../src/node/config/match.js";
-import { validateEdgeConfig, type EdgeConfig } from "../../src/node/config/schema.js";
-import { createRequestPlanner, toGuardOptions } from "../../src/node/config/to-guard.js";
+} from "../../src/edge/config/match.js";
+import { validateEdgeConfig, type EdgeConfig } from "../../src/edge/config/schema.js";
+import { createRequestPlanner, toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { mulberry32, replayHint, testSeeds } from "../support/random.js";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url));

@@ -14,7 +14,7 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/node/logger.js";
 import { exchange, parseResponses, type Exchange, type ExchangeResult } from "../support/fleet-raw.js";

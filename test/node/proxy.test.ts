@@ -6,7 +6,7 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { SlotgateError, createMemoryStore, type GroupStore, type SlotStore } from "../../src/index.js";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode } from "../../src/node/edge-node.js";
 import { upstreamPath } from "../../src/node/http-proxy.js";
 import { closedPort, startBlackhole, startTcpEcho } from "../support/origin.js";

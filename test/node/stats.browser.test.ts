@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGuard, createMemoryStore, type Guard } from "../../src/index.js";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
-import { toGuardOptions } from "../../src/node/config/to-guard.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
+import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createStatsListener } from "../../src/node/stats/index.js";
 
 const CHROMIUM = "/usr/bin/chromium";

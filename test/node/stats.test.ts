@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createGuard, createMemoryStore, SlotgateError, type Guard, type GuardStats, type Lease } from "../../src/index.js";
-import { parseBind, validateEdgeConfig, type EdgeConfig } from "../../src/node/config/schema.js";
-import { toGuardOptions } from "../../src/node/config/to-guard.js";
+import { parseBind, validateEdgeConfig, type EdgeConfig } from "../../src/edge/config/schema.js";
+import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createStatsListener, type NodeStats } from "../../src/node/stats/index.js";
 import { keyDigest } from "../../src/node/stats/keys.js";
 import { createStatsMetrics } from "../../src/node/stats/metrics.js";

@@ -12,7 +12,7 @@ import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { createGuard, type AcquireResult, type Guard, type GuardEvent, type GuardOptions, type Lease } from "../../src/index.js";
 import { buildGroupSpec, type BackendsOption, type LimitsOption } from "../../src/core/spec.js";
-import { toGuardOptions } from "../../src/node/config/to-guard.js";
+import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createRedisStore } from "../../src/stores/redis/index.js";
 import { groupKeys } from "../../src/stores/redis/keys.js";
 import { sendCommand, startRedis, startRedisReplica, type RedisProcess } from "../harness/redis.js";

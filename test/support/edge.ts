@@ -7,7 +7,7 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, expect } from "vitest";
 import type { GuardStats, ScopeStats, SlotStore } from "../../src/index.js";
-import { validateEdgeConfig } from "../../src/node/config/schema.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/node/logger.js";
 import { startOrigin, type Origin } from "./origin.js";

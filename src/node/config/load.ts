@@ -16,7 +16,7 @@ import { open } from "node:fs/promises";
 import { Lexer, isPair, isScalar, isSeq, parseAllDocuments, visit, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions, type YAMLError } from "yaml";
 import { join } from "../../core/validate.js";
 import type { SlotgateConfigError, ConfigIssue } from "../../core/errors.js";
-import { configError, validateEdgeConfig, type EdgeConfig } from "./schema.js";
+import { configError, validateEdgeConfig, type EdgeConfig } from "../../edge/config/schema.js";
 
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_ALIAS_COUNT = 32;

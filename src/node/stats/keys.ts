@@ -20,7 +20,7 @@
 import { createHash, createHmac } from "node:crypto";
 import type { Guard, GuardStats } from "../../core/guard.js";
 import type { ScopeStats } from "../../core/stats.js";
-import type { EdgeConfig } from "../config/schema.js";
+import type { EdgeConfig } from "../../edge/config/schema.js";
 
 /** Hex characters of the digest shown: 48 bits, so collisions stay negligible for any realistic key count. */
 export const KEY_DIGEST_HEX = 12;

@@ -47,7 +47,7 @@
 import { Counter, Gauge, Histogram, Registry, type MetricType } from "prom-client";
 import type { GuardStats } from "../../core/guard.js";
 import type { ScopeCounters, ScopeStats, WaitHistogram } from "../../core/stats.js";
-import type { EdgeConfig } from "../config/schema.js";
+import type { EdgeConfig } from "../../edge/config/schema.js";
 import { allRows, buildView, effectiveMax, type NodeStats, type Row } from "./model.js";
 
 export interface StatsMetricsOptions {

@@ -15,8 +15,8 @@
 import type { GuardStats } from "../../core/guard.js";
 import { MAX_LIMIT, backendScope, serverScope } from "../../core/spec.js";
 import type { ScopeStats } from "../../core/stats.js";
-import { GLOBAL_SCOPE, frontendScope, keyedLimitName } from "../config/to-guard.js";
-import type { EdgeConfig } from "../config/schema.js";
+import { GLOBAL_SCOPE, frontendScope, keyedLimitName } from "../../edge/config/to-guard.js";
+import type { EdgeConfig } from "../../edge/config/schema.js";
 
 /** The edge node's own numbers (not from the store): what the proxy reports about this process. */
 export interface NodeStats {

@@ -12,7 +12,7 @@
  */
 import type { GuardStats } from "../../core/guard.js";
 import type { ScopeStats, WaitHistogram } from "../../core/stats.js";
-import type { EdgeConfig } from "../config/schema.js";
+import type { EdgeConfig } from "../../edge/config/schema.js";
 import { displayName, html, visible } from "./escape.js";
 import { buildView, effectiveMax, type BackendView, type FrontendView, type NodeStats, type Row, type StatsView } from "./model.js";
 

@@ -37,8 +37,8 @@ import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Serv
 import type { AddressInfo } from "node:net";
 import { SlotgateError, isSlotgateError } from "../../core/errors.js";
 import type { Guard, GuardStats } from "../../core/guard.js";
-import { isLoopback, parseIPv4, parseIPv6, parseIp } from "../config/match.js";
-import type { BindAddress, EdgeConfig } from "../config/schema.js";
+import { isLoopback, parseIPv4, parseIPv6, parseIp } from "../../edge/config/match.js";
+import type { BindAddress, EdgeConfig } from "../../edge/config/schema.js";
 import { createTokenChecker, type TokenChecker } from "./auth.js";
 import { readPublicStats } from "./keys.js";
 import { createStatsMetrics } from "./metrics.js";
