@@ -15,6 +15,7 @@
 import { SlotgateConfigError } from "../src/core/errors.js";
 import { isPlainObject } from "../src/core/validate.js";
 import { validateEdgeConfig, type BackendConfig, type EdgeConfig, type FrontendConfig, type ServerConfig } from "../src/edge/config/schema.js";
+import { TrustedForwarders } from "../src/edge/forwarding.js";
 import { createRequestPlanner, toGuardOptions, type EdgeGuardOptions, type RequestPlanner } from "../src/edge/config/to-guard.js";
 
 /** Largest `SLOTGATE_CONFIG` accepted, in characters (the Node loader's file limit is 1 MiB). */
@@ -31,6 +32,8 @@ export interface WorkerConfig {
   servers: ReadonlyMap<string, ServerConfig>;
   guardOptions: EdgeGuardOptions;
   planner: RequestPlanner;
+  /** The frontend's `forwarded_for.trusted`: clients whose forwarding headers are kept. */
+  trusted: TrustedForwarders;
 }
 
 const invalid = (path: string, expected: string, received: unknown) => new SlotgateConfigError([{ path, expected, received }], "SLOTGATE_INVALID_CONFIG");
@@ -77,6 +80,7 @@ export function parseWorkerConfig(value: unknown, frontendName?: string): Worker
     servers: new Map(backend.servers.map((s) => [s.name, s])),
     guardOptions: toGuardOptions(config),
     planner: createRequestPlanner(config),
+    trusted: new TrustedForwarders(frontend!.forwardedFor.trusted),
   };
 }
 

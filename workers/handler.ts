@@ -21,7 +21,7 @@ import { createGuard } from "../src/index.js";
 import type { SlotStore } from "../src/core/store.js";
 import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
 import { createMemoryStore } from "../src/stores/memory/memory-store.js";
-import { NodeLimit } from "../src/node/frontend.js";
+import { NodeLimit } from "../src/edge/node-limit.js";
 import type { ServerConfig } from "../src/edge/config/schema.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { log } from "./log.js";

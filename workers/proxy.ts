@@ -25,20 +25,23 @@
  *   response head arrives within `timeout.connect + timeout.server`, 502 `bad-response` for a
  *   response the Worker cannot pass on, 500 on a fault of its own (logged).
  *
- * Forwarding: hop-by-hop headers (Connection and the headers it lists, Keep-Alive, Proxy-*, TE,
- * Trailer, Transfer-Encoding, Upgrade, Expect) are dropped both ways, as are the `cf-*` and
- * `cdn-loop` headers Cloudflare added on the way in (it sets its own on the subrequest);
- * `x-forwarded-for` gets the client address (`CF-Connecting-IP`) appended, `x-forwarded-proto`
- * and `x-forwarded-host` are set. Unlike the Node edge node, the Host header is always the
- * server's own (`fetch` derives it from the URL), for `host:port` servers too.
+ * Forwarding follows the rules of src/edge/forwarding.ts, as the Node edge node does: hop-by-hop
+ * headers dropped both ways, forwarding headers (`x-forwarded-*`, `Forwarded`) replaced with what
+ * the Worker saw (the client address is `CF-Connecting-IP`) unless the client is a trusted proxy
+ * (`forwarded_for.trusted`). The `cf-*` and `cdn-loop` headers Cloudflare added on the way in are
+ * dropped (it sets its own on the subrequest). Unlike the Node edge node, the Host header is always
+ * the server's own (`fetch` derives it from the URL), for `host:port` servers too, and `fetch`
+ * frames the body itself.
+ *
+ * A lease lost mid-request (SPEC §2 rule 12) stops the request: the upstream call is aborted, so
+ * the response is cut rather than run on beside a new holder.
  */
 import type { Guard } from "../src/core/guard.js";
-import { isSlotgateError, type RejectReason } from "../src/core/errors.js";
 import type { Lease } from "../src/core/lease.js";
-import { splitTarget } from "../src/edge/config/match.js";
+import { classifyGuardFault, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type Answer, type UpstreamErrorKind } from "../src/edge/answers.js";
 import type { ServerConfig } from "../src/edge/config/schema.js";
-import type { NodeLimit } from "../src/node/frontend.js";
-import { retryAfterSeconds } from "../src/node/frontend.js";
+import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../src/edge/forwarding.js";
+import type { NodeLimit } from "../src/edge/node-limit.js";
 import type { WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 
@@ -55,13 +58,8 @@ export interface ProxyContext {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "http2-settings", "expect"]);
-const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
-const DEFAULT_RETRY_AFTER_MS = 1000;
 /** Local fallback leases are released explicitly; their TTL only bounds a leak to the isolate's life. */
 const LOCAL_LEASE_TTL_MS = 24 * 3600 * 1000;
-
-type DenyReason = Exclude<RejectReason, "aborted">;
 
 export async function proxy(request: Request, pc: ProxyContext): Promise<Response> {
   const { frontend, backend } = pc.worker;
@@ -81,7 +79,7 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     await pc.guard.close().catch(() => undefined);
   };
   try {
-    if (!nodeSlot) return deny(denyStatus, "full", DEFAULT_RETRY_AFTER_MS);
+    if (!nodeSlot) return respond(denyAnswer(denyStatus, "full", DEFAULT_RETRY_AFTER_MS));
     const url = new URL(request.url);
     const target = url.pathname + url.search;
     const src = request.headers.get("cf-connecting-ip") ?? undefined;
@@ -101,7 +99,7 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     if (!result.ok) {
       if (request.signal.aborted) return clientGone();
       // `aborted` with the client still there: the guard was closing.
-      return deny(denyStatus, result.reason === "aborted" ? "unavailable" : result.reason, result.retryAfterMs);
+      return respond(denyAnswer(denyStatus, result.reason === "aborted" ? "unavailable" : result.reason, result.retryAfterMs));
     }
     lease = result.lease;
     if (request.signal.aborted) return clientGone();
@@ -112,15 +110,19 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
       return text(503, "no server available\n", { "x-slotgate-error": "no-server" });
     }
 
+    // The upstream call ends when the client leaves, when no response head arrives in time, or
+    // when the lease is lost (SPEC §2 rule 12: its slot may be someone else's now).
+    const upstreamAbort = new AbortController();
     const held = lease;
     held.signal.addEventListener(
       "abort",
-      () => log("warn", "lease lost while the response was still running", { frontend: frontend.name, lease: held.id, server: held.server, reason: String(held.signal.reason) }),
+      () => {
+        log("warn", "lease lost while the request was running: stopped", { frontend: frontend.name, lease: held.id, server: held.server, reason: String(held.signal.reason) });
+        upstreamAbort.abort(new DOMException("the lease was lost", "AbortError"));
+      },
       { once: true },
     );
 
-    // The upstream call ends when the client leaves, or when no response head arrives in time.
-    const upstreamAbort = new AbortController();
     const onClientGone = () => upstreamAbort.abort(new DOMException("the client went away", "AbortError"));
     request.signal.addEventListener("abort", onClientGone, { once: true });
     const headMs = backend.timeout.connectMs + backend.timeout.serverMs;
@@ -134,7 +136,7 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     try {
       upstream = await pc.fetch(upstreamUrl(server, target), {
         method: request.method,
-        headers: upstreamHeaders(request.headers, url, src),
+        headers: upstreamHeaders(request.headers, url, src, pc.worker.trusted.trusts(src)),
         body: request.body,
         redirect: "manual",
         signal: upstreamAbort.signal,
@@ -142,9 +144,9 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     } catch (error) {
       request.signal.removeEventListener("abort", onClientGone);
       if (request.signal.aborted) return clientGone();
-      const kind = timedOut ? "server-timeout" : "connect-failed";
+      const kind: UpstreamErrorKind = timedOut ? "server-timeout" : "connect-failed";
       log("warn", "upstream error", { frontend: frontend.name, backend: backend.name, server: server.name, error: kind, detail: String(error) });
-      return text(timedOut ? 504 : 503, `${STATUS_TEXT[kind]}\n`, { "x-slotgate-error": kind });
+      return respond(upstreamErrorAnswer(kind));
     } finally {
       clearTimeout(timer);
     }
@@ -180,7 +182,7 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
       await body?.cancel().catch(() => undefined);
       request.signal.removeEventListener("abort", onClientGone);
       log("warn", "unusable response head", { frontend: frontend.name, server: server.name, status: upstream.status, detail: String(error) });
-      return text(502, `${STATUS_TEXT["bad-response"]}\n`, { "x-slotgate-error": "bad-response" });
+      return respond(upstreamErrorAnswer("bad-response"));
     }
     if (!handedOff) request.signal.removeEventListener("abort", onClientGone);
     return response;
@@ -191,22 +193,18 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
 
 // ── answers the Worker gives itself ─────────────────────────────────────────────────────────────
 
-function deny(status: number, reason: DenyReason, retryAfterMs: number): Response {
-  const phrase = status === 429 ? "Too Many Requests" : "Service Unavailable";
-  return text(status, `${status} ${phrase}: no slot (${reason})\n`, {
-    "retry-after": String(retryAfterSeconds(retryAfterMs)),
-    "x-slotgate-reason": reason,
-  });
+function respond(answer: Answer): Response {
+  return text(answer.status, answer.body, answer.headers);
 }
 
 function guardFault(error: unknown, denyStatus: number): Response {
-  if (isSlotgateError(error, "SLOTGATE_CLOSED")) return deny(denyStatus, "unavailable", DEFAULT_RETRY_AFTER_MS);
-  if (isSlotgateError(error, "SLOTGATE_INVALID_OPTION") || isSlotgateError(error, "SLOTGATE_INVALID_CONFIG")) {
-    log("info", "request refused by the guard", { detail: error.message });
+  const fault = classifyGuardFault(error);
+  if (fault === "closed") return respond(denyAnswer(denyStatus, "unavailable", DEFAULT_RETRY_AFTER_MS));
+  if (fault === "bad-request") {
+    log("info", "request refused by the guard", { detail: error instanceof Error ? error.message : String(error) });
     return text(400, "bad request\n");
   }
-  const known = isSlotgateError(error, "SLOTGATE_UNKNOWN_SCOPE");
-  log("error", known ? "request names a scope the store does not know" : "acquire failed", { detail: error instanceof Error ? error.message : String(error) });
+  log("error", fault === "unknown-scope" ? "request names a scope the store does not know" : "acquire failed", { detail: error instanceof Error ? error.message : String(error) });
   return text(500, "internal error\n", { "x-slotgate-error": "internal" });
 }
 
@@ -219,11 +217,6 @@ function text(status: number, body: string, headers: Record<string, string> = {}
   return new Response(body, { status, headers: { ...headers, "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
 }
 
-const STATUS_TEXT = {
-  "connect-failed": "503 Service Unavailable: the server cannot be reached",
-  "server-timeout": "504 Gateway Timeout: the server did not answer in time",
-  "bad-response": "502 Bad Gateway: the server's answer was not usable",
-} as const;
 
 // ── forwarding ──────────────────────────────────────────────────────────────────────────────────
 
@@ -234,51 +227,42 @@ export function upstreamUrl(server: ServerConfig, target: string): string {
   return origin + upstreamPath(a.path, target);
 }
 
-/** As the Node edge node's `upstreamPath` (which lives in a module that imports node:http). */
-export function upstreamPath(base: string, target: string): string {
-  let t = target;
-  if (/^https?:\/\//i.test(t)) {
-    const { path, query } = splitTarget(t);
-    t = query === "" ? path : `${path}?${query}`;
-  }
-  if (!t.startsWith("/")) t = `/${t}`;
-  return base + t;
+/** Headers Cloudflare added on the way in: it sets its own on the subrequest. */
+function addedByCloudflare(name: string): boolean {
+  return name.startsWith("cf-") || name === "cdn-loop";
 }
 
-function connectionTokens(value: string | null): Set<string> {
-  const out = new Set<string>();
-  if (value === null) return out;
-  for (const part of value.split(",")) {
-    const token = part.trim().toLowerCase();
-    if (token !== "") out.add(token);
+/**
+ * The headers to send to the server (the rules of src/edge/forwarding.ts). `fetch` frames the body
+ * and sets Host from the URL, so neither framing headers nor Host are copied.
+ */
+export function upstreamHeaders(incoming: Headers, url: URL, client: string | undefined, trusted: boolean): Headers {
+  const drop = hopByHop(incoming.get("connection"));
+  const out = new Headers();
+  for (const [name, value] of incoming) {
+    if (drop(name) || isForwardingHeader(name) || name === "host" || name === "content-length" || name === "transfer-encoding" || addedByCloudflare(name)) continue;
+    out.append(name, value);
   }
+  const values = forwardingValues({
+    client,
+    trusted,
+    proto: url.protocol === "https:" ? "https" : "http",
+    host: incoming.get("host") ?? url.host,
+    xForwardedFor: incoming.get("x-forwarded-for") ?? undefined,
+    xForwardedProto: incoming.get("x-forwarded-proto") ?? undefined,
+    xForwardedHost: incoming.get("x-forwarded-host") ?? undefined,
+    forwarded: incoming.get("forwarded") ?? undefined,
+  });
+  for (const [name, value] of Object.entries(values)) out.set(name, value);
   return out;
 }
 
-function dropHopByHop(headers: Headers): Headers {
-  for (const name of connectionTokens(headers.get("connection"))) headers.delete(name);
-  for (const name of [...headers.keys()]) {
-    if (HOP_BY_HOP.has(name) || name.startsWith("proxy-")) headers.delete(name);
-  }
-  return headers;
-}
-
-export function upstreamHeaders(incoming: Headers, url: URL, client: string | undefined): Headers {
-  const out = dropHopByHop(new Headers(incoming));
-  const prior = incoming.get("x-forwarded-for");
-  for (const name of [...out.keys()]) {
-    if (FORWARDED.has(name) || name === "host" || name.startsWith("cf-") || name === "cdn-loop") out.delete(name);
-  }
-  if (client !== undefined) out.set("x-forwarded-for", prior ? `${prior}, ${client}` : client);
-  else if (prior) out.set("x-forwarded-for", prior);
-  out.set("x-forwarded-proto", url.protocol.slice(0, -1));
-  const host = incoming.get("host") ?? url.host;
-  out.set("x-forwarded-host", host);
-  return out;
-}
-
+/** The headers to send to the client for a server's response. */
 export function responseHeaders(upstream: Headers): Headers {
-  return dropHopByHop(new Headers(upstream));
+  const drop = hopByHop(upstream.get("connection"));
+  const out = new Headers();
+  for (const [name, value] of upstream) if (!drop(name)) out.append(name, value);
+  return out;
 }
 
 /**

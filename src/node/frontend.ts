@@ -4,6 +4,7 @@
  * drives through start, drain and stop.
  */
 import type { Guard } from "../core/guard.js";
+import type { NodeLimit } from "../edge/node-limit.js";
 import type { EdgeConfig } from "../edge/config/schema.js";
 import type { RequestPlanner } from "../edge/config/to-guard.js";
 import type { Server } from "node:net";
@@ -39,34 +40,6 @@ export function emptyCounters(): FrontendCounters {
 
 export function countReject(counters: FrontendCounters, reason: RejectCounterName): void {
   counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1;
-}
-
-/**
- * `node.maxconn`: HAProxy's process maxconn. Checked and taken before any store round trip, so an
- * overloaded node sheds load without touching the store. In http mode a unit is an in-flight
- * request (queued or proxied), in tcp mode a connection.
- */
-export class NodeLimit {
-  readonly max: number | null;
-  #inUse = 0;
-
-  constructor(max: number | null) {
-    this.max = max;
-  }
-
-  get inUse(): number {
-    return this.#inUse;
-  }
-
-  tryTake(): boolean {
-    if (this.max !== null && this.#inUse >= this.max) return false;
-    this.#inUse++;
-    return true;
-  }
-
-  give(): void {
-    if (this.#inUse > 0) this.#inUse--;
-  }
 }
 
 /** What a frontend needs from its edge node. */
@@ -120,17 +93,6 @@ export interface FrontendListener {
   whenIdle(): Promise<void>;
   /** Ends everything still open (after the grace period) and resolves when the listener is closed. */
   close(): Promise<void>;
-}
-
-/** Seconds for `Retry-After`: the ceiling of the guard's retry hint, at least 1. */
-export function retryAfterSeconds(retryAfterMs: number): number {
-  return Math.max(1, Math.ceil(retryAfterMs / 1000));
-}
-
-/** `::ffff:10.0.0.1` → `10.0.0.1` (what a dual-stack socket reports for an IPv4 client). */
-export function clientAddress(remote: string | undefined): string | undefined {
-  if (remote === undefined) return undefined;
-  return remote.startsWith("::ffff:") && remote.includes(".") ? remote.slice(7) : remote;
 }
 
 // Log-line helpers live with the logger; re-exported for the proxies that import them from here.

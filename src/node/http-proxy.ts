@@ -48,20 +48,18 @@
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
-import { isSlotgateError } from "../core/errors.js";
 import type { Lease } from "../core/lease.js";
-import { splitTarget } from "../edge/config/match.js";
 import type { AcquirePlan } from "../edge/config/to-guard.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
-import { requestFraming, requestHeaders, responseHeaders, TrustedForwarders, type Framing } from "./forwarding.js";
+import { classifyGuardFault, clientAddress, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type DenyReason, type UpstreamErrorKind } from "../edge/answers.js";
+import { requestFraming, TrustedForwarders, upstreamPath, type Framing } from "../edge/forwarding.js";
+import { requestHeaders, responseHeaders } from "./forward-headers.js";
 import {
   boundAddress,
-  clientAddress,
   clip,
   countReject,
   emptyCounters,
   listenOn,
-  retryAfterSeconds,
   type FrontendContext,
   type FrontendCounters,
   type FrontendListener,
@@ -85,9 +83,6 @@ const DEFAULTS = { maxHeaderSize: 16_384, keepAliveTimeoutMs: 5_000, upstreamIdl
 
 /** Characters Node accepts in a reason phrase. */
 const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]{0,512}$/;
-const DEFAULT_RETRY_AFTER_MS = 1000;
-
-type UpstreamErrorKind = "connect-failed" | "connect-timeout" | "server-timeout" | "bad-response";
 
 interface Target {
   server: ServerConfig;
@@ -294,7 +289,7 @@ class HttpFrontend implements FrontendListener {
       phase: "queued",
       lease: undefined,
       upstream: undefined,
-      framing: requestFraming(req),
+      framing: requestFraming(req.headers["content-length"], req.headers["transfer-encoding"]),
       body: undefined,
       bodyStart: undefined,
       stopBuffering: undefined,
@@ -580,11 +575,11 @@ class HttpFrontend implements FrontendListener {
       }
       const kind: UpstreamErrorKind =
         error.code === "SLOTGATE_CONNECT_TIMEOUT" ? "connect-timeout" : !connected ? "connect-failed" : error.code === "SLOTGATE_SERVER_TIMEOUT" ? "server-timeout" : "bad-response";
-      const status = kind === "server-timeout" ? 504 : kind === "bad-response" ? 502 : 503;
+      const answer = upstreamErrorAnswer(kind);
       countReject(this.#counters, "error");
-      this.#ctx.logger.warn({ frontend: this.name, backend: this.#backend.name, server: target.server.name, status, error: kind, err: errorFields(error) }, "upstream error");
+      this.#ctx.logger.warn({ frontend: this.name, backend: this.#backend.name, server: target.server.name, status: answer.status, error: kind, err: errorFields(error) }, "upstream error");
       // The body may be partly unread: close the client connection rather than read it to its end.
-      this.#answer(res, status, `${STATUS_TEXT[kind]}\n`, { "x-slotgate-error": kind, ...(req.complete ? {} : { connection: "close" }) });
+      this.#answer(res, answer.status, answer.body, { ...answer.headers, ...(req.complete ? {} : { connection: "close" }) });
     };
     upstream.on("error", fail);
     // The request asked for no upgrade (Upgrade is hop-by-hop and never forwarded), so a 101 is a
@@ -625,7 +620,8 @@ class HttpFrontend implements FrontendListener {
         upstream.destroy();
         countReject(this.#counters, "error");
         this.#ctx.logger.warn({ frontend: this.name, server: target.server.name, err: errorFields(error) }, "unusable response head");
-        this.#answer(res, 502, `${STATUS_TEXT["bad-response"]}\n`, { "x-slotgate-error": "bad-response" });
+        const answer = upstreamErrorAnswer("bad-response");
+        this.#answer(res, answer.status, answer.body, answer.headers);
         return;
       }
       upstreamRes.pipe(res);
@@ -663,14 +659,14 @@ class HttpFrontend implements FrontendListener {
 
   // ── answers the node gives itself ───────────────────────────────────────────────────────────
 
-  #deny(ex: Exchange, reason: "full" | "queue-full" | "queue-timeout" | "unavailable", retryAfterMs: number, limit?: string): void {
+  #deny(ex: Exchange, reason: DenyReason, retryAfterMs: number, limit?: string): void {
     countReject(this.#counters, reason);
     const { req, res } = ex;
-    const status = this.#denyStatus;
+    const answer = denyAnswer(this.#denyStatus, reason, retryAfterMs);
     this.#ctx.logger.info(
       {
         frontend: this.name,
-        status,
+        status: answer.status,
         reason,
         ...(limit === undefined ? {} : { limit }),
         waitedMs: Math.round(performance.now() - ex.startedAt),
@@ -680,26 +676,24 @@ class HttpFrontend implements FrontendListener {
       },
       "request rejected",
     );
-    const text = status === 429 ? "Too Many Requests" : "Service Unavailable";
-    const headers: http.OutgoingHttpHeaders = { "retry-after": String(retryAfterSeconds(retryAfterMs)), "x-slotgate-reason": reason };
     // An unread body would be read and thrown away to keep the connection; closing is cheaper.
-    if (!req.complete) headers.connection = "close";
-    this.#answer(res, status, `${status} ${text}: no slot (${reason})\n`, headers);
+    this.#answer(res, answer.status, answer.body, req.complete ? answer.headers : { ...answer.headers, connection: "close" });
   }
 
   #guardFault(ex: Exchange, error: unknown): void {
-    if (isSlotgateError(error, "SLOTGATE_CLOSED")) {
+    const fault = classifyGuardFault(error);
+    if (fault === "closed") {
       if (!ex.ended) this.#deny(ex, "unavailable", DEFAULT_RETRY_AFTER_MS);
       return;
     }
-    if (isSlotgateError(error, "SLOTGATE_INVALID_OPTION") || isSlotgateError(error, "SLOTGATE_INVALID_CONFIG")) {
+    if (fault === "bad-request") {
       countReject(this.#counters, "bad-request");
       this.#ctx.logger.info({ frontend: this.name, err: errorFields(error) }, "request refused by the guard");
       this.#answer(ex.res, 400, "bad request\n", { connection: "close" });
       return;
     }
     countReject(this.#counters, "error");
-    const known = isSlotgateError(error, "SLOTGATE_UNKNOWN_SCOPE");
+    const known = fault === "unknown-scope";
     this.#ctx.logger.error({ frontend: this.name, err: errorFields(error, !known) }, known ? "request names a scope the store does not know" : "acquire failed");
     this.#answer(ex.res, 500, "internal error\n", { "x-slotgate-error": "internal" });
   }
@@ -750,12 +744,6 @@ class HttpFrontend implements FrontendListener {
   }
 }
 
-const STATUS_TEXT: Record<UpstreamErrorKind, string> = {
-  "connect-failed": "503 Service Unavailable: the server cannot be reached",
-  "connect-timeout": "503 Service Unavailable: the server did not accept the connection in time",
-  "server-timeout": "504 Gateway Timeout: the server did not answer in time",
-  "bad-response": "502 Bad Gateway: the server's answer was not usable",
-};
 
 function makeTarget(server: ServerConfig, idleMs: number): Target {
   const a = server.address;
@@ -776,14 +764,3 @@ function tagged(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** The path to request from the server: its base path, then the client's origin-form target. */
-export function upstreamPath(base: string, target: string): string {
-  let t = target;
-  if (/^https?:\/\//i.test(t)) {
-    const { path, query } = splitTarget(t);
-    t = query === "" ? path : `${path}?${query}`;
-  }
-  if (t === "*") return base === "" ? "*" : `${base}/`;
-  if (!t.startsWith("/")) t = `/${t}`;
-  return base + t;
-}

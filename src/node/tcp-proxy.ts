@@ -22,7 +22,8 @@
 import net, { type Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
-import { boundAddress, clientAddress, listenOn, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
+import { boundAddress, listenOn, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
+import { clientAddress } from "../edge/answers.js";
 import { errorFields } from "./logger.js";
 
 /** Bytes of client data kept while the connection waits for its slot; then reading stops. */

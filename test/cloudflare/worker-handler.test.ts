@@ -83,13 +83,19 @@ describe("the Worker's config", () => {
       "x-forwarded-for": "203.0.113.7",
       accept: "text/html",
     });
-    const out = upstreamHeaders(incoming, new URL("https://edge.example/x"), "198.51.100.9");
+    // The rules of src/edge/forwarding.ts, as on the Node edge node: an untrusted client's
+    // forwarding headers are replaced with what the Worker saw...
+    const out = upstreamHeaders(incoming, new URL("https://edge.example/x"), "198.51.100.9", false);
     expect(Object.fromEntries(out)).toEqual({
       accept: "text/html",
-      "x-forwarded-for": "203.0.113.7, 198.51.100.9",
+      "x-forwarded-for": "198.51.100.9",
       "x-forwarded-proto": "https",
       "x-forwarded-host": "edge.example",
+      forwarded: 'for=198.51.100.9;host="edge.example";proto=https',
     });
+    // ... and a trusted proxy's (forwarded_for.trusted) are kept, with this hop appended.
+    const trusted = upstreamHeaders(incoming, new URL("https://edge.example/x"), "198.51.100.9", true);
+    expect(trusted.get("x-forwarded-for")).toBe("203.0.113.7, 198.51.100.9");
   });
 });
 

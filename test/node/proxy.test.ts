@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { SlotgateError, createMemoryStore, type GroupStore, type SlotStore } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode } from "../../src/node/edge-node.js";
-import { upstreamPath } from "../../src/node/http-proxy.js";
+import { upstreamPath } from "../../src/edge/forwarding.js";
 import { closedPort, startBlackhole, startTcpEcho } from "../support/origin.js";
 import { cleanups, expectAllFree, origin, raw, request, startNode, until, type Reply } from "../support/edge.js";
 
