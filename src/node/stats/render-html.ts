@@ -113,7 +113,7 @@ function renderSpecAndStateLoss(stats: GuardStats): string {
   const spec = stats.spec;
   const loss = stats.stateLoss;
   const superseded = spec.superseded
-    ? `<tr class="warn" id="spec-superseded"><th>superseded</th><td colspan="3">yes: this node runs an older version; the store decides its requests under a newer spec</td></tr>`
+    ? `<tr class="warn" id="spec-superseded"><th>superseded</th><td colspan="3">yes: this node runs an older version</td></tr>\n<tr><td colspan="4" class="note">The store decides this node's requests under a newer spec.</td></tr>`
     : `<tr id="spec-superseded"><th>superseded</th><td colspan="3">no</td></tr>`;
   let learning = ABSENT;
   let learningClass = "";
@@ -362,6 +362,7 @@ tr.server.down td.status{color:#800}
 .sw.up{background:#c0ffc0}.sw.down{background:#cfcfcf}.sw.near{background:#ffd27f}.sw.full{background:#ff8080}
 .kv tr.warn th,.kv tr.warn td,.kv td.warn{background:#ffd27f;color:#700}
 .kv td[colspan]{text-align:left}
+.kv td.note{font-weight:normal;color:#555}
 .error{background:#ff8080;border:1px solid #a00;padding:6px 10px;margin:0 0 10px;max-width:960px}
 .msg{font-family:monospace}
 span.key,span.msg{font-family:monospace}
