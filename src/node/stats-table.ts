@@ -35,6 +35,33 @@ function label(row: Row): string {
   return name;
 }
 
+const ABSENT = "—";
+
+/**
+ * The spec line (this node's version, superseded, `unavailable` answers) and the state-loss line
+ * (re-registered, lost, learning window; cluster-wide, from the store). The spec is node-local: it
+ * is shown when the numbers came from a node (its stats listener), or when it says something; a
+ * snapshot read straight from the store has the spec of no guard. Fields the snapshot lacks (an
+ * unversioned spec, a store that cannot lose its state, a node of an older release) are "—".
+ */
+function specAndStateLoss(stats: GuardStats, fromNode: boolean): string[] {
+  const lines: string[] = [];
+  const spec = (stats as Partial<GuardStats>).spec;
+  if (spec && (fromNode || spec.version !== null || spec.superseded || spec.unavailable > 0)) {
+    const version = typeof spec.version === "number" ? String(spec.version) : ABSENT;
+    const superseded = spec.superseded ? "yes (this node runs an older version; the store decides its requests under a newer spec)" : "no";
+    lines.push(`spec (this node): version ${version} · unavailable ${typeof spec.unavailable === "number" ? spec.unavailable : ABSENT} · superseded ${superseded}`);
+  }
+  const loss = stats.stateLoss;
+  let learning = ABSENT;
+  if (loss && typeof loss.learningUntil === "number" && loss.learningUntil > stats.now) {
+    const until = new Date(loss.learningUntil);
+    learning = `${Number.isFinite(until.getTime()) ? until.toISOString() : loss.learningUntil} (${ms(loss.learningUntil - stats.now)} left)`;
+  } else if (loss) learning = "none";
+  lines.push(`state loss (cluster-wide): re-registered ${loss ? loss.reregistered : ABSENT} · lost ${loss ? loss.lost : ABSENT} · learning until ${learning}`);
+  return lines;
+}
+
 /** The table for `slotgate stats`. */
 export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: NodeStats): string {
   const view = buildView(stats, config, { maxKeys: 20, maxOther: 100 });
@@ -74,6 +101,7 @@ export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: N
   if (view.moreOther > 0) out.push(`  … ${view.moreOther} more scopes not shown`);
   const moreKeys = view.frontends.flatMap((f) => f.limits).reduce((n, l) => n + l.moreKeys, 0);
   if (moreKeys > 0) out.push(`  … ${moreKeys} more active keys not shown`);
+  out.push("", ...specAndStateLoss(stats, node !== undefined));
   const fb = stats.fallback;
   if (fb.fail_closed + fb.fail_open + fb.local + fb.store_errors > 0) {
     out.push("", `store outage decisions (this process): fail-closed ${fb.fail_closed} · fail-open ${fb.fail_open} · local ${fb.local} · store errors ${fb.store_errors}`);

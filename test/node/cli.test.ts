@@ -4,7 +4,11 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startRedis, type RedisProcess } from "../harness/redis.js";
+import { createGuard, createMemoryStore, type GuardStats } from "../../src/index.js";
+import { validateEdgeConfig } from "../../src/edge/config/schema.js";
+import { toGuardOptions } from "../../src/edge/config/to-guard.js";
+import { formatStatsTable } from "../../src/node/stats-table.js";
+import { sendCommand, startRedis, type RedisProcess } from "../harness/redis.js";
 import { ensureBuilt, killChildren, run, start, useConfigDir } from "../support/cli.js";
 import { closedPort, startOrigin, type Origin } from "../support/origin.js";
 
@@ -198,25 +202,32 @@ describe("slotgate stats on Redis", () => {
     await redis?.stop();
   });
 
-  it("prints the fleet's numbers from the store while a node serves", async () => {
-    redis = await startRedis();
+  /** A node serving FILE (a Redis store, one server of maxconn 1), with a request holding that slot for 3 s. */
+  async function serveHolding(name: string, group: string, top: Record<string, unknown>, backend: Record<string, unknown>) {
+    redis ??= await startRedis();
     const o = await origin();
     const port = await closedPort();
-    const file = await writeConfig("redis-serve.yaml", {
+    const file = await writeConfig(name, {
       store: { type: "redis", url: redis.url },
-      group: "cli-redis",
+      group,
+      ...top,
       frontends: { web: { bind: `127.0.0.1:${port}`, default_backend: "app" } },
-      backends: { app: { timeout: { queue: "8s" }, servers: { a: { address: o.address, maxconn: 1 } } } },
+      backends: { app: { ...backend, servers: { a: { address: o.address, maxconn: 1 } } } },
     });
     const server = start(["serve", "-c", file, "--grace", "2s"]);
     await server.waitFor("edge node started");
-    // The first request holds the only slot for 3 s; the two others queue behind it.
     const replies = [get(`http://127.0.0.1:${port}/1?delay=3000`)];
     const t0 = Date.now();
     while (o.current === 0) {
       if (Date.now() - t0 > 5000) throw new Error("no request reached the origin");
       await sleep(5);
     }
+    return { file, port, server, replies };
+  }
+
+  it("prints the fleet's numbers from the store while a node serves", async () => {
+    const { file, port, server, replies } = await serveHolding("redis-serve.yaml", "cli-redis", {}, { timeout: { queue: "8s" } });
+    // The first request holds the only slot for 3 s; the two others queue behind it.
     replies.push(get(`http://127.0.0.1:${port}/2`), get(`http://127.0.0.1:${port}/3`));
     await sleep(100);
     const stats = await run(["stats", "-c", file]);
@@ -224,11 +235,82 @@ describe("slotgate stats on Redis", () => {
     expect(stats.stdout).toContain("group cli-redis · store redis");
     expect(stats.stdout).toMatch(/server:app\/a\s+1\/1/);
     expect(stats.stdout).toMatch(/backend:app\s+1\/-\s+2\s/);
+    expect(stats.stdout).toContain("\nstate loss (cluster-wide): re-registered 0 · lost 0 · learning until none\n");
+    // Read straight from the store: no node's spec to show.
+    expect(stats.stdout).not.toContain("spec (this node)");
     const json = await run(["stats", "-c", file, "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ stats: { group: "cli-redis", scopes: { "server:app/a": { max: 1 } } } });
     expect((await Promise.all(replies)).map((r) => r.status)).toEqual([200, 200, 200]);
     server.child.kill("SIGTERM");
     expect(await server.exited).toBe(0);
+  });
+
+  it("prints the leases re-registered after the store lost its state (FLUSHALL), read from the store", async () => {
+    // The held request's lease is renewed every third of a second.
+    const { file, server, replies } = await serveHolding("redis-loss.yaml", "cli-loss", { version: 2 }, { lease_ttl: "1s" });
+    await sendCommand(redis!.port, ["FLUSHALL"]);
+    await server.waitFor("lease re-registered after the store lost its state", 5_000);
+    const stats = await run(["stats", "-c", file]);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toMatch(/\nstate loss \(cluster-wide\): re-registered 1 · lost 0 · learning until (none|\d{4}-\d\d-\d\dT[\d:.]+Z \([\d.]+m?s left\))\n/);
+    // --json carried stateLoss already; kept here so that table and JSON stay the same numbers.
+    const json = JSON.parse((await run(["stats", "-c", file, "--json"])).stdout) as { stats: GuardStats };
+    expect(json.stats.stateLoss).toMatchObject({ reregistered: 1, lost: 0 });
+    expect((await Promise.all(replies)).map((r) => r.status)).toEqual([200]);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  });
+});
+
+describe("slotgate stats: spec versions", () => {
+  it("prints the serving node's spec version through its stats listener (memory store), state loss as —", async () => {
+    const o = await origin();
+    const port = await closedPort();
+    let statsPort = await closedPort();
+    for (let i = 0; i < 5 && statsPort === port; i++) statsPort = await closedPort();
+    const file = await writeConfig("memory-version.yaml", {
+      version: 7,
+      frontends: { web: { bind: `127.0.0.1:${port}`, default_backend: "app" } },
+      backends: { app: { servers: { a: { address: o.address } } } },
+      stats: { bind: `127.0.0.1:${statsPort}` },
+    });
+    const server = start(["serve", "-c", file, "--grace", "1s"]);
+    await server.waitFor("edge node started");
+    const stats = await run(["stats", "-c", file]);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toContain("\nspec (this node): version 7 · unavailable 0 · superseded no\n");
+    expect(stats.stdout).toContain("\nstate loss (cluster-wide): re-registered — · lost — · learning until —\n");
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  });
+
+  it("formats a superseded node's spec, and a snapshot without spec or state loss (an older node's JSON), without crashing", async () => {
+    const config = validateEdgeConfig({
+      version: 1,
+      frontends: { web: { bind: "127.0.0.1:8080", default_backend: "app" }, old: { bind: "127.0.0.1:8081", default_backend: "app" } },
+      backends: { app: { servers: { a: { address: "127.0.0.1:9001" } } } },
+    });
+    const store = createMemoryStore();
+    const { limits, backends } = toGuardOptions(config);
+    const newer = createGuard({ store, version: 2, limits: { "frontend:web": limits!["frontend:web"]! }, backends });
+    const older = createGuard({ ...toGuardOptions(config), store });
+    try {
+      await newer.open();
+      await older.open();
+      expect(await older.acquire({ scopes: ["frontend:old"], backend: "app" })).toMatchObject({ ok: false, reason: "unavailable" });
+      const node = { nodeMaxconn: null, nodeInUse: 0, frontends: {} };
+      const table = formatStatsTable(await older.stats(), config, node);
+      expect(table).toContain("\nspec (this node): version 1 · unavailable 1 · superseded yes (this node runs an older version; the store decides its requests under a newer spec)\n");
+      const bare = { ...(await older.stats()) } as Partial<GuardStats>;
+      delete bare.spec;
+      delete bare.stateLoss;
+      const old = formatStatsTable(bare as GuardStats, config, node);
+      expect(old).not.toContain("spec (this node)");
+      expect(old).toContain("\nstate loss (cluster-wide): re-registered — · lost — · learning until —\n");
+    } finally {
+      await older.close();
+      await newer.close();
+    }
   });
 });
 

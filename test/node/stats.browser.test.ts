@@ -39,13 +39,20 @@ const config = validateEdgeConfig({
 });
 
 let guard: Guard;
+let newer: Guard;
 let listener: ReturnType<typeof createStatsListener>;
 let dir: string;
 let url: string;
 
 beforeAll(async () => {
   if (!HAS_CHROMIUM) return;
-  guard = createGuard({ ...toGuardOptions(config), store: createMemoryStore() });
+  // This node runs version 3 of the limits; another node already pushed version 4 (same limits
+  // here), so the page's spec panel shows this node superseded.
+  const store = createMemoryStore();
+  newer = createGuard({ ...toGuardOptions(config), version: 4, store });
+  await newer.open();
+  guard = createGuard({ ...toGuardOptions(config), version: 3, store });
+  await guard.open(); // as the edge node does at start
   for (const key of ["acme", "acme", "globex", HOSTILE]) {
     const r = await guard.acquire({ scopes: ["global", "frontend:web", `frontend:web:apikey:${key}`], backend: "api" });
     if (!r.ok) throw new Error(`not granted: ${r.reason}`);
@@ -66,6 +73,7 @@ afterAll(async () => {
   if (!HAS_CHROMIUM) return;
   await listener?.stop();
   await guard?.close();
+  await newer?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -105,6 +113,12 @@ describe("stats page in headless Chromium", () => {
     // The hostile key value is text in the DOM, not an element.
     expect(dom).toContain('<span class="key">&lt;script&gt;document.title=\'pwned\'&lt;/script&gt;</span>');
     expect(dom).not.toContain("<script");
+    // The spec and state-loss panel: version, superseded (warning), state loss absent on memory.
+    expect(dom).toContain('<section class="panel" id="spec-state">');
+    expect(dom).toMatch(/<table class="kv" id="spec">.*?<th>version<\/th><td>3<\/td><th>unavailable<\/th><td>0<\/td>/s);
+    expect(dom).toMatch(/<tr class="warn" id="spec-superseded"><th>superseded<\/th><td colspan="3">yes: this node runs an older version/);
+    expect(dom).toMatch(/<table class="kv" id="state-loss">.*?<th>re-registered<\/th><td>—<\/td><th>lost<\/th><td>—<\/td>/s);
+    expect(dom).toMatch(/<tr id="learning"><th>learning until<\/th><td colspan="3">—<\/td><\/tr>/);
   }, 90_000);
 
   it.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "takes a screenshot: a non-trivial PNG (--screenshot)" : `takes a screenshot — ${SKIP_REASON}`, async () => {

@@ -1,7 +1,13 @@
+import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { createGuard, createMemoryStore, SlotgateError, type Guard, type GuardStats, type Lease } from "../../src/index.js";
+import { buildGroupSpec } from "../../src/core/spec.js";
 import { parseBind, validateEdgeConfig, type EdgeConfig } from "../../src/edge/config/schema.js";
 import { toGuardOptions } from "../../src/edge/config/to-guard.js";
+import { createRedisStore } from "../../src/stores/redis/index.js";
+import { groupKeys } from "../../src/stores/redis/keys.js";
+import { startRedis } from "../harness/redis.js";
+import { waitUntil } from "../support/redis-fleet.js";
 import { createStatsListener, type NodeStats } from "../../src/node/stats/index.js";
 import { keyDigest } from "../../src/node/stats/keys.js";
 import { createStatsMetrics } from "../../src/node/stats/metrics.js";
@@ -12,7 +18,7 @@ const TOKEN = "s3cret-token-0123456789";
 /** How the key value "acme" of the limit apikey is shown by default. */
 const ACME = keyDigest("shop", "frontend:web:apikey", "acme");
 
-function edgeConfig(stats: Record<string, unknown> = { bind: "127.0.0.1:0" }): EdgeConfig {
+function edgeConfig(stats: Record<string, unknown> = { bind: "127.0.0.1:0" }, top: Record<string, unknown> = {}): EdgeConfig {
   return validateEdgeConfig({
     group: "shop",
     global: { maxconn: 50 },
@@ -38,6 +44,7 @@ function edgeConfig(stats: Record<string, unknown> = { bind: "127.0.0.1:0" }): E
       },
     },
     stats,
+    ...top,
   });
 }
 
@@ -161,6 +168,11 @@ function parseProm(text: string): Map<string, Family> {
 function sample(families: Map<string, Family>, family: string, labels: Record<string, string>): number | undefined {
   const f = families.get(family);
   return f?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+/** Each family is declared with its type. */
+function expectTypes(families: Map<string, Family>, types: Record<string, string>): void {
+  for (const [name, type] of Object.entries(types)) expect(families.get(name)?.type, name).toBe(type);
 }
 
 function checkHistogram(f: Family): void {
@@ -551,6 +563,142 @@ describe("stats listener: cluster-wide numbers and store failure", () => {
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(calls).toBe(1);
   });
+});
+
+describe("stats listener: spec versions and state loss", () => {
+  /** The cells of a `.kv` row, by the text of its first header, tags stripped. */
+  function kvRow(page: string, tableId: string, header: string): { classes: string; cells: string[] } {
+    const table = new RegExp(`<table class="kv" id="${tableId}">(.*?)</table>`, "s").exec(page);
+    expect(table, `table ${tableId}`).not.toBeNull();
+    const row = [...table![1]!.matchAll(/<tr([^>]*)>(.*?)<\/tr>/g)].find((m) => m[2]!.startsWith(`<th>${header}</th>`));
+    expect(row, `row ${header} of ${tableId}`).toBeDefined();
+    return { classes: row![1]!, cells: [...row![2]!.matchAll(/<(?:th|td)[^>]*>(.*?)<\/(?:th|td)>/g)].map((c) => c[1]!.replace(/<[^>]+>/g, "").trim()) };
+  }
+
+  it("shows this node's spec version, that a newer version superseded it, and its unavailable answers", async () => {
+    const store = createMemoryStore();
+    // The next deploy (version 2) renamed the tcp frontend echo to stream; this node still runs version 1.
+    const newerConfig = edgeConfig(undefined, {
+      version: 2,
+      frontends: { web: { bind: "127.0.0.1:0", maxconn: 10, default_backend: "api" }, stream: { bind: "127.0.0.1:0", mode: "tcp", default_backend: "api" } },
+    });
+    const newer = createGuard({ ...toGuardOptions(newerConfig), store });
+    cleanups.push(() => newer.close());
+    expect(await newer.open()).toEqual({ installed: true, storedVersion: 2 });
+    const olderConfig = edgeConfig(undefined, { version: 1 });
+    const older = createGuard({ ...toGuardOptions(olderConfig), store });
+    cleanups.push(() => older.close());
+    expect(await older.open()).toEqual({ installed: false, storedVersion: 2 });
+    for (let i = 0; i < 2; i++) expect(await older.acquire({ scopes: ["frontend:echo"], backend: "api" })).toMatchObject({ ok: false, reason: "unavailable" });
+    const oldNode = await setup({ guard: older, config: olderConfig });
+    const newNode = await setup({ guard: newer, config: newerConfig });
+    const unversioned = await setup();
+
+    // JSON had these already: the other outputs below must agree with it.
+    const json = (await (await oldNode.get("/stats.json")).json()) as { stats: GuardStats };
+    expect(json.stats.spec).toEqual({ version: 1, superseded: true, unavailable: 2 });
+    expect(json.stats.stateLoss).toBeUndefined();
+
+    const old = parseProm(await (await oldNode.get("/metrics")).text());
+    expectTypes(old, { slotgate_spec_version: "gauge", slotgate_spec_superseded: "gauge", slotgate_scope_unavailable_total: "counter" });
+    expect(sample(old, "slotgate_spec_version", { group: "shop" })).toBe(1);
+    expect(sample(old, "slotgate_spec_superseded", {})).toBe(1);
+    expect(sample(old, "slotgate_scope_unavailable_total", {})).toBe(2);
+    // The memory store cannot lose its state: no state-loss series (not zeros).
+    for (const name of ["slotgate_leases_reregistered_total", "slotgate_leases_lost_total", "slotgate_learning", "slotgate_learning_remaining_seconds"]) {
+      expect(old.get(name)?.samples ?? [], name).toEqual([]);
+    }
+    const now = parseProm(await (await newNode.get("/metrics")).text());
+    expect(sample(now, "slotgate_spec_version", {})).toBe(2);
+    expect(sample(now, "slotgate_spec_superseded", {})).toBe(0);
+    expect(sample(now, "slotgate_scope_unavailable_total", {})).toBe(0);
+    const none = parseProm(await (await unversioned.get("/metrics")).text());
+    expect(none.get("slotgate_spec_version")?.samples).toEqual([]); // unversioned: absent, not 0
+    expect(sample(none, "slotgate_spec_superseded", {})).toBe(0);
+
+    const oldPage = await (await oldNode.get("/stats")).text();
+    expect(oldPage).toContain('<section class="panel" id="spec-state">');
+    expect(kvRow(oldPage, "spec", "version").cells).toEqual(["version", "1", "unavailable", "2"]);
+    const superseded = kvRow(oldPage, "spec", "superseded");
+    expect(superseded.classes).toContain('class="warn"');
+    expect(superseded.cells[1]).toMatch(/^yes: this node runs an older version/);
+    expect(kvRow(oldPage, "state-loss", "re-registered").cells).toEqual(["re-registered", "—", "lost", "—"]);
+    expect(kvRow(oldPage, "state-loss", "learning until").cells).toEqual(["learning until", "—"]);
+    const newPage = await (await newNode.get("/stats")).text();
+    expect(kvRow(newPage, "spec", "version").cells).toEqual(["version", "2", "unavailable", "0"]);
+    expect(kvRow(newPage, "spec", "superseded")).toEqual({ classes: ' id="spec-superseded"', cells: ["superseded", "no"] });
+    const nonePage = await (await unversioned.get("/stats")).text();
+    expect(kvRow(nonePage, "spec", "version").cells).toEqual(["version", "—", "unavailable", "0"]);
+  });
+
+  it("counts leases re-registered and lost after the store lost its state (FLUSHALL), and shows the learning window", async () => {
+    const TTL_MS = 3_000; // renewals every second; the learning window is one TTL
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const connect = async () => {
+      const c = new Redis({ host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: 1 });
+      cleanups.push(async () => c.disconnect());
+      await c.ping();
+      return c;
+    };
+    const config = edgeConfig();
+    const guard = createGuard({ ...toGuardOptions(config), store: createRedisStore({ redis: await connect(), sweepIntervalMs: 100, safetyRecheckMs: 200, commandTimeoutMs: 1_000 }) });
+    cleanups.push(() => guard.close());
+    const { get } = await setup({ guard, config });
+    const leases: Lease[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await guard.acquire({ scopes: ["global", "frontend:web"], backend: "api", leaseTtlMs: TTL_MS });
+      if (!r.ok) throw new Error(`not granted: ${r.reason}`);
+      leases.push(r.lease);
+    }
+    const before = parseProm(await (await get("/metrics")).text());
+    expect(sample(before, "slotgate_leases_reregistered_total", {})).toBe(0);
+    expect(sample(before, "slotgate_leases_lost_total", {})).toBe(0);
+    expect(sample(before, "slotgate_learning", {})).toBe(0);
+    expect(sample(before, "slotgate_learning_remaining_seconds", {})).toBe(0);
+
+    // The state goes, and a fleet member pushes limits where only one of the two leases fits
+    // (global 1), in one MULTI so that no renewal slips in between.
+    const admin = await connect();
+    createRedisStore({ redis: admin }); // registers the scripts on the admin connection
+    const smaller = toGuardOptions(edgeConfig(undefined, { global: { maxconn: 1 } }));
+    const multi = admin.multi().flushall() as unknown as { slotgateConfigure(...args: string[]): { exec(): Promise<unknown> } };
+    await multi.slotgateConfigure(...groupKeys("slotgate:", "shop"), JSON.stringify(buildGroupSpec(smaller.limits, smaller.backends))).exec();
+    await waitUntil("one lease re-registered, one lost", async () => {
+      const loss = (await guard.stats()).stateLoss;
+      return loss !== undefined && loss.reregistered + loss.lost >= 2;
+    }, TTL_MS + 2_000, 20);
+
+    // Within the learning window (one TTL from the first renewal that noticed the loss).
+    const during = await get("/metrics");
+    const duringPage = await (await get("/stats")).text();
+    const m = parseProm(await during.text());
+    expectTypes(m, { slotgate_leases_reregistered_total: "counter", slotgate_leases_lost_total: "counter", slotgate_learning: "gauge", slotgate_learning_remaining_seconds: "gauge" });
+    expect(m.get("slotgate_leases_reregistered_total")?.help).toContain("cluster-wide");
+    expect(sample(m, "slotgate_leases_reregistered_total", { group: "shop" })).toBe(1);
+    expect(sample(m, "slotgate_leases_lost_total", {})).toBe(1);
+    expect(sample(m, "slotgate_learning", {})).toBe(1);
+    const left = sample(m, "slotgate_learning_remaining_seconds", {})!;
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThanOrEqual(TTL_MS / 1000);
+    expect(kvRow(duringPage, "state-loss", "re-registered").cells).toEqual(["re-registered", "1", "lost", "1"]);
+    expect(duringPage).toContain('<td class="warn">1</td>'); // a lost lease is a warning
+    const learning = kvRow(duringPage, "state-loss", "learning until");
+    expect(learning.classes).toContain('class="warn"');
+    expect(learning.cells[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \([\d.]+ m?s left\)$/);
+
+    // After the window: counters stay, learning is over.
+    await waitUntil("the learning window ended", async () => (await guard.stats()).stateLoss?.learningUntil === null, TTL_MS + 2_000, 50);
+    const after = parseProm(await (await get("/metrics")).text());
+    expect(sample(after, "slotgate_leases_reregistered_total", {})).toBe(1);
+    expect(sample(after, "slotgate_leases_lost_total", {})).toBe(1);
+    expect(sample(after, "slotgate_learning", {})).toBe(0);
+    expect(sample(after, "slotgate_learning_remaining_seconds", {})).toBe(0);
+    const afterPage = await (await get("/stats")).text();
+    expect(kvRow(afterPage, "state-loss", "learning until")).toEqual({ classes: ' id="learning"', cells: ["learning until", "none"] });
+    expect(leases.filter((l) => l.signal.aborted)).toHaveLength(1);
+    await Promise.all(leases.map((l) => l.release()));
+  }, 20_000);
 });
 
 describe("stats page: hostile scope names", () => {

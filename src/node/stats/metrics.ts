@@ -21,6 +21,12 @@
  * | `slotgate_fallback_decisions_total` | counter | policy | this node's outage-policy decisions (`fail-closed`, `fail-open`, `local`) |
  * | `slotgate_store_errors_total` | counter | | this node's renew/release calls that failed on a store fault |
  * | `slotgate_store_up` | gauge | | 1 if the store answered this scrape, else 0 (and the store's series are absent) |
+ * | `slotgate_spec_version` | gauge | | this node's spec version (absent when unversioned) |
+ * | `slotgate_spec_superseded` | gauge | | 1 when the store runs another (newer) spec than this node's, else 0 |
+ * | `slotgate_scope_unavailable_total` | counter | | this node's acquires answered `unavailable` because the store's spec has no scope they named |
+ * | `slotgate_leases_reregistered_total`, `slotgate_leases_lost_total` | counter | | leases re-created after the store lost its state / that could not be, cluster-wide (absent on a store that cannot lose its state, e.g. memory) |
+ * | `slotgate_learning` | gauge | | 1 while a learning window after a state loss is in progress, else 0 (absent as above) |
+ * | `slotgate_learning_remaining_seconds` | gauge | | seconds left of that window on the store's clock, 0 when none (absent as above) |
  * | `slotgate_node_in_use`, `slotgate_node_maxconn` | gauge | | this process's slots and `node.maxconn` |
  * | `slotgate_node_frontend_active`, `slotgate_node_frontend_queued` | gauge | frontend | this process, per frontend |
  * | `slotgate_node_frontend_requests_total` | counter | frontend | this process, per frontend |
@@ -103,6 +109,15 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
   const storeErrors = counter("slotgate_store_errors_total", "This node's renew and release calls that failed on a store fault.");
   const storeUp = gauge("slotgate_store_up", "1 if the store answered this scrape, 0 if it could not be read.");
 
+  const specVersion = gauge("slotgate_spec_version", "The version of this node's spec (absent when unversioned); nodes below the fleet's highest run under the store's newer spec.");
+  const specSuperseded = gauge("slotgate_spec_superseded", "1 when the store runs another spec than this node's (a newer version), so this node runs an older version; else 0.");
+  const scopeUnavailable = counter("slotgate_scope_unavailable_total", "This node's acquires answered unavailable because the store's spec has no scope they named (removed or renamed by a newer version).");
+  const reregistered = counter("slotgate_leases_reregistered_total", "Leases re-created by their holders' renewals after the store lost the group's state, cluster-wide (absent when the store cannot lose its state).");
+  const lost = counter("slotgate_leases_lost_total", "Leases lost with the store's state that could not be re-created, cluster-wide (absent when the store cannot lose its state).");
+  const learning = gauge("slotgate_learning", "1 while the group is in a learning window after a state loss (nothing new is granted), else 0; cluster-wide (absent when the store cannot lose its state).");
+  const learningLeft = gauge("slotgate_learning_remaining_seconds", "Seconds left of the current learning window on the store's clock, 0 when none (absent when the store cannot lose its state).");
+  const optional = [specVersion, specSuperseded, scopeUnavailable, reregistered, lost, learning, learningLeft];
+
   const nodeInUse = gauge("slotgate_node_in_use", "Slots this process holds (process-local).");
   const nodeMax = gauge("slotgate_node_maxconn", "node.maxconn of this process (absent when unlimited).");
   const feActive = gauge("slotgate_node_frontend_active", "Requests or connections this process holds, per frontend.", ["frontend"]);
@@ -122,6 +137,9 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
       for (const [reason, n] of Object.entries(f.rejected)) feRejected.inc({ frontend, reason }, n);
     }
     wait.snapshot = stats ? stats.queueWait : null;
+    // prom-client gives an unlabelled metric a 0 sample on reset: a series that has nothing to
+    // report (no snapshot, an unversioned spec, a store that cannot lose its state) is removed.
+    for (const metric of optional) metric.remove();
     if (!stats) return;
 
     holders.set(stats.holders);
@@ -131,6 +149,18 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
     fallback.inc({ policy: "fail-open" }, stats.fallback.fail_open);
     fallback.inc({ policy: "local" }, stats.fallback.local);
     storeErrors.inc(stats.fallback.store_errors);
+
+    if (stats.spec.version !== null) specVersion.set(stats.spec.version);
+    specSuperseded.set(stats.spec.superseded ? 1 : 0);
+    scopeUnavailable.inc(nonNegative(stats.spec.unavailable));
+    const loss = stats.stateLoss;
+    if (loss) {
+      reregistered.inc(nonNegative(loss.reregistered));
+      lost.inc(nonNegative(loss.lost));
+      const left = loss.learningUntil === null ? 0 : nonNegative(loss.learningUntil - stats.now) / 1000;
+      learning.set(left > 0 ? 1 : 0);
+      learningLeft.set(left);
+    }
 
     const view = buildView(stats, config, { maxKeys: keyRows });
     for (const row of allRows(view)) {

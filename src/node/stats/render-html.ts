@@ -3,7 +3,9 @@
  * HTML document, in the spirit of HAProxy's stats page. One table per frontend (its row, then each
  * keyed limit's aggregate row and its busiest keys), one per backend (its row, then one row per
  * server with UP/DOWN), the global row, this node's process-local numbers, queue-wait quantiles
- * and histogram, and the outage-policy (fallback) counters.
+ * and histogram, the outage-policy (fallback) counters, and the spec and state-loss panel (this
+ * node's spec version, whether the store runs a newer one, and leases re-registered or lost after
+ * the store lost its state).
  *
  * Colour cues: a row at or above 80 % of its limit is amber, at its limit red, a server marked down
  * grey (a queue at its `maxqueue` colours the queue cells red). The page refreshes itself with
@@ -64,7 +66,7 @@ ${refresh === null ? "· auto-refresh off" : `· refreshes every ${refresh} s`} 
   }
 
   parts.push(`<div class="panels">\n`);
-  if (stats) parts.push(renderSummary(stats), renderHistogram(stats.queueWait));
+  if (stats) parts.push(renderSummary(stats), renderSpecAndStateLoss(stats), renderHistogram(stats.queueWait));
   parts.push(renderLegend(), `</div>\n`);
   parts.push(renderNode(node, config));
 
@@ -99,6 +101,38 @@ function renderSummary(stats: GuardStats): string {
 <table class="kv" id="fallback">
 <tr><th>fail-closed</th><td>${num(f.fail_closed)}</td><th>fail-open</th><td>${num(f.fail_open)}</td></tr>
 <tr><th>local</th><td>${num(f.local)}</td><th>store errors</th><td>${num(f.store_errors)}</td></tr>
+</table>
+</section>
+`;
+}
+
+/** "—" for a field the snapshot does not have (an unversioned spec, a store that cannot lose its state). */
+const ABSENT = "—";
+
+function renderSpecAndStateLoss(stats: GuardStats): string {
+  const spec = stats.spec;
+  const loss = stats.stateLoss;
+  const superseded = spec.superseded
+    ? `<tr class="warn" id="spec-superseded"><th>superseded</th><td colspan="3">yes: this node runs an older version</td></tr>\n<tr><td colspan="4" class="note">The store decides this node's requests under a newer spec.</td></tr>`
+    : `<tr id="spec-superseded"><th>superseded</th><td colspan="3">no</td></tr>`;
+  let learning = ABSENT;
+  let learningClass = "";
+  if (loss && loss.learningUntil !== null && loss.learningUntil > stats.now) {
+    const until = new Date(loss.learningUntil);
+    learning = `${html(Number.isFinite(until.getTime()) ? until.toISOString() : String(loss.learningUntil))} (${ms(loss.learningUntil - stats.now)} left)`;
+    learningClass = ` class="warn"`;
+  } else if (loss) learning = "none";
+  const lostClass = loss && loss.lost > 0 ? ` class="warn"` : "";
+  return `<section class="panel" id="spec-state">
+<h2>Spec <small>(this node)</small></h2>
+<table class="kv" id="spec">
+<tr><th>version</th><td>${spec.version === null ? ABSENT : num(spec.version)}</td><th>unavailable</th><td>${num(spec.unavailable)}</td></tr>
+${superseded}
+</table>
+<h2>State loss <small>(cluster-wide, from the store)</small></h2>
+<table class="kv" id="state-loss">
+<tr><th>re-registered</th><td>${loss ? num(loss.reregistered) : ABSENT}</td><th>lost</th><td${lostClass}>${loss ? num(loss.lost) : ABSENT}</td></tr>
+<tr${learningClass} id="learning"><th>learning until</th><td colspan="3">${learning}</td></tr>
 </table>
 </section>
 `;
@@ -326,6 +360,9 @@ td.status{text-align:center;font-weight:bold}
 tr.server.up td.status{color:#060}
 tr.server.down td.status{color:#800}
 .sw.up{background:#c0ffc0}.sw.down{background:#cfcfcf}.sw.near{background:#ffd27f}.sw.full{background:#ff8080}
+.kv tr.warn th,.kv tr.warn td,.kv td.warn{background:#ffd27f;color:#700}
+.kv td[colspan]{text-align:left}
+.kv td.note{font-weight:normal;color:#555}
 .error{background:#ff8080;border:1px solid #a00;padding:6px 10px;margin:0 0 10px;max-width:960px}
 .msg{font-family:monospace}
 span.key,span.msg{font-family:monospace}
