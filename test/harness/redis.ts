@@ -536,6 +536,8 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
  */
 export async function startRedisReplica(master: RedisProcess, opts: StartRedisOptions = {}): Promise<RedisProcess> {
   const extra = opts.args ?? [];
+  // The full sync starts at once, not after the master's default 5 s wait for more replicas.
+  await sendCommand(master.port, ["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
   const replica = await RedisInstance.start(1, () => ["--replicaof", REDIS_HOST, String(master.port), ...extra]);
   try {
     await waitForSync(replica.port, READY_TIMEOUT_MS);
