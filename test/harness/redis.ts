@@ -39,7 +39,11 @@ export interface RedisProcess {
   kill9(): Promise<void>;
   /** Start again on the same port (stopping first if still running) and wait for PING. */
   restart(): Promise<void>;
-  /** SIGSTOP: the process keeps its sockets but answers nothing (a hung or partitioned node). */
+  /**
+   * SIGSTOP: the process keeps its sockets but answers nothing (a hung node). A paused replica
+   * still misses nothing its master writes meanwhile: the stream waits in the kernel's socket
+   * buffers until resume(), unless the master drops the link (CLIENT KILL TYPE replica).
+   */
   pause(): void;
   /** SIGCONT after pause(). */
   resume(): void;
@@ -89,6 +93,7 @@ export interface RedisClusterProcess {
   /**
    * `CLUSTER FAILOVER [FORCE|TAKEOVER]` on a replica; resolves with the ms it took until the
    * replica is a master and every running, unpaused node names it the owner of its slots.
+   * Without TAKEOVER it first waits until every node knows the replica as its master's.
    */
   failover(replica: RedisProcess, mode?: "FORCE" | "TAKEOVER", timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
@@ -619,22 +624,30 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     },
     failover: async (replica, mode, timeoutMs = 10_000) => {
       const startedAt = Date.now();
-      await sendCommand(replica.port, ["CLUSTER", "FAILOVER", ...(mode ? [mode] : [])]);
       const deadline = startedAt + timeoutMs;
-      let last = "";
-      while (Date.now() < deadline) {
-        const views = await Promise.all(
-          answering().map((i) => sendCommand(i.port, ["CLUSTER", "NODES"]).then(String, (err: Error) => err.message)),
-        );
-        const agreed = views.every((view) => {
-          const self = parseClusterNodes(view).find((n) => n.port === replica.port);
-          return self !== undefined && self.flags.includes("master") && self.slots.length > 0;
-        });
-        if (agreed) return Date.now() - startedAt;
-        last = views.join("\n---\n");
-        await sleep(20);
-      }
-      throw new Error(`127.0.0.1:${replica.port} did not become a master within ${timeoutMs} ms (CLUSTER FAILOVER ${mode ?? ""}); last CLUSTER NODES:\n${last}`);
+      const agreeOn = async (what: string, seen: (node: ClusterNodeLine, self: ClusterNodeLine) => boolean) => {
+        let last = "";
+        while (Date.now() < deadline) {
+          const views = await Promise.all(
+            answering().map((i) => sendCommand(i.port, ["CLUSTER", "NODES"]).then(String, (err: Error) => err.message)),
+          );
+          const selfView = parseClusterNodes(String(await sendCommand(replica.port, ["CLUSTER", "NODES"]).catch(() => ""))).find((n) => n.port === replica.port);
+          const agreed = selfView !== undefined && views.every((view) => {
+            const node = parseClusterNodes(view).find((n) => n.port === replica.port);
+            return node !== undefined && seen(node, selfView);
+          });
+          if (agreed) return;
+          last = views.join("\n---\n");
+          await sleep(20);
+        }
+        throw new Error(`127.0.0.1:${replica.port}: ${what} within ${timeoutMs} ms (CLUSTER FAILOVER ${mode ?? ""}); last CLUSTER NODES:\n${last}`);
+      };
+      // A master only accepts a manual failover from a node it knows as its replica: right after a
+      // failover, the old master's turn to replica may not have reached it yet.
+      if (mode !== "TAKEOVER") await agreeOn("not every node knows it as its master's replica", (n, self) => n.flags.includes("slave") && n.masterId === self.masterId);
+      await sendCommand(replica.port, ["CLUSTER", "FAILOVER", ...(mode ? [mode] : [])]);
+      await agreeOn("did not become a master", (n) => n.flags.includes("master") && n.slots.length > 0);
+      return Date.now() - startedAt;
     },
     stop: stopAll,
   };
