@@ -138,3 +138,48 @@ describe("startRedisCluster", () => {
     expect(pids.filter(isAlive)).toEqual([]);
   });
 });
+
+describe("startRedisCluster with replicas", () => {
+  it("3 masters + 3 replicas in sync; pause/resume, CLUSTER FAILOVER and stop", async () => {
+    const c = await startRedisCluster({ replicasPerMaster: 1 });
+    servers.push(c);
+    expect(c.nodes).toHaveLength(6);
+    const redisCluster = new Cluster([...c.nodes]);
+    redisCluster.on("error", () => {});
+    clients.push(redisCluster);
+    expect(await redisCluster.set("{c}:key", "v")).toBe("OK");
+
+    const master = await c.masterOf("{c}:key");
+    expect(c.processes.indexOf(master)).toBe(1); // slots 5461-10921
+    const [replica] = c.replicasOf(master);
+    if (!replica) throw new Error("the master has no replica");
+    const direct = client(replica.url);
+    expect(await direct.info("replication")).toMatch(/role:slave[\s\S]*master_link_status:up/);
+    // READONLY: a cluster replica serves reads of its master's slots only when asked to.
+    await direct.call("READONLY");
+    expect(await direct.get("{c}:key")).toBe("v");
+
+    // A paused node answers nothing; resumed, it catches up.
+    replica.pause();
+    await redisCluster.set("{c}:key", "while paused");
+    await expect(Promise.race([direct.ping(), new Promise((resolve) => setTimeout(() => resolve("silent"), 300))])).resolves.toBe("silent");
+    replica.resume();
+    await c.waitUntilHealthy(5_000);
+    expect(await direct.get("{c}:key")).toBe("while paused");
+
+    // A manual failover swaps the roles; the client follows.
+    const ms = await c.failover(replica);
+    expect(ms).toBeLessThan(5_000);
+    expect(await c.masterOf("{c}:key")).toBe(replica);
+    expect(await redisCluster.set("{c}:key", "after")).toBe("OK");
+    expect(await direct.get("{c}:key")).toBe("after");
+    await c.waitUntilHealthy(5_000);
+    expect(await client(master.url).info("replication")).toMatch(/role:slave/);
+
+    // A paused node is stopped too.
+    c.processes[5]?.pause();
+    const pids = c.processes.map((p) => p.pid);
+    await c.stop();
+    expect(pids.filter(isAlive)).toEqual([]);
+  });
+});

@@ -39,6 +39,14 @@ export interface RedisProcess {
   kill9(): Promise<void>;
   /** Start again on the same port (stopping first if still running) and wait for PING. */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: the process keeps its sockets but answers nothing (a hung node). A paused replica
+   * still misses nothing its master writes meanwhile: the stream waits in the kernel's socket
+   * buffers until resume(), unless the master drops the link (CLIENT KILL TYPE replica).
+   */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export interface StartRedisOptions {
@@ -52,8 +60,10 @@ export interface ClusterNodeAddress {
 }
 
 export interface StartRedisClusterOptions {
-  /** Number of masters (no replicas). Default 3. */
+  /** Number of masters. Default 3. */
   masters?: number;
+  /** Replicas of each master (CLUSTER REPLICATE), started in sync. Default 0. */
+  replicasPerMaster?: number;
   /** --cluster-node-timeout in ms. Default 2000. */
   nodeTimeoutMs?: number;
   /** Extra redis-server arguments applied to every node. */
@@ -66,10 +76,26 @@ export interface RedisClusterProcess {
    * startup-node objects into connection options, so they must not carry methods).
    */
   readonly nodes: readonly ClusterNodeAddress[];
-  /** Same order as `nodes`; use for per-node kill9()/restart(). */
+  /**
+   * Same order as `nodes`; use for per-node kill9()/restart()/pause(). The masters come first,
+   * in start order, then the replicas: `replicasPerMaster` for the first master, and so on.
+   */
   readonly processes: readonly RedisProcess[];
-  /** Resolves once every running node reports cluster_state:ok (e.g. after a node restart). */
+  /** The replicas each master was started with (by index of `processes`); roles change on failover. */
+  replicasOf(master: RedisProcess): readonly RedisProcess[];
+  /**
+   * Resolves once every running node that is not paused reports cluster_state:ok (e.g. after a
+   * node restart), and every such replica whose master runs has its replication link up.
+   */
   waitUntilHealthy(timeoutMs?: number): Promise<void>;
+  /** The process that serves `key` now, as a running node's CLUSTER NODES says. */
+  masterOf(key: string): Promise<RedisProcess>;
+  /**
+   * `CLUSTER FAILOVER [FORCE|TAKEOVER]` on a replica; resolves with the ms it took until the
+   * replica is a master and every running, unpaused node names it the owner of its slots.
+   * Without TAKEOVER it first waits until every node knows the replica as its master's.
+   */
+  failover(replica: RedisProcess, mode?: "FORCE" | "TAKEOVER", timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -263,6 +289,7 @@ class RedisInstance implements RedisProcess {
   private watchdog: ChildProcess | undefined;
   private live: LiveProcess | undefined;
   private stopped = false;
+  private paused = false;
 
   private constructor(
     private readonly bin: string,
@@ -318,6 +345,22 @@ class RedisInstance implements RedisProcess {
 
   get running(): boolean {
     return this.launch !== undefined && !this.launch.hasExited();
+  }
+
+  /** Running and not paused: it answers commands. */
+  get answering(): boolean {
+    return this.running && !this.paused;
+  }
+
+  pause(): void {
+    if (!this.running) throw new Error(`redis on port ${this.port} is not running`);
+    this.launch?.child.kill("SIGSTOP");
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (this.running) this.launch?.child.kill("SIGCONT");
+    this.paused = false;
   }
 
   async stop(): Promise<void> {
@@ -386,10 +429,13 @@ class RedisInstance implements RedisProcess {
     watchdog?.kill("SIGKILL");
     if (!current.hasExited()) {
       current.child.kill(signal);
+      // A stopped process only acts on SIGTERM once it runs again.
+      if (this.paused) current.child.kill("SIGCONT");
       const escalate = setTimeout(() => current.child.kill("SIGKILL"), STOP_TIMEOUT_MS);
       await current.exited;
       clearTimeout(escalate);
     }
+    this.paused = false;
     if (live) registry().live.delete(live);
   }
 }
@@ -495,6 +541,8 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
  */
 export async function startRedisReplica(master: RedisProcess, opts: StartRedisOptions = {}): Promise<RedisProcess> {
   const extra = opts.args ?? [];
+  // The full sync starts at once, not after the master's default 5 s wait for more replicas.
+  await sendCommand(master.port, ["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
   const replica = await RedisInstance.start(1, () => ["--replicaof", REDIS_HOST, String(master.port), ...extra]);
   try {
     await waitForSync(replica.port, READY_TIMEOUT_MS);
@@ -517,16 +565,20 @@ async function waitForSync(port: number, timeoutMs: number): Promise<void> {
 }
 
 /**
- * Starts `masters` cluster masters without replicas and waits for cluster_state:ok.
+ * Starts `masters` cluster masters, each with `replicasPerMaster` replicas, and waits for
+ * cluster_state:ok (and the replicas in sync).
  * Needs Redis >= 7.0: the bus port is set explicitly with --cluster-port, because the
  * default port+10000 would overflow 65535 for most ports the kernel hands out.
- * Expect ~2 s: a fresh master refuses to report ok for its first 2 s (CLUSTER_WRITABLE_DELAY).
+ * Expect ~2 s: a fresh master refuses to report ok for its first 2 s (CLUSTER_WRITABLE_DELAY);
+ * the replicas join and sync within that delay.
  */
 export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Promise<RedisClusterProcess> {
   const masters = opts.masters ?? 3;
+  const perMaster = opts.replicasPerMaster ?? 0;
   const nodeTimeout = opts.nodeTimeoutMs ?? 2_000;
   const extra = opts.args ?? [];
   if (!Number.isInteger(masters) || masters < 1) throw new Error(`masters must be a positive integer, got ${masters}`);
+  if (!Number.isInteger(perMaster) || perMaster < 0) throw new Error(`replicasPerMaster must be a non-negative integer, got ${perMaster}`);
 
   const argsFor: ArgsFor = (ports, dir) => [
     "--cluster-enabled", "yes",
@@ -534,9 +586,11 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     "--cluster-node-timeout", String(nodeTimeout),
     "--cluster-port", String(ports[1]),
     "--cluster-announce-ip", REDIS_HOST,
+    // A replica's full sync starts at once, not after the default 5 s wait for more replicas.
+    "--repl-diskless-sync-delay", "0",
     ...extra,
   ];
-  const started = await Promise.allSettled(Array.from({ length: masters }, () => RedisInstance.start(2, argsFor)));
+  const started = await Promise.allSettled(Array.from({ length: masters * (1 + perMaster) }, () => RedisInstance.start(2, argsFor)));
   const instances = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const stopAll = async () => {
     await Promise.all(instances.map((i) => i.stop()));
@@ -547,14 +601,58 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     throw failed.reason;
   }
 
+  const primaries = instances.slice(0, masters);
+  const replicasOf = new Map<RedisProcess, RedisInstance[]>(
+    primaries.map((m, i) => [m, instances.slice(masters + i * perMaster, masters + (i + 1) * perMaster)]),
+  );
+  const answering = () => instances.filter((i) => i.answering);
   const cluster: RedisClusterProcess = {
     nodes: instances.map((i) => ({ host: REDIS_HOST, port: i.port })),
     processes: instances,
+    replicasOf: (master) => replicasOf.get(master) ?? [],
     waitUntilHealthy: (timeoutMs = 15_000) => waitForClusterOk(instances, timeoutMs),
+    masterOf: async (key) => {
+      const [node] = answering();
+      if (!node) throw new Error("no cluster node answers");
+      const slot = Number(await sendCommand(node.port, ["CLUSTER", "KEYSLOT", key]));
+      const owner = parseClusterNodes(String(await sendCommand(node.port, ["CLUSTER", "NODES"]))).find(
+        (n) => n.flags.includes("master") && n.slots.some(([first, last]) => first <= slot && slot <= last),
+      );
+      const found = instances.find((i) => i.port === owner?.port);
+      if (!found) throw new Error(`no master serves slot ${slot} of ${key} (asked 127.0.0.1:${node.port})`);
+      return found;
+    },
+    failover: async (replica, mode, timeoutMs = 10_000) => {
+      const startedAt = Date.now();
+      const deadline = startedAt + timeoutMs;
+      const agreeOn = async (what: string, seen: (node: ClusterNodeLine, self: ClusterNodeLine) => boolean) => {
+        let last = "";
+        while (Date.now() < deadline) {
+          const views = await Promise.all(
+            answering().map((i) => sendCommand(i.port, ["CLUSTER", "NODES"]).then(String, (err: Error) => err.message)),
+          );
+          const selfView = parseClusterNodes(String(await sendCommand(replica.port, ["CLUSTER", "NODES"]).catch(() => ""))).find((n) => n.port === replica.port);
+          const agreed = selfView !== undefined && views.every((view) => {
+            const node = parseClusterNodes(view).find((n) => n.port === replica.port);
+            return node !== undefined && seen(node, selfView);
+          });
+          if (agreed) return;
+          last = views.join("\n---\n");
+          await sleep(20);
+        }
+        throw new Error(`127.0.0.1:${replica.port}: ${what} within ${timeoutMs} ms (CLUSTER FAILOVER ${mode ?? ""}); last CLUSTER NODES:\n${last}`);
+      };
+      // A master only accepts a manual failover from a node it knows as its replica: right after a
+      // failover, the old master's turn to replica may not have reached it yet.
+      if (mode !== "TAKEOVER") await agreeOn("not every node knows it as its master's replica", (n, self) => n.flags.includes("slave") && n.masterId === self.masterId);
+      await sendCommand(replica.port, ["CLUSTER", "FAILOVER", ...(mode ? [mode] : [])]);
+      await agreeOn("did not become a master", (n) => n.flags.includes("master") && n.slots.length > 0);
+      return Date.now() - startedAt;
+    },
     stop: stopAll,
   };
   try {
-    await joinCluster(instances);
+    await joinCluster(primaries, replicasOf);
     await cluster.waitUntilHealthy();
   } catch (err) {
     await stopAll();
@@ -563,20 +661,55 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   return cluster;
 }
 
+interface ClusterNodeLine {
+  id: string;
+  port: number;
+  flags: string[];
+  masterId: string;
+  slots: Array<[number, number]>;
+}
+
+/** CLUSTER NODES: `id ip:port@bus flags master ping pong epoch link slot…` per line. */
+function parseClusterNodes(text: string): ClusterNodeLine[] {
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => {
+      const [id = "", address = "", flags = "", masterId = "", , , , , ...slots] = line.trim().split(" ");
+      return {
+        id,
+        port: Number(/:(\d+)@/.exec(address)?.[1]),
+        flags: flags.split(","),
+        masterId,
+        slots: slots
+          .filter((s) => !s.startsWith("["))
+          .map((s) => {
+            const [first, last = first] = s.split("-");
+            return [Number(first), Number(last)] as [number, number];
+          }),
+      };
+    });
+}
+
 /**
- * What `redis-cli --cluster create --cluster-replicas 0` does, without needing redis-cli.
+ * What `redis-cli --cluster create --cluster-replicas N` does, without needing redis-cli.
  * Two choices keep this near Redis' fixed 2 s start-up delay instead of 3-6 s:
  * - Slots go in right away. A node that knows of no slot-owning master counts itself
  *   as a minority, and leaving that state costs another cluster-node-timeout.
  * - Every pair meets directly. Meeting one seed only leaves the rest to gossip, which
  *   takes seconds to complete the mesh.
+ * Replicas attach (CLUSTER REPLICATE) as soon as they know their master's id.
  */
-async function joinCluster(instances: readonly RedisInstance[]): Promise<void> {
+async function joinCluster(masters: readonly RedisInstance[], replicasOf: ReadonlyMap<RedisProcess, readonly RedisInstance[]>): Promise<void> {
+  const replicas = [...replicasOf.values()].flat();
+  const instances = [...masters, ...replicas];
   await Promise.all(
     instances.map(async (node, i) => {
-      const first = Math.floor((i * CLUSTER_SLOTS) / instances.length);
-      const last = Math.floor(((i + 1) * CLUSTER_SLOTS) / instances.length) - 1;
-      await sendCommand(node.port, ["CLUSTER", "ADDSLOTSRANGE", String(first), String(last)]);
+      if (i < masters.length) {
+        const first = Math.floor((i * CLUSTER_SLOTS) / masters.length);
+        const last = Math.floor(((i + 1) * CLUSTER_SLOTS) / masters.length) - 1;
+        await sendCommand(node.port, ["CLUSTER", "ADDSLOTSRANGE", String(first), String(last)]);
+      }
       // Distinct epochs (only settable while a node knows no one else), so the nodes
       // need no epoch-collision rounds to agree on slot ownership.
       await sendCommand(node.port, ["CLUSTER", "SET-CONFIG-EPOCH", String(i + 1)]);
@@ -591,19 +724,46 @@ async function joinCluster(instances: readonly RedisInstance[]): Promise<void> {
     }
   });
   await Promise.all(meets);
+  await Promise.all(
+    masters.map(async (master) => {
+      const id = String(await sendCommand(master.port, ["CLUSTER", "MYID"]));
+      await Promise.all((replicasOf.get(master) ?? []).map((replica) => replicate(replica, id)));
+    }),
+  );
+}
+
+/** CLUSTER REPLICATE, retried while the handshake has not yet told the replica of its master. */
+async function replicate(replica: RedisInstance, masterId: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await sendCommand(replica.port, ["CLUSTER", "REPLICATE", masterId]);
+      return;
+    } catch (err) {
+      if (!(err instanceof RedisReplyError) || !/Unknown node/i.test(err.message) || Date.now() > deadline) throw err;
+      await sleep(20);
+    }
+  }
 }
 
 async function waitForClusterOk(instances: readonly RedisInstance[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastInfo = "";
   while (Date.now() < deadline) {
-    const running = instances.filter((i) => i.running);
+    const running = instances.filter((i) => i.answering);
     const infos = await Promise.all(
-      running.map((i) => sendCommand(i.port, ["CLUSTER", "INFO"]).then(String, (err: Error) => err.message)),
+      running.map(async (i) => {
+        const ask = (args: string[]) => sendCommand(i.port, args).then(String, (err: Error) => err.message);
+        const [cluster, replication] = await Promise.all([ask(["CLUSTER", "INFO"]), ask(["INFO", "replication"])]);
+        // A replica of a running master must have its link up; one whose master is gone cannot.
+        const masterPort = Number(/master_port:(\d+)/.exec(replication)?.[1]);
+        const syncing = replication.includes("role:slave") && running.some((r) => r.port === masterPort) && !replication.includes("master_link_status:up");
+        return cluster.includes("cluster_state:ok") && !syncing ? "" : `127.0.0.1:${i.port}\n${cluster}\n${replication}`;
+      }),
     );
-    if (infos.every((info) => info.includes("cluster_state:ok"))) return;
-    lastInfo = infos.find((info) => !info.includes("cluster_state:ok")) ?? "";
+    lastInfo = infos.find((info) => info !== "") ?? "";
+    if (lastInfo === "") return;
     await sleep(50);
   }
-  throw new Error(`redis cluster did not reach cluster_state:ok within ${timeoutMs} ms; last CLUSTER INFO:\n${lastInfo}`);
+  throw new Error(`redis cluster did not reach cluster_state:ok (replicas in sync) within ${timeoutMs} ms; last CLUSTER INFO and INFO replication:\n${lastInfo}`);
 }

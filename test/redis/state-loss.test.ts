@@ -10,7 +10,7 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
-import { createGuard, type AcquireResult, type Guard, type GuardEvent, type GuardOptions, type Lease } from "../../src/index.js";
+import { createGuard, type GuardEvent, type GuardOptions } from "../../src/index.js";
 import { buildGroupSpec, type BackendsOption, type LimitsOption } from "../../src/core/spec.js";
 import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createRedisStore } from "../../src/stores/redis/index.js";
@@ -18,22 +18,15 @@ import { groupKeys } from "../../src/stores/redis/keys.js";
 import { sendCommand, startRedis, startRedisReplica, type RedisProcess } from "../harness/redis.js";
 import { cleanups, origin, startNode } from "../support/edge.js";
 import { waitUntil } from "../support/redis-fleet.js";
+import { granted, Holders, stopsAfterEach, track, type GuardNode } from "./helpers.js";
 
 /** Lease TTL of every holder here: renewals every TTL/3, and the learning window one TTL. */
 const TTL_MS = 900;
 
-const stops: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  while (stops.length > 0) await Promise.resolve(stops.pop()!()).catch(() => undefined);
-});
+const stops = stopsAfterEach();
 
 let seq = 0;
 const newGroup = (what: string) => `loss-${what}-${process.pid}-${++seq}`;
-
-function granted(r: AcquireResult): Lease {
-  if (!r.ok) throw new Error(`expected a grant, got ${r.reason}`);
-  return r.lease;
-}
 
 async function client(port: number): Promise<Redis> {
   const redis = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1 });
@@ -42,13 +35,8 @@ async function client(port: number): Promise<Redis> {
   return redis;
 }
 
-interface Node {
-  guard: Guard;
-  events: GuardEvent[];
-}
-
 /** A node of a fleet: its own connection, store and guard on the group. */
-async function node(port: number, group: string, options: Omit<GuardOptions, "store" | "group">): Promise<Node> {
+async function node(port: number, group: string, options: Omit<GuardOptions, "store" | "group">): Promise<GuardNode> {
   const redis = await client(port);
   const events: GuardEvent[] = [];
   const guard = createGuard({
@@ -120,27 +108,6 @@ class Forwarder {
     for (const s of this.#sockets) s.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-/** Holders the test knows of, and the most it ever saw at once. */
-class Holders {
-  now = 0;
-  max = 0;
-  hold(lease: Lease): Lease {
-    this.max = Math.max(this.max, ++this.now);
-    lease.signal.addEventListener("abort", () => this.now--, { once: true });
-    return lease;
-  }
-  async release(lease: Lease): Promise<void> {
-    if (lease.held) this.now--;
-    await lease.release();
-  }
-}
-
-function track<T>(promise: Promise<T>): { promise: Promise<T>; done: boolean } {
-  const t = { promise, done: false };
-  void promise.then(() => (t.done = true), () => (t.done = true));
-  return t;
 }
 
 describe("rule 12 on a standalone server: FLUSHALL", () => {
@@ -215,12 +182,8 @@ describe("rule 12 on a replica promoted after it missed writes", () => {
     const group = newGroup("failover");
     const a = await node(via.port, group, { limits: { global: 2 } });
     const holders = new Holders();
-    const fences: number[] = [];
-    const take = async () => {
-      const lease = holders.hold(granted(await a.guard.acquire({ scopes: ["global"] })));
-      fences.push(lease.fence);
-      return lease;
-    };
+    const { fences } = holders;
+    const take = () => holders.take(a.guard);
     const first = await take();
     await waitUntil("the replica has the grant", async () => String(await sendCommand(replica.port, ["HGET", groupKeys("slotgate:", group)[1]!, "\0fence"])) === String(first.fence), 2_000, 10);
 

@@ -165,6 +165,8 @@ class RedisStore implements RedisSlotStore {
   /** Channel name as Redis reports it in messages → group. */
   readonly #byChannel = new Map<string, RedisGroup>();
   #subscriber: Client | undefined;
+  /** Stops keeping a sharded subscriber on the command client's masters (see followTopology). */
+  #unfollow: (() => void) | undefined;
   #connecting: Promise<void> | undefined;
   /**
    * The client has been ready at least once. Before that, a call waits for the first connection
@@ -255,6 +257,8 @@ class RedisStore implements RedisSlotStore {
     if (!sub) return;
     if (this.#groups.size === 0) {
       this.#subscriber = undefined;
+      this.#unfollow?.();
+      this.#unfollow = undefined;
       sub.disconnect();
     } else if (subscribed) {
       (this.sharded ? sub.sunsubscribe(g.channel) : sub.unsubscribe(g.channel)).catch(() => this.fault("subscriber"));
@@ -275,7 +279,10 @@ class RedisStore implements RedisSlotStore {
       for (const g of this.#groups.values()) g.onSubscriberReady();
     };
     sub.on("ready", reconnected);
-    if (this.sharded) sub.on("subscribersReady", reconnected);
+    if (this.sharded) {
+      sub.on("subscribersReady", reconnected);
+      this.#unfollow = followTopology(this.client as Cluster, sub as Cluster);
+    }
     this.#subscriber = sub;
     return sub;
   }
@@ -383,6 +390,54 @@ class RedisStore implements RedisSlotStore {
       );
     });
   }
+}
+
+const CLUSTER_SLOTS = 16384;
+const FOLLOW_TRIES = 5;
+const FOLLOW_RETRY_MS = 100;
+
+/**
+ * Keeps a sharded subscriber on the masters that the command client uses. The subscriber is a
+ * duplicate Cluster that only learns of a failover at its own periodic slots refresh (ioredis'
+ * `slotsRefreshInterval`, 5 s by default): meanwhile its SSUBSCRIBE connection stays on the old
+ * master, which has dropped the shard channels with the slots, and wake-ups go missing. The
+ * command client learns at once, from a MOVED reply. So every refresh of the command client that
+ * shows a master the subscriber does not have makes the subscriber refresh too, a few times while
+ * the node it asks may still name the old owner. The subscriber then moves its connections,
+ * subscribes again and emits `subscribersReady`, on which the groups re-check what they missed.
+ */
+function followTopology(client: Cluster, sub: Cluster): () => void {
+  let following = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const follow = (tries: number) => {
+    timer = undefined;
+    if (tries <= 0 || sameMasters(client.slots, sub.slots)) {
+      following = false;
+      return;
+    }
+    sub.refreshSlotsCache(() => {
+      if (!following) return;
+      timer = setTimeout(() => follow(tries - 1), FOLLOW_RETRY_MS);
+      unrefTimer(timer);
+    });
+  };
+  const onRefresh = () => {
+    if (following) return;
+    following = true;
+    follow(FOLLOW_TRIES);
+  };
+  client.on("refresh", onRefresh);
+  return () => {
+    following = false;
+    client.off("refresh", onRefresh);
+    clearTimeout(timer);
+  };
+}
+
+/** Whether two slot maps (ioredis' `slots`: node keys per slot, master first) name the same master for every slot. */
+function sameMasters(a: readonly (readonly string[] | undefined)[], b: readonly (readonly string[] | undefined)[]): boolean {
+  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) if (a[slot]?.[0] !== b[slot]?.[0]) return false;
+  return true;
 }
 
 /** Client states of a connection being made; `reconnecting` too, when the first attempt failed (Redis still starting). */
