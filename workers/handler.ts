@@ -18,6 +18,7 @@ import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiR
 import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
 import type { Guard } from "../src/core/guard.js";
 import { createGuard } from "../src/index.js";
+import { localMax } from "../src/core/local-fallback.js";
 import type { SlotStore } from "../src/core/store.js";
 import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
 import { createMemoryStore } from "../src/stores/memory/memory-store.js";
@@ -167,7 +168,7 @@ function text(status: number, body: string, headers: Record<string, string> = {}
  * isolate, on the same group spec scaled down.
  */
 function localFallbackGuard(worker: WorkerConfig, share: number): Guard {
-  const scale = (max: number) => Math.max(1, Math.floor(max * share));
+  const scale = (max: number) => localMax(max, share);
   const limits: LimitsOption = {};
   for (const [name, l] of Object.entries(worker.guardOptions.limits)) {
     let scaled: LimitOption;

@@ -13,6 +13,14 @@ import type { GroupSpec, ScopeSpec } from "./spec.js";
 import type { LeaseOwner, Lease } from "./lease.js";
 import type { ChainRequest, GroupStore, SlotStore, StoreAcquireResult } from "./store.js";
 
+/**
+ * One limit's in-process share: `max × share` rounded down, but at least 1 for a limit of at least 1
+ * (a small limit keeps admitting something); 0 stays 0. The Worker's isolate limits use it too.
+ */
+export function localMax(max: number, share: number): number {
+  return max === 0 ? 0 : Math.max(1, Math.floor(max * share));
+}
+
 export class LocalFallback {
   readonly #share: number;
   readonly #handle: GroupStore;
@@ -51,7 +59,7 @@ export class LocalFallback {
   }
 
   #scale(spec: GroupSpec): GroupSpec {
-    const scale = (max: number | null) => (max === null || max === 0 ? max : Math.max(1, Math.floor(max * this.#share)));
+    const scale = (max: number | null) => (max === null ? max : localMax(max, this.#share));
     const limits: Record<string, ScopeSpec> = {};
     for (const [name, l] of Object.entries(spec.limits)) limits[name] = { ...l, max: scale(l.max) };
     const backends: GroupSpec["backends"] = {};
