@@ -21,6 +21,7 @@ import { validateEdgeConfig } from "../../src/node/config/schema.js";
 import { createLogger } from "../../src/node/logger.js";
 import { openStore } from "../../src/node/store.js";
 import { runConformance } from "../conformance/store.case.js";
+import { DURABLE_OBJECT_SKIPS } from "../cloudflare/conformance-skips.js";
 import { closedPort, startOrigin, type Origin } from "../support/origin.js";
 
 const TOKEN = "node-test-slot-api-token-0123456789";
@@ -123,6 +124,7 @@ runConformance({
   // Every call crosses HTTP, wrangler's proxy and the Worker (p50 ≈ 5 ms, p99 ≈ 60 ms when the
   // machine is busy): leases of 6 units must survive a slow renew.
   unitMs: 100,
+  skip: DURABLE_OBJECT_SKIPS,
 });
 
 describe("slot API from Node", () => {
