@@ -46,8 +46,8 @@ import { specStatusOf, unwrap, type Reply } from "./protocol.js";
 export interface Transport {
   /** Whether the object (or the API in front of it) has answered at least once. */
   readonly answered: boolean;
-  /** Sends one acquire of the ticket `waiterId`. `signal` ends the wait for its answer. */
-  acquire(request: ChainRequest, waiterId: string, signal: AbortSignal): AcquireCall;
+  /** Sends one acquire of the ticket `waiterId`. */
+  acquire(request: ChainRequest, waiterId: string): AcquireCall;
   release(leaseId: string, signal?: AbortSignal): Promise<Reply<boolean>>;
   renew(leaseId: string, ttlMs: number, signal?: AbortSignal): Promise<Reply<RenewResult>>;
   configure(spec: GroupSpec, version: number | null, signal?: AbortSignal): Promise<Reply<unknown>>;
@@ -60,6 +60,8 @@ export interface AcquireCall {
   readonly reply: Promise<Reply<StoreAcquireResult>>;
   /** One cancel of this ticket; where the transport can order calls, it reaches the object after the acquire. */
   cancel(signal?: AbortSignal): Promise<Reply<boolean>>;
+  /** Stops waiting for the answer, where the transport can (an HTTP long poll); the answer is no longer read. */
+  abandon?(): void;
 }
 
 export interface RetryPolicy {
@@ -168,8 +170,6 @@ export class DurableObjectGroup implements GroupStore {
     if (this.#closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.resolve({ ok: false, reason: "aborted" });
     const waiterId = crypto.randomUUID();
-    // Ends the wait for the acquire's answer where the transport can (an HTTP long poll).
-    const stop = new AbortController();
     let giveUp!: () => void;
     const result = new Promise<StoreAcquireResult>((resolve, reject) => {
       let settled = false;
@@ -188,7 +188,7 @@ export class DurableObjectGroup implements GroupStore {
         if (settled) return;
         settle();
         // Only here and on a fault: ending a call that has answered could cost a kept-alive connection.
-        stop.abort();
+        call?.abandon?.();
         resolve({ ok: false, reason: "aborted" });
       };
       const cancel = (sent: AcquireCall) => this.#retrying((s) => sent.cancel(s));
@@ -207,7 +207,7 @@ export class DurableObjectGroup implements GroupStore {
         if (aborting) return aborted();
         if (settled) return;
         settle();
-        stop.abort();
+        call?.abandon?.();
         reject(error);
       };
       const onReply = (reply: Reply<StoreAcquireResult>) => {
@@ -230,7 +230,7 @@ export class DurableObjectGroup implements GroupStore {
       };
       const send = () => {
         if (aborting) return aborted();
-        const sent = (call = this.#transport.acquire(request, waiterId, stop.signal));
+        const sent = (call = this.#transport.acquire(request, waiterId));
         const timeoutMs = this.#policy.timeoutMs;
         if (timeoutMs !== undefined) {
           const limit = request.queueTimeoutMs + timeoutMs;

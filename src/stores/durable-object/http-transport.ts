@@ -147,8 +147,10 @@ export class HttpTransport implements Transport {
     return this.#api.answered;
   }
 
-  acquire(request: ChainRequest, waiterId: string, signal: AbortSignal): AcquireCall {
-    const reply = this.#api.call<unknown>(this.#group, "acquire", { request, waiterId }, signal).then((r) => {
+  acquire(request: ChainRequest, waiterId: string): AcquireCall {
+    // No timeout of its own: a long poll lasts as long as the ticket's queue timeout (the client bounds it).
+    const poll = new AbortController();
+    const reply = this.#api.call<unknown>(this.#group, "acquire", { request, waiterId }, poll.signal).then((r) => {
       // Kept before anything else sees the grant, so even a grant that lost a race can be released.
       const value = (r as { status?: unknown; value?: unknown }).status === 0 ? (r as { value?: unknown }).value : undefined;
       if (isPlainObject(value) && value.ok === true && isPlainObject(value.lease)) {
@@ -156,7 +158,7 @@ export class HttpTransport implements Transport {
       }
       return r as Reply<never>;
     });
-    return { reply, cancel: (s) => this.#api.call<boolean>(this.#group, "cancel", { waiterId }, s) };
+    return { reply, cancel: (s) => this.#api.call<boolean>(this.#group, "cancel", { waiterId }, s), abandon: () => poll.abort() };
   }
 
   release(leaseId: string, signal?: AbortSignal): Promise<Reply<boolean>> {
