@@ -61,6 +61,8 @@ export function storeFault(op: string, error: unknown): SlotgateError {
   return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `Durable Object ${what}: ${detail}${overloaded ? " (overloaded)" : ""}`, { cause: error, retryable });
 }
 
+const same = <T>(value: T): T => value;
+
 /** One handle's stub on one group's object. Signals are ignored: an RPC call cannot be stopped. */
 export class RpcTransport implements Transport {
   readonly answered = true;
@@ -117,7 +119,7 @@ export class RpcTransport implements Transport {
     }
     // (Both handlers: a stub's call is an RPC promise, whose `then` takes no placeholder.)
     return sent.then(
-      (reply) => reply,
+      same,
       (error: unknown) => {
         // Forgets a stub that failed, so the next call builds a new one.
         if (stub !== undefined && this.#stub === stub) this.#stub = undefined;
