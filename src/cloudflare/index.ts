@@ -13,16 +13,18 @@
  * ```
  *
  * The slot API (`handleSlotApiRequest`) serves the same objects over authenticated HTTPS, for
- * processes outside Cloudflare; its wire contract is in `slot-api-protocol.ts`.
+ * processes outside Cloudflare. The store client and both wire contracts (RPC and the slot API)
+ * live in `src/stores/durable-object/`, which imports nothing from here.
  *
  * This entry imports `cloudflare:workers` and so runs only in workerd. `src/core` never does.
  */
 export { SlotGroup } from "./slot-group.js";
-export { createDurableObjectStore } from "./store.js";
-export type { DurableObjectStoreOptions, SlotGroupNamespace, DurableObjectIdLike } from "./store.js";
-export type { LeaseOwner, Reply, SlotGroupRpc } from "./protocol.js";
+export { createDurableObjectStore } from "../stores/durable-object/rpc-store.js";
+export type { DurableObjectStoreOptions } from "../stores/durable-object/rpc-store.js";
+export type { SlotGroupNamespace, DurableObjectIdLike } from "../stores/durable-object/rpc-transport.js";
+export type { LeaseOwner, Reply, SlotGroupRpc } from "../stores/durable-object/protocol.js";
 export { handleSlotApiRequest, isSlotApiRequest } from "./slot-api.js";
 export type { SlotApiOptions } from "./slot-api.js";
 export type { SlotApiPermission, SlotApiTokenEntry } from "./slot-api-auth.js";
-export { SLOT_API_PREFIX, HEALTH_PATH } from "./slot-api-protocol.js";
-export type { AcquireReply, SlotApiOp, SlotApiFault } from "./slot-api-protocol.js";
+export { SLOT_API_PREFIX, HEALTH_PATH } from "../stores/durable-object/slot-api-protocol.js";
+export type { AcquireReply, SlotApiOp, SlotApiFault } from "../stores/durable-object/slot-api-protocol.js";

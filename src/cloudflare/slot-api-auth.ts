@@ -14,7 +14,7 @@
  * search, in time linear in pattern × name at worst (both at most 128 characters).
  */
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
-import type { SlotApiOp } from "./slot-api-protocol.js";
+import type { SlotApiOp } from "../stores/durable-object/slot-api-protocol.js";
 
 export type SlotApiPermission = "lease" | "admin";
 

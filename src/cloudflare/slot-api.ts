@@ -32,7 +32,7 @@ import { StoreStatus } from "../core/errors.js";
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
 import { isSpecVersion } from "../core/spec-version.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "./protocol.js";
+import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "../stores/durable-object/protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
   SLOT_API_OPS,
@@ -40,9 +40,9 @@ import {
   type AcquireReply,
   type SlotApiFault,
   type SlotApiOp,
-} from "./slot-api-protocol.js";
+} from "../stores/durable-object/slot-api-protocol.js";
 import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
-import { storeFault, type SlotGroupNamespace } from "./store.js";
+import { storeFault, type SlotGroupNamespace } from "../stores/durable-object/rpc-transport.js";
 
 export interface SlotApiOptions {
   /** The namespace binding of the `SlotGroup` class (`env.SLOT_GROUP`). */

@@ -29,7 +29,7 @@ import { GroupState } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
 import { canonicalSpecJson, decideSpec } from "../core/spec-version.js";
-import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, checkVersion, failure, ok, type ConfigureOutcome, type LeaseOwner, type Reply } from "./protocol.js";
+import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, checkVersion, failure, ok, type ConfigureOutcome, type LeaseOwner, type Reply } from "../stores/durable-object/protocol.js";
 import { GroupTables } from "./tables.js";
 
 const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };

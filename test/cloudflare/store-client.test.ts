@@ -143,6 +143,52 @@ describe("Durable Object store client", () => {
     expect(calls).toEqual(["configure", "acquire", "cancel", "release"]);
   });
 
+  it("an abort wins over an error the object answers meanwhile: the acquire resolves aborted", async () => {
+    let answer: ((reply: Reply<StoreAcquireResult>) => void) | undefined;
+    const { namespace } = scripted({
+      acquire: () => new Promise((resolve) => (answer = resolve)),
+      // The ticket was already gone; then the acquire's answer is an error status.
+      cancel: () => (answer?.({ status: StoreStatus.BadRequest, detail: "no such ticket" }), Promise.resolve({ status: 0, value: false })),
+    });
+    const handle = createDurableObjectStore({ namespace }).open("g", spec({ global: 1 }));
+    const ac = new AbortController();
+    const pending = handle.acquire(request(["global"], { queueTimeoutMs: 1000 }), ac.signal);
+    await sleep(5);
+    ac.abort();
+    expect(await pending).toEqual({ ok: false, reason: "aborted" });
+  });
+
+  it("retries a cancel that hit a retryable fault, on a new stub", async () => {
+    let answer: ((reply: Reply<StoreAcquireResult>) => void) | undefined;
+    let failures = 1;
+    const { namespace, calls, stubs } = scripted({
+      acquire: () => new Promise((resolve) => (answer = resolve)),
+      cancel: () => {
+        if (failures-- > 0) return Promise.reject(rpcError("network connection lost", { retryable: true }));
+        answer?.({ status: 0, value: { ok: false, reason: "aborted" } });
+        return Promise.resolve({ status: 0, value: true });
+      },
+    });
+    const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
+    const ac = new AbortController();
+    const pending = handle.acquire(request(["global"], { queueTimeoutMs: 1000 }), ac.signal);
+    await sleep(5);
+    ac.abort();
+    expect(await pending).toEqual({ ok: false, reason: "aborted" });
+    expect(calls).toEqual(["configure", "acquire", "cancel", "cancel"]);
+    expect(stubs()).toBe(2);
+  });
+
+  it("readStats retries a retryable fault, and writes no spec", async () => {
+    let failures = 1;
+    const snapshot = { scopes: {} } as never;
+    const { namespace, calls } = scripted({
+      stats: () => (failures-- > 0 ? Promise.reject(rpcError("network connection lost", { retryable: true })) : Promise.resolve({ status: 0, value: snapshot })),
+    });
+    expect(await createDurableObjectStore({ namespace, retryDelayMs: 1 }).readStats("g")).toBe(snapshot);
+    expect(calls).toEqual(["stats", "stats"]);
+  });
+
   it("an abort settles when the object confirms, or after a grace period if it never answers", async () => {
     let answer: ((reply: Reply<StoreAcquireResult>) => void) | undefined;
     const { namespace } = scripted({

@@ -461,6 +461,39 @@ export function runConformance(target: ConformanceTarget): void {
         expect(await inUse(g, "global")).toBe(0);
         leaseOf(await g.acquire({ scopes: ["global"] }));
       });
+
+      test("a grant that races an abort: exactly one wins, and a grant that lost is released, never leaked", async () => {
+        const g = guardWith({ limits: { global: 1 } });
+        // Each round frees the slot the ticket waits for and aborts the ticket in the same tick:
+        // release first (the store grants the ticket while its abort is on the way: the grant
+        // must be given back), then abort first (the ticket leaves before the slot frees).
+        for (const releaseFirst of [true, false, true, false]) {
+          const holder = leaseOf(await g.acquire({ scopes: ["global"], leaseTtlMs: 1000 * u }));
+          const ac = new AbortController();
+          const waiter = track(g.acquire({ scopes: ["global"], queueTimeoutMs: 100 * u, leaseTtlMs: 1000 * u, signal: ac.signal }));
+          await target.settle();
+          expect(waiter.done).toBe(false);
+          let released: Promise<void>;
+          if (releaseFirst) {
+            released = holder.release();
+            ac.abort();
+          } else {
+            ac.abort();
+            released = holder.release();
+          }
+          await released;
+          const result = await waiter.promise;
+          // Whichever won, the slot is free once the winner is done: a lease held past its
+          // holder's release, or a grant nobody holds, would keep it in use for 1000 units.
+          if (result.ok) await result.lease.release();
+          else expect(result.reason).toBe("aborted");
+          await target.settle();
+          expect(await inUse(g, "global")).toBe(0);
+          const s = await g.stats();
+          expect(s.scopes.global).toMatchObject({ in_use: 0, queued: 0 });
+        }
+        leaseOf(await g.acquire({ scopes: ["global"] }));
+      });
     });
 
     describe("rule 8: cancellation", () => {

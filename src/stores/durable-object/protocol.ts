@@ -1,9 +1,10 @@
 /**
  * The wire contract of the `SlotGroup` Durable Object: what its RPC methods take and return.
  *
- * This module imports nothing from `cloudflare:workers`. That way the store client in a Worker,
- * the later HTTPS slot API, and a Node client of that API can all share one definition of the
- * replies and one mapping from statuses to errors.
+ * It lives with the store client (`client.ts`) and imports nothing from `cloudflare:workers`:
+ * the object (`src/cloudflare/slot-group.ts`), the slot API that serves it over HTTPS, and the
+ * client over either transport share one definition of the replies and one mapping from
+ * statuses to errors.
  *
  * Every method answers with a {@link Reply}. Status 0 carries the value. A negative status is a
  * {@link StoreStatus} with a detail string, and only {@link unwrap} (through `storeStatusError`)
@@ -13,14 +14,14 @@
  * Inputs are checked again here. The guard has checked them already, but the object must not
  * trust its callers: the slot API forwards requests from other processes.
  */
-import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../core/acquire-options.js";
-import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../core/errors.js";
-import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type GroupSpec } from "../core/spec.js";
-import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../core/state/order.js";
-import type { GroupStatsSnapshot } from "../core/stats.js";
-import type { ChainRequest, RenewResult, SpecStatus, StoreAcquireResult } from "../core/store.js";
-import { MAX_SPEC_VERSION, isSpecVersion, specConflictError } from "../core/spec-version.js";
-import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
+import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../../core/acquire-options.js";
+import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../../core/errors.js";
+import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type GroupSpec } from "../../core/spec.js";
+import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
+import type { GroupStatsSnapshot } from "../../core/stats.js";
+import type { ChainRequest, RenewResult, SpecStatus, StoreAcquireResult } from "../../core/store.js";
+import { MAX_SPEC_VERSION, isSpecVersion, specConflictError } from "../../core/spec-version.js";
+import { NAME_PATTERN, isPlainObject } from "../../core/validate.js";
 
 /** One answer of the object. `status` 0 means success. A negative status is a {@link StoreStatus}. */
 export type Reply<T> = { status: 0; value: T } | { status: StoreStatus; detail: string };

@@ -1,9 +1,9 @@
 /**
  * The wire contract of the slot API: the HTTPS face of the `SlotGroup` object that the slotgate
  * Worker exposes, so that Node edge nodes (`store: { type: durable-object, url, token }`) share
- * the limits of the Workers. The server (`slot-api.ts`, in the Worker) and the client
- * (`src/stores/durable-object`, in Node or anywhere with `fetch`) both import this module. It
- * imports nothing from `cloudflare:workers` and nothing from Node.
+ * the limits of the Workers. The server (`src/cloudflare/slot-api.ts`, in the Worker) and the
+ * client's HTTP transport (`http-transport.ts`, in Node or anywhere with `fetch`) both import this
+ * module. It imports nothing from `cloudflare:workers` and nothing from Node.
  *
  * Routes, all under {@link SLOT_API_PREFIX}, all with `Authorization: Bearer <token>` of a token
  * with the route's permission on the group (`SLOTGATE_API_TOKEN`: all; `SLOTGATE_API_TOKENS`:
@@ -43,9 +43,9 @@
  * times out, or is cancelled. The client names the ticket (`waiterId`, a UUID) so that it can
  * `cancel` it from a second request; the Worker also cancels it when the client disconnects.
  */
-import type { ChainRequest, StoreAcquireResult } from "../core/store.js";
+import type { ChainRequest, StoreAcquireResult } from "../../core/store.js";
 import type { Reply } from "./protocol.js";
-import type { GroupSpec } from "../core/spec.js";
+import type { GroupSpec } from "../../core/spec.js";
 
 /** Every route of the slot API starts with this path. */
 export const SLOT_API_PREFIX = "/_slotgate/v1";
