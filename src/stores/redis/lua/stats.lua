@@ -1,20 +1,26 @@
-import { defineScript } from "./define.js";
-
-export const stats = defineScript(
-  "slotgateStats",
-  "the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.",
-  `    (none)`,
-  `    {0, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
+--[[
+  slotgateStats: the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    (none)
+  Output:
+    {0, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
       row = name, flag (0 scope, 1 keyed aggregate, 2 server), max (-1: none), maxqueue (-1: none),
             up (1/0, -1 unless a server), then in_use, queued, peak_in_use, peak_queued, granted,
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
       then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
-    {-100}  the group has no spec`,
-  String.raw`
+    {-100}  the group has no spec
+]]
+--- @include "includes/prelude"
+--- @include "includes/settle"
+--- @include "includes/flush"
+
 if not start() then return {NOT_CONFIGURED} end
 advance()
 flush()
-cold().loadSpec()
+loadSpec()
 
 local values = {}
 local all = redis.call('HGETALL', K_SC)
@@ -88,5 +94,3 @@ out[#out + 1] = totals.lost or 0
 out[#out + 1] = totals.learn or 0
 out[#out + 1] = totals.epoch or 0
 return out
-`,
-);

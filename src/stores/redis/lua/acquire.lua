@@ -1,10 +1,10 @@
-import { defineScript } from "./define.js";
-import { BASE_LEAD, CLASS_STEP } from "./lib.js";
-
-export const acquire = defineScript(
-  "slotgateAcquire",
-  "grants at once (GroupState.acquire), rejects at once, or queues a ticket.",
-  `    ARGV[1]  lease id to grant under (random, chosen by the client)
+--[[
+  slotgateAcquire: grants at once (GroupState.acquire), rejects at once, or queues a ticket.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  lease id to grant under (random, chosen by the client)
     ARGV[2]  channel that wakes the caller's node, stored with a ticket
     ARGV[3]  1: wake with SPUBLISH (cluster), 0: PUBLISH
     ARGV[4]  priority class (-2047..2047)
@@ -16,15 +16,29 @@ export const acquire = defineScript(
     ARGV[10] the group epoch the caller last saw (0: none)    } rule 12: finding out
     ARGV[11] the highest fence the caller has seen (0: none)  } that the state was lost
     ARGV[12] the caller's longest lease TTL ms (the learning window it starts)
-    ARGV[13..] named and keyed scope names`,
-  `    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}  granted
+    ARGV[13..] named and keyed scope names
+  Output:
+    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}  granted
     {2, 'full'|'queue-full', nextIn, epoch}                                        rejected
     {3, ticketId, queueTimeoutMs, nextIn, epoch}                                   queued
       (while the group learns (rule 12), nothing is granted: an acquire queues, or is rejected 'full')
     {-1, i}  scope ARGV[12+i] is unknown     {-2, backend} unknown backend
     {-3, 'backend/server'} unknown server    {-4, detail} bad request
-    {-100}   the group has no spec`,
-  String.raw`
+    {-100}   the group has no spec
+]]
+--- @include "includes/prelude"
+--- @include "includes/constants"
+
+-- The general path: everything the fast path below does not handle. Its functions are made only
+-- when it runs (making a Lua function costs about what a simple call runs).
+local function general()
+--- @include "includes/settle"
+--- @include "includes/state-loss"
+--- @include "includes/flush"
+
+-- Counters this script usually moves, read up front with the others.
+READ[#READ + 1] = 'granted'
+
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset = tonumber(ARGV[4]), tonumber(ARGV[5])
 local queueTimeout, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -59,7 +73,7 @@ if bname ~= '' then b = bname end
 if pname ~= '' then p = pname end
 local bk, pn
 if b then
-  bk = cold().backend(b)
+  bk = backend(b)
   if not bk then return fail(-2, b) end
   fixed[#fixed + 1] = bk.sc
   if p then
@@ -85,13 +99,13 @@ if queueTimeout <= 0 then
   local counted = false
   for _, s in ipairs(fixed) do
     if not room(s) then
-      cold().count(s, 'rejected_full')
+      count(s, 'rejected_full')
       counted = true
     end
   end
   if not counted then
     local s = (pn and pn.sc) or (bk and bk.sc)
-    if s then cold().count(s, 'rejected_full') end
+    if s then count(s, 'rejected_full') end
   end
   collect(fixed)
   flush()
@@ -100,11 +114,11 @@ end
 
 local queueFull = false
 for _, s in ipairs(fixed) do
-  if cold().qfull(s) then queueFull = true end
+  if qfull(s) then queueFull = true end
 end
 if queueFull then
   for _, s in ipairs(fixed) do
-    if cold().qfull(s) then cold().count(s, 'rejected_queue_full') end
+    if qfull(s) then count(s, 'rejected_queue_full') end
   end
   collect(fixed)
   flush()
@@ -128,7 +142,7 @@ local id = string.format('%016d', seq)
 local rel = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
 local names = {}
 for i, s in ipairs(fixed) do
-  cold().enqueue(s)
+  enqueue(s)
   names[i] = s.name
 end
 local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded}
@@ -138,13 +152,8 @@ redis.call('ZADD', K_TDL, t.d, id)
 due(t.d)
 flush()
 return {3, id, queueTimeout, nextIn(), g.epoch}
-`,
-  {
-    read: ["granted"],
-    // GroupState.acquire for the common request: named scopes only (no keyed scope, no backend,
-    // no name twice), the group configured, no deadline due (the hints). Grants, rejects or queues
-    // exactly as the general path; anything else goes there before a write.
-    fast: String.raw`
+end
+
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
@@ -226,7 +235,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
     local base = c[g + 4]
-    if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - ${BASE_LEAD} end
+    if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
     local id = string.format('%016d', seq)
     set[1], set[2], set[3], set[4] = '\0seq', seq, '\0base', base
     for i = 1, n do
@@ -236,7 +245,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     end
     local d = NOW + queueTimeout
     redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded}))
-    redis.call('ZADD', K_QUEUE, (cls + 2048) * ${CLASS_STEP} + math.min(math.max(NOW + offset - base, 0), ${CLASS_STEP} - 1), id)
+    redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1), id)
     redis.call('ZADD', K_TDL, d, id)
     redis.call('HSET', K_SC, unpack(set))
     if d < nd then
@@ -247,6 +256,3 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
   end
 end
 return general()
-`,
-  },
-);

@@ -1,22 +1,33 @@
-import { defineScript } from "./define.js";
-
-export const renew = defineScript(
-  "slotgateRenew",
-  "extends a lease to now + ttl on the server clock (GroupState.renew); while the group learns (rule 12), re-creates a lease its state lost.",
-  `    ARGV[1]  lease id
+--[[
+  slotgateRenew: extends a lease to now + ttl on the server clock (GroupState.renew); while the group learns (rule 12), re-creates a lease its state lost.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  lease id
     ARGV[2]  TTL ms
     ARGV[3]  the group epoch the lease was granted (or last re-registered) under
     ARGV[4]  the lease's fence
     ARGV[5]  the caller's longest lease TTL ms (the learning window it starts)
     ARGV[6]  the lease's backend, '' for none
     ARGV[7]  the lease's server, '' for none
-    ARGV[8..] the lease's named and keyed scope names`,
-  `    {1, expiresAt, nextIn[, epoch]}  renewed
+    ARGV[8..] the lease's named and keyed scope names
+  Output:
+    {1, expiresAt, nextIn[, epoch]}  renewed
     {2, expiresAt, nextIn, epoch}    re-registered: the group's state had lost the lease, and it fit again
     {0, nextIn[, epoch, lost]}       the lease is gone; lost = 1: gone with the group's state, and it
                                      could not be re-registered (the scopes are full, or the window is over)
-    {-100}                           the group has no spec`,
-  String.raw`
+    {-100}                           the group has no spec
+]]
+--- @include "includes/prelude"
+--- @include "includes/constants"
+
+-- The general path: everything the fast path below does not handle. Its functions are made only
+-- when it runs (making a Lua function costs about what a simple call runs).
+local function general()
+--- @include "includes/settle"
+--- @include "includes/state-loss"
+--- @include "includes/flush"
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
 if not start() then return {NOT_CONFIGURED} end
@@ -99,11 +110,8 @@ end
 bump(g, 'lost', 1)
 flush()
 return {0, nextIn(), g.epoch, 1}
-`,
-  {
-    // GroupState.renew of a live lease when no deadline is due (the hints): what the general path
-    // writes, without its library.
-    fast: String.raw`
+end
+
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
 local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng')
@@ -123,6 +131,3 @@ if raw and nd and ng and NOW < nd and NOW < ng then
   return {1, exp, nd - NOW}
 end
 return general()
-`,
-  },
-);
