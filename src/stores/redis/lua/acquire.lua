@@ -18,15 +18,17 @@
     ARGV[12] the caller's longest lease TTL ms (the learning window it starts)
     ARGV[13..] named and keyed scope names
   Output:
-    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}  granted
-    {2, 'full'|'queue-full', nextIn, epoch}                                        rejected
-    {3, ticketId, queueTimeoutMs, nextIn, epoch}                                   queued
+    {GRANTED, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}
+    {REJECTED, 'full'|'queue-full', nextIn, epoch}
+    {QUEUED, ticketId, queueTimeoutMs, nextIn, epoch}
       (while the group learns (rule 12), nothing is granted: an acquire queues, or is rejected 'full')
-    {-1, i}  scope ARGV[12+i] is unknown     {-2, backend} unknown backend
-    {-3, 'backend/server'} unknown server    {-4, detail} bad request
-    {-100}   the group has no spec
+    {UNKNOWN_SCOPE, i}  scope ARGV[12+i]     {UNKNOWN_BACKEND, backend}
+    {UNKNOWN_SERVER, 'backend/server'}        {BAD_REQUEST, detail}
+    {NOT_CONFIGURED}  the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/constants"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only
@@ -63,9 +65,9 @@ end
 
 for i, name in ipairs(requested) do
   local m = META[name]
-  if m and m.kind ~= 'n' then return fail(-1, i) end
+  if m and m.kind ~= 'n' then return fail(UNKNOWN_SCOPE, i) end
   local s = scope(name)
-  if not s then return fail(-1, i) end
+  if not s then return fail(UNKNOWN_SCOPE, i) end
   fixed[#fixed + 1] = s
 end
 local b, p
@@ -74,13 +76,13 @@ if pname ~= '' then p = pname end
 local bk, pn
 if b then
   bk = backend(b)
-  if not bk then return fail(-2, b) end
+  if not bk then return fail(UNKNOWN_BACKEND, b) end
   fixed[#fixed + 1] = bk.sc
   if p then
     for _, sv in ipairs(bk.servers) do
       if sv.name == p then pn = sv end
     end
-    if not pn then return fail(-3, b .. '/' .. p) end
+    if not pn then return fail(UNKNOWN_SERVER, b .. '/' .. p) end
     fixed[#fixed + 1] = pn.sc
   end
 end
@@ -89,9 +91,9 @@ local ok, sv = false, nil
 if not learning then ok, sv = fit(fixed, b, bk, p, pn) end
 if ok then
   local rec = grant(fixed, bk, sv, p == nil, ttl, 0, leaseId, nil)
-  if not rec then return fail(-4, 'lease id in use') end
+  if not rec then return fail(BAD_REQUEST, 'lease id in use') end
   flush()
-  return {1, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn(), group().epoch}
+  return {GRANTED, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn(), group().epoch}
 end
 
 if queueTimeout <= 0 then
@@ -109,7 +111,7 @@ if queueTimeout <= 0 then
   end
   collect(fixed)
   flush()
-  return {2, 'full', nextIn(), group().epoch}
+  return {REJECTED, 'full', nextIn(), group().epoch}
 end
 
 local queueFull = false
@@ -122,10 +124,10 @@ if queueFull then
   end
   collect(fixed)
   flush()
-  return {2, 'queue-full', nextIn(), group().epoch}
+  return {REJECTED, 'queue-full', nextIn(), group().epoch}
 end
 
-if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(-4, 'lease id in use') end
+if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(BAD_REQUEST, 'lease id in use') end
 -- Enqueue. Scores are relative to a base set whenever the queue is empty, so they stay far
 -- below 2^40 however long the group lives.
 -- Ticket ids never repeat, also after the group's data was lost (a server restarted empty, a
@@ -151,7 +153,7 @@ redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + rel, id)
 redis.call('ZADD', K_TDL, t.d, id)
 due(t.d)
 flush()
-return {3, id, queueTimeout, nextIn(), g.epoch}
+return {QUEUED, id, queueTimeout, nextIn(), g.epoch}
 end
 
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -213,14 +215,14 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
         nd = exp
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
-      return {1, leaseId, fence, '', '', exp, ttl, nd - NOW, epoch}
+      return {GRANTED, leaseId, fence, '', '', exp, ttl, nd - NOW, epoch}
     end
     local later = nd >= 1e15 and -1 or nd - NOW
     if queueTimeout <= 0 then
       for i = 1, n do
         if c[5 * i - 4] >= max[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_full', 1) end
       end
-      return {2, 'full', later, epoch}
+      return {REJECTED, 'full', later, epoch}
     end
     local queueFull = false
     for i = 1, n do
@@ -230,7 +232,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       for i = 1, n do
         if c[5 * i - 3] >= mq[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_queue_full', 1) end
       end
-      return {2, 'queue-full', later, epoch}
+      return {REJECTED, 'queue-full', later, epoch}
     end
     if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
@@ -252,7 +254,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       nd = d
       redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
     end
-    return {3, id, queueTimeout, nd - NOW, epoch}
+    return {QUEUED, id, queueTimeout, nd - NOW, epoch}
   end
 end
 return general()

@@ -8,12 +8,15 @@
     ARGV[2]  counter for a removed ticket: 'aborted' | 'queue_timeouts'
     ARGV[3]  the lease id the ticket is granted under ('' if unknown)
   Output:
-    {1, '', nextIn}       removed from the queue
-    {2, outcome, nextIn}  it was granted or timed out first: the outcome JSON, now claimed
-    {0, '', nextIn}       unknown ticket
-    {-100}                the group has no spec
+    {CANCELLED, '', nextIn}     removed from the queue
+    {OUTCOME, outcome, nextIn}  it was granted or timed out first: the outcome JSON, now claimed
+    {NOT_FOUND, '', nextIn}     unknown ticket
+    {BAD_REQUEST, detail}       ARGV[2] is neither counter
+    {NOT_CONFIGURED}            the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
 
@@ -22,7 +25,7 @@ READ[#READ + 1] = 'aborted'
 
 
 local id, how, leaseId = ARGV[1], ARGV[2], ARGV[3]
-if how ~= 'aborted' and how ~= 'queue_timeouts' then return {-4, 'bad counter'} end
+if how ~= 'aborted' and how ~= 'queue_timeouts' then return {BAD_REQUEST, 'bad counter'} end
 if not start() then return {NOT_CONFIGURED} end
 advance()
 local raw = redis.call('HGET', K_TICKETS, id)
@@ -33,15 +36,15 @@ if raw then
   collect(t.fx)
   -- Removing a ticket frees no slot, so no other ticket can start to fit: no dispatch.
   flush()
-  return {1, '', nextIn()}
+  return {CANCELLED, '', nextIn()}
 end
 flush()
 local kept = redis.call('HGET', K_GRANTS, id)
 if kept then
   redis.call('HDEL', K_GRANTS, id)
   redis.call('ZREM', K_GEXP, id)
-  return {2, kept, nextIn()}
+  return {OUTCOME, kept, nextIn()}
 end
 local granted = leaseOutcome(id, leaseId)
-if granted then return {2, granted, nextIn()} end
-return {0, '', nextIn()}
+if granted then return {OUTCOME, granted, nextIn()} end
+return {NOT_FOUND, '', nextIn()}

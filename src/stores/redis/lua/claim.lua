@@ -7,12 +7,14 @@
     ARGV[1..] ticket id, lease id it is granted under ('' if unknown), ticket id, lease id, ...
   Output:
     {nextIn, code1, outcome1, code2, outcome2, ...} one pair per ticket, in ARGV order:
-      1, ''       still queued
-      2, outcome  granted or timed out: the outcome JSON, now claimed
-      0, ''       unknown ticket
-    {-100}        the group has no spec
+      QUEUED, ''        still queued
+      OUTCOME, outcome  granted or timed out: the outcome JSON, now claimed
+      NOT_FOUND, ''     unknown ticket
+    {NOT_CONFIGURED}    the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
 
@@ -22,17 +24,17 @@ flush()
 local out = {0}
 for i = 1, #ARGV, 2 do
   local id = ARGV[i]
-  local code, msg = 0, ''
+  local code, msg = NOT_FOUND, ''
   local kept = redis.call('HGET', K_GRANTS, id)
   if kept then
     redis.call('HDEL', K_GRANTS, id)
     redis.call('ZREM', K_GEXP, id)
-    code, msg = 2, kept
+    code, msg = OUTCOME, kept
   elseif redis.call('HEXISTS', K_TICKETS, id) == 1 then
-    code = 1
+    code = QUEUED
   else
     local granted = leaseOutcome(id, ARGV[i + 1])
-    if granted then code, msg = 2, granted end
+    if granted then code, msg = OUTCOME, granted end
   end
   out[#out + 1] = code
   out[#out + 1] = msg

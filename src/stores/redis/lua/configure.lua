@@ -7,11 +7,13 @@
     ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
     ARGV[2]  its version, a positive integer, or '' (unversioned)
   Output:
-    {0, nextIn}                     installed (or re-installed: the same version and spec)
-    {1, -1, storedVersion}           kept: the stored spec has a higher version (or is versioned and this push is not)
-    {2, -1, storedVersion, spec}     refused: the same version with another spec (the stored spec as JSON)
+    {INSTALLED, nextIn}                    installed (or re-installed: the same version and spec)
+    {KEPT, -1, storedVersion}              the stored spec has a higher version (or is versioned and this push is not)
+    {SPEC_CONFLICT, -1, storedVersion, spec}  refused: the same version with another spec (the stored spec as JSON)
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
 
@@ -24,8 +26,8 @@ if configured then
   local stored = redis.call('HMGET', K_CFG, '\0ver', '\0spec')
   local sv = tonumber(stored[1])
   if sv then
-    if not version or version < sv then return {1, -1, stored[1]} end
-    if version == sv and stored[2] ~= spec then return {2, -1, stored[1], stored[2]} end
+    if not version or version < sv then return {KEPT, -1, stored[1]} end
+    if version == sv and stored[2] ~= spec then return {SPEC_CONFLICT, -1, stored[1], stored[2]} end
   end
   advance() -- deadlines up to now are settled under the limits they were set with
   flush()
@@ -99,4 +101,4 @@ if not configured then ND, NG = 0, 0 end
 advance()
 dispatch(nil)
 flush()
-return {0, nextIn()}
+return {INSTALLED, nextIn()}

@@ -7,11 +7,14 @@
     ARGV[1]  lease id
     ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
   Output:
-    {1, nextIn, outcome...}  released        {0, nextIn, outcome...}  unknown (released, expired, never granted)
+    {RELEASED, nextIn, outcome...}
+    {NOT_FOUND, nextIn, outcome...}  the lease is not live (released, expired, never granted)
       outcome: the outcome JSON of a ticket granted or timed out meanwhile whose waiter listens on ARGV[2]
-    {-100}                   the group has no spec
+    {NOT_CONFIGURED}                 the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/constants"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only
@@ -32,12 +35,12 @@ if not start(rec and rec.c) then return {NOT_CONFIGURED} end
 advance()
 if not rec or ENDED[id] then
   flush()
-  return {0, nextIn(), unpack(LOCAL)}
+  return {NOT_FOUND, nextIn(), unpack(LOCAL)}
 end
 local opened = endLease(id, rec, 'released')
 if opened then dispatch(opened) end
 flush()
-return {1, nextIn(), unpack(LOCAL)}
+return {RELEASED, nextIn(), unpack(LOCAL)}
 end
 
 local id = ARGV[1]
@@ -165,11 +168,11 @@ if type(chain) == 'table' and #chain <= 100 then
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
       local msg = cjson.encode({k = head, o = 'g', l = t.l, f = granted.f, x = exp, t = t.t, w = granted.w, e = string.format('%d', epoch)})
-      if t.ch == ARGV[2] then return {1, nd - NOW, msg} end
+      if t.ch == ARGV[2] then return {RELEASED, nd - NOW, msg} end
       redis.call(t.sh == 1 and 'SPUBLISH' or 'PUBLISH', t.ch, msg)
     end
-    if nd >= 1e15 then return {1, -1} end
-    return {1, nd - NOW}
+    if nd >= 1e15 then return {RELEASED, -1} end
+    return {RELEASED, nd - NOW}
   end
 end
 return general()

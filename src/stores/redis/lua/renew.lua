@@ -13,13 +13,16 @@
     ARGV[7]  the lease's server, '' for none
     ARGV[8..] the lease's named and keyed scope names
   Output:
-    {1, expiresAt, nextIn[, epoch]}  renewed
-    {2, expiresAt, nextIn, epoch}    re-registered: the group's state had lost the lease, and it fit again
-    {0, nextIn[, epoch, lost]}       the lease is gone; lost = 1: gone with the group's state, and it
-                                     could not be re-registered (the scopes are full, or the window is over)
-    {-100}                           the group has no spec
+    {RENEWED, expiresAt, nextIn[, epoch]}
+    {REREGISTERED, expiresAt, nextIn, epoch}  the group's state had lost the lease, and it fit again
+    {NOT_FOUND, nextIn[, epoch]}              the lease is gone (expired, released)
+    {LEASE_LOST, nextIn, epoch}               gone with the group's state, and it could not be
+                                              re-registered (the scopes are full, or the window is over)
+    {NOT_CONFIGURED}                          the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/constants"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only
@@ -43,7 +46,7 @@ if raw then
     redis.call('ZADD', K_LEASES, NOW + ttl, id)
     due(NOW + ttl)
     flush()
-    return {1, NOW + ttl, nextIn(), group().epoch}
+    return {RENEWED, NOW + ttl, nextIn(), group().epoch}
   end
 end
 -- Gone: expired or released here, or lost with the group's state (rule 12).
@@ -51,14 +54,14 @@ local ke, kf, win = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0, tonumber(ARG
 if ke == 0 then
   advance()
   flush()
-  return {0, nextIn()}
+  return {NOT_FOUND, nextIn()}
 end
 detect(ke, kf, win)
 advance()
 local g = group()
 if ke >= g.epoch then
   flush()
-  return {0, nextIn(), g.epoch, 0}
+  return {NOT_FOUND, nextIn(), g.epoch}
 end
 if g.learn ~= 0 then
   local bname, sname = ARGV[6], ARGV[7]
@@ -103,13 +106,13 @@ if g.learn ~= 0 then
     end
     bump(g, 'reregistered', 1)
     flush()
-    return {2, NOW + ttl, nextIn(), g.epoch}
+    return {REREGISTERED, NOW + ttl, nextIn(), g.epoch}
   end
   collect(chain)
 end
 bump(g, 'lost', 1)
 flush()
-return {0, nextIn(), g.epoch, 1}
+return {LEASE_LOST, nextIn(), g.epoch}
 end
 
 local id, ttl = ARGV[1], tonumber(ARGV[2])
@@ -128,6 +131,6 @@ if raw and nd and ng and NOW < nd and NOW < ng then
     nd = exp
     redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
   end
-  return {1, exp, nd - NOW}
+  return {RENEWED, exp, nd - NOW}
 end
 return general()

@@ -8,11 +8,13 @@
     ARGV[2]  server name
     ARGV[3]  1: up, 0: down
   Output:
-    {0, '', nextIn}  done
-    {-2, backend}    unknown backend    {-3, 'backend/server'}  unknown server
-    {-100}           the group has no spec
+    {DONE, '', nextIn}
+    {UNKNOWN_BACKEND, backend}    {UNKNOWN_SERVER, 'backend/server'}
+    {NOT_CONFIGURED}              the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
 
@@ -22,7 +24,7 @@ advance()
 local b = backend(bname)
 if not b then
   flush()
-  return {-2, bname}
+  return {UNKNOWN_BACKEND, bname}
 end
 local sv
 for _, s in ipairs(b.servers) do
@@ -30,10 +32,10 @@ for _, s in ipairs(b.servers) do
 end
 if not sv then
   flush()
-  return {-3, bname .. '/' .. sname}
+  return {UNKNOWN_SERVER, bname .. '/' .. sname}
 end
 redis.call('HSET', K_SRV, srvField(bname, sname, 'up'), up == '1' and '1' or '0')
 sv.up = (up == '1')
 if up == '1' then dispatch(nil) end
 flush()
-return {0, '', nextIn()}
+return {DONE, '', nextIn()}

@@ -6,14 +6,16 @@
       every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     (none)
   Output:
-    {0, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
+    {DONE, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
       row = name, flag (0 scope, 1 keyed aggregate, 2 server), max (-1: none), maxqueue (-1: none),
             up (1/0, -1 unless a server), then in_use, queued, peak_in_use, peak_queued, granted,
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
       then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
-    {-100}  the group has no spec
+    {NOT_CONFIGURED}  the group has no spec
+    (codes: includes/replies.lua)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
 
@@ -44,7 +46,7 @@ end
 -- The group-wide counters are the fields '\0<name>' (a scope named '': no scope is).
 local totals = values[''] or {}
 values[''] = nil
-local out = {0, NOW, totals.fence or 0, redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE)}
+local out = {DONE, NOW, totals.fence or 0, redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE)}
 -- The histogram keeps its buckets and the sum of the waits; the count is the buckets' total.
 local total = 0
 for i = 0, #BOUNDS do total = total + (totals['w' .. i] or 0) end

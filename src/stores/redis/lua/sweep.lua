@@ -9,6 +9,7 @@
     {nextIn}  ms until the next deadline, -1 when there is none (also when the group has no spec)
 ]]
 --- @include "includes/prelude"
+--- @include "includes/replies"
 --- @include "includes/constants"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only

@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { WAIT_BUCKETS_MS } from "../../../core/stats.js";
 import { KEY_LAYOUT, NUMBER_OF_KEYS } from "../keys.js";
+import { REPLY } from "./replies.js";
 
 export interface ScriptDef<C extends string = string> {
   /** The ioredis command name it is registered under with `defineCommand`. */
@@ -62,13 +63,17 @@ export const SCRIPTS = {
 } as const satisfies Record<string, ScriptDef>;
 export type ScriptName = keyof typeof SCRIPTS;
 
-/** Reply status of a script whose group has no spec in `cfg` (never configured, or the data was lost). */
-export const NOT_CONFIGURED = -100;
+export { REPLY, replyError, type ReplyCode } from "./replies.js";
 
-// The Lua constants that TypeScript relies on are checked against it once, here.
+// What TypeScript relies on in the Lua files is checked against it once, here: the reply codes of
+// includes/replies.lua are REPLY's, and BOUNDS in includes/constants.lua is WAIT_BUCKETS_MS.
 {
+  const mismatch = (what: string) => new Error(`redis scripts: ${what}`);
+  const codes = new Map<string, number>();
+  for (const m of assemble(new URL("includes/replies.lua", LUA_DIR)).matchAll(/^local ([A-Z_]+) = (-?\d+)$/gm)) codes.set(m[1]!, Number(m[2]));
+  const expected = Object.entries(REPLY);
+  if (codes.size !== expected.length || expected.some(([name, code]) => codes.get(name) !== code)) throw mismatch("includes/replies.lua differs from REPLY in replies.ts");
   const constants = assemble(new URL("includes/constants.lua", LUA_DIR));
   const bounds = /^local BOUNDS = \{([^}]*)\}/m.exec(constants)?.[1]?.split(",").map(Number);
-  if (bounds?.join() !== WAIT_BUCKETS_MS.join()) throw new Error("redis script includes/constants.lua: BOUNDS differs from WAIT_BUCKETS_MS");
-  if (!new RegExp(`^local NOT_CONFIGURED = ${NOT_CONFIGURED}\\b`, "m").test(constants)) throw new Error("redis script includes/constants.lua: NOT_CONFIGURED differs");
+  if (bounds?.join() !== WAIT_BUCKETS_MS.join()) throw mismatch("BOUNDS in includes/constants.lua differs from WAIT_BUCKETS_MS");
 }

@@ -3,7 +3,6 @@
   scripts are loaded, in src/stores/redis/scripts/index.ts).
 ]]
 
-local NOT_CONFIGURED = -100 -- reply status of a script whose group has no spec in cfg
 local INF = math.huge
 local NONE = 1e15 -- "no deadline": later than any store time in ms
 -- Upper bounds (ms) of the queue-wait histogram's buckets; a last bucket takes the rest.
