@@ -154,8 +154,11 @@ redis.call('ZADD', K_TDL, t.d, id)
 due(t.d)
 flush()
 return {QUEUED, id, queueTimeout, nextIn(), g.epoch}
-end
+end -- of general()
 
+-- The fast path: GroupState.acquire for the common request: named scopes only (no keyed scope, no
+-- backend, no name twice), the group configured, no deadline due (the hints). It grants, rejects or
+-- queues exactly as the general path; anything else goes there before a write.
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0

@@ -41,8 +41,13 @@ local opened = endLease(id, rec, 'released')
 if opened then dispatch(opened) end
 flush()
 return {RELEASED, nextIn(), unpack(LOCAL)}
-end
+end -- of general()
 
+-- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the
+-- group configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
+-- grants just the first ticket of the queue (it needs a scope that got room, has named scopes only,
+-- fits, and leaves every such scope full again). Anything else goes to the general path before a
+-- write.
 local id = ARGV[1]
 local raw = redis.call('HGET', K_LEASE, id)
 local chain = raw and cjson.decode(raw).c

@@ -113,8 +113,10 @@ end
 bump(g, 'lost', 1)
 flush()
 return {LEASE_LOST, nextIn(), g.epoch}
-end
+end -- of general()
 
+-- The fast path: GroupState.renew of a live lease when no deadline is due (the hints): what the
+-- general path writes, without defining its functions.
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
 local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng')

@@ -21,8 +21,9 @@ if not start() then return {-1} end
 advance()
 flush()
 return {nextIn()}
-end
+end -- of general()
 
+-- The fast path: nothing is due before the hints, so there is nothing to settle.
 local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng')
 local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
 if nd and ng and NOW < nd and NOW < ng then

@@ -34,19 +34,26 @@ local function settle()
         wake(tk, msg)
       end
     elseif lDue then
-      local id = l[1]
-      local raw = redis.call('HGET', K_LEASE, id)
-      if raw then
-        local rec = cjson.decode(raw)
-        if rec.k then
-          -- Granted from the queue and never renewed: its waiter may not have heard (a lost
-          -- message) and can still claim the grant, now of an expired lease.
-          keep(rec.k, outcome(rec.k, id, rec, rec.g + rec.t), NOW + GRANT_KEEP_MS)
+      -- Leases that expire at the same instant expire together, then the queue is dispatched
+      -- once: the order of their ids must not decide which ticket gets a slot.
+      local opened
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, lAt, lAt)) do
+        local raw = redis.call('HGET', K_LEASE, id)
+        if raw then
+          local rec = cjson.decode(raw)
+          if rec.k then
+            -- Granted from the queue and never renewed: its waiter may not have heard (a lost
+            -- message) and can still claim the grant, now of an expired lease.
+            keep(rec.k, outcome(rec.k, id, rec, rec.g + rec.t), NOW + GRANT_KEEP_MS)
+          end
+          for name, s in pairs(endLease(id, rec, 'expired') or {}) do
+            opened = opened or {}
+            opened[name] = s
+          end
         end
-        local opened = endLease(id, rec, 'expired')
-        if opened then dispatch(opened) end
+        redis.call('ZREM', K_LEASES, id)
       end
-      redis.call('ZREM', K_LEASES, id)
+      if opened then dispatch(opened) end
     else
       ND = math.min(tAt or NONE, lAt or NONE, eAt or NONE)
     end
