@@ -174,8 +174,10 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     names[i] = name
     fields[i + 2] = 's' .. name
   end
+  fields[n + 3] = '\0clock'
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  NOW = tonumber(cfg[n + 3]) or NOW
   if nd and ng and NOW < nd and NOW < ng then
     -- per scope: limits, and counters at 5i-4 in_use, 5i-3 queued, 5i-2 peak_in_use, 5i-1 peak_queued, 5i granted
     local max, mq, sf = {}, {}, {}

@@ -15,7 +15,7 @@
 ]]
 --- @include "includes/prelude"
 --- @include "includes/replies"
---- @include "includes/constants"
+--- @include "includes/bounds"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only
 -- when it runs (making a Lua function costs about what a simple call runs).
@@ -59,8 +59,10 @@ if type(chain) == 'table' and #chain <= 100 then
     seen[chain[i]] = true
     fields[i + 2] = 's' .. chain[i]
   end
+  fields[n + 3] = '\0clock'
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  NOW = tonumber(cfg[n + 3]) or NOW
   if nd and ng and NOW < nd and NOW < ng then
     local max, sf = {}, {}
     for i = 1, n do

@@ -23,7 +23,6 @@
 ]]
 --- @include "includes/prelude"
 --- @include "includes/replies"
---- @include "includes/constants"
 
 -- The general path: everything the fast path below does not handle. Its functions are made only
 -- when it runs (making a Lua function costs about what a simple call runs).
@@ -119,8 +118,9 @@ end -- of general()
 -- general path writes, without defining its functions.
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
-local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng')
+local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng', '\0clock')
 local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+NOW = tonumber(cfg[3]) or NOW
 if raw and nd and ng and NOW < nd and NOW < ng then
   local rec = cjson.decode(raw)
   if rec.k or rec.t ~= ttl then

@@ -66,14 +66,13 @@ export type ScriptName = keyof typeof SCRIPTS;
 export { REPLY, replyError, type ReplyCode } from "./replies.js";
 
 // What TypeScript relies on in the Lua files is checked against it once, here: the reply codes of
-// includes/replies.lua are REPLY's, and BOUNDS in includes/constants.lua is WAIT_BUCKETS_MS.
+// includes/replies.lua are REPLY's, and BOUNDS in includes/bounds.lua is WAIT_BUCKETS_MS.
 {
   const mismatch = (what: string) => new Error(`redis scripts: ${what}`);
   const codes = new Map<string, number>();
   for (const m of assemble(new URL("includes/replies.lua", LUA_DIR)).matchAll(/^local ([A-Z_]+) = (-?\d+)$/gm)) codes.set(m[1]!, Number(m[2]));
   const expected = Object.entries(REPLY);
   if (codes.size !== expected.length || expected.some(([name, code]) => codes.get(name) !== code)) throw mismatch("includes/replies.lua differs from REPLY in replies.ts");
-  const constants = assemble(new URL("includes/constants.lua", LUA_DIR));
-  const bounds = /^local BOUNDS = \{([^}]*)\}/m.exec(constants)?.[1]?.split(",").map(Number);
-  if (bounds?.join() !== WAIT_BUCKETS_MS.join()) throw mismatch("BOUNDS in includes/constants.lua differs from WAIT_BUCKETS_MS");
+  const bounds = /^local BOUNDS = \{([^}]*)\}/m.exec(assemble(new URL("includes/bounds.lua", LUA_DIR)))?.[1]?.split(",").map(Number);
+  if (bounds?.join() !== WAIT_BUCKETS_MS.join()) throw mismatch("BOUNDS in includes/bounds.lua differs from WAIT_BUCKETS_MS");
 }

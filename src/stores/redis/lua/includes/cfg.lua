@@ -86,9 +86,11 @@ end
 local ND, NG, ND0, NG0 = 0, NONE, nil, nil
 
 -- The first read of every script: whether the group is configured ('\0nd' exists exactly when it
--- is), the deadline hints, and the limits of the scopes the call names. False when there is no spec.
+-- is), the deadline hints, the test-only clock, and the limits of the scopes the call names. False
+-- when there is no spec.
 local function start(names)
-  local raw = fetchMeta(names or {}, {'\0nd', '\0ng'}, true)
+  local raw = fetchMeta(names or {}, {'\0nd', '\0ng', '\0clock'}, true)
+  if raw then NOW = tonumber(raw[3]) or NOW end -- the test-only clock (prelude)
   if not raw or not raw[1] then return false end
   ND, NG = tonumber(raw[1]), tonumber(raw[2]) or NONE
   ND0, NG0 = ND, NG

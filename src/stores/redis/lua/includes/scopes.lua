@@ -4,6 +4,11 @@
   READ: the counters every script reads up front; a script adds those it usually moves.
 ]]
 --- @include "cfg"
+--- @include "bounds"
+
+-- Every counter of a scope, as stats lists them.
+local STATS = {'in_use', 'queued', 'peak_in_use', 'peak_queued', 'granted', 'rejected_full',
+  'rejected_queue_full', 'queue_timeouts', 'aborted', 'expired', 'released', 'keys'}
 
 local READ = {'in_use', 'queued', 'peak_in_use', 'peak_queued'}
 
