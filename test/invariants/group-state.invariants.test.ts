@@ -14,159 +14,25 @@
  * Replay one seed: SLOTGATE_SEED=<n> npx vitest run test/invariants
  */
 import { describe, expect, it } from "vitest";
-import type { Balance, GroupSpec } from "../../src/core/spec.js";
+import type { GroupSpec } from "../../src/core/spec.js";
 import { GroupState, type AcquireDecision, type Effects } from "../../src/core/state/group-state.js";
 import type { ScopeStats } from "../../src/core/stats.js";
 import type { ChainRequest, LeaseGrant } from "../../src/core/store.js";
 import { Random, replayHint, testSeeds } from "../support/random.js";
+import {
+  BACKENDS, BALANCE_OF, bks, chainKey, describeConfig, fixedOf, KEYED, KEYS, keyed, mutateConfig, NAMED, pickLeaseId, pickTicketId, randomAdvanceMs, randomConfig, randomOpKind,
+  randomRequest, randomTtl, SERVERS, srv, toSpec, type Chain, type Config, type Lim,
+} from "./workload.js";
 
 const SEEDS = testSeeds([1, 2, 3, 42, 1337, 20250101, 987654321, 4242424242]);
 const OPS = 10_000;
-
-// ── the pool the workload draws from ─────────────────────────────────────────────────────────
-
-const NAMED = ["global", "frontend:a", "frontend:b"] as const;
-const KEYED = "tenant";
-const KEYS = ["k0", "k1", "{x}", "a:b", "line\nbreak", "z".repeat(2000)];
-const SERVERS = ["s1", "s2", "s3"] as const;
-const BACKENDS: readonly { name: string; balance: Balance }[] = [
-  { name: "lc", balance: "leastconn" },
-  { name: "rr", balance: "roundrobin" },
-  { name: "fst", balance: "first" },
-];
-const BALANCE_OF = new Map(BACKENDS.map((b) => [b.name, b.balance]));
-
-const srv = (backend: string, server: string) => `server:${backend}/${server}`;
-const bks = (backend: string) => `backend:${backend}`;
-const keyed = (key: string) => `${KEYED}:${key}`;
 
 type Counter = "granted" | "released" | "expired" | "queue_timeouts" | "aborted" | "rejected_full" | "rejected_queue_full";
 const COUNTERS: readonly Counter[] = ["granted", "released", "expired", "queue_timeouts", "aborted", "rejected_full", "rejected_queue_full"];
 type Counters = Record<Counter, number>;
 const zeroCounters = (): Counters => ({ granted: 0, released: 0, expired: 0, queue_timeouts: 0, aborted: 0, rejected_full: 0, rejected_queue_full: 0 });
 
-// ── limits: the test's own config, turned into a GroupSpec ───────────────────────────────────
-
-interface Lim {
-  max: number | null;
-  maxqueue: number | null;
-}
-interface ServerCfg extends Lim {
-  weight: number;
-  down: boolean;
-}
-interface BackendCfg extends Lim {
-  servers: Record<string, ServerCfg>;
-}
-interface Config {
-  named: Record<string, Lim>;
-  tenant: Lim;
-  backends: Record<string, BackendCfg>;
-}
-
-function rndMax(r: Random, lo: number, hi: number, pUnlimited: number): number | null {
-  if (r.chance(pUnlimited)) return null;
-  if (r.chance(0.02)) return 0;
-  return r.int(lo, hi);
-}
-
-function rndMaxqueue(r: Random): number | null {
-  if (r.chance(0.55)) return null;
-  if (r.chance(0.08)) return 0;
-  return r.int(1, 5);
-}
-
-function randomConfig(r: Random): Config {
-  const named: Record<string, Lim> = {
-    global: { max: rndMax(r, 3, 10, 0.2), maxqueue: rndMaxqueue(r) },
-    "frontend:a": { max: rndMax(r, 1, 4, 0.05), maxqueue: rndMaxqueue(r) },
-    "frontend:b": { max: rndMax(r, 1, 4, 0.05), maxqueue: rndMaxqueue(r) },
-  };
-  const backends: Record<string, BackendCfg> = {};
-  for (const b of BACKENDS) {
-    const servers: Record<string, ServerCfg> = {};
-    for (const s of SERVERS) servers[s] = { max: rndMax(r, 1, 4, 0.1), maxqueue: rndMaxqueue(r), weight: r.int(1, 4), down: r.chance(0.05) };
-    backends[b.name] = { max: rndMax(r, 2, 8, 0.3), maxqueue: rndMaxqueue(r), servers };
-  }
-  return { named, tenant: { max: rndMax(r, 1, 4, 0.05), maxqueue: rndMaxqueue(r) }, backends };
-}
-
-/** Each limit re-rolled with some probability: raises, lowers, unlimited, zero. */
-function mutateConfig(r: Random, c: Config): Config {
-  const next = structuredClone(c);
-  const reroll = (lim: Lim, lo: number, hi: number, pUnlimited: number) => {
-    if (r.chance(0.35)) lim.max = rndMax(r, lo, hi, pUnlimited);
-    if (r.chance(0.25)) lim.maxqueue = rndMaxqueue(r);
-  };
-  reroll(next.named.global!, 3, 10, 0.2);
-  reroll(next.named["frontend:a"]!, 1, 4, 0.05);
-  reroll(next.named["frontend:b"]!, 1, 4, 0.05);
-  reroll(next.tenant, 1, 4, 0.05);
-  for (const b of Object.values(next.backends)) {
-    reroll(b, 2, 8, 0.3);
-    for (const s of Object.values(b.servers)) {
-      reroll(s, 1, 4, 0.1);
-      if (r.chance(0.2)) s.weight = r.int(1, 4);
-      if (r.chance(0.06)) s.down = !s.down;
-    }
-  }
-  return next;
-}
-
-/** Compact max/maxqueue listing for failure traces (∞: unlimited). */
-function describeConfig(c: Config): string {
-  const lim = (l: Lim) => `${l.max ?? "∞"}/${l.maxqueue ?? "∞"}`;
-  const parts = Object.entries(c.named).map(([n, l]) => `${n}=${lim(l)}`);
-  parts.push(`${KEYED}=${lim(c.tenant)}`);
-  for (const [b, cfg] of Object.entries(c.backends)) {
-    const servers = Object.entries(cfg.servers).map(([n, sc]) => `${n}=${lim(sc)}w${sc.weight}${sc.down ? "(down)" : ""}`);
-    parts.push(`${b}=${lim(cfg)}[${servers.join(" ")}]`);
-  }
-  return parts.join(" ");
-}
-
-function toSpec(c: Config): GroupSpec {
-  const spec: GroupSpec = { limits: {}, backends: {} };
-  for (const [name, lim] of Object.entries(c.named)) spec.limits[name] = { max: lim.max, maxqueue: lim.maxqueue, keyed: false };
-  spec.limits[KEYED] = { max: c.tenant.max, maxqueue: c.tenant.maxqueue, keyed: true };
-  for (const b of BACKENDS) {
-    const cfg = c.backends[b.name]!;
-    spec.backends[b.name] = {
-      balance: b.balance,
-      max: cfg.max,
-      maxqueue: cfg.maxqueue,
-      servers: SERVERS.map((s) => {
-        const sc = cfg.servers[s]!;
-        return { name: s, max: sc.max, maxqueue: sc.maxqueue, weight: sc.weight, down: sc.down };
-      }),
-    };
-  }
-  return spec;
-}
-
 // ── the model ────────────────────────────────────────────────────────────────────────────────
-
-interface Chain {
-  /** Named and keyed scopes. */
-  scopes: string[];
-  backend?: string;
-  pinned?: string;
-}
-
-/** Identity of a chain: same scopes (any order), same backend, same pinned server. */
-function chainKey(c: Chain): string {
-  return JSON.stringify([[...c.scopes].sort(), c.backend ?? null, c.pinned ?? null]);
-}
-
-/** Scopes the chain needs whatever server is chosen: named, keyed, backend, pinned server. */
-function fixedOf(c: Chain): string[] {
-  const f = [...c.scopes];
-  if (c.backend !== undefined) {
-    f.push(bks(c.backend));
-    if (c.pinned !== undefined) f.push(srv(c.backend, c.pinned));
-  }
-  return f;
-}
 
 interface MTicket {
   id: string;
@@ -597,41 +463,15 @@ class Run {
   // ── random inputs ──
 
   randomRequest(): { chain: Chain; req: ChainRequest } {
-    const r = this.r;
-    const chain: Chain = { scopes: [] };
-    if (r.chance(0.6)) chain.scopes.push("global");
-    const fe = r.weighted<string | null>([[null, 4], ["frontend:a", 3], ["frontend:b", 3]]);
-    if (fe !== null) chain.scopes.push(fe);
-    if (r.chance(0.5)) chain.scopes.push(keyed(r.pick(KEYS)));
-    if (r.chance(0.65)) {
-      chain.backend = r.pick(BACKENDS).name;
-      if (r.chance(0.25)) chain.pinned = r.pick(SERVERS);
-    }
-    r.shuffle(chain.scopes);
-    const req: ChainRequest = {
-      scopes: [...chain.scopes],
-      priorityClass: r.chance(0.05) ? r.pick([-2047, 2047]) : r.int(-3, 3),
-      priorityOffsetMs: r.chance(0.05) ? r.pick([-524_287, 524_287]) : r.chance(0.3) ? 0 : r.int(-50, 50),
-      queueTimeoutMs: r.chance(0.3) ? 0 : r.chance(0.35) ? r.int(400, 5000) : r.int(1, 400),
-      leaseTtlMs: r.chance(0.1) ? r.int(1, 20) : r.int(20, 1500),
-    };
-    if (chain.backend !== undefined) req.backend = chain.backend;
-    if (chain.pinned !== undefined) req.server = chain.pinned;
-    return { chain, req };
+    return randomRequest(this.r);
   }
 
   pickLeaseId(): string {
-    const r = this.r;
-    if (this.leases.size > 0 && r.chance(0.88)) return r.pick([...this.leases.keys()]);
-    if (this.endedLeaseList.length > 0 && r.chance(0.8)) return r.pick(this.endedLeaseList.slice(-200));
-    return r.pick(["", "no-such-lease", "{x}", "id0", "a\nb"]);
+    return pickLeaseId(this.r, this.leases.keys(), this.endedLeaseList);
   }
 
   pickTicketId(): string {
-    const r = this.r;
-    if (this.tickets.size > 0 && r.chance(0.85)) return r.pick([...this.tickets.keys()]);
-    if (this.endedTicketList.length > 0 && r.chance(0.8)) return r.pick(this.endedTicketList.slice(-200));
-    return r.pick(["", "no-such-ticket", "{x}", "a\nb"]);
+    return pickTicketId(this.r, this.tickets.keys(), this.endedTicketList);
   }
 
   // ── operations ──
@@ -719,7 +559,7 @@ class Run {
 
   opRenew(): void {
     const id = this.pickLeaseId();
-    const ttl = this.r.chance(0.1) ? this.r.int(1, 20) : this.r.int(20, 1500);
+    const ttl = randomTtl(this.r);
     this.begin(`renew ${show(id)} ttl=${ttl}`);
     const res = this.state.renew(id, ttl, this.now);
     const eff = this.state.drainEffects();
@@ -800,12 +640,7 @@ class Run {
   /** Time passes: either like a store timer (a tick at every deadline on the way) or as one jump. */
   opAdvance(): void {
     const r = this.r;
-    const dt = r.weighted<() => number>([
-      [() => r.int(0, 5), 3],
-      [() => r.int(6, 120), 5],
-      [() => r.int(121, 1500), 2],
-      [() => r.int(3000, 8000), 0.3],
-    ])();
+    const dt = randomAdvanceMs(r);
     const target = this.now + dt;
     const timer = r.chance(0.6);
     if (timer) {
@@ -827,10 +662,7 @@ class Run {
   }
 
   step(): void {
-    const kind = this.r.weighted<string>([
-      ["acquire", 40], ["release", 17], ["advance", 15], ["renew", 7], ["cancel", 6],
-      ["server", 5], ["configure", 3], ["tick", 2], ["stats", 2],
-    ]);
+    const kind = randomOpKind(this.r);
     switch (kind) {
       case "acquire": return this.finishOp(() => this.opAcquire());
       case "release": return this.finishOp(() => this.opRelease());

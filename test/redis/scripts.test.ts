@@ -213,6 +213,28 @@ describe("clock", () => {
   });
 });
 
+describe("the test-only clock", () => {
+  it("a cfg field \\0clock sets the clock and configure keeps it; a spec cannot write it", async () => {
+    // Straight to the store: the guard would refuse the scope name.
+    const name = unique("clock");
+    const h = createRedisStore({ redis }).open(name, spec({ global: { max: 1, maxqueue: null, keyed: false }, "\0clock": { max: 1, maxqueue: null, keyed: false } }));
+    handles.push(h);
+    await h.stats(); // the spec is pushed
+    const cfg = groupKeys("slotgate:", name)[0]!;
+    expect(await redis.hget(cfg, "\0clock")).toBeNull(); // that scope's limits are the field "s\0clock"
+    expect(await redis.hget(cfg, "s\0clock")).not.toBeNull();
+    await redis.hset(cfg, "\0clock", 5_000_000);
+    expect((await h.stats()).now).toBe(5_000_000);
+    const r = await h.acquire({ scopes: ["global"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 0, leaseTtlMs: 1_000 });
+    if (!r.ok) throw new Error("expected a grant");
+    expect(r.lease.expiresAt).toBe(5_001_000);
+    await h.configure(spec({ global: { max: 2, maxqueue: null, keyed: false } }), null);
+    expect(await redis.hget(cfg, "\0clock")).toBe("5000000");
+    await redis.hset(cfg, "\0clock", 5_001_000);
+    expect((await h.stats()).scopes.global).toMatchObject({ in_use: 0, expired: 1, max: 2 });
+  });
+});
+
 describe("queue order", () => {
   it("scores keep class, offset and arrival apart at the extremes of both ranges", async () => {
     const g = guard(createRedisStore({ redis }), { limits: { global: 1 } });

@@ -518,7 +518,8 @@ export class GroupState {
    * Settles deadlines ≤ now in time order, as if each had been handled at its own moment: a slot
    * freed by an expiry at t goes to the queue before a ticket whose deadline is after t times
    * out, even when the call comes late. At the same instant a queue timeout goes first (the
-   * ticket has waited its full time). Grants made here carry `now` as their grant time.
+   * ticket has waited its full time), and leases expire together before the queue is dispatched.
+   * Grants made here carry `now` as their grant time.
    */
   #advance(now: number): void {
     for (;;) {
@@ -530,7 +531,13 @@ export class GroupState {
         this.#dequeue(ticket, "queue_timeouts");
         this.#effects.timedOut.push(ticket.id);
       } else if (leaseDue) {
-        const opened = this.#endLease(lease, true);
+        // Leases that expire at the same instant expire together, then the queue is dispatched
+        // once: the order they were granted in must not decide which ticket gets a slot.
+        let opened: Set<ScopeState> | undefined;
+        for (let l: LeaseRecord | undefined = lease; l !== undefined && l.deadline === lease.deadline; l = this.#leaseDeadlines.peek()) {
+          const o = this.#endLease(l, true);
+          if (o) for (const s of o) (opened ??= new Set()).add(s);
+        }
         if (opened) this.#dispatch(now, opened);
       } else {
         return;

@@ -10,14 +10,14 @@
  * other traffic) and, while it has waiters, one re-check timer.
  */
 import type { Cluster, Redis } from "ioredis";
-import { SlotgateConfigError, SlotgateError, storeStatusError, type ConfigIssue } from "../../core/errors.js";
+import { SlotgateConfigError, SlotgateError, type ConfigIssue } from "../../core/errors.js";
 import { backendScope, serverScope, type GroupSpec } from "../../core/spec.js";
 import { canonicalSpecJson, isSpecVersion, specConflictError } from "../../core/spec-version.js";
 import { WAIT_BUCKETS_MS, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, LeaseGrant, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { unrefTimer } from "../../core/timers.js";
 import { DEFAULT_PREFIX, groupBase, groupKeys } from "./keys.js";
-import { NOT_CONFIGURED, SCRIPTS, type ScriptDef, type ScriptName } from "./scripts/index.js";
+import { REPLY, replyError, SCRIPTS, type ScriptDef, type ScriptName } from "./scripts/index.js";
 import { toWire, wtf8Decode } from "./wtf8.js";
 
 export interface RedisStoreOptions {
@@ -245,7 +245,7 @@ class RedisStore implements RedisSlotStore {
   /** Read-only: the stats script settles deadlines but never writes the spec; a group without one is undefined. */
   async readStats(group: string): Promise<GroupStatsSnapshot | undefined> {
     const reply = await this.call(SCRIPTS.stats, groupKeys(this.prefix, group), [], { buffer: true });
-    if (reply[0] === NOT_CONFIGURED) return undefined;
+    if (reply[0] === REPLY.NOT_CONFIGURED) return undefined;
     return parseStats(reply, undefined);
   }
 
@@ -325,7 +325,7 @@ class RedisStore implements RedisSlotStore {
             if (Array.isArray(reply)) options.late?.(reply);
           } else if (!Array.isArray(reply)) {
             reject(protocol(`redis store: ${def.command} replied ${typeof reply}`));
-          } else if (reply[0] === NOT_CONFIGURED && via !== undefined) {
+          } else if (reply[0] === REPLY.NOT_CONFIGURED && via !== undefined) {
             // The group's data is gone: a call through a group pushes the spec again, once.
             if (via === "retried") reject(protocol("redis store: the group's spec vanished right after it was written"));
             else resolve(via.reconfigureAndRetry(def, argv, options));
@@ -541,7 +541,7 @@ class RedisGroup {
     const reply = await this.store.call(SCRIPTS.configure, this.keys, [canonicalSpecJson(spec), version === null ? "" : String(version)]);
     const status = int(reply[0], "configure status");
     this.arm(int(reply[1], "next deadline"));
-    if (status === 2) {
+    if (status === REPLY.SPEC_CONFLICT) {
       let stored: GroupSpec | undefined;
       try {
         stored = JSON.parse(str(reply[3], "stored spec")) as GroupSpec;
@@ -550,11 +550,11 @@ class RedisGroup {
       }
       throw specConflictError(this.name, version!, stored, spec);
     }
-    if (status !== 0 && status !== 1) throw protocol(`redis store: unknown configure status ${status}`);
+    if (status !== REPLY.INSTALLED && status !== REPLY.KEPT) throw replyError(status, "configure");
     this.#spec = spec;
     this.#version = version;
-    const storedVersion = status === 0 ? version : Number(str(reply[2], "stored version"));
-    return { installed: status === 0, storedVersion: isSpecVersion(storedVersion) ? storedVersion : null };
+    const storedVersion = status === REPLY.INSTALLED ? version : Number(str(reply[2], "stored version"));
+    return { installed: status === REPLY.INSTALLED, storedVersion: isSpecVersion(storedVersion) ? storedVersion : null };
   }
 
   /**
@@ -727,8 +727,8 @@ class RedisGroup {
           this.arm(int(reply[0], "next deadline"));
           batch.forEach((w, j) => {
             const code = int(reply[1 + 2 * j], "claim status");
-            if (code === 2) w.deliver(parseOutcome(str(reply[2 + 2 * j], "outcome")).outcome, "claim");
-            else if (code === 0) w.lost();
+            if (code === REPLY.OUTCOME) w.deliver(parseOutcome(str(reply[2 + 2 * j], "outcome")).outcome, "claim");
+            else if (code === REPLY.NOT_FOUND) w.lost();
           });
         },
       ).catch(() => this.store.fault("recheck"));
@@ -741,7 +741,7 @@ class RedisGroup {
     return this.exec(SCRIPTS.release, [leaseId, this.wireChannel]).then((reply) => {
       this.arm(int(reply[1], "next deadline"));
       for (let i = 2; i < reply.length; i++) this.onMessage(str(reply[i], "outcome"));
-      return int(reply[0], "release status") === 1;
+      return int(reply[0], "release status") === REPLY.RELEASED;
     });
   }
 
@@ -842,7 +842,7 @@ class Waiter {
     const reply = await this.group.exec(SCRIPTS.cancel, [this.ticketId, how, this.leaseId]);
     this.group.arm(int(reply[2], "next deadline"));
     const code = int(reply[0], "cancel status");
-    if (code === 2) return this.deliver(parseOutcome(str(reply[1], "outcome")).outcome, "cancel");
+    if (code === REPLY.OUTCOME) return this.deliver(parseOutcome(str(reply[1], "outcome")).outcome, "cancel");
     this.#finish({ ok: false, reason: how === "aborted" ? "aborted" : "queue-timeout" });
   }
 
@@ -967,10 +967,10 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
     // (and released, if it was granted meanwhile).
     const late = (reply: Reply) => {
-      if (reply[0] === 1) g.releaseQuietly(String(reply[1]));
-      else if (reply[0] === 3) {
+      if (reply[0] === REPLY.GRANTED) g.releaseQuietly(String(reply[1]));
+      else if (reply[0] === REPLY.QUEUED) {
         g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted", leaseId]).then((r) => {
-          if (r[0] === 2) {
+          if (r[0] === REPLY.OUTCOME) {
             const { outcome } = parseOutcome(str(r[1], "outcome"));
             if (outcome.granted) g.releaseQuietly(outcome.lease.id);
           }
@@ -983,7 +983,7 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
   #acquired(g: RedisGroup, request: ChainRequest, scopes: readonly Arg[], leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
     const status = int(reply[0], "acquire status");
     switch (status) {
-      case 1: {
+      case REPLY.GRANTED: {
         g.arm(int(reply[7], "next deadline"));
         g.sawEpoch(reply[8]);
         const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: fenceOf(reply[2]), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
@@ -994,23 +994,23 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
         g.track(lease, g.epoch, scopes);
         return { ok: true, lease };
       }
-      case 2: {
+      case REPLY.REJECTED: {
         g.arm(int(reply[2], "next deadline"));
         g.sawEpoch(reply[3]);
         const reason = str(reply[1], "reason");
         if (reason !== "full" && reason !== "queue-full") throw protocol(`redis store: unknown rejection ${reason}`);
         return { ok: false, reason };
       }
-      case 3:
+      case REPLY.QUEUED:
         g.arm(int(reply[3], "next deadline"));
         g.sawEpoch(reply[4]);
         return this.#wait(g, scopes, str(reply[1], "ticket id"), leaseId, int(reply[2], "queue timeout"), signal, subscribedBefore);
-      case -1: {
+      case REPLY.UNKNOWN_SCOPE: {
         const name = request.scopes[int(reply[1], "scope index") - 1] ?? "";
-        throw storeStatusError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
+        throw replyError(status, name.length > 80 ? `${name.slice(0, 80)}…` : name);
       }
       default:
-        throw storeStatusError(status, typeof reply[1] === "string" ? reply[1] : "");
+        throw replyError(status, typeof reply[1] === "string" ? reply[1] : "");
     }
   }
 
@@ -1049,12 +1049,13 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
       : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes];
     return this.exec(SCRIPTS.renew, argv).then((reply): RenewResult => {
       const status = int(reply[0], "renew status");
-      if (status === 0) {
+      if (status === REPLY.NOT_FOUND || status === REPLY.LEASE_LOST) {
         g.arm(int(reply[1], "next deadline"));
         g.sawEpoch(reply[2]);
         g.leases.delete(leaseId);
-        return reply[3] === 1 ? { ok: false, stateLost: true } : { ok: false };
+        return status === REPLY.LEASE_LOST ? { ok: false, stateLost: true } : { ok: false };
       }
+      if (status !== REPLY.RENEWED && status !== REPLY.REREGISTERED) throw replyError(status, "renew");
       g.arm(int(reply[2], "next deadline"));
       g.sawEpoch(reply[3]);
       const expiresAt = int(reply[1], "expiry");
@@ -1063,7 +1064,7 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
         // Alive in the group's current state: a later loss is measured from this epoch.
         if (typeof reply[3] === "number" && reply[3] > 0) reg.epoch = reply[3];
       }
-      return status === 2 ? { ok: true, expiresAt, reregistered: true } : { ok: true, expiresAt };
+      return status === REPLY.REREGISTERED ? { ok: true, expiresAt, reregistered: true } : { ok: true, expiresAt };
     });
   }
 
@@ -1084,7 +1085,7 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     const g = this.#open();
     const reply = await this.exec(SCRIPTS.serverState, [backend, server, up ? 1 : 0]);
     const status = int(reply[0], "status");
-    if (status !== 0) throw storeStatusError(status, str(reply[1], "detail"));
+    if (status !== REPLY.DONE) throw replyError(status, str(reply[1], "detail"));
     g.arm(int(reply[2], "next deadline"));
   }
 
@@ -1102,7 +1103,8 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
   }
 }
 
-function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStatsSnapshot {
+/** Parses the stats script's reply (exported for the differential test). */
+export function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStatsSnapshot {
   let i = 1;
   const next = (what: string) => int(reply[i++], what);
   const now = next("now");

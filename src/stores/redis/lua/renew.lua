@@ -1,22 +1,35 @@
-import { defineScript } from "./define.js";
-
-export const renew = defineScript(
-  "slotgateRenew",
-  "extends a lease to now + ttl on the server clock (GroupState.renew); while the group learns (rule 12), re-creates a lease its state lost.",
-  `    ARGV[1]  lease id
+--[[
+  slotgateRenew: extends a lease to now + ttl on the server clock (GroupState.renew); while the group learns (rule 12), re-creates a lease its state lost.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  lease id
     ARGV[2]  TTL ms
     ARGV[3]  the group epoch the lease was granted (or last re-registered) under
     ARGV[4]  the lease's fence
     ARGV[5]  the caller's longest lease TTL ms (the learning window it starts)
     ARGV[6]  the lease's backend, '' for none
     ARGV[7]  the lease's server, '' for none
-    ARGV[8..] the lease's named and keyed scope names`,
-  `    {1, expiresAt, nextIn[, epoch]}  renewed
-    {2, expiresAt, nextIn, epoch}    re-registered: the group's state had lost the lease, and it fit again
-    {0, nextIn[, epoch, lost]}       the lease is gone; lost = 1: gone with the group's state, and it
-                                     could not be re-registered (the scopes are full, or the window is over)
-    {-100}                           the group has no spec`,
-  String.raw`
+    ARGV[8..] the lease's named and keyed scope names
+  Output:
+    {RENEWED, expiresAt, nextIn[, epoch]}
+    {REREGISTERED, expiresAt, nextIn, epoch}  the group's state had lost the lease, and it fit again
+    {NOT_FOUND, nextIn[, epoch]}              the lease is gone (expired, released)
+    {LEASE_LOST, nextIn, epoch}               gone with the group's state, and it could not be
+                                              re-registered (the scopes are full, or the window is over)
+    {NOT_CONFIGURED}                          the group has no spec
+    (codes: includes/replies.lua)
+]]
+--- @include "includes/prelude"
+--- @include "includes/replies"
+
+-- The general path: everything the fast path below does not handle. Its functions are made only
+-- when it runs (making a Lua function costs about what a simple call runs).
+local function general()
+--- @include "includes/settle"
+--- @include "includes/state-loss"
+--- @include "includes/flush"
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
 if not start() then return {NOT_CONFIGURED} end
@@ -32,7 +45,7 @@ if raw then
     redis.call('ZADD', K_LEASES, NOW + ttl, id)
     due(NOW + ttl)
     flush()
-    return {1, NOW + ttl, nextIn(), group().epoch}
+    return {RENEWED, NOW + ttl, nextIn(), group().epoch}
   end
 end
 -- Gone: expired or released here, or lost with the group's state (rule 12).
@@ -40,14 +53,14 @@ local ke, kf, win = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0, tonumber(ARG
 if ke == 0 then
   advance()
   flush()
-  return {0, nextIn()}
+  return {NOT_FOUND, nextIn()}
 end
 detect(ke, kf, win)
 advance()
 local g = group()
 if ke >= g.epoch then
   flush()
-  return {0, nextIn(), g.epoch, 0}
+  return {NOT_FOUND, nextIn(), g.epoch}
 end
 if g.learn ~= 0 then
   local bname, sname = ARGV[6], ARGV[7]
@@ -92,22 +105,22 @@ if g.learn ~= 0 then
     end
     bump(g, 'reregistered', 1)
     flush()
-    return {2, NOW + ttl, nextIn(), g.epoch}
+    return {REREGISTERED, NOW + ttl, nextIn(), g.epoch}
   end
   collect(chain)
 end
 bump(g, 'lost', 1)
 flush()
-return {0, nextIn(), g.epoch, 1}
-`,
-  {
-    // GroupState.renew of a live lease when no deadline is due (the hints): what the general path
-    // writes, without its library.
-    fast: String.raw`
+return {LEASE_LOST, nextIn(), g.epoch}
+end -- of general()
+
+-- The fast path: GroupState.renew of a live lease when no deadline is due (the hints): what the
+-- general path writes, without defining its functions.
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local raw = redis.call('HGET', K_LEASE, id)
-local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng')
+local cfg = redis.pcall('HMGET', K_CFG, '\0nd', '\0ng', '\0clock')
 local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+NOW = tonumber(cfg[3]) or NOW
 if raw and nd and ng and NOW < nd and NOW < ng then
   local rec = cjson.decode(raw)
   if rec.k or rec.t ~= ttl then
@@ -120,9 +133,6 @@ if raw and nd and ng and NOW < nd and NOW < ng then
     nd = exp
     redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
   end
-  return {1, exp, nd - NOW}
+  return {RENEWED, exp, nd - NOW}
 end
 return general()
-`,
-  },
-);

@@ -1,14 +1,22 @@
-import { defineScript } from "./define.js";
+--[[
+  slotgateConfigure: replaces the group's limits (GroupState.configure) under the version rule (decideSpec in core/spec-version.ts); counters and holders are kept.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
+    ARGV[2]  its version, a positive integer, or '' (unversioned)
+  Output:
+    {INSTALLED, nextIn}                    installed (or re-installed: the same version and spec)
+    {KEPT, -1, storedVersion}              the stored spec has a higher version (or is versioned and this push is not)
+    {SPEC_CONFLICT, -1, storedVersion, spec}  refused: the same version with another spec (the stored spec as JSON)
+    (codes: includes/replies.lua)
+]]
+--- @include "includes/prelude"
+--- @include "includes/replies"
+--- @include "includes/settle"
+--- @include "includes/flush"
 
-export const configure = defineScript(
-  "slotgateConfigure",
-  "replaces the group's limits (GroupState.configure) under the version rule (decideSpec in core/spec-version.ts); counters and holders are kept.",
-  `    ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
-    ARGV[2]  its version, a positive integer, or '' (unversioned)`,
-  `    {0, nextIn}                     installed (or re-installed: the same version and spec)
-    {1, -1, storedVersion}           kept: the stored spec has a higher version (or is versioned and this push is not)
-    {2, -1, storedVersion, spec}     refused: the same version with another spec (the stored spec as JSON)`,
-  String.raw`
 local spec = ARGV[1]
 local version = tonumber(ARGV[2])
 local old
@@ -18,12 +26,12 @@ if configured then
   local stored = redis.call('HMGET', K_CFG, '\0ver', '\0spec')
   local sv = tonumber(stored[1])
   if sv then
-    if not version or version < sv then return {1, -1, stored[1]} end
-    if version == sv and stored[2] ~= spec then return {2, -1, stored[1], stored[2]} end
+    if not version or version < sv then return {KEPT, -1, stored[1]} end
+    if version == sv and stored[2] ~= spec then return {SPEC_CONFLICT, -1, stored[1], stored[2]} end
   end
   advance() -- deadlines up to now are settled under the limits they were set with
   flush()
-  old = cold().loadSpec()
+  old = loadSpec()
 end
 local new = cjson.decode(spec)
 
@@ -50,6 +58,12 @@ end
 for bname, b in pairs(new.backends) do
   fields[#fields + 1] = 'b' .. bname
   fields[#fields + 1] = cjson.encode(b)
+end
+-- The test-only clock (see includes/prelude.lua) stays.
+local clock = redis.pcall('HGET', K_CFG, '\0clock')
+if type(clock) == 'string' then
+  fields[#fields + 1] = '\0clock'
+  fields[#fields + 1] = clock
 end
 redis.call('DEL', K_CFG)
 hsetChunks(K_CFG, fields)
@@ -85,8 +99,6 @@ SC, BK, META = {}, {}, {}
 ND0, NG0 = nil, nil
 if not configured then ND, NG = 0, 0 end
 advance()
-cold().dispatch(nil)
+dispatch(nil)
 flush()
-return {0, nextIn()}
-`,
-);
+return {INSTALLED, nextIn()}

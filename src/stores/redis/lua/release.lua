@@ -1,15 +1,32 @@
-import { WAIT_BUCKETS_MS } from "../../../core/stats.js";
-import { defineScript } from "./define.js";
-
-export const release = defineScript(
-  "slotgateRelease",
-  "ends a lease (GroupState.release) and dispatches the slots it frees; idempotent.",
-  `    ARGV[1]  lease id
-    ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply`,
-  `    {1, nextIn, outcome...}  released        {0, nextIn, outcome...}  unknown (released, expired, never granted)
+--[[
+  slotgateRelease: ends a lease (GroupState.release) and dispatches the slots it frees; idempotent.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  lease id
+    ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
+  Output:
+    {RELEASED, nextIn, outcome...}
+    {NOT_FOUND, nextIn, outcome...}  the lease is not live (released, expired, never granted)
       outcome: the outcome JSON of a ticket granted or timed out meanwhile whose waiter listens on ARGV[2]
-    {-100}                   the group has no spec`,
-  String.raw`
+    {NOT_CONFIGURED}                 the group has no spec
+    (codes: includes/replies.lua)
+]]
+--- @include "includes/prelude"
+--- @include "includes/replies"
+--- @include "includes/bounds"
+
+-- The general path: everything the fast path below does not handle. Its functions are made only
+-- when it runs (making a Lua function costs about what a simple call runs).
+local function general()
+--- @include "includes/settle"
+--- @include "includes/flush"
+
+-- Counters this script usually moves, read up front with the others.
+READ[#READ + 1] = 'released'
+READ[#READ + 1] = 'granted'
+
 local id = ARGV[1]
 if ARGV[2] and ARGV[2] ~= '' then LOCAL_CH = ARGV[2] end
 local raw = redis.call('HGET', K_LEASE, id)
@@ -18,21 +35,19 @@ if not start(rec and rec.c) then return {NOT_CONFIGURED} end
 advance()
 if not rec or ENDED[id] then
   flush()
-  return {0, nextIn(), unpack(LOCAL)}
+  return {NOT_FOUND, nextIn(), unpack(LOCAL)}
 end
 local opened = endLease(id, rec, 'released')
-if opened then cold().dispatch(opened) end
+if opened then dispatch(opened) end
 flush()
-return {1, nextIn(), unpack(LOCAL)}
-`,
-  {
-    read: ["released", "granted"],
-    // GroupState.release for the common lease: named scopes only (no name twice), the group
-    // configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
-    // grants just the first ticket of the queue (it needs a scope that got room, has named scopes
-    // only, fits, and leaves every such scope full again). Anything else goes to the general path
-    // before a write.
-    fast: String.raw`
+return {RELEASED, nextIn(), unpack(LOCAL)}
+end -- of general()
+
+-- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the
+-- group configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
+-- grants just the first ticket of the queue (it needs a scope that got room, has named scopes only,
+-- fits, and leaves every such scope full again). Anything else goes to the general path before a
+-- write.
 local id = ARGV[1]
 local raw = redis.call('HGET', K_LEASE, id)
 local chain = raw and cjson.decode(raw).c
@@ -44,8 +59,10 @@ if type(chain) == 'table' and #chain <= 100 then
     seen[chain[i]] = true
     fields[i + 2] = 's' .. chain[i]
   end
+  fields[n + 3] = '\0clock'
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  NOW = tonumber(cfg[n + 3]) or NOW
   if nd and ng and NOW < nd and NOW < ng then
     local max, sf = {}, {}
     for i = 1, n do
@@ -93,7 +110,7 @@ if type(chain) == 'table' and #chain <= 100 then
           max[names[i]] = tonumber(string.match(ms[i], '^n|([^|]*)|')) or math.huge
         end
       end
-      local waited, bounds, bucket = NOW - t.e, {${WAIT_BUCKETS_MS.join(", ")}}, ${WAIT_BUCKETS_MS.length}
+      local waited, bounds, bucket = NOW - t.e, BOUNDS, #BOUNDS
       for i = 1, #bounds do
         if waited <= bounds[i] then
           bucket = i - 1
@@ -158,14 +175,11 @@ if type(chain) == 'table' and #chain <= 100 then
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
       local msg = cjson.encode({k = head, o = 'g', l = t.l, f = granted.f, x = exp, t = t.t, w = granted.w, e = string.format('%d', epoch)})
-      if t.ch == ARGV[2] then return {1, nd - NOW, msg} end
+      if t.ch == ARGV[2] then return {RELEASED, nd - NOW, msg} end
       redis.call(t.sh == 1 and 'SPUBLISH' or 'PUBLISH', t.ch, msg)
     end
-    if nd >= 1e15 then return {1, -1} end
-    return {1, nd - NOW}
+    if nd >= 1e15 then return {RELEASED, -1} end
+    return {RELEASED, nd - NOW}
   end
 end
 return general()
-`,
-  },
-);

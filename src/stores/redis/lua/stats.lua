@@ -1,20 +1,28 @@
-import { defineScript } from "./define.js";
-
-export const stats = defineScript(
-  "slotgateStats",
-  "the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.",
-  `    (none)`,
-  `    {0, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
+--[[
+  slotgateStats: the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    (none)
+  Output:
+    {DONE, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
       row = name, flag (0 scope, 1 keyed aggregate, 2 server), max (-1: none), maxqueue (-1: none),
             up (1/0, -1 unless a server), then in_use, queued, peak_in_use, peak_queued, granted,
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
       then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
-    {-100}  the group has no spec`,
-  String.raw`
+    {NOT_CONFIGURED}  the group has no spec
+    (codes: includes/replies.lua)
+]]
+--- @include "includes/prelude"
+--- @include "includes/replies"
+--- @include "includes/settle"
+--- @include "includes/flush"
+
 if not start() then return {NOT_CONFIGURED} end
 advance()
 flush()
-cold().loadSpec()
+loadSpec()
 
 local values = {}
 local all = redis.call('HGETALL', K_SC)
@@ -38,7 +46,7 @@ end
 -- The group-wide counters are the fields '\0<name>' (a scope named '': no scope is).
 local totals = values[''] or {}
 values[''] = nil
-local out = {0, NOW, totals.fence or 0, redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE)}
+local out = {DONE, NOW, totals.fence or 0, redis.call('ZCARD', K_LEASES), redis.call('ZCARD', K_QUEUE)}
 -- The histogram keeps its buckets and the sum of the waits; the count is the buckets' total.
 local total = 0
 for i = 0, #BOUNDS do total = total + (totals['w' .. i] or 0) end
@@ -88,5 +96,3 @@ out[#out + 1] = totals.lost or 0
 out[#out + 1] = totals.learn or 0
 out[#out + 1] = totals.epoch or 0
 return out
-`,
-);

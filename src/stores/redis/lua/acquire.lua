@@ -1,10 +1,10 @@
-import { defineScript } from "./define.js";
-import { BASE_LEAD, CLASS_STEP } from "./lib.js";
-
-export const acquire = defineScript(
-  "slotgateAcquire",
-  "grants at once (GroupState.acquire), rejects at once, or queues a ticket.",
-  `    ARGV[1]  lease id to grant under (random, chosen by the client)
+--[[
+  slotgateAcquire: grants at once (GroupState.acquire), rejects at once, or queues a ticket.
+  Input:
+    KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
+      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    ARGV[1]  lease id to grant under (random, chosen by the client)
     ARGV[2]  channel that wakes the caller's node, stored with a ticket
     ARGV[3]  1: wake with SPUBLISH (cluster), 0: PUBLISH
     ARGV[4]  priority class (-2047..2047)
@@ -16,15 +16,31 @@ export const acquire = defineScript(
     ARGV[10] the group epoch the caller last saw (0: none)    } rule 12: finding out
     ARGV[11] the highest fence the caller has seen (0: none)  } that the state was lost
     ARGV[12] the caller's longest lease TTL ms (the learning window it starts)
-    ARGV[13..] named and keyed scope names`,
-  `    {1, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}  granted
-    {2, 'full'|'queue-full', nextIn, epoch}                                        rejected
-    {3, ticketId, queueTimeoutMs, nextIn, epoch}                                   queued
+    ARGV[13..] named and keyed scope names
+  Output:
+    {GRANTED, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}
+    {REJECTED, 'full'|'queue-full', nextIn, epoch}
+    {QUEUED, ticketId, queueTimeoutMs, nextIn, epoch}
       (while the group learns (rule 12), nothing is granted: an acquire queues, or is rejected 'full')
-    {-1, i}  scope ARGV[12+i] is unknown     {-2, backend} unknown backend
-    {-3, 'backend/server'} unknown server    {-4, detail} bad request
-    {-100}   the group has no spec`,
-  String.raw`
+    {UNKNOWN_SCOPE, i}  scope ARGV[12+i]     {UNKNOWN_BACKEND, backend}
+    {UNKNOWN_SERVER, 'backend/server'}        {BAD_REQUEST, detail}
+    {NOT_CONFIGURED}  the group has no spec
+    (codes: includes/replies.lua)
+]]
+--- @include "includes/prelude"
+--- @include "includes/replies"
+--- @include "includes/constants"
+
+-- The general path: everything the fast path below does not handle. Its functions are made only
+-- when it runs (making a Lua function costs about what a simple call runs).
+local function general()
+--- @include "includes/settle"
+--- @include "includes/state-loss"
+--- @include "includes/flush"
+
+-- Counters this script usually moves, read up front with the others.
+READ[#READ + 1] = 'granted'
+
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset = tonumber(ARGV[4]), tonumber(ARGV[5])
 local queueTimeout, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -49,9 +65,9 @@ end
 
 for i, name in ipairs(requested) do
   local m = META[name]
-  if m and m.kind ~= 'n' then return fail(-1, i) end
+  if m and m.kind ~= 'n' then return fail(UNKNOWN_SCOPE, i) end
   local s = scope(name)
-  if not s then return fail(-1, i) end
+  if not s then return fail(UNKNOWN_SCOPE, i) end
   fixed[#fixed + 1] = s
 end
 local b, p
@@ -59,14 +75,14 @@ if bname ~= '' then b = bname end
 if pname ~= '' then p = pname end
 local bk, pn
 if b then
-  bk = cold().backend(b)
-  if not bk then return fail(-2, b) end
+  bk = backend(b)
+  if not bk then return fail(UNKNOWN_BACKEND, b) end
   fixed[#fixed + 1] = bk.sc
   if p then
     for _, sv in ipairs(bk.servers) do
       if sv.name == p then pn = sv end
     end
-    if not pn then return fail(-3, b .. '/' .. p) end
+    if not pn then return fail(UNKNOWN_SERVER, b .. '/' .. p) end
     fixed[#fixed + 1] = pn.sc
   end
 end
@@ -75,9 +91,9 @@ local ok, sv = false, nil
 if not learning then ok, sv = fit(fixed, b, bk, p, pn) end
 if ok then
   local rec = grant(fixed, bk, sv, p == nil, ttl, 0, leaseId, nil)
-  if not rec then return fail(-4, 'lease id in use') end
+  if not rec then return fail(BAD_REQUEST, 'lease id in use') end
   flush()
-  return {1, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn(), group().epoch}
+  return {GRANTED, leaseId, rec.f, rec.b or '', rec.s or '', NOW + ttl, ttl, nextIn(), group().epoch}
 end
 
 if queueTimeout <= 0 then
@@ -85,33 +101,33 @@ if queueTimeout <= 0 then
   local counted = false
   for _, s in ipairs(fixed) do
     if not room(s) then
-      cold().count(s, 'rejected_full')
+      count(s, 'rejected_full')
       counted = true
     end
   end
   if not counted then
     local s = (pn and pn.sc) or (bk and bk.sc)
-    if s then cold().count(s, 'rejected_full') end
+    if s then count(s, 'rejected_full') end
   end
   collect(fixed)
   flush()
-  return {2, 'full', nextIn(), group().epoch}
+  return {REJECTED, 'full', nextIn(), group().epoch}
 end
 
 local queueFull = false
 for _, s in ipairs(fixed) do
-  if cold().qfull(s) then queueFull = true end
+  if qfull(s) then queueFull = true end
 end
 if queueFull then
   for _, s in ipairs(fixed) do
-    if cold().qfull(s) then cold().count(s, 'rejected_queue_full') end
+    if qfull(s) then count(s, 'rejected_queue_full') end
   end
   collect(fixed)
   flush()
-  return {2, 'queue-full', nextIn(), group().epoch}
+  return {REJECTED, 'queue-full', nextIn(), group().epoch}
 end
 
-if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(-4, 'lease id in use') end
+if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(BAD_REQUEST, 'lease id in use') end
 -- Enqueue. Scores are relative to a base set whenever the queue is empty, so they stay far
 -- below 2^40 however long the group lives.
 -- Ticket ids never repeat, also after the group's data was lost (a server restarted empty, a
@@ -128,7 +144,7 @@ local id = string.format('%016d', seq)
 local rel = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
 local names = {}
 for i, s in ipairs(fixed) do
-  cold().enqueue(s)
+  enqueue(s)
   names[i] = s.name
 end
 local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded}
@@ -137,14 +153,12 @@ redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + rel, id)
 redis.call('ZADD', K_TDL, t.d, id)
 due(t.d)
 flush()
-return {3, id, queueTimeout, nextIn(), g.epoch}
-`,
-  {
-    read: ["granted"],
-    // GroupState.acquire for the common request: named scopes only (no keyed scope, no backend,
-    // no name twice), the group configured, no deadline due (the hints). Grants, rejects or queues
-    // exactly as the general path; anything else goes there before a write.
-    fast: String.raw`
+return {QUEUED, id, queueTimeout, nextIn(), g.epoch}
+end -- of general()
+
+-- The fast path: GroupState.acquire for the common request: named scopes only (no keyed scope, no
+-- backend, no name twice), the group configured, no deadline due (the hints). It grants, rejects or
+-- queues exactly as the general path; anything else goes there before a write.
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
@@ -160,8 +174,10 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     names[i] = name
     fields[i + 2] = 's' .. name
   end
+  fields[n + 3] = '\0clock'
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
+  NOW = tonumber(cfg[n + 3]) or NOW
   if nd and ng and NOW < nd and NOW < ng then
     -- per scope: limits, and counters at 5i-4 in_use, 5i-3 queued, 5i-2 peak_in_use, 5i-1 peak_queued, 5i granted
     local max, mq, sf = {}, {}, {}
@@ -204,14 +220,14 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
         nd = exp
         redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
       end
-      return {1, leaseId, fence, '', '', exp, ttl, nd - NOW, epoch}
+      return {GRANTED, leaseId, fence, '', '', exp, ttl, nd - NOW, epoch}
     end
     local later = nd >= 1e15 and -1 or nd - NOW
     if queueTimeout <= 0 then
       for i = 1, n do
         if c[5 * i - 4] >= max[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_full', 1) end
       end
-      return {2, 'full', later, epoch}
+      return {REJECTED, 'full', later, epoch}
     end
     local queueFull = false
     for i = 1, n do
@@ -221,12 +237,12 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       for i = 1, n do
         if c[5 * i - 3] >= mq[i] then redis.call('HINCRBY', K_SC, names[i] .. '\0rejected_queue_full', 1) end
       end
-      return {2, 'queue-full', later, epoch}
+      return {REJECTED, 'queue-full', later, epoch}
     end
     if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
     local base = c[g + 4]
-    if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - ${BASE_LEAD} end
+    if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
     local id = string.format('%016d', seq)
     set[1], set[2], set[3], set[4] = '\0seq', seq, '\0base', base
     for i = 1, n do
@@ -236,17 +252,14 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     end
     local d = NOW + queueTimeout
     redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded}))
-    redis.call('ZADD', K_QUEUE, (cls + 2048) * ${CLASS_STEP} + math.min(math.max(NOW + offset - base, 0), ${CLASS_STEP} - 1), id)
+    redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1), id)
     redis.call('ZADD', K_TDL, d, id)
     redis.call('HSET', K_SC, unpack(set))
     if d < nd then
       nd = d
       redis.call('HSET', K_CFG, '\0nd', nd, '\0ng', ng)
     end
-    return {3, id, queueTimeout, nd - NOW, epoch}
+    return {QUEUED, id, queueTimeout, nd - NOW, epoch}
   end
 end
 return general()
-`,
-  },
-);
