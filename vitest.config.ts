@@ -50,6 +50,7 @@ export default defineConfig({
             "dist/**",
             "test/cloudflare/**",
             "test/redis/**",
+            "test/differential/**",
             "test/harness/**",
             "test/node/cli.test.ts",
             "test/node/durable-object-store.test.ts",
