@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
-import { ROOT, ensureBuilt, httpRequest, startFleetNode, writeYaml, type FleetNode } from "../support/fleet.js";
+import { ROOT, ensureBuilt, httpRequest, startFleetNode, until, writeYaml, type FleetNode } from "../support/fleet.js";
 import { startOrigin, type Origin } from "../support/origin.js";
 
 const DELAY_MS = 300;
@@ -131,6 +131,8 @@ describe("spec versions across a fleet of slotgate serve processes on one redis-
     const renamed = await Promise.all([1, 2, 3].map((i) => httpRequest(`${a.url("old")}/x${i}`)));
     expect(renamed.map((r) => r.status)).toEqual([429, 429, 429]);
     expect(renamed.map((r) => r.headers["x-slotgate-reason"])).toEqual(["unavailable", "unavailable", "unavailable"]);
+    // The node's log line travels through its stdout pipe: it may trail the responses.
+    await until(() => a.lines.some((l) => l.event === "scope-unavailable"), 5_000, 10, "the scope-unavailable log line");
     expect(a.lines.filter((l) => l.event === "scope-unavailable" && l.scope === "frontend:old")).toHaveLength(1);
   });
 
@@ -146,6 +148,7 @@ describe("spec versions across a fleet of slotgate serve processes on one redis-
       [429, "unavailable"],
       [429, "unavailable"],
     ]);
+    await until(() => d.lines.some((l) => l.event === "scope-unavailable"), 5_000, 10, "the scope-unavailable log line");
     expect(d.lines.filter((l) => l.event === "scope-unavailable")).toHaveLength(1);
     const spec = (await d.statsJson()).stats.spec;
     expect(spec).toMatchObject({ version: 1, superseded: true, unavailable: 3 });
