@@ -38,15 +38,35 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
-  zone(["src/core/**/*.ts"], ["stores", "edge", "node", "cloudflare", "workers"], "src/core imports nothing else of ours: stores, the edge logic and the runtimes build on it.", true),
+  zone(
+    ["src/core/**/*.ts"],
+    ["stores", "edge", "node", "cloudflare", "workers"],
+    "src/core imports nothing else of ours: stores, the edge logic and the runtimes build on it.",
+    true,
+  ),
   zone(["src/index.ts", "src/stores/memory/**/*.ts"], ["edge", "node", "cloudflare", "workers"], "a store builds on src/core only.", true),
   // The Durable Object store client runs in Workers and in Node alike (its RPC stub type is
   // structural): src/cloudflare imports it and its protocols, never the other way round.
-  zone(["src/stores/durable-object/**/*.ts"], ["edge", "node", "cloudflare", "workers"], "src/stores/durable-object builds on src/core only: src/cloudflare imports the client and its protocols from here.", true),
+  zone(
+    ["src/stores/durable-object/**/*.ts"],
+    ["edge", "node", "cloudflare", "workers"],
+    "src/stores/durable-object builds on src/core only: src/cloudflare imports the client and its protocols from here.",
+    true,
+  ),
   zone(["src/stores/redis/**/*.ts"], ["edge", "node", "cloudflare", "workers"], "a store builds on src/core only.", false),
-  zone(["src/edge/**/*.ts"], ["stores", "node", "cloudflare", "workers"], "src/edge is the runtime-neutral edge logic: it builds on src/core; the runtimes build on it.", true),
+  zone(
+    ["src/edge/**/*.ts"],
+    ["stores", "node", "cloudflare", "workers"],
+    "src/edge is the runtime-neutral edge logic: it builds on src/core; the runtimes build on it.",
+    true,
+  ),
   zone(["src/node/**/*.ts"], ["cloudflare", "workers"], "src/node is the Node adapter: shared code belongs in src/edge or src/core.", false),
-  zone(["src/cloudflare/**/*.ts", "workers/**/*.ts"], ["node"], "the Worker and the Durable Object never import the Node adapter: shared code belongs in src/edge or src/core.", false),
+  zone(
+    ["src/cloudflare/**/*.ts", "workers/**/*.ts"],
+    ["node"],
+    "the Worker and the Durable Object never import the Node adapter: shared code belongs in src/edge or src/core.",
+    false,
+  ),
   {
     files: ["bin/**/*.js", "scripts/**/*.{js,mjs,ts}", "test/**/*.ts", "examples/**/*.mjs"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },

@@ -7,7 +7,7 @@ import { API_TOKEN, EDGE_CONFIGS, EDGE_WORKERS, ORIGIN_WORKER, SLOT_API_WORKERS 
 // with the compatibility date and flags of wrangler.toml.
 const wranglerToml = readFileSync("wrangler.toml", "utf8");
 const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(wranglerToml)?.[1];
-const compatibilityFlags = [.../^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(wranglerToml)?.[1]?.matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]!);
+const compatibilityFlags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(wranglerToml)?.[1]?.matchAll(/"([^"]+)"/g) ?? [])].map((m) => m[1]!);
 // The Worker end to end: each edge worker is the bundle with one config of edge-fixtures.ts, its
 // fetch going to the fake origin, its SlotGroup objects those of slotgate-bundle.
 const edgeWorkers = EDGE_WORKERS.map((w) => ({

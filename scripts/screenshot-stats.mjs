@@ -110,12 +110,26 @@ await listener.start();
 const { port } = listener.address();
 const dir = await mkdtemp(join(tmpdir(), "slotgate-shot-"));
 try {
-  await promisify(execFile)(chromium, [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-    `--user-data-dir=${join(dir, "profile")}`, `--screenshot=${out}`, "--window-size=1400,1160",
-    `http://127.0.0.1:${port}/stats?refresh=0`,
-  ], { timeout: 60_000 });
+  await promisify(execFile)(
+    chromium,
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--hide-scrollbars",
+      `--user-data-dir=${join(dir, "profile")}`,
+      `--screenshot=${out}`,
+      "--window-size=1400,1160",
+      `http://127.0.0.1:${port}/stats?refresh=0`,
+    ],
+    { timeout: 60_000 },
+  );
   process.stdout.write(`wrote ${out} (${(await stat(out)).size} bytes)\n`);
 } finally {
   await listener.stop();

@@ -68,7 +68,9 @@ export function parseWorkerConfig(value: unknown, frontendName?: string): Worker
   } else {
     throw invalid(
       "SLOTGATE_FRONTEND",
-      http.length === 0 ? "an http frontend in SLOTGATE_CONFIG (a Worker cannot serve tcp)" : `the name of the frontend this Worker serves, one of ${http.map((f) => f.name).join(", ")}`,
+      http.length === 0
+        ? "an http frontend in SLOTGATE_CONFIG (a Worker cannot serve tcp)"
+        : `the name of the frontend this Worker serves, one of ${http.map((f) => f.name).join(", ")}`,
       frontendName,
     );
   }

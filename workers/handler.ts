@@ -57,7 +57,9 @@ export interface SlotgateHandlerOptions {
 interface Loaded {
   source: unknown;
   frontendName: string | undefined;
-  result: { ok: true; worker: WorkerConfig; nodeLimit: NodeLimit; nextServer: () => ServerConfig | undefined; localFallback: Guard | undefined } | { ok: false };
+  result:
+    | { ok: true; worker: WorkerConfig; nodeLimit: NodeLimit; nextServer: () => ServerConfig | undefined; localFallback: Guard | undefined }
+    | { ok: false };
 }
 
 export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
@@ -81,7 +83,12 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
         nextServer: () => (up.length === 0 ? undefined : up[rr++ % up.length]),
         localFallback: worker.config.onStoreError === "local" ? localFallbackGuard(worker, worker.config.localShare ?? 1) : undefined,
       };
-      log("info", "config loaded", { group: worker.config.group, frontend: worker.frontend.name, backend: worker.backend.name, onStoreError: worker.config.onStoreError });
+      log("info", "config loaded", {
+        group: worker.config.group,
+        frontend: worker.frontend.name,
+        backend: worker.backend.name,
+        onStoreError: worker.config.onStoreError,
+      });
     } catch (error) {
       // Logged once per isolate and config; clients see a bare 500, never the config.
       log("error", "SLOTGATE_CONFIG is invalid", { detail: error instanceof Error ? error.message : String(error) });
@@ -106,10 +113,17 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
       const url = new URL(request.url);
       if (url.pathname === HEALTH_PATH) {
         if (request.method !== "GET" && request.method !== "HEAD") return text(405, "method not allowed\n", { allow: "GET, HEAD" });
-        return new Response(request.method === "HEAD" ? null : "ok\n", { headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
+        return new Response(request.method === "HEAD" ? null : "ok\n", {
+          headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+        });
       }
       if (isSlotApiRequest(request)) {
-        return handleSlotApiRequest(request, { namespace: env.SLOT_GROUP, token: env.SLOTGATE_API_TOKEN, tokens: env.SLOTGATE_API_TOKENS, waitUntil: (p) => ctx.waitUntil(p) });
+        return handleSlotApiRequest(request, {
+          namespace: env.SLOT_GROUP,
+          token: env.SLOTGATE_API_TOKEN,
+          tokens: env.SLOTGATE_API_TOKENS,
+          waitUntil: (p) => ctx.waitUntil(p),
+        });
       }
       if (url.pathname === "/_slotgate" || url.pathname.startsWith("/_slotgate/")) return text(404, "not found\n");
       if (env.SLOTGATE_CONFIG === undefined || env.SLOTGATE_CONFIG === null || env.SLOTGATE_CONFIG === "") {

@@ -117,7 +117,12 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     held.signal.addEventListener(
       "abort",
       () => {
-        log("warn", "lease lost while the request was running: stopped", { frontend: frontend.name, lease: held.id, server: held.server, reason: String(held.signal.reason) });
+        log("warn", "lease lost while the request was running: stopped", {
+          frontend: frontend.name,
+          lease: held.id,
+          server: held.server,
+          reason: String(held.signal.reason),
+        });
         upstreamAbort.abort(new DOMException("the lease was lost", "AbortError"));
       },
       { once: true },
@@ -204,7 +209,9 @@ function guardFault(error: unknown, denyStatus: number): Response {
     log("info", "request refused by the guard", { detail: error instanceof Error ? error.message : String(error) });
     return text(400, "bad request\n");
   }
-  log("error", fault === "unknown-scope" ? "request names a scope the store does not know" : "acquire failed", { detail: error instanceof Error ? error.message : String(error) });
+  log("error", fault === "unknown-scope" ? "request names a scope the store does not know" : "acquire failed", {
+    detail: error instanceof Error ? error.message : String(error),
+  });
   return text(500, "internal error\n", { "x-slotgate-error": "internal" });
 }
 
@@ -216,7 +223,6 @@ function clientGone(): Response {
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, { status, headers: { ...headers, "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
 }
-
 
 // ── forwarding ──────────────────────────────────────────────────────────────────────────────────
 
@@ -240,7 +246,8 @@ export function upstreamHeaders(incoming: Headers, url: URL, client: string | un
   const drop = hopByHop(incoming.get("connection"));
   const out = new Headers();
   for (const [name, value] of incoming) {
-    if (drop(name) || isForwardingHeader(name) || name === "host" || name === "content-length" || name === "transfer-encoding" || addedByCloudflare(name)) continue;
+    if (drop(name) || isForwardingHeader(name) || name === "host" || name === "content-length" || name === "transfer-encoding" || addedByCloudflare(name))
+      continue;
     out.append(name, value);
   }
   const values = forwardingValues({

@@ -158,18 +158,23 @@ function build(outdir: string): void {
 function compatibility(): { date: string; flags: string[] } {
   const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "2025-09-01";
-  const flags = [.../^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1]?.matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]!);
+  const flags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1]?.matchAll(/"([^"]+)"/g) ?? [])].map((m) => m[1]!);
   return { date, flags };
 }
 
-const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!);
+const quantile = (sorted: number[], q: number) =>
+  sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // ── HTTP scenarios (Node → slot API → object) ───────────────────────────────────────────────────
 
 async function httpLoop(url: string, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
-  const guard = createGuard({ store: createDurableObjectHttpStore({ url, token: TOKEN }), group: `bench-http-${scenario}-${Date.now()}`, limits: { global: limit } });
+  const guard = createGuard({
+    store: createDurableObjectHttpStore({ url, token: TOKEN }),
+    group: `bench-http-${scenario}-${Date.now()}`,
+    limits: { global: limit },
+  });
   // Warm-up: the spec is pushed, connections opened.
   for (let i = 0; i < 20; i++) await once(guard);
   const lat: number[] = [];
@@ -220,7 +225,12 @@ async function httpHandoff(url: string, n: number): Promise<Row> {
   const elapsedMs = performance.now() - started;
   await guard.close();
   lat.sort((a, b) => a - b);
-  return { ...row("http", "hand-off", 1, 2, lat, elapsedMs), pairsPerSec: NaN, objectCallsPerSec: NaN, note: "release sent → waiter's long poll answered (client clock)" };
+  return {
+    ...row("http", "hand-off", 1, 2, lat, elapsedMs),
+    pairsPerSec: NaN,
+    objectCallsPerSec: NaN,
+    note: "release sent → waiter's long poll answered (client clock)",
+  };
 }
 
 function row(path: Row["path"], scenario: string, limit: number, callers: number, sortedLat: number[], elapsedMs: number): Row {
@@ -263,7 +273,20 @@ async function rpcLoop(mf: Miniflare, scenario: string, limit: number, callers: 
   await rpc(mf, "/loop", { group, limit, callers, ms: Math.min(200, ms) }); // warm-up
   const r = await rpc(mf, "/loop", { group, limit, callers, ms });
   const pairs = r.ops / (r.elapsedMs / 1000);
-  return { path: "rpc", scenario, limit, callers, ops: r.ops, elapsedMs: r.elapsedMs, pairsPerSec: Math.round(pairs), objectCallsPerSec: Math.round(pairs * 2), p50Ms: r.p50Ms, p99Ms: r.p99Ms, meanMs: r.meanMs, note: "in-Worker clock: whole ms, advances on I/O" };
+  return {
+    path: "rpc",
+    scenario,
+    limit,
+    callers,
+    ops: r.ops,
+    elapsedMs: r.elapsedMs,
+    pairsPerSec: Math.round(pairs),
+    objectCallsPerSec: Math.round(pairs * 2),
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    meanMs: r.meanMs,
+    note: "in-Worker clock: whole ms, advances on I/O",
+  };
 }
 
 async function rpcHandoff(mf: Miniflare, n: number): Promise<Row> {
@@ -321,7 +344,9 @@ try {
   await mf.ready;
   // The slot API straight on the slotgate worker's own socket (no entry worker in between).
   const url = (await mf.unsafeGetDirectURL("slotgate")).origin;
-  console.log(`workerd up; slot API at ${url}; object storage on ${args.storage === "memory" ? "tmpfs" : "disk"} (${stateDir}); ${durationMs} ms per throughput phase\n`);
+  console.log(
+    `workerd up; slot API at ${url}; object storage on ${args.storage === "memory" ? "tmpfs" : "disk"} (${stateDir}); ${durationMs} ms per throughput phase\n`,
+  );
 
   const rows: Row[] = [];
   const run = async (label: string, f: () => Promise<Row>) => {
@@ -342,7 +367,18 @@ try {
   const fmt = (n: number | null, digits = 2) => (n === null || Number.isNaN(n) ? "-" : n.toFixed(digits));
   console.log("\nacquire → release through ONE SlotGroup object (local workerd)\n");
   const header = ["path", "scenario", "limit", "callers", "ops", "pairs/s", "object calls/s", "p50 ms", "p99 ms", "mean ms"];
-  const lines = rows.map((r) => [r.path, r.scenario, String(r.limit), String(r.callers), String(r.ops), fmt(r.pairsPerSec, 0), fmt(r.objectCallsPerSec, 0), fmt(r.p50Ms), fmt(r.p99Ms), fmt(r.meanMs)]);
+  const lines = rows.map((r) => [
+    r.path,
+    r.scenario,
+    String(r.limit),
+    String(r.callers),
+    String(r.ops),
+    fmt(r.pairsPerSec, 0),
+    fmt(r.objectCallsPerSec, 0),
+    fmt(r.p50Ms),
+    fmt(r.p99Ms),
+    fmt(r.meanMs),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const print = (cells: string[]) => console.log(cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
   print(header);

@@ -523,7 +523,11 @@ function fmtUs(ns: number): string {
 
 function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   const rule = widths.map((w) => "─".repeat(w)).join("  ");
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
@@ -562,9 +566,12 @@ async function main(): Promise<void> {
   console.log(`slotgate memory-store benchmark — ${meta.date}`);
   console.log(`node ${meta.node} (V8 ${meta.v8}), ${meta.platform}, ${meta.cpuCount} CPU(s): ${meta.cpuModel}, load avg ${os.loadavg()[0]!.toFixed(2)}`);
   console.log(`slotgate from ${libPath}`);
-  if (meta.loadAvgStart[0]! > meta.cpuCount / 2) console.log(`warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers`);
+  if (meta.loadAvgStart[0]! > meta.cpuCount / 2)
+    console.log(`warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers`);
   console.log(`${CALLERS} callers loop acquire → await work() → release; contenders run one at a time`);
-  console.log(`per contender: ${warmupMs} ms warm-up, ${durationMs} ms throughput (untimed), ${latencyMs} ms latency (clock read ≈ ${clockNs.toFixed(0)} ns, 2 per op)`);
+  console.log(
+    `per contender: ${warmupMs} ms warm-up, ${durationMs} ms throughput (untimed), ${latencyMs} ms latency (clock read ≈ ${clockNs.toFixed(0)} ns, 2 per op)`,
+  );
   console.log(`uncontended: limit ${UNCONTENDED_LIMIT}, work = async () => {}`);
   console.log(`contended:   limit ${CONTENDED_LIMIT}, work = async () => { await Promise.resolve(); }   (all slotgate: queueTimeoutMs ${QUEUE_TIMEOUT_MS})`);
   console.log(`chain: scopes ${JSON.stringify(CHAIN_SCOPES)} + backend "api" (2 servers, leastconn); only global binds`);
@@ -613,7 +620,9 @@ async function main(): Promise<void> {
     const offCpu = mine.filter((r) => r.autoRenew === false).map((r) => r.throughput.cpuNsPerOp);
     const onCpu = mine.filter((r) => r.autoRenew === true).map((r) => r.throughput.cpuNsPerOp);
     if (off.length && on.length) {
-      console.log(`${scenario}: auto-renew on − off = ${fmtInt(mean(on) - mean(off))} wall ns/op, ${fmtInt(mean(onCpu) - mean(offCpu))} CPU ns/op (mean over slotgate variants)`);
+      console.log(
+        `${scenario}: auto-renew on − off = ${fmtInt(mean(on) - mean(off))} wall ns/op, ${fmtInt(mean(onCpu) - mean(offCpu))} CPU ns/op (mean over slotgate variants)`,
+      );
     }
   }
   const within = sg.filter((r) => r.ratioToPLimit! <= TARGET_RATIO).length;

@@ -429,18 +429,24 @@ async function fleetRun(kind: FleetResult["proxy"], origin: Origin, redisUrl: st
   const replicas: Array<{ child: Child; port: number }> = [];
   try {
     if (kind === "haproxy") {
-      for (let i = 0; i < f.replicas; i++) replicas.push(await startHaproxy(`haproxy fleet ${i + 1}`, (port) => haproxyConfig({ ...limits, port, origin: origin.address })));
+      for (let i = 0; i < f.replicas; i++)
+        replicas.push(await startHaproxy(`haproxy fleet ${i + 1}`, (port) => haproxyConfig({ ...limits, port, origin: origin.address })));
     } else {
       // Every node loads the same file (port 0: each binds its own) and points at the same Redis.
       const file = join(tmp, "slotgate-fleet.json");
-      writeFileSync(file, JSON.stringify(slotgateConfig({ ...limits, port: 0, origin: origin.address, store: { type: "redis", url: redisUrl }, group: "bench-fleet" }), null, 2));
+      writeFileSync(
+        file,
+        JSON.stringify(slotgateConfig({ ...limits, port: 0, origin: origin.address, store: { type: "redis", url: redisUrl }, group: "bench-fleet" }), null, 2),
+      );
       for (let i = 0; i < f.replicas; i++) replicas.push(await startSlotgate(`slotgate fleet ${i + 1}`, {}, [], file));
     }
     for (const r of replicas) await probe(`http://127.0.0.1:${r.port}/`);
     await origin.waitForCurrent(0, 10_000);
     origin.resetCounters();
     const results = await Promise.all(
-      replicas.map((r) => runWrk({ url: `http://127.0.0.1:${r.port}/`, threads: 1, connections: f.connectionsPerReplica, durationS: f.durationS, timeoutS: 10 })),
+      replicas.map((r) =>
+        runWrk({ url: `http://127.0.0.1:${r.port}/`, threads: 1, connections: f.connectionsPerReplica, durationS: f.durationS, timeoutS: 10 }),
+      ),
     );
     await origin.waitForCurrent(0, 15_000).catch(() => undefined);
     const sum = (pick: (w: WrkResult) => number) => results.reduce((n, w) => n + pick(w), 0);
@@ -524,7 +530,11 @@ function fmtRatio(n: number): string {
 
 function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   const rule = widths.map((w) => "─".repeat(w)).join("  ");
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
@@ -578,7 +588,8 @@ async function main(): Promise<void> {
   console.log(`node ${meta.node}, ${meta.platform}, ${meta.cpuCount} CPU(s): ${meta.cpuModel}, load avg ${os.loadavg()[0]!.toFixed(2)}`);
   console.log(`slotgate ${meta.git} (${build}) · wrk ${tools.wrk} · HAProxy ${tools.haproxy} · redis ${tools.redis}`);
   for (const v of variants) console.log(`variant ${v.name}: ${v.bin} (memory store)`);
-  if (meta.loadAvgStart[0]! > meta.cpuCount / 2) console.log(`warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers`);
+  if (meta.loadAvgStart[0]! > meta.cpuCount / 2)
+    console.log(`warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers`);
   console.log(
     `origin: separate Node process, 200 "ok" at once · proxies: server maxconn ${settings.serverMaxconn}, timeout queue ${settings.queueMs / 1000}s, HAProxy nbthread 1 · all on 127.0.0.1`,
   );
@@ -615,7 +626,10 @@ async function main(): Promise<void> {
     proxies.push({ id: `variant:${v.name}`, label: `slotgate (memory) [${v.name}]`, url: url(p.port), child: p.child });
   }
   if (wants("slotgate-redis")) {
-    const p = await startSlotgate("slotgate redis", slotgateConfig({ ...limits, port: 0, origin: originAddress, store: { type: "redis", url: redis!.url }, group: "bench" }));
+    const p = await startSlotgate(
+      "slotgate redis",
+      slotgateConfig({ ...limits, port: 0, origin: originAddress, store: { type: "redis", url: redis!.url }, group: "bench" }),
+    );
     proxies.push({ id: "slotgate-redis", label: LABELS["slotgate-redis"], url: url(p.port), child: p.child, redis: { pid: redis!.pid, port: redis!.port } });
   }
   if (wants("haproxy")) {
@@ -638,7 +652,9 @@ async function main(): Promise<void> {
       );
       if (r.redisCommands) {
         const cmds = r.redisCommands.filter((c) => c.callsPerRequest >= 0.01);
-        process.stderr.write(`      redis: ${cmds.map((c) => `${c.command} ${c.callsPerRequest.toFixed(2)}/req × ${c.usecPerCall.toFixed(1)} µs`).join(", ")}\n`);
+        process.stderr.write(
+          `      redis: ${cmds.map((c) => `${c.command} ${c.callsPerRequest.toFixed(2)}/req × ${c.usecPerCall.toFixed(1)} µs`).join(", ")}\n`,
+        );
       }
       if (p.child.hasExited()) throw new Error(`${p.label} exited during the run:\n${p.child.output().slice(-2000)}`);
     }
@@ -685,7 +701,9 @@ async function main(): Promise<void> {
   const cmds = redisRounds?.[redisRounds.length - 1]?.redisCommands;
   if (cmds) {
     const shown = cmds.filter((c) => c.callsPerRequest >= 0.01);
-    console.log(`slotgate (Redis), redis-server per proxied request (last round): ${shown.map((c) => `${c.command} ${c.callsPerRequest.toFixed(2)} × ${c.usecPerCall.toFixed(1)} µs`).join(", ")}`);
+    console.log(
+      `slotgate (Redis), redis-server per proxied request (last round): ${shown.map((c) => `${c.command} ${c.callsPerRequest.toFixed(2)} × ${c.usecPerCall.toFixed(1)} µs`).join(", ")}`,
+    );
   }
 
   // ── targets
@@ -816,7 +834,8 @@ async function main(): Promise<void> {
       profiles.push(r);
       process.stderr.write(`${fmtInt(r.rps)} req/s (profiled), ${r.cpuUsPerReq.toFixed(1)} CPU µs/req\n`);
     }
-    for (const p of profiles) console.log(`\n${formatProfile(p.summary, `${LABELS[p.proxy]} under wrk -c${settings.connections} (${fmtInt(p.rps)} req/s while profiled)`)}`);
+    for (const p of profiles)
+      console.log(`\n${formatProfile(p.summary, `${LABELS[p.proxy]} under wrk -c${settings.connections} (${fmtInt(p.rps)} req/s while profiled)`)}`);
   } else if (memoryMissed) {
     console.log("\nslotgate (memory) is below 80% of the plain proxy: --profile adds CPU profiles of slotgate and the plain proxy");
   }

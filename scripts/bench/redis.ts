@@ -55,16 +55,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { Redis } from "ioredis";
 import { startRedis, type RedisProcess } from "../../test/harness/redis.js";
-import {
-  LIBS,
-  benchConnection,
-  createLimiter,
-  instrumentIoredis,
-  resetSent,
-  sentSnapshot,
-  type BenchLimiter,
-  type LibName,
-} from "./redis/contenders.js";
+import { LIBS, benchConnection, createLimiter, instrumentIoredis, resetSent, sentSnapshot, type BenchLimiter, type LibName } from "./redis/contenders.js";
 import type { LoopReply, Reply, Request, SetupReply, WorkerEvent } from "./redis/protocol.js";
 
 // ── configuration ─────────────────────────────────────────────────────────────────────────────
@@ -204,7 +195,8 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 // A library failing inside its own timers must not end the run: shown once, counted in the JSON.
 let escapedErrors = 0;
 process.on("unhandledRejection", (error: unknown) => {
-  if (escapedErrors++ === 0) process.stderr.write(`\n(an unhandled rejection inside a library: ${String(error).split("\n")[0]}; counting further ones silently)\n`);
+  if (escapedErrors++ === 0)
+    process.stderr.write(`\n(an unhandled rejection inside a library: ${String(error).split("\n")[0]}; counting further ones silently)\n`);
 });
 
 // ── workers ───────────────────────────────────────────────────────────────────────────────────
@@ -355,7 +347,11 @@ async function commandStats(): Promise<Record<string, CommandStat>> {
 }
 
 function calls(stats: Record<string, CommandStat>): Record<string, number> {
-  return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, v.calls]).sort((a, b) => (b[1] as number) - (a[1] as number)));
+  return Object.fromEntries(
+    Object.entries(stats)
+      .map(([k, v]) => [k, v.calls])
+      .sort((a, b) => (b[1] as number) - (a[1] as number)),
+  );
 }
 
 function scriptUsec(stats: Record<string, CommandStat>): number {
@@ -407,7 +403,10 @@ async function ceiling(when: Ceiling["when"]): Promise<Ceiling | { when: Ceiling
     return { when, error: `redis-benchmark failed${hint}: ${result.err.trim().slice(0, 300)}` };
   }
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  const row = result.out.trim().split("\n").find((line) => line.startsWith('"EVALSHA') || line.startsWith('"evalsha'));
+  const row = result.out
+    .trim()
+    .split("\n")
+    .find((line) => line.startsWith('"EVALSHA') || line.startsWith('"evalsha'));
   const cells = row?.split('","').map((c) => c.replace(/"/g, "")) ?? [];
   const rps = Number(cells[1]);
   if (!Number.isFinite(rps)) return { when, error: `cannot parse redis-benchmark output: ${result.out.slice(0, 300)}` };
@@ -823,7 +822,11 @@ async function skew(lib: LibName, workers: Worker[]): Promise<Skew> {
 
 function table(header: string[], rows: string[][], right: boolean[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), widths.map((w) => "─".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
@@ -872,15 +875,25 @@ async function main(): Promise<void> {
     unhandledRejectionsInMainProcess: 0,
   };
   console.log(`slotgate Redis benchmark — ${meta.date}${quick ? " (--quick)" : ""}`);
-  console.log(`node ${meta.node}, ${meta.platform}, ${meta.cpuCount} CPU(s): ${meta.cpuModel}, load avg ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  if (meta.loadAvgStart[0]! > meta.cpuCount / 2) console.log(`warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers; compare CPU µs/op too`);
+  console.log(
+    `node ${meta.node}, ${meta.platform}, ${meta.cpuCount} CPU(s): ${meta.cpuModel}, load avg ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
+  if (meta.loadAvgStart[0]! > meta.cpuCount / 2)
+    console.log(
+      `warning: the machine is busy (load ${meta.loadAvgStart[0]!.toFixed(2)} on ${meta.cpuCount} CPUs): expect noisy numbers; compare CPU µs/op too`,
+    );
 
   instrumentIoredis();
   redisServer = await startRedis();
   port = redisServer.port;
   admin = await benchConnection(port);
   meta.redisVersion = /redis_version:(\S+)/.exec(await admin.info("server"))?.[1] ?? "?";
-  console.log(`redis-server ${meta.redisVersion} on 127.0.0.1:${port} (pid ${redisServer.pid}), ${rounds} round(s) × ${durationMs} ms per library and scenario`);
+  console.log(
+    `redis-server ${meta.redisVersion} on 127.0.0.1:${port} (pid ${redisServer.pid}), ${rounds} round(s) × ${durationMs} ms per library and scenario`,
+  );
 
   const pool = new Pool();
   await pool.ready();
@@ -901,11 +914,21 @@ async function main(): Promise<void> {
         progress(`  (${scenario === "uncontended" ? "a" : "b"}) ${scenario} round ${round}/${rounds} ${lib} … `);
         const r = await inProcess(scenario, lib, round);
         runs.push(r);
-        progress(`${fmtInt(r.opsPerSec)} ops/s (client CPU ${fmt((r.clientCpuMs * 1000) / r.ops, 1)} µs/op, redis CPU ${fmt((r.redisCpuMs * 1000) / r.ops, 1)} µs/op)\n`);
+        progress(
+          `${fmtInt(r.opsPerSec)} ops/s (client CPU ${fmt((r.clientCpuMs * 1000) / r.ops, 1)} µs/op, redis CPU ${fmt((r.redisCpuMs * 1000) / r.ops, 1)} µs/op)\n`,
+        );
       }
     }
   }
-  const summaries = (["uncontended", "contended"] as const).flatMap((scenario) => LIBS.map((lib) => summarize(scenario, lib, runs.filter((r) => r.scenario === scenario && r.lib === lib))));
+  const summaries = (["uncontended", "contended"] as const).flatMap((scenario) =>
+    LIBS.map((lib) =>
+      summarize(
+        scenario,
+        lib,
+        runs.filter((r) => r.scenario === scenario && r.lib === lib),
+      ),
+    ),
+  );
 
   const handoffs: (Handoff | Failed)[] = [];
   for (const lib of LIBS) {
@@ -950,7 +973,10 @@ async function main(): Promise<void> {
   console.log(`\n(f) ceiling: redis-benchmark -n ${CEILING_REQUESTS} -c 64 -P 1 EVALSHA <return 1> 0`);
   for (const c of ceilings) {
     if ("error" in c) console.log(`    ${c.when}: ${c.error}`);
-    else console.log(`    ${c.when}: ${fmtInt(c.requestsPerSec)} req/s (p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms), Redis CPU ${c.redisCpuUsPerRequest.toFixed(1)} µs/req`);
+    else
+      console.log(
+        `    ${c.when}: ${fmtInt(c.requestsPerSec)} req/s (p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms), Redis CPU ${c.redisCpuUsPerRequest.toFixed(1)} µs/req`,
+      );
   }
 
   const get = (scenario: Scenario, lib: LibName) => summaries.find((x) => x.scenario === scenario && x.lib === lib)!;
@@ -961,7 +987,22 @@ async function main(): Promise<void> {
         ? `\n(b) contended: limit ${CONTENDED_LIMIT}, ${CALLERS} callers in 1 process, hold ${HOLD_MS} ms (setTimeout); median of ${rounds} round(s)`
         : `\n(a) uncontended: limit ${UNCONTENDED_LIMIT}, ${CALLERS} callers in 1 process, acquire → release; median of ${rounds} round(s)`,
     );
-    const header = ["library", "ops/s", "min–max", "× r-sem", "× bneck", "% ceil", "RT/op", "cmds/op", ...(contended ? ["slot use", "vs 1 ms", "hold ms"] : []), "acq p50 ms", "acq p99 ms", "client CPU µs/op", "redis CPU µs/op", "script µs/op"];
+    const header = [
+      "library",
+      "ops/s",
+      "min–max",
+      "× r-sem",
+      "× bneck",
+      "% ceil",
+      "RT/op",
+      "cmds/op",
+      ...(contended ? ["slot use", "vs 1 ms", "hold ms"] : []),
+      "acq p50 ms",
+      "acq p99 ms",
+      "client CPU µs/op",
+      "redis CPU µs/op",
+      "script µs/op",
+    ];
     const rows = LIBS.map((lib) => {
       const x = get(scenario, lib);
       return [
@@ -981,16 +1022,42 @@ async function main(): Promise<void> {
         fmt(x.scriptUsPerOp, 1),
       ];
     });
-    console.log(table(header, rows, header.map((_, i) => i > 0)));
+    console.log(
+      table(
+        header,
+        rows,
+        header.map((_, i) => i > 0),
+      ),
+    );
     for (const lib of LIBS) {
       const x = get(scenario, lib);
-      console.log(`    ${SHORT[lib].padEnd(8)} sent/op: ${topCommands(x.sentPerOp)} | Redis calls/op: ${topCommands(x.redisCallsPerOp, 8)}${x.faults ? ` | faults ${x.faults}` : ""}`);
+      console.log(
+        `    ${SHORT[lib].padEnd(8)} sent/op: ${topCommands(x.sentPerOp)} | Redis calls/op: ${topCommands(x.redisCallsPerOp, 8)}${x.faults ? ` | faults ${x.faults}` : ""}`,
+      );
     }
   }
 
-  console.log(`\n(b) hand-off: limit 1, ${HANDOFF_WORKERS} processes × ${HANDOFF_CALLERS} callers, hold ${HOLD_MS} ms; release call → grant of a caller already waiting, CLOCK_MONOTONIC across processes`);
+  console.log(
+    `\n(b) hand-off: limit 1, ${HANDOFF_WORKERS} processes × ${HANDOFF_CALLERS} callers, hold ${HOLD_MS} ms; release call → grant of a caller already waiting, CLOCK_MONOTONIC across processes`,
+  );
   {
-    const header = ["library", "cycles", "hand-offs", "barged", "cross", "cross p50 ms", "cross p99 ms", "all p50 ms", "all p99 ms", "max ms", "2 holders", "RT/op", "cmds/op", "redis CPU µs/op", "worker CPU µs/op"];
+    const header = [
+      "library",
+      "cycles",
+      "hand-offs",
+      "barged",
+      "cross",
+      "cross p50 ms",
+      "cross p99 ms",
+      "all p50 ms",
+      "all p99 ms",
+      "max ms",
+      "2 holders",
+      "RT/op",
+      "cmds/op",
+      "redis CPU µs/op",
+      "worker CPU µs/op",
+    ];
     const rows = handoffs.map((h) =>
       failed(h)
         ? [h.lib, `failed: ${h.error}`, ...header.slice(2).map(() => "")]
@@ -1012,10 +1079,17 @@ async function main(): Promise<void> {
             fmt(h.workerCpuUsPerOp, 1),
           ],
     );
-    console.log(table(header, rows, header.map((_, i) => i > 0)));
+    console.log(
+      table(
+        header,
+        rows,
+        header.map((_, i) => i > 0),
+      ),
+    );
     const spreads = handoffs.filter((h): h is Handoff => !failed(h)).map((h) => h.wallClockSpreadUs);
     console.log("    barged = grants that went to a caller who asked after the release call while others were already waiting (not counted as hand-offs)");
-    if (spreads.length) console.log(`    wall clocks of the workers ((timeOrigin + performance.now()) − CLOCK_MONOTONIC) agree within ${fmt(Math.max(...spreads), 0)} µs`);
+    if (spreads.length)
+      console.log(`    wall clocks of the workers ((timeOrigin + performance.now()) − CLOCK_MONOTONIC) agree within ${fmt(Math.max(...spreads), 0)} µs`);
   }
 
   console.log(`\n(d) ordering: ${ORDER_WAITERS} waiters enqueued in order over 3 processes, limit 1; inversions = pairs granted out of order`);
@@ -1032,7 +1106,9 @@ async function main(): Promise<void> {
         cell(f),
         cell(p, lib === "redis-semaphore" ? " (no priorities)" : ""),
         ok.map((o) => o.granted.length).join("+"),
-        ok.some((o) => o.confirmed === null) ? `no queue: ${ORDER_SPACING_MS} ms apart` : `${ok.reduce((a, o) => a + (o.confirmed ?? 0), 0)} of ${ok.length * ORDER_WAITERS}`,
+        ok.some((o) => o.confirmed === null)
+          ? `no queue: ${ORDER_SPACING_MS} ms apart`
+          : `${ok.reduce((a, o) => a + (o.confirmed ?? 0), 0)} of ${ok.length * ORDER_WAITERS}`,
         String(ok.reduce((a, o) => a + o.failed, 0)),
       ];
     });
@@ -1041,15 +1117,43 @@ async function main(): Promise<void> {
     console.log(`    expected with priorities:  ${expectedOrder("priority").join(" ")}  (class of waiter 0…19: ${PRIORITY_CLASSES.join(",")})`);
   }
 
-  console.log(`\n(e) clock skew: Date.now() +${SKEW_MS / 1000} s in 1 of 3 processes, limit ${SKEW_LIMIT}, lease/lockTimeout/expiration ${LEASE_TTL_MS / 1000} s, ${3 * SKEW_CALLERS} callers, hold ${SKEW_HOLD_MS} ms`);
+  console.log(
+    `\n(e) clock skew: Date.now() +${SKEW_MS / 1000} s in 1 of 3 processes, limit ${SKEW_LIMIT}, lease/lockTimeout/expiration ${LEASE_TTL_MS / 1000} s, ${3 * SKEW_CALLERS} callers, hold ${SKEW_HOLD_MS} ms`,
+  );
   {
-    const header = ["library", "max holders", "entries over limit", "cycles", "in skewed process", "failed acquires", "in skewed process", "faults", "skew seen"];
+    const header = [
+      "library",
+      "max holders",
+      "entries over limit",
+      "cycles",
+      "in skewed process",
+      "failed acquires",
+      "in skewed process",
+      "faults",
+      "skew seen",
+    ];
     const rows = skews.map((x) =>
       failed(x)
         ? [x.lib, `failed: ${x.error}`, ...header.slice(2).map(() => "")]
-        : [x.lib, `${x.maxHolders} / ${SKEW_LIMIT}`, fmtInt(x.overLimitEntries), fmtInt(x.ops), fmtInt(x.skewedOps), fmtInt(x.acquireErrors + x.skewedAcquireErrors), fmtInt(x.skewedAcquireErrors), String(x.faults), `${fmtInt(x.skewMs)} ms`],
+        : [
+            x.lib,
+            `${x.maxHolders} / ${SKEW_LIMIT}`,
+            fmtInt(x.overLimitEntries),
+            fmtInt(x.ops),
+            fmtInt(x.skewedOps),
+            fmtInt(x.acquireErrors + x.skewedAcquireErrors),
+            fmtInt(x.skewedAcquireErrors),
+            String(x.faults),
+            `${fmtInt(x.skewMs)} ms`,
+          ],
     );
-    console.log(table(header, rows, header.map((_, i) => i > 0)));
+    console.log(
+      table(
+        header,
+        rows,
+        header.map((_, i) => i > 0),
+      ),
+    );
     for (const x of skews) if (!failed(x) && x.firstError) console.log(`    ${SHORT[x.lib].padEnd(8)} first failed acquire: ${x.firstError}`);
     console.log("    failed acquires: the loop counts them and carries on; faults = errors the library reported or threw from its own timers");
   }
@@ -1069,20 +1173,68 @@ async function main(): Promise<void> {
       value: `${(un.opsPerSec / rsemUn.opsPerSec).toFixed(2)}× (${fmtInt(un.opsPerSec)} vs ${fmtInt(rsemUn.opsPerSec)}; CPU µs/op client ${fmt(un.clientCpuUsPerOp, 1)} vs ${fmt(rsemUn.clientCpuUsPerOp, 1)}, redis ${fmt(un.redisCpuUsPerOp, 1)} vs ${fmt(rsemUn.redisCpuUsPerOp, 1)})`,
       met: un.opsPerSec >= rsemUn.opsPerSec * TARGETS.uncontendedVsRedisSemaphore,
     },
-    { metric: "round trips per acquire+release, uncontended", target: `≤ ${TARGETS.roundTripsPerOp}`, value: fmt(un.roundTripsPerOp), met: un.roundTripsPerOp <= TARGETS.roundTripsPerOp + 0.01 },
-    { metric: "round trips per acquire+release, contended", target: `≤ ${TARGETS.roundTripsPerOp}`, value: fmt(co.roundTripsPerOp), met: co.roundTripsPerOp <= TARGETS.roundTripsPerOp + 0.01 },
-    { metric: "contended slot use (vs measured hold)", target: `≥ ${TARGETS.slotUsePercent}%`, value: `${pct(co.slotUse)} (vs nominal 1 ms: ${pct(co.nominalUse)})`, met: (co.slotUse ?? 0) * 100 >= TARGETS.slotUsePercent },
+    {
+      metric: "round trips per acquire+release, uncontended",
+      target: `≤ ${TARGETS.roundTripsPerOp}`,
+      value: fmt(un.roundTripsPerOp),
+      met: un.roundTripsPerOp <= TARGETS.roundTripsPerOp + 0.01,
+    },
+    {
+      metric: "round trips per acquire+release, contended",
+      target: `≤ ${TARGETS.roundTripsPerOp}`,
+      value: fmt(co.roundTripsPerOp),
+      met: co.roundTripsPerOp <= TARGETS.roundTripsPerOp + 0.01,
+    },
+    {
+      metric: "contended slot use (vs measured hold)",
+      target: `≥ ${TARGETS.slotUsePercent}%`,
+      value: `${pct(co.slotUse)} (vs nominal 1 ms: ${pct(co.nominalUse)})`,
+      met: (co.slotUse ?? 0) * 100 >= TARGETS.slotUsePercent,
+    },
     { metric: "contended acquire wait p99", target: `≤ ${TARGETS.waitP99Ms} ms`, value: `${fmt(co.waitP99Ms)} ms`, met: co.waitP99Ms <= TARGETS.waitP99Ms },
-    { metric: "hand-off p50, cross-process", target: `≤ ${TARGETS.handoffP50Ms} ms`, value: failed(ho) ? ho.error : `${fmt(ho.crossP50Ms, 3)} ms`, met: !failed(ho) && ho.crossP50Ms <= TARGETS.handoffP50Ms },
-    { metric: "hand-off p99, cross-process", target: `≤ ${TARGETS.handoffP99Ms} ms`, value: failed(ho) ? ho.error : `${fmt(ho.crossP99Ms, 3)} ms`, met: !failed(ho) && ho.crossP99Ms <= TARGETS.handoffP99Ms },
-    { metric: "FIFO inversions", target: "0", value: fifo ? `${fifo.inversions}/${fifo.pairs}` : "failed", met: !!fifo && fifo.inversions === 0 && fifo.granted.length === ORDER_WAITERS },
-    { metric: "priority inversions", target: "0", value: prio ? `${prio.inversions}/${prio.pairs}` : "failed", met: !!prio && prio.inversions === 0 && prio.granted.length === ORDER_WAITERS },
-    { metric: `max holders with +${SKEW_MS / 1000} s skew`, target: `≤ ${SKEW_LIMIT}`, value: failed(sk) ? sk.error : String(sk.maxHolders), met: !failed(sk) && sk.maxHolders <= SKEW_LIMIT },
+    {
+      metric: "hand-off p50, cross-process",
+      target: `≤ ${TARGETS.handoffP50Ms} ms`,
+      value: failed(ho) ? ho.error : `${fmt(ho.crossP50Ms, 3)} ms`,
+      met: !failed(ho) && ho.crossP50Ms <= TARGETS.handoffP50Ms,
+    },
+    {
+      metric: "hand-off p99, cross-process",
+      target: `≤ ${TARGETS.handoffP99Ms} ms`,
+      value: failed(ho) ? ho.error : `${fmt(ho.crossP99Ms, 3)} ms`,
+      met: !failed(ho) && ho.crossP99Ms <= TARGETS.handoffP99Ms,
+    },
+    {
+      metric: "FIFO inversions",
+      target: "0",
+      value: fifo ? `${fifo.inversions}/${fifo.pairs}` : "failed",
+      met: !!fifo && fifo.inversions === 0 && fifo.granted.length === ORDER_WAITERS,
+    },
+    {
+      metric: "priority inversions",
+      target: "0",
+      value: prio ? `${prio.inversions}/${prio.pairs}` : "failed",
+      met: !!prio && prio.inversions === 0 && prio.granted.length === ORDER_WAITERS,
+    },
+    {
+      metric: `max holders with +${SKEW_MS / 1000} s skew`,
+      target: `≤ ${SKEW_LIMIT}`,
+      value: failed(sk) ? sk.error : String(sk.maxHolders),
+      met: !failed(sk) && sk.maxHolders <= SKEW_LIMIT,
+    },
   ];
   console.log("\nslotgate targets");
-  console.log(table(["metric", "target", "slotgate", "met"], targets.map((t) => [t.metric, t.target, t.value, t.met ? "yes" : "NO"]), [false, false, false, false]));
+  console.log(
+    table(
+      ["metric", "target", "slotgate", "met"],
+      targets.map((t) => [t.metric, t.target, t.value, t.met ? "yes" : "NO"]),
+      [false, false, false, false],
+    ),
+  );
   console.log("\nRT/op = commands the client wrote per acquire+release (= round trips: none of the libraries pipelines within an operation);");
-  console.log("cmds/op = all Redis commands per op from INFO commandstats, Lua-inner calls included; script µs/op = EVALSHA/EVAL time in Redis (commandstats usec);");
+  console.log(
+    "cmds/op = all Redis commands per op from INFO commandstats, Lua-inner calls included; script µs/op = EVALSHA/EVAL time in Redis (commandstats usec);",
+  );
   console.log("CPU µs/op = CPU time (user + sys) of this process / of redis-server during the window ÷ ops; % ceil = ops/s ÷ ceiling EVALSHA/s");
   console.log("(the ceiling is one redis-benchmark process: on a busy machine it is CPU-starved like everything else, so % ceil can pass 100%).");
   console.log("On a shared machine ops/s follows each process's CPU share; CPU µs/op (client and Redis) is the steadier figure to compare.");
@@ -1093,7 +1245,10 @@ async function main(): Promise<void> {
   const out = join(here, "results", "redis-latest.json");
   mkdirSync(dirname(out), { recursive: true });
   const rawRuns = runs.map(({ waits: _waits, ...rest }) => rest);
-  writeFileSync(out, `${JSON.stringify({ meta, targets: TARGETS, ceilings, summaries, runs: rawRuns, handoffs, orderings, skews, slotgateTargets: targets }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ meta, targets: TARGETS, ceilings, summaries, runs: rawRuns, handoffs, orderings, skews, slotgateTargets: targets }, null, 2)}\n`,
+  );
   console.log(`raw numbers: ${out}  (run took ${(meta.wallMs / 1000).toFixed(0)} s, load avg at end ${meta.loadAvgEnd.map((l) => l.toFixed(2)).join(" ")})`);
 
   await admin.quit();

@@ -65,10 +65,7 @@ export interface Credential {
   readonly digest: Uint8Array;
 }
 
-export type TokenSetup =
-  | { kind: "disabled" }
-  | { kind: "invalid"; problems: string[] }
-  | { kind: "ready"; credentials: Credential[] };
+export type TokenSetup = { kind: "disabled" } | { kind: "invalid"; problems: string[] } | { kind: "ready"; credentials: Credential[] };
 
 interface Entry {
   name: string;
@@ -124,7 +121,10 @@ async function buildSetup(token: unknown, tokens: unknown): Promise<TokenSetup> 
  * Validates `SLOTGATE_API_TOKEN` and `SLOTGATE_API_TOKENS`. Problems name their path
  * (`SLOTGATE_API_TOKENS[1].permissions[0]`) and never show a token, only its length.
  */
-export function parseTokenVariables(token: unknown, tokens: unknown): { kind: "disabled" } | { kind: "invalid"; problems: string[] } | { kind: "entries"; entries: Entry[] } {
+export function parseTokenVariables(
+  token: unknown,
+  tokens: unknown,
+): { kind: "disabled" } | { kind: "invalid"; problems: string[] } | { kind: "entries"; entries: Entry[] } {
   const problems: string[] = [];
   const entries: Entry[] = [];
   const tokenText = `${MIN_API_TOKEN_LENGTH} to ${MAX_API_TOKEN_LENGTH} printable ASCII characters without spaces`;
@@ -180,12 +180,21 @@ function parseEntry(raw: unknown, at: string, fallbackName: string, problems: st
     return undefined;
   }
   const before = problems.length;
-  for (const key of Object.keys(raw)) if (!ENTRY_KEYS.includes(key)) problems.push(`${at}: unknown key ${JSON.stringify(key.slice(0, 40))} (expected ${ENTRY_KEYS.join(", ")})`);
+  for (const key of Object.keys(raw))
+    if (!ENTRY_KEYS.includes(key)) problems.push(`${at}: unknown key ${JSON.stringify(key.slice(0, 40))} (expected ${ENTRY_KEYS.join(", ")})`);
   if (typeof raw.token !== "string" || !validToken(raw.token)) {
-    problems.push(`${at}.token: expected ${MIN_API_TOKEN_LENGTH} to ${MAX_API_TOKEN_LENGTH} printable ASCII characters without spaces, got ${hiddenToken(raw.token)}`);
+    problems.push(
+      `${at}.token: expected ${MIN_API_TOKEN_LENGTH} to ${MAX_API_TOKEN_LENGTH} printable ASCII characters without spaces, got ${hiddenToken(raw.token)}`,
+    );
   }
   const permissions = stringList(raw.permissions, `${at}.permissions`, problems, (p) => (PERMISSIONS as readonly string[]).includes(p), `"lease" or "admin"`);
-  const groups = stringList(raw.groups, `${at}.groups`, problems, (g) => GROUP_GLOB.test(g), "a group name or a glob with * (1–128 characters from [A-Za-z0-9_.~:@-*])");
+  const groups = stringList(
+    raw.groups,
+    `${at}.groups`,
+    problems,
+    (g) => GROUP_GLOB.test(g),
+    "a group name or a glob with * (1–128 characters from [A-Za-z0-9_.~:@-*])",
+  );
   let name = fallbackName;
   if (raw.name !== undefined) {
     if (typeof raw.name === "string" && NAME_PATTERN.test(raw.name)) name = raw.name;
@@ -279,7 +288,10 @@ const LEASE_SECRET = /^[A-Za-z0-9_-]{22}$/;
 /** A fresh lease secret: 128 bits from the platform's CSPRNG, base64url without padding. */
 export function newLeaseSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 export function isLeaseSecret(value: unknown): value is string {

@@ -137,7 +137,8 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
       }
       case "configure":
         if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
-        if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version)) return badRequest("version: expected a positive integer, or null (unversioned)");
+        if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version))
+          return badRequest("version: expected a positive integer, or null (unversioned)");
         return answer(await stub.configure(body.spec as never, (body.version ?? null) as number | null));
       case "server-state":
         if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
@@ -171,9 +172,16 @@ const SPACE = new Uint8Array([0x20]);
  * Every acquire gets a fresh lease secret before it reaches the object, which stores its hash with
  * the lease if it is granted; a grant's answer carries the secret as `leaseSecret`.
  */
-async function acquire(request: Request, stub: SlotGroupRpc, body: Record<string, unknown>, token: string, waitUntil: SlotApiOptions["waitUntil"]): Promise<Response> {
+async function acquire(
+  request: Request,
+  stub: SlotGroupRpc,
+  body: Record<string, unknown>,
+  token: string,
+  waitUntil: SlotApiOptions["waitUntil"],
+): Promise<Response> {
   if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-  if (!isPlainObject(body.request)) return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
+  if (!isPlainObject(body.request))
+    return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
   const waiterId = body.waiterId;
   const secret = newLeaseSecret();
   const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
@@ -317,7 +325,10 @@ type ReadResult = { ok: true; value: Record<string, unknown> } | { ok: false; re
 
 /** Reads a JSON object body of at most {@link MAX_SLOT_API_BODY_BYTES}, without trusting Content-Length. */
 async function readJsonObject(request: Request): Promise<ReadResult> {
-  const tooLarge = (): ReadResult => ({ ok: false, response: reply(413, { status: StoreStatus.BadRequest, detail: `the body is larger than ${MAX_SLOT_API_BODY_BYTES} bytes` }) });
+  const tooLarge = (): ReadResult => ({
+    ok: false,
+    response: reply(413, { status: StoreStatus.BadRequest, detail: `the body is larger than ${MAX_SLOT_API_BODY_BYTES} bytes` }),
+  });
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_SLOT_API_BODY_BYTES) return tooLarge();
   const chunks: Uint8Array[] = [];

@@ -29,7 +29,21 @@ import { GroupState } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
 import { canonicalSpecJson, decideSpec } from "../core/spec-version.js";
-import { checkChainRequest, checkGroupSpec, checkId, checkLeaseOwner, checkOwnerToken, checkSecretHash, checkTtl, checkVersion, failure, ok, type ConfigureOutcome, type LeaseOwner, type Reply } from "../stores/durable-object/protocol.js";
+import {
+  checkChainRequest,
+  checkGroupSpec,
+  checkId,
+  checkLeaseOwner,
+  checkOwnerToken,
+  checkSecretHash,
+  checkTtl,
+  checkVersion,
+  failure,
+  ok,
+  type ConfigureOutcome,
+  type LeaseOwner,
+  type Reply,
+} from "../stores/durable-object/protocol.js";
 import { GroupTables } from "./tables.js";
 
 const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
@@ -286,7 +300,12 @@ export class SlotGroup extends DurableObject {
   #recordGrant(lease: LeaseGrant, secretHash: string | undefined): void {
     const record = this.#state.lease(lease.id);
     if (!record) return;
-    this.#tables.insertLease(lease, record.chain.map((s) => s.name), record.grantedAt, secretHash);
+    this.#tables.insertLease(
+      lease,
+      record.chain.map((s) => s.name),
+      record.grantedAt,
+      secretHash,
+    );
   }
 
   #arm(): void {

@@ -69,9 +69,15 @@ export class GroupTables {
     this.#sql = sql;
     for (const statement of SCHEMA) sql.exec(statement);
     // Tables created by an earlier version lack the column; their leases carry no secret.
-    const columns = sql.exec("PRAGMA table_info(slotgate_leases)").toArray().map((c) => c.name);
+    const columns = sql
+      .exec("PRAGMA table_info(slotgate_leases)")
+      .toArray()
+      .map((c) => c.name);
     if (!columns.includes("secret_hash")) sql.exec("ALTER TABLE slotgate_leases ADD COLUMN secret_hash TEXT");
-    const groupColumns = sql.exec("PRAGMA table_info(slotgate_group)").toArray().map((c) => c.name);
+    const groupColumns = sql
+      .exec("PRAGMA table_info(slotgate_group)")
+      .toArray()
+      .map((c) => c.name);
     if (!groupColumns.includes("version")) sql.exec("ALTER TABLE slotgate_group ADD COLUMN version INTEGER");
   }
 
@@ -118,7 +124,15 @@ export class GroupTables {
   insertLease(lease: LeaseGrant, chain: readonly string[], grantedAt: number, secretHash: string | undefined): void {
     this.#sql.exec(
       "INSERT OR REPLACE INTO slotgate_leases (id, fence, chain, backend, server, expires_at, ttl_ms, granted_at, secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      lease.id, lease.fence, JSON.stringify(chain), lease.backend ?? null, lease.server ?? null, lease.expiresAt, lease.ttlMs, grantedAt, secretHash ?? null,
+      lease.id,
+      lease.fence,
+      JSON.stringify(chain),
+      lease.backend ?? null,
+      lease.server ?? null,
+      lease.expiresAt,
+      lease.ttlMs,
+      grantedAt,
+      secretHash ?? null,
     );
     this.#sql.exec("UPDATE slotgate_group SET fence = max(fence, ?) WHERE id = 1", lease.fence);
   }

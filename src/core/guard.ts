@@ -137,14 +137,26 @@ export function guardFactory(inProcess: InProcessStore): (options?: GuardOptions
 export async function readGroupStats(store: SlotStore, group: string): Promise<GuardStats | undefined> {
   const issues = new Issues();
   checkName(issues, "group", group);
-  if (typeof store !== "object" || store === null || typeof (store as SlotStore).readStats !== "function") issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
+  if (typeof store !== "object" || store === null || typeof (store as SlotStore).readStats !== "function")
+    issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
   if (!issues.empty) throw new SlotgateConfigError(issues.list);
   const snapshot = await store.readStats(group);
   if (snapshot === undefined) return undefined;
-  return withQuantiles(group, store.kind, snapshot, { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 }, 0, { version: null, superseded: false, unavailable: 0 });
+  return withQuantiles(group, store.kind, snapshot, { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 }, 0, {
+    version: null,
+    superseded: false,
+    unavailable: 0,
+  });
 }
 
-function withQuantiles(group: string, kind: string, snapshot: GroupStatsSnapshot, fallback: FallbackCounters, localHolders: number, spec: GuardSpecStats): GuardStats {
+function withQuantiles(
+  group: string,
+  kind: string,
+  snapshot: GroupStatsSnapshot,
+  fallback: FallbackCounters,
+  localHolders: number,
+  spec: GuardSpecStats,
+): GuardStats {
   const h = snapshot.queueWait;
   return {
     group,
@@ -185,18 +197,22 @@ class GuardImpl implements Guard, LeaseOwner {
     checkKnownKeys(issues, "", options as Record<string, unknown>, GUARD_KEYS);
     const group = options.group === undefined ? "default" : checkName(issues, "group", options.group);
     const store = options.store ?? inProcess();
-    if (typeof store !== "object" || store === null || typeof (store as SlotStore).open !== "function") issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
+    if (typeof store !== "object" || store === null || typeof (store as SlotStore).open !== "function")
+      issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
     const policy = options.onStoreError === undefined ? "fail-closed" : checkOneOf(issues, "onStoreError", options.onStoreError, STORE_ERROR_POLICIES);
     let localShare: number | undefined;
     if (options.localShare !== undefined) localShare = checkNumber(issues, "localShare", options.localShare, "a number in (0, 1]", (n) => n > 0 && n <= 1);
-    else if (policy === "local") issues.add("localShare", "a number in (0, 1] when onStoreError is \"local\"", undefined);
+    else if (policy === "local") issues.add("localShare", 'a number in (0, 1] when onStoreError is "local"', undefined);
     const d: Partial<RequestDefaults> = options.defaults ?? {};
     if (!isPlainObject(d as unknown)) issues.add("defaults", "an object { queueTimeoutMs?, leaseTtlMs? }", d);
     const queueTimeoutMs = d.queueTimeoutMs === undefined ? 0 : checkInt(issues, "defaults.queueTimeoutMs", d.queueTimeoutMs, { min: 0 });
     const leaseTtlMs = d.leaseTtlMs === undefined ? 30_000 : checkInt(issues, "defaults.leaseTtlMs", d.leaseTtlMs, { min: 1 });
     const retryAfterMs = options.retryAfterMs === undefined ? 1000 : checkInt(issues, "retryAfterMs", options.retryAfterMs, { min: 0 });
     if (options.onEvent !== undefined && typeof options.onEvent !== "function") issues.add("onEvent", "a function", options.onEvent);
-    const version = options.version === undefined ? null : checkInt(issues, "version", options.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null;
+    const version =
+      options.version === undefined
+        ? null
+        : (checkInt(issues, "version", options.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null);
     let spec: GroupSpec | undefined;
     try {
       spec = buildGroupSpec(options.limits, options.backends);
@@ -254,7 +270,11 @@ class GuardImpl implements Guard, LeaseOwner {
 
   async stats(): Promise<GuardStats> {
     const snapshot = await this.#handle.stats();
-    return withQuantiles(this.group, this.#store.kind, snapshot, { ...this.#fallback }, this.#held.size, { version: this.#version, superseded: this.#superseded, unavailable: this.#unavailable });
+    return withQuantiles(this.group, this.#store.kind, snapshot, { ...this.#fallback }, this.#held.size, {
+      version: this.#version,
+      superseded: this.#superseded,
+      unavailable: this.#unavailable,
+    });
   }
 
   async open(): Promise<SpecStatus> {
@@ -374,7 +394,14 @@ class GuardImpl implements Guard, LeaseOwner {
       case "fail-open": {
         this.#fallback.fail_open++;
         const grant = { id: `fail-open-${++this.#failOpenSeq}`, fence: 0, expiresAt: 0, ttlMs: request.leaseTtlMs, waitedMs: 0 };
-        return this.#grant(new Lease(request.backend === undefined ? grant : { ...grant, backend: request.backend, ...(request.server ? { server: request.server } : {}) }, this, false, "fail-open"));
+        return this.#grant(
+          new Lease(
+            request.backend === undefined ? grant : { ...grant, backend: request.backend, ...(request.server ? { server: request.server } : {}) },
+            this,
+            false,
+            "fail-open",
+          ),
+        );
       }
       case "local": {
         this.#fallback.local++;

@@ -79,12 +79,13 @@ export class Lease implements AsyncDisposable {
     if (this.#done) return (this.#releasing = Promise.resolve());
     this.#done = true;
     this.#owner.forget(this);
-    this.#releasing = this.fallback === "fail-open"
-      ? Promise.resolve()
-      : this.#owner.release(this.id).then(
-          () => undefined,
-          (error: unknown) => this.#owner.report("release-failed", this, error),
-        );
+    this.#releasing =
+      this.fallback === "fail-open"
+        ? Promise.resolve()
+        : this.#owner.release(this.id).then(
+            () => undefined,
+            (error: unknown) => this.#owner.report("release-failed", this, error),
+          );
     return this.#releasing;
   }
 
@@ -96,9 +97,14 @@ export class Lease implements AsyncDisposable {
     const result = await this.#owner.renew(this.id, ttlMs);
     if (this.#done) return false;
     if (!result.ok) {
-      this.#lose(new SlotgateError("SLOTGATE_LEASE_LOST", result.stateLost
-        ? `lease ${this.id} was lost with the store's state (data loss or failover) and could not be re-registered`
-        : `lease ${this.id} was reclaimed by the store`));
+      this.#lose(
+        new SlotgateError(
+          "SLOTGATE_LEASE_LOST",
+          result.stateLost
+            ? `lease ${this.id} was lost with the store's state (data loss or failover) and could not be re-registered`
+            : `lease ${this.id} was reclaimed by the store`,
+        ),
+      );
       return false;
     }
     this.#deadline = startedAt + ttlMs;

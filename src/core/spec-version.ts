@@ -107,7 +107,11 @@ export function describeSpecDifferences(stored: GroupSpec, mine: GroupSpec): str
       vs(`${sc} weight`, x.weight, y.weight);
       vs(`${sc} down`, x.down, y.down);
     }
-    const order = (list: ServerSpec[]) => list.map((s) => s.name).filter((n) => sa.has(n) && sb.has(n)).join(",");
+    const order = (list: ServerSpec[]) =>
+      list
+        .map((s) => s.name)
+        .filter((n) => sa.has(n) && sb.has(n))
+        .join(",");
     if (order(a.servers) !== order(b.servers)) vs(`${scope} server order`, order(a.servers), order(b.servers));
   }
   return out;

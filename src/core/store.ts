@@ -38,9 +38,7 @@ export interface LeaseGrant {
   waitedMs: number;
 }
 
-export type StoreAcquireResult =
-  | { ok: true; lease: LeaseGrant }
-  | { ok: false; reason: "full" | "queue-full" | "queue-timeout" | "aborted" };
+export type StoreAcquireResult = { ok: true; lease: LeaseGrant } | { ok: false; reason: "full" | "queue-full" | "queue-timeout" | "aborted" };
 
 /**
  * `reregistered`: the store had lost the lease with its state (SPEC §2 rule 12) and re-created it.

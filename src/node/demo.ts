@@ -169,7 +169,11 @@ function get(agent: http.Agent, url: string): Promise<{ status: number; serviceM
       res.resume();
       res.once("end", () => {
         const reason = res.headers["x-slotgate-reason"];
-        resolve({ status: res.statusCode ?? 0, serviceMs: Number(res.headers["x-demo-service-ms"] ?? 0), reason: typeof reason === "string" ? reason : undefined });
+        resolve({
+          status: res.statusCode ?? 0,
+          serviceMs: Number(res.headers["x-demo-service-ms"] ?? 0),
+          reason: typeof reason === "string" ? reason : undefined,
+        });
       });
       res.on("error", () => resolve({ status: 0, serviceMs: 0, reason: undefined }));
     });
@@ -265,12 +269,24 @@ function report(result: LoadResult, loadMs: number, origins: readonly DemoOrigin
   for (const c of result.classes) {
     const rejected = Object.entries(c.rejected).map(([reason, n]) => `${n} ${reason}`);
     if (c.failed > 0) rejected.push(`${c.failed} failed`);
-    rows.push([`${c.path} (class ${c.priorityClass})`, String(c.served), rejected.length === 0 ? "0" : rejected.join(", "), fmtMs(quantile(c.waitsMs, 0.5)), fmtMs(quantile(c.waitsMs, 0.99))]);
+    rows.push([
+      `${c.path} (class ${c.priorityClass})`,
+      String(c.served),
+      rejected.length === 0 ? "0" : rejected.join(", "),
+      fmtMs(quantile(c.waitsMs, 0.5)),
+      fmtMs(quantile(c.waitsMs, 0.99)),
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   print("");
   print(`results (load for ${fmtMs(loadMs)}, last answer after ${fmtMs(result.durationMs)}):`);
-  for (const r of rows) print(`  ${r.map((cell, i) => (i === 0 || i === 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("   ").trimEnd()}`);
+  for (const r of rows)
+    print(
+      `  ${r
+        .map((cell, i) => (i === 0 || i === 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join("   ")
+        .trimEnd()}`,
+    );
   print("");
   for (const o of origins) print(`  origin ${o.name}: max concurrency ${o.max} (maxconn ${DEMO_SERVER_MAXCONN}), ${o.served} served`);
   const [checkout, browse] = result.classes;
@@ -280,7 +296,9 @@ function report(result: LoadResult, loadMs: number, origins: readonly DemoOrigin
   if (checkout && browse && checkout.waitsMs.length > 0 && browse.waitsMs.length > 0) {
     const p1 = quantile(checkout.waitsMs, 0.5);
     const p2 = quantile(browse.waitsMs, 0.5);
-    print(`  ${p1 <= p2 ? "✓" : "·"} class 1 (/checkout/) waited ${fmtMs(p1)} at the median, class 2 (/browse/) ${fmtMs(p2)}: the queue serves lower classes first`);
+    print(
+      `  ${p1 <= p2 ? "✓" : "·"} class 1 (/checkout/) waited ${fmtMs(p1)} at the median, class 2 (/browse/) ${fmtMs(p2)}: the queue serves lower classes first`,
+    );
   }
   const timeouts = result.classes.reduce((n, c) => n + (c.rejected["queue-timeout"] ?? 0), 0);
   if (timeouts > 0) print(`  · ${timeouts} requests waited longer than timeout queue (${DEMO_QUEUE_TIMEOUT}) and got a 503 with Retry-After`);

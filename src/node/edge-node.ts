@@ -135,7 +135,11 @@ class EdgeNodeImpl implements EdgeNode {
     if (this.#opened) {
       reachable = await this.#opened.ready(STORE_READY_WAIT_MS);
       if (reachable) this.#logger.info({ store: this.#opened.description }, "store connected");
-      else this.#logger.warn({ store: this.#opened.description, policy: this.config.onStoreError }, `store not reachable yet; serving with on_store_error ${this.config.onStoreError}`);
+      else
+        this.#logger.warn(
+          { store: this.#opened.description, policy: this.config.onStoreError },
+          `store not reachable yet; serving with on_store_error ${this.config.onStoreError}`,
+        );
     }
     if (reachable) await this.#openGroup();
     try {
@@ -181,7 +185,10 @@ class EdgeNodeImpl implements EdgeNode {
         this.#logger.error({ err: errorFields(error) }, "cannot start");
         throw error;
       }
-      this.#logger.warn({ err: errorFields(error), policy: this.config.onStoreError }, `could not push the spec; serving with on_store_error ${this.config.onStoreError}`);
+      this.#logger.warn(
+        { err: errorFields(error), policy: this.config.onStoreError },
+        `could not push the spec; serving with on_store_error ${this.config.onStoreError}`,
+      );
     }
   }
 

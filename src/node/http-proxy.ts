@@ -51,19 +51,18 @@ import type { Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
 import type { AcquirePlan } from "../edge/config/to-guard.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
-import { classifyGuardFault, clientAddress, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type DenyReason, type UpstreamErrorKind } from "../edge/answers.js";
+import {
+  classifyGuardFault,
+  clientAddress,
+  DEFAULT_RETRY_AFTER_MS,
+  denyAnswer,
+  upstreamErrorAnswer,
+  type DenyReason,
+  type UpstreamErrorKind,
+} from "../edge/answers.js";
 import { requestFraming, TrustedForwarders, upstreamPath, type Framing } from "../edge/forwarding.js";
 import { requestHeaders, responseHeaders } from "./forward-headers.js";
-import {
-  boundAddress,
-  clip,
-  countReject,
-  emptyCounters,
-  listenOn,
-  type FrontendContext,
-  type FrontendCounters,
-  type FrontendListener,
-} from "./frontend.js";
+import { boundAddress, clip, countReject, emptyCounters, listenOn, type FrontendContext, type FrontendCounters, type FrontendListener } from "./frontend.js";
 import { Pipeline } from "./http-pipeline.js";
 import { errorFields, logPath } from "./logger.js";
 
@@ -130,7 +129,12 @@ interface Exchange {
   active: boolean;
 }
 
-export function createHttpFrontend(frontend: FrontendConfig, backend: BackendConfig, ctx: FrontendContext, options: HttpFrontendOptions = {}): FrontendListener {
+export function createHttpFrontend(
+  frontend: FrontendConfig,
+  backend: BackendConfig,
+  ctx: FrontendContext,
+  options: HttpFrontendOptions = {},
+): FrontendListener {
   return new HttpFrontend(frontend, backend, ctx, { ...DEFAULTS, headersTimeoutMs: frontend.timeout.httpRequestMs, ...options });
 }
 
@@ -243,7 +247,8 @@ class HttpFrontend implements FrontendListener {
     if (pipeline) return pipeline;
     const p = new Pipeline(socket, {
       start: (req, res) => this.#start(p, req, res),
-      overflow: () => this.#ctx.logger.warn({ frontend: this.name, src: clientAddress(socket.remoteAddress) }, "too many pipelined requests on one connection: closing it"),
+      overflow: () =>
+        this.#ctx.logger.warn({ frontend: this.name, src: clientAddress(socket.remoteAddress) }, "too many pipelined requests on one connection: closing it"),
     });
     pipeline = p;
     this.#pipelines.set(socket, p);
@@ -351,7 +356,10 @@ class HttpFrontend implements FrontendListener {
     });
     if (!plan.ok) {
       countReject(this.#counters, "bad-request");
-      this.#ctx.logger.info({ frontend: this.name, status: plan.status, reason: plan.message, src: clientAddress(req.socket.remoteAddress) }, "request refused");
+      this.#ctx.logger.info(
+        { frontend: this.name, status: plan.status, reason: plan.message, src: clientAddress(req.socket.remoteAddress) },
+        "request refused",
+      );
       this.#answer(res, plan.status, `${plan.message}\n`, { connection: "close" });
       return;
     }
@@ -452,10 +460,13 @@ class HttpFrontend implements FrontendListener {
   #startClock(ex: Exchange): void {
     if (ex.requestTimer !== undefined) return;
     ex.clockStartedAt = performance.now();
-    ex.requestTimer = setTimeout(() => {
-      ex.requestTimer = undefined;
-      this.#cutSlowClient(ex, "http_request");
-    }, Math.max(0, ex.requestBudgetMs));
+    ex.requestTimer = setTimeout(
+      () => {
+        ex.requestTimer = undefined;
+        this.#cutSlowClient(ex, "http_request");
+      },
+      Math.max(0, ex.requestBudgetMs),
+    );
   }
 
   #stopClock(ex: Exchange): void {
@@ -574,10 +585,19 @@ class HttpFrontend implements FrontendListener {
         return;
       }
       const kind: UpstreamErrorKind =
-        error.code === "SLOTGATE_CONNECT_TIMEOUT" ? "connect-timeout" : !connected ? "connect-failed" : error.code === "SLOTGATE_SERVER_TIMEOUT" ? "server-timeout" : "bad-response";
+        error.code === "SLOTGATE_CONNECT_TIMEOUT"
+          ? "connect-timeout"
+          : !connected
+            ? "connect-failed"
+            : error.code === "SLOTGATE_SERVER_TIMEOUT"
+              ? "server-timeout"
+              : "bad-response";
       const answer = upstreamErrorAnswer(kind);
       countReject(this.#counters, "error");
-      this.#ctx.logger.warn({ frontend: this.name, backend: this.#backend.name, server: target.server.name, status: answer.status, error: kind, err: errorFields(error) }, "upstream error");
+      this.#ctx.logger.warn(
+        { frontend: this.name, backend: this.#backend.name, server: target.server.name, status: answer.status, error: kind, err: errorFields(error) },
+        "upstream error",
+      );
       // The body may be partly unread: close the client connection rather than read it to its end.
       this.#answer(res, answer.status, answer.body, { ...answer.headers, ...(req.complete ? {} : { connection: "close" }) });
     };
@@ -694,7 +714,10 @@ class HttpFrontend implements FrontendListener {
     }
     countReject(this.#counters, "error");
     const known = fault === "unknown-scope";
-    this.#ctx.logger.error({ frontend: this.name, err: errorFields(error, !known) }, known ? "request names a scope the store does not know" : "acquire failed");
+    this.#ctx.logger.error(
+      { frontend: this.name, err: errorFields(error, !known) },
+      known ? "request names a scope the store does not know" : "acquire failed",
+    );
     this.#answer(ex.res, 500, "internal error\n", { "x-slotgate-error": "internal" });
   }
 
@@ -744,7 +767,6 @@ class HttpFrontend implements FrontendListener {
   }
 }
 
-
 function makeTarget(server: ServerConfig, idleMs: number): Target {
   const a = server.address;
   const agentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, scheduling: "lifo" as const, timeout: idleMs };
@@ -763,4 +785,3 @@ function makeTarget(server: ServerConfig, idleMs: number): Target {
 function tagged(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
-

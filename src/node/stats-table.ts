@@ -50,7 +50,9 @@ function specAndStateLoss(stats: GuardStats, fromNode: boolean): string[] {
   if (spec && (fromNode || spec.version !== null || spec.superseded || spec.unavailable > 0)) {
     const version = typeof spec.version === "number" ? String(spec.version) : ABSENT;
     const superseded = spec.superseded ? "yes (this node runs an older version; the store decides its requests under a newer spec)" : "no";
-    lines.push(`spec (this node): version ${version} · unavailable ${typeof spec.unavailable === "number" ? spec.unavailable : ABSENT} · superseded ${superseded}`);
+    lines.push(
+      `spec (this node): version ${version} · unavailable ${typeof spec.unavailable === "number" ? spec.unavailable : ABSENT} · superseded ${superseded}`,
+    );
   }
   const loss = stats.stateLoss;
   let learning = ABSENT;
@@ -89,7 +91,12 @@ export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: N
     ]);
   }
   const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ").trimEnd());
+  const lines = rows.map((r) =>
+    r
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
 
   const q = stats.queueWaitQuantiles;
   const out = [
@@ -104,7 +111,10 @@ export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: N
   out.push("", ...specAndStateLoss(stats, node !== undefined));
   const fb = stats.fallback;
   if (fb.fail_closed + fb.fail_open + fb.local + fb.store_errors > 0) {
-    out.push("", `store outage decisions (this process): fail-closed ${fb.fail_closed} · fail-open ${fb.fail_open} · local ${fb.local} · store errors ${fb.store_errors}`);
+    out.push(
+      "",
+      `store outage decisions (this process): fail-closed ${fb.fail_closed} · fail-open ${fb.fail_open} · local ${fb.local} · store errors ${fb.store_errors}`,
+    );
   }
   if (node) {
     out.push("", `this node: in use ${node.nodeInUse}/${node.nodeMaxconn ?? "-"}`);

@@ -146,10 +146,7 @@ async function openRedis(config: Extract<StoreConfig, { type: "redis" | "redis-c
       closed ??= (async () => {
         // QUIT lets pending replies arrive; a store that is down would hold it, so it is bounded.
         let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          client.quit().catch(() => undefined),
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, QUIT_TIMEOUT_MS))),
-        ]);
+        await Promise.race([client.quit().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, QUIT_TIMEOUT_MS)))]);
         clearTimeout(timer);
         client.disconnect();
       })();

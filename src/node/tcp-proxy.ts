@@ -22,7 +22,16 @@
 import net, { type Socket } from "node:net";
 import type { Lease } from "../core/lease.js";
 import type { BackendConfig, FrontendConfig, ServerConfig } from "../edge/config/schema.js";
-import { boundAddress, listenOn, countReject, emptyCounters, type FrontendContext, type FrontendCounters, type FrontendListener, type RejectCounterName } from "./frontend.js";
+import {
+  boundAddress,
+  listenOn,
+  countReject,
+  emptyCounters,
+  type FrontendContext,
+  type FrontendCounters,
+  type FrontendListener,
+  type RejectCounterName,
+} from "./frontend.js";
 import { clientAddress } from "../edge/answers.js";
 import { errorFields } from "./logger.js";
 
@@ -214,7 +223,10 @@ class TcpFrontend implements FrontendListener {
     this.#ctx.leases.watch(granted.id, () => {
       if (closed) return;
       countReject(this.#counters, "lease-lost");
-      this.#ctx.logger.warn({ frontend: this.name, lease: granted.id, server: granted.server, src }, "lease lost while the connection was open: connection closed");
+      this.#ctx.logger.warn(
+        { frontend: this.name, lease: granted.id, server: granted.server, src },
+        "lease lost while the connection was open: connection closed",
+      );
       held.upstream?.destroy();
       socket.destroy();
     });
@@ -234,7 +246,10 @@ class TcpFrontend implements FrontendListener {
     const upstream = net.connect({ host: server.address.host, port: server.address.port, allowHalfOpen: true, noDelay: true });
     this.#track(upstream);
     let connected = false;
-    const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error(`no connection within ${connectMs}ms`), { code: "SLOTGATE_CONNECT_TIMEOUT" })), connectMs);
+    const connectTimer = setTimeout(
+      () => upstream.destroy(Object.assign(new Error(`no connection within ${connectMs}ms`), { code: "SLOTGATE_CONNECT_TIMEOUT" })),
+      connectMs,
+    );
     let failed = false;
     upstream.on("error", (error: Error & { code?: string }) => {
       clearTimeout(connectTimer);
@@ -242,7 +257,15 @@ class TcpFrontend implements FrontendListener {
       failed = true;
       if (!connected) {
         countReject(this.#counters, "error");
-        this.#ctx.logger.warn({ frontend: this.name, server: server.name, error: error.code === "SLOTGATE_CONNECT_TIMEOUT" ? "connect-timeout" : "connect-failed", err: errorFields(error) }, "upstream connect failed");
+        this.#ctx.logger.warn(
+          {
+            frontend: this.name,
+            server: server.name,
+            error: error.code === "SLOTGATE_CONNECT_TIMEOUT" ? "connect-timeout" : "connect-failed",
+            err: errorFields(error),
+          },
+          "upstream connect failed",
+        );
       } else {
         this.#ctx.logger.debug({ frontend: this.name, server: server.name, err: errorFields(error) }, "upstream connection error");
       }

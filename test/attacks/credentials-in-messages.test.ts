@@ -42,7 +42,12 @@ describe("slotgate check", () => {
   });
 
   it("redacts a long password, a password with an '@', and a bare token as user name", async () => {
-    for (const address of [`https://admin:${LONG_PASSWORD}@origin.example/`, `https://admin:p@${PASSWORD}@origin.example/`, `https://${PASSWORD}@origin.example/`, `admin:${PASSWORD}@origin.example:80`]) {
+    for (const address of [
+      `https://admin:${LONG_PASSWORD}@origin.example/`,
+      `https://admin:p@${PASSWORD}@origin.example/`,
+      `https://${PASSWORD}@origin.example/`,
+      `admin:${PASSWORD}@origin.example:80`,
+    ]) {
       const file = await writeConfig("creds2.yaml", configWith(address));
       const r = await run(["check", "-c", file]);
       expect(r.code, address).toBe(1);
@@ -71,7 +76,10 @@ describe("slotgate serve", () => {
 
   it("never logs the Redis password at startup, with the store unreachable", async () => {
     const port = await closedPort();
-    const file = await writeConfig("serve-redis.yaml", configWith("127.0.0.1:9001", { store: { type: "redis", url: `redis://admin:${PASSWORD}@127.0.0.1:${port}` } }));
+    const file = await writeConfig(
+      "serve-redis.yaml",
+      configWith("127.0.0.1:9001", { store: { type: "redis", url: `redis://admin:${PASSWORD}@127.0.0.1:${port}` } }),
+    );
     const server = start(["serve", "-c", file, "--grace", "0"]);
     // The node starts anyway (fail-closed) once the store has not answered within 5 s.
     await server.waitFor("edge node started", 15_000);

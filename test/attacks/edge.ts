@@ -19,7 +19,11 @@ export interface StartedEdge {
  * Starts an edge node with one http frontend `web` (these frontend keys merged in) in front of the
  * backend `app` with these servers.
  */
-export async function startEdge(frontend: Record<string, unknown>, servers: Record<string, Record<string, unknown>>, backend: Record<string, unknown> = {}): Promise<StartedEdge> {
+export async function startEdge(
+  frontend: Record<string, unknown>,
+  servers: Record<string, Record<string, unknown>>,
+  backend: Record<string, unknown> = {},
+): Promise<StartedEdge> {
   const config = validateEdgeConfig({
     group: "attack",
     frontends: { web: { bind: "127.0.0.1:0", default_backend: "app", ...frontend } },
@@ -48,7 +52,9 @@ export function send(url: string, path: string, headers: http.OutgoingHttpHeader
     const req = http.request(`${url}${path}`, { headers, agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.once("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("latin1"), ms: performance.now() - t0 }));
+      res.once("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("latin1"), ms: performance.now() - t0 }),
+      );
       res.once("error", reject);
     });
     req.once("timeout", () => req.destroy(new Error(`no answer to ${path.slice(0, 40)} within ${timeoutMs}ms`)));

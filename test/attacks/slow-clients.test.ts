@@ -105,7 +105,10 @@ describe("timeout.http_request", () => {
 describe("timeout.client", () => {
   it("a client that goes silent mid-body is answered 408 (client-timeout) and its slot released", async () => {
     const o = await origin();
-    const s = await startNode({ servers: { a: { address: o.address } }, frontend: { buffer_request: false, timeout: { client: "400ms", http_request: "10s" } } });
+    const s = await startNode({
+      servers: { a: { address: o.address } },
+      frontend: { buffer_request: false, timeout: { client: "400ms", http_request: "10s" } },
+    });
     const t = trickle(s.port, `${postHead(100)}${"x".repeat(10)}`, "", 0);
     await until(() => o.current === 1, 2_000);
     await t.done;

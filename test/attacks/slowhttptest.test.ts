@@ -54,41 +54,47 @@ describe.each([
   ["body received before the slot (defaults)", {}],
   ["body streamed, timeout.http_request 1s", { buffer_request: false, timeout: { http_request: "1s" } }],
 ])("slowhttptest against maxconn 50: %s", (_name, frontend) => {
-  it.each(["-B", "-H"] as const)("%s: legitimate requests keep being served, no slot held past http_request", async (mode) => {
-    requireSlowhttptest();
-    const o = await origin({ delayMs: 2 });
-    const s = await startNode({ servers: { a: { address: o.address } }, frontend: { maxconn: 50, ...frontend } });
-    let peakHolders = 0;
-    const running = attack(mode, `${s.url}/upload`);
-    const sampler = (async () => {
-      let finished = false;
-      void running.then(() => (finished = true));
-      while (!finished) {
-        peakHolders = Math.max(peakHolders, (await s.stats()).holders);
-        await sleep(20);
+  it.each(["-B", "-H"] as const)(
+    "%s: legitimate requests keep being served, no slot held past http_request",
+    async (mode) => {
+      requireSlowhttptest();
+      const o = await origin({ delayMs: 2 });
+      const s = await startNode({ servers: { a: { address: o.address } }, frontend: { maxconn: 50, ...frontend } });
+      let peakHolders = 0;
+      const running = attack(mode, `${s.url}/upload`);
+      const sampler = (async () => {
+        let finished = false;
+        void running.then(() => (finished = true));
+        while (!finished) {
+          peakHolders = Math.max(peakHolders, (await s.stats()).holders);
+          await sleep(20);
+        }
+      })();
+      const legit = await legitimateLoad(s, running);
+      expect(await running).toBe(0);
+      await sampler;
+      console.log(
+        `[slowhttptest ${mode}] legitimate ${legit.served}/${legit.sent} served, slowest ${Math.round(legit.worstMs)} ms; peak slots held ${peakHolders}/50`,
+      );
+      expect(legit.served / legit.sent).toBeGreaterThanOrEqual(0.95);
+      const streamedBodies = "buffer_request" in frontend && mode === "-B";
+      if (!streamedBodies) {
+        // Neither slow heads nor bodies up to buffer_request ever take a slot: served at once. (The
+        // sample count only has to be large enough to mean something: slowhttptest ends early once
+        // the node has cut all its heads, so how many fit depends on the machine's load.)
+        expect(legit.sent).toBeGreaterThan(30);
+        expect(legit.worstMs).toBeLessThan(1_000);
+        expect(peakHolders).toBeLessThanOrEqual(2);
+      } else {
+        // Streamed, every slow body takes a slot, but holds it only for timeout.http_request (1s),
+        // then is answered 408: the slots turn over and the queue (FIFO) moves, so a legitimate
+        // request waits behind the attack but is served within timeout.queue (5s).
+        expect(legit.sent).toBeGreaterThan(5);
+        expect(legit.worstMs).toBeLessThan(5_000);
+        expect(s.node.nodeStats().frontends.web?.rejected["client-timeout"] ?? 0).toBeGreaterThanOrEqual(50);
       }
-    })();
-    const legit = await legitimateLoad(s, running);
-    expect(await running).toBe(0);
-    await sampler;
-    console.log(`[slowhttptest ${mode}] legitimate ${legit.served}/${legit.sent} served, slowest ${Math.round(legit.worstMs)} ms; peak slots held ${peakHolders}/50`);
-    expect(legit.served / legit.sent).toBeGreaterThanOrEqual(0.95);
-    const streamedBodies = "buffer_request" in frontend && mode === "-B";
-    if (!streamedBodies) {
-      // Neither slow heads nor bodies up to buffer_request ever take a slot: served at once. (The
-      // sample count only has to be large enough to mean something: slowhttptest ends early once
-      // the node has cut all its heads, so how many fit depends on the machine's load.)
-      expect(legit.sent).toBeGreaterThan(30);
-      expect(legit.worstMs).toBeLessThan(1_000);
-      expect(peakHolders).toBeLessThanOrEqual(2);
-    } else {
-      // Streamed, every slow body takes a slot, but holds it only for timeout.http_request (1s),
-      // then is answered 408: the slots turn over and the queue (FIFO) moves, so a legitimate
-      // request waits behind the attack but is served within timeout.queue (5s).
-      expect(legit.sent).toBeGreaterThan(5);
-      expect(legit.worstMs).toBeLessThan(5_000);
-      expect(s.node.nodeStats().frontends.web?.rejected["client-timeout"] ?? 0).toBeGreaterThanOrEqual(50);
-    }
-    await expectAllFree(s);
-  }, 40_000);
+      await expectAllFree(s);
+    },
+    40_000,
+  );
 });

@@ -44,7 +44,10 @@ describe.each([
         for (const build of [withLength, chunked]) {
           const reply = await rawExchange(s.port, build(method, connection));
           sent++;
-          expect(reply.responses.map((r) => r.status), `${method} / ${connection} / ${build.name}`).toEqual([200]);
+          expect(
+            reply.responses.map((r) => r.status),
+            `${method} / ${connection} / ${build.name}`,
+          ).toEqual([200]);
           // The origin saw the outer request with its body framed, and nothing else.
           const last = o.requests.at(-1)!;
           expect({ url: last.url, method: last.method }).toEqual({ url: "/outer", method });

@@ -53,7 +53,11 @@ describe("attack: fresh slots of a src-keyed limit", () => {
     await until(() => origin.current === 1);
     const spoofed: Array<Promise<Answer>> = [];
     for (let i = 0; i < 3; i++) {
-      const answer = send(edge.url, `/spoof/${i}`, { "x-forwarded-for": `198.51.100.${i + 1}`, "x-real-ip": `198.51.100.${i + 1}`, forwarded: `for=198.51.100.${i + 1}` });
+      const answer = send(edge.url, `/spoof/${i}`, {
+        "x-forwarded-for": `198.51.100.${i + 1}`,
+        "x-real-ip": `198.51.100.${i + 1}`,
+        forwarded: `for=198.51.100.${i + 1}`,
+      });
       answer.catch(() => undefined);
       spoofed.push(answer);
     }

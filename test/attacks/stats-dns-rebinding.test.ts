@@ -76,7 +76,18 @@ describe("stats listener without a token: DNS rebinding", () => {
 
   it("still answers localhost and loopback addresses, with or without a port, in any case", async () => {
     const port = await listen(null);
-    for (const host of ["localhost", "LOCALHOST", `localhost:${port}`, "LocalHost:8404", "127.0.0.1", `127.0.0.1:${port}`, "127.5.6.7:80", "[::1]", `[::1]:${port}`, "[0:0:0:0:0:0:0:1]:1"]) {
+    for (const host of [
+      "localhost",
+      "LOCALHOST",
+      `localhost:${port}`,
+      "LocalHost:8404",
+      "127.0.0.1",
+      `127.0.0.1:${port}`,
+      "127.5.6.7:80",
+      "[::1]",
+      `[::1]:${port}`,
+      "[0:0:0:0:0:0:0:1]:1",
+    ]) {
       const r = await getWithHost(port, "/stats.json", host);
       expect(r.status, `Host: ${host}`).toBe(200);
       expect(JSON.parse(r.body)).toMatchObject({ group: "rebind" });
@@ -99,6 +110,7 @@ describe("isLoopbackHostHeader", () => {
   it("accepts only exact loopback spellings", () => {
     expect(isLoopbackHostHeader(undefined)).toBe(false);
     for (const host of FOREIGN) expect(isLoopbackHostHeader(host), host).toBe(false);
-    for (const host of ["localhost", "LOCALHOST:1", "127.0.0.1", "127.255.255.254:65535", "[::1]", "[::1]:8404"]) expect(isLoopbackHostHeader(host), host).toBe(true);
+    for (const host of ["localhost", "LOCALHOST:1", "127.0.0.1", "127.255.255.254:65535", "[::1]", "[::1]:8404"])
+      expect(isLoopbackHostHeader(host), host).toBe(true);
   });
 });

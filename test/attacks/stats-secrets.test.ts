@@ -36,7 +36,10 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function rawConfig(origin: Origin, opts: { newer?: boolean; stats?: Record<string, unknown>; store?: Record<string, unknown>; log?: Record<string, unknown> } = {}): Record<string, unknown> {
+function rawConfig(
+  origin: Origin,
+  opts: { newer?: boolean; stats?: Record<string, unknown>; store?: Record<string, unknown>; log?: Record<string, unknown> } = {},
+): Record<string, unknown> {
   const limits: Array<Record<string, unknown>> = [
     { name: "apikey", key: { header: "x-api-key" }, maxconn: 1 },
     { name: "tok", key: { query: "api_key" }, maxconn: 5 },
@@ -132,7 +135,12 @@ describe("keyed-limit values on the stats listener", () => {
     const page = await text(`${statsUrl}/stats`);
     const json = await text(`${statsUrl}/stats.json`);
     const metrics = await text(`${statsUrl}/metrics`);
-    for (const [name, out] of [["/stats", page], ["/stats.json", json], ["/metrics", metrics]] as const) expectNoSecret(out, name);
+    for (const [name, out] of [
+      ["/stats", page],
+      ["/stats.json", json],
+      ["/metrics", metrics],
+    ] as const)
+      expectNoSecret(out, name);
 
     // Each value is there, as its digest, so that operators can still tell keys apart.
     for (const out of [page, json]) {
@@ -191,7 +199,10 @@ describe("keyed-limit values in slotgate stats", () => {
     hold(a.port, `/hang?api_key=${QUERY_SECRET}`, { "x-api-key": HEADER_SECRET });
     await waitFor(() => o.current === 1, "the held request at the origin");
     const file = await writeConfig("redis-stats.yaml", raw);
-    for (const args of [["stats", "-c", file], ["stats", "-c", file, "--json"]]) {
+    for (const args of [
+      ["stats", "-c", file],
+      ["stats", "-c", file, "--json"],
+    ]) {
       const r = await run(args);
       expect(r.code, r.stderr).toBe(0);
       expectNoSecret(r.stdout, args.join(" "));

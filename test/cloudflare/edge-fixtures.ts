@@ -116,7 +116,12 @@ export const SLOT_API_WORKERS: { name: string; binding: string; vars: Record<str
   {
     name: "slotgate-api-bad-tokens",
     binding: "API_BAD_TOKENS",
-    vars: { SLOTGATE_API_TOKENS: JSON.stringify([{ token: BAD_CONFIG_TOKEN, permissions: ["lease", "write"], groups: ["*"] }, { token: "short", permissions: ["admin"], groups: ["a(b|c)+"] }]) },
+    vars: {
+      SLOTGATE_API_TOKENS: JSON.stringify([
+        { token: BAD_CONFIG_TOKEN, permissions: ["lease", "write"], groups: ["*"] },
+        { token: "short", permissions: ["admin"], groups: ["a(b|c)+"] },
+      ]),
+    },
   },
   {
     name: "slotgate-api-bad-json",

@@ -52,12 +52,15 @@ describe("the Worker as an edge proxy", () => {
     const after = await groupStats("limit");
     expect(after.scopes["backend:app"]!.granted - (before.scopes["backend:app"]?.granted ?? 0)).toBe(200);
     expect(after.scopes["backend:app"]!.peak_in_use).toBe(app.maxconn);
-    console.log(`[edge] 200 requests via 2 isolates in ${elapsed} ms; origin max ${o.max} (s1 ${o.hosts["s1.origin.test"]!.max}, s2 ${o.hosts["s2.origin.test"]!.max})`);
+    console.log(
+      `[edge] 200 requests via 2 isolates in ${elapsed} ms; origin max ${o.max} (s1 ${o.hosts["s1.origin.test"]!.max}, s2 ${o.hosts["s2.origin.test"]!.max})`,
+    );
   });
 
   it("grants by priority class under overload, then by arrival shifted by the offset", async () => {
     const bucket = freshBucket("priority");
-    const send = (id: string, path: string, headers: Record<string, string> = {}) => edge(env.EDGE_PRIORITY, path, bucket, { headers: { "x-test-id": id, ...headers } });
+    const send = (id: string, path: string, headers: Record<string, string> = {}) =>
+      edge(env.EDGE_PRIORITY, path, bucket, { headers: { "x-test-id": id, ...headers } });
     const holder = send("holder", "/hold?delay=300");
     await originServing(bucket, 1);
     const queued: Promise<Response>[] = [];
@@ -216,7 +219,14 @@ describe("the Worker as an edge proxy", () => {
     const res = await edge(env.EDGE_LIMIT_1, "/base/path?q=1&echo=1", bucket, {
       method: "POST",
       body: "payload",
-      headers: { "x-forwarded-for": "203.0.113.7", "cf-connecting-ip": "198.51.100.9", connection: "x-private", "x-private": "1", "keep-alive": "timeout=5", "x-custom": "kept" },
+      headers: {
+        "x-forwarded-for": "203.0.113.7",
+        "cf-connecting-ip": "198.51.100.9",
+        connection: "x-private",
+        "x-private": "1",
+        "keep-alive": "timeout=5",
+        "x-custom": "kept",
+      },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-secret")).toBeNull();

@@ -9,23 +9,44 @@ import { freshGroup, request, spec, stubFor, until } from "./helpers.js";
 describe("SlotGroup RPC surface", () => {
   it("answers bad input and unknown names with status replies", async () => {
     const stub = stubFor(freshGroup("rpc"));
-    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({ status: 0, value: { result: "installed", version: null } });
+    expect(await stub.configure(spec({ global: 1, tenant: { perKey: 1 } }, { api: { servers: { a: {} } } }))).toEqual({
+      status: 0,
+      value: { result: "installed", version: null },
+    });
 
     const bad = StoreStatus.BadRequest;
     expect(await stub.acquire({ scopes: "global" } as never, "w1")).toMatchObject({ status: bad, detail: expect.stringContaining("request.scopes") });
-    expect(await stub.acquire(request(["global"], { leaseTtlMs: 0 }), "w1")).toMatchObject({ status: bad, detail: expect.stringContaining("request.leaseTtlMs") });
+    expect(await stub.acquire(request(["global"], { leaseTtlMs: 0 }), "w1")).toMatchObject({
+      status: bad,
+      detail: expect.stringContaining("request.leaseTtlMs"),
+    });
     expect(await stub.acquire(request(["global"]), "")).toMatchObject({ status: bad, detail: expect.stringContaining("waiterId") });
     expect(await stub.acquire(request(["global", "global"]), "w1")).toMatchObject({ status: bad });
     expect(await stub.acquire(request([`tenant:${"k".repeat(2000)}`]), "w1")).toMatchObject({ status: bad });
     expect(await stub.release(42 as never)).toMatchObject({ status: bad });
     expect(await stub.renew("x", -5)).toMatchObject({ status: bad });
-    expect(await stub.configure({ limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} })).toMatchObject({ status: bad, detail: expect.stringContaining("spec.limits.global.max") });
+    expect(await stub.configure({ limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} })).toMatchObject({
+      status: bad,
+      detail: expect.stringContaining("spec.limits.global.max"),
+    });
     expect(await stub.configure(null as never)).toMatchObject({ status: bad });
     // `__proto__` as a limit or backend name: refused, not silently turned into a prototype.
-    expect(await stub.configure(JSON.parse('{"limits": {"__proto__": {"max": 1, "maxqueue": null, "keyed": false}}, "backends": {}}') as never)).toMatchObject({ status: bad, detail: expect.stringContaining("__proto__") });
-    expect(await stub.configure(JSON.parse('{"limits": {}, "backends": {"__proto__": {"balance": "first", "max": null, "maxqueue": null, "servers": [{"name": "a", "max": null, "maxqueue": null, "weight": 1, "down": false}]}}}') as never)).toMatchObject({ status: bad });
+    expect(await stub.configure(JSON.parse('{"limits": {"__proto__": {"max": 1, "maxqueue": null, "keyed": false}}, "backends": {}}') as never)).toMatchObject({
+      status: bad,
+      detail: expect.stringContaining("__proto__"),
+    });
+    expect(
+      await stub.configure(
+        JSON.parse(
+          '{"limits": {}, "backends": {"__proto__": {"balance": "first", "max": null, "maxqueue": null, "servers": [{"name": "a", "max": null, "maxqueue": null, "weight": 1, "down": false}]}}}',
+        ) as never,
+      ),
+    ).toMatchObject({ status: bad });
     for (const version of [0, 1.5, "3", -2, Number.MAX_SAFE_INTEGER + 2]) {
-      expect(await stub.configure(spec({ global: 1 }), version as never), String(version)).toMatchObject({ status: bad, detail: expect.stringContaining("version") });
+      expect(await stub.configure(spec({ global: 1 }), version as never), String(version)).toMatchObject({
+        status: bad,
+        detail: expect.stringContaining("version"),
+      });
     }
     expect(await stub.setServerState("api", "a", "yes" as never)).toMatchObject({ status: bad });
 
@@ -55,7 +76,10 @@ describe("SlotGroup RPC surface", () => {
       const s = await stub.stats();
       return s.status === 0 && s.value.tickets === 1;
     });
-    expect(await stub.acquire(request(["global"], { queueTimeoutMs: 10_000 }), "w3")).toMatchObject({ status: StoreStatus.BadRequest, detail: expect.stringContaining("already queued") });
+    expect(await stub.acquire(request(["global"], { queueTimeoutMs: 10_000 }), "w3")).toMatchObject({
+      status: StoreStatus.BadRequest,
+      detail: expect.stringContaining("already queued"),
+    });
     expect(await stub.cancel("w3")).toEqual({ status: 0, value: true });
     expect(await queued).toEqual({ status: 0, value: { ok: false, reason: "aborted" } });
     expect(await stub.cancel("w3")).toEqual({ status: 0, value: false });

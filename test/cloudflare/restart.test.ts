@@ -59,7 +59,10 @@ describe("SlotGroup restart", () => {
     expect(await v3.ready()).toEqual({ installed: true, storedVersion: 3 });
     await restart(group);
     expect(await store.open(group, spec({ global: 9 }), { version: 2 }).ready()).toEqual({ installed: false, storedVersion: 3 });
-    await expect(store.open(group, spec({ global: 4 }), { version: 3 }).ready()).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT", message: expect.stringContaining("global max 3 (stored) vs 4 (this node)") });
+    await expect(store.open(group, spec({ global: 4 }), { version: 3 }).ready()).rejects.toMatchObject({
+      code: "SLOTGATE_SPEC_CONFLICT",
+      message: expect.stringContaining("global max 3 (stored) vs 4 (this node)"),
+    });
     expect((await v3.stats()).scopes.global).toMatchObject({ max: 3 });
   });
 

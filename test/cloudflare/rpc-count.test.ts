@@ -24,7 +24,9 @@ describe("RPCs per operation", () => {
     expect(calls.filter((c) => c === "acquire")).toHaveLength(rounds);
     expect(calls.filter((c) => c === "release")).toHaveLength(rounds);
     expect(calls).toHaveLength(1 + 2 * rounds);
-    console.log(`[rpc] ${rounds} acquire+release rounds: ${calls.length} RPCs (1 configure + ${2 * rounds}), ${perRound.toFixed(1)} ms per round (local workerd)`);
+    console.log(
+      `[rpc] ${rounds} acquire+release rounds: ${calls.length} RPCs (1 configure + ${2 * rounds}), ${perRound.toFixed(1)} ms per round (local workerd)`,
+    );
     await guard.close();
   });
 

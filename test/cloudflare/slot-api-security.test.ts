@@ -25,10 +25,18 @@ function get(path: string, token: string, worker: Fetcher = env.API_SCOPED): Pro
 }
 
 function post(path: string, body: unknown, token: string, worker: Fetcher = env.API_SCOPED, signal?: AbortSignal): Promise<Response> {
-  return worker.fetch(`${BASE}${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...bearer(token) }, ...(signal ? { signal } : {}) });
+  return worker.fetch(`${BASE}${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json", ...bearer(token) },
+    ...(signal ? { signal } : {}),
+  });
 }
 
-async function stats(group: string, token: string = SCOPED_TOKENS.adminA): Promise<{ tickets: number; scopes: Record<string, { in_use: number; max: number | null }> }> {
+async function stats(
+  group: string,
+  token: string = SCOPED_TOKENS.adminA,
+): Promise<{ tickets: number; scopes: Record<string, { in_use: number; max: number | null }> }> {
   const res = await get(`/groups/${group}/stats`, token);
   expect(res.status).toBe(200);
   return (await res.json<{ value: { tickets: number; scopes: Record<string, { in_use: number; max: number | null }> } }>()).value;
@@ -87,7 +95,11 @@ describe("slot API tokens (SLOTGATE_API_TOKENS)", () => {
     const t = SCOPED_TOKENS.leaseA;
     const last = t.charCodeAt(t.length - 1);
     for (const wrong of [`${t}x`, t.slice(0, -1), `${t.slice(0, -1)}${String.fromCharCode(last + 1)}`, `x${t.slice(1)}`, API_TOKEN]) {
-      for (const res of await Promise.all([get("/ping", wrong), get(`/groups/${group}/stats`, wrong), post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "w" }, wrong)])) {
+      for (const res of await Promise.all([
+        get("/ping", wrong),
+        get(`/groups/${group}/stats`, wrong),
+        post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "w" }, wrong),
+      ])) {
         expect(res.status, wrong.length.toString()).toBe(401);
         expect(await res.json()).toEqual({ status: StoreStatus.Unauthorized, detail: "missing or wrong bearer token" });
       }
@@ -120,7 +132,11 @@ describe("slot API tokens (SLOTGATE_API_TOKENS)", () => {
     expect(await first.lease.renew()).toBe(true);
     await first.lease.release();
     expect((await stats(group)).scopes.global).toMatchObject({ in_use: 0 });
-    await expect(guard.configure({ limits: { global: 5 } })).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false, message: expect.stringContaining("refused the operation") });
+    await expect(guard.configure({ limits: { global: 5 } })).rejects.toMatchObject({
+      code: "SLOTGATE_STORE_UNAVAILABLE",
+      retryable: false,
+      message: expect.stringContaining("refused the operation"),
+    });
     expect((await stats(group)).scopes.global).toMatchObject({ max: 1 });
     await guard.close();
   });
@@ -134,7 +150,10 @@ describe("lease ownership", () => {
 
     // No secret: a malformed request, whoever sends it.
     for (const token of [SCOPED_TOKENS.leaseA2, SCOPED_TOKENS.leaseA]) {
-      for (const res of await Promise.all([post(`/groups/${group}/release`, { leaseId }, token), post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000 }, token)])) {
+      for (const res of await Promise.all([
+        post(`/groups/${group}/release`, { leaseId }, token),
+        post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000 }, token),
+      ])) {
         expect(res.status).toBe(400);
         expect(await res.json()).toMatchObject({ status: StoreStatus.BadRequest, detail: expect.stringContaining("leaseSecret") });
       }
@@ -142,13 +161,25 @@ describe("lease ownership", () => {
     // A wrong secret: answered as a lease that does not exist.
     const wrong = leaseSecret.startsWith("A") ? `B${leaseSecret.slice(1)}` : `A${leaseSecret.slice(1)}`;
     expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret: wrong }, SCOPED_TOKENS.leaseA2)).json()).toEqual({ status: 0, value: false });
-    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000, leaseSecret: wrong }, SCOPED_TOKENS.leaseA2)).json()).toEqual({ status: 0, value: { ok: false } });
-    expect(await (await post(`/groups/${group}/release`, { leaseId: "no-such-lease", leaseSecret: wrong }, SCOPED_TOKENS.leaseA2)).json()).toEqual({ status: 0, value: false });
+    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000, leaseSecret: wrong }, SCOPED_TOKENS.leaseA2)).json()).toEqual({
+      status: 0,
+      value: { ok: false },
+    });
+    expect(await (await post(`/groups/${group}/release`, { leaseId: "no-such-lease", leaseSecret: wrong }, SCOPED_TOKENS.leaseA2)).json()).toEqual({
+      status: 0,
+      value: false,
+    });
     expect((await stats(group)).scopes.global).toMatchObject({ in_use: 1 });
-    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "second" }, SCOPED_TOKENS.leaseA2)).json()).toEqual({ status: 0, value: { ok: false, reason: "full" } });
+    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "second" }, SCOPED_TOKENS.leaseA2)).json()).toEqual({
+      status: 0,
+      value: { ok: false, reason: "full" },
+    });
 
     // The secret is what counts, not the token: the holder, or whoever it handed the secret to.
-    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000, leaseSecret }, SCOPED_TOKENS.leaseA)).json()).toMatchObject({ status: 0, value: { ok: true } });
+    expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 60_000, leaseSecret }, SCOPED_TOKENS.leaseA)).json()).toMatchObject({
+      status: 0,
+      value: { ok: true },
+    });
     expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret }, SCOPED_TOKENS.leaseA2)).json()).toEqual({ status: 0, value: true });
     expect((await stats(group)).scopes.global).toMatchObject({ in_use: 0 });
   });
@@ -169,8 +200,13 @@ describe("lease ownership", () => {
     expect(await (await post(`/groups/${group}/release`, holder, SCOPED_TOKENS.leaseA)).json()).toEqual({ status: 0, value: true });
     const granted = await (await waiting).json<Granted>();
     expect(granted).toMatchObject({ status: 0, value: { ok: true }, leaseSecret: expect.any(String) });
-    expect(await (await post(`/groups/${group}/release`, { leaseId: granted.value.lease.id, leaseSecret: granted.leaseSecret }, SCOPED_TOKENS.leaseA)).json()).toEqual({ status: 0, value: true });
-    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: later }, SCOPED_TOKENS.leaseA)).json()).toMatchObject({ status: 0, value: { ok: true } });
+    expect(
+      await (await post(`/groups/${group}/release`, { leaseId: granted.value.lease.id, leaseSecret: granted.leaseSecret }, SCOPED_TOKENS.leaseA)).json(),
+    ).toEqual({ status: 0, value: true });
+    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: later }, SCOPED_TOKENS.leaseA)).json()).toMatchObject({
+      status: 0,
+      value: { ok: true },
+    });
 
     // The owner's cancel works.
     const queued = post(`/groups/${group}/acquire`, { request: request(["global"], { queueTimeoutMs: 10_000 }), waiterId: "own" }, SCOPED_TOKENS.leaseA);
@@ -183,11 +219,20 @@ describe("lease ownership", () => {
     const group = freshGroup("restart-secret");
     const token = "restart-test-token-0123456789";
     const call = (op: string, body: unknown) =>
-      handleSlotApiRequest(new Request(`${BASE}/groups/${group}/${op}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...bearer(token) } }), { namespace: env.SLOT_GROUP, token });
+      handleSlotApiRequest(
+        new Request(`${BASE}/groups/${group}/${op}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: { "content-type": "application/json", ...bearer(token) },
+        }),
+        { namespace: env.SLOT_GROUP, token },
+      );
     expect((await call("configure", { spec: spec({ global: 1 }) })).status).toBe(200);
     const granted = await (await call("acquire", { request: request(["global"]), waiterId: "w" })).json<Granted>();
     const leaseId = granted.value.lease.id;
-    const rows = await runInDurableObject(stubFor(group), (_i: SlotGroup, state) => state.storage.sql.exec<{ secret_hash: string }>("SELECT secret_hash FROM slotgate_leases").toArray());
+    const rows = await runInDurableObject(stubFor(group), (_i: SlotGroup, state) =>
+      state.storage.sql.exec<{ secret_hash: string }>("SELECT secret_hash FROM slotgate_leases").toArray(),
+    );
     expect(rows).toEqual([{ secret_hash: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
     expect(JSON.stringify(rows)).not.toContain(granted.leaseSecret);
 
@@ -211,7 +256,14 @@ describe("lease ownership", () => {
       // The table as an earlier version left it.
       sql.exec("ALTER TABLE slotgate_leases DROP COLUMN secret_hash");
       const tables = new GroupTables(sql);
-      return { leases: tables.load().snapshot.leases.map((l) => l.id), hash: tables.leaseSecretHash(leaseId), columns: sql.exec("PRAGMA table_info(slotgate_leases)").toArray().map((c) => c.name) };
+      return {
+        leases: tables.load().snapshot.leases.map((l) => l.id),
+        hash: tables.leaseSecretHash(leaseId),
+        columns: sql
+          .exec("PRAGMA table_info(slotgate_leases)")
+          .toArray()
+          .map((c) => c.name),
+      };
     });
     expect(after).toEqual({ leases: [leaseId], hash: null, columns: expect.arrayContaining(["secret_hash"]) });
   });
@@ -224,7 +276,11 @@ describe("lease ownership", () => {
     if (r.status !== 0 || !r.value.ok) throw new Error("expected a grant");
     const token = "rpc-lease-test-token-0123456789";
     const res = await handleSlotApiRequest(
-      new Request(`${BASE}/groups/${group}/release`, { method: "POST", body: JSON.stringify({ leaseId: r.value.lease.id, leaseSecret: "AAAAAAAAAAAAAAAAAAAAAA" }), headers: bearer(token) }),
+      new Request(`${BASE}/groups/${group}/release`, {
+        method: "POST",
+        body: JSON.stringify({ leaseId: r.value.lease.id, leaseSecret: "AAAAAAAAAAAAAAAAAAAAAA" }),
+        headers: bearer(token),
+      }),
       { namespace: env.SLOT_GROUP, token },
     );
     expect(await res.json()).toEqual({ status: 0, value: false });
@@ -257,14 +313,20 @@ describe("5xx bodies never carry internal text", () => {
     expect(bad(`[${JSON.stringify(entry)}`)).toEqual([expect.stringMatching(/^SLOTGATE_API_TOKENS: expected a JSON array .* do not parse$/)]);
     expect(bad({})).toEqual([expect.stringMatching(/^SLOTGATE_API_TOKENS: expected a JSON array/)]);
     expect(bad("[]")).toEqual([expect.stringContaining("at least one entry")]);
-    expect(bad([{ ...entry, token: "short" }])).toEqual(["SLOTGATE_API_TOKENS[0].token: expected 16 to 4096 printable ASCII characters without spaces, got 5 characters (not shown)"]);
+    expect(bad([{ ...entry, token: "short" }])).toEqual([
+      "SLOTGATE_API_TOKENS[0].token: expected 16 to 4096 printable ASCII characters without spaces, got 5 characters (not shown)",
+    ]);
     expect(bad([{ ...entry, token: `${BAD_CONFIG_TOKEN} with space` }])[0]).toMatch(/^SLOTGATE_API_TOKENS\[0\]\.token: .*\(not shown\)$/);
-    expect(bad([entry, { ...entry, permissions: ["lease", "write"] }])).toEqual([expect.stringMatching(/^SLOTGATE_API_TOKENS\[1\]\.permissions\[1\]: expected "lease" or "admin", got "write"$/)]);
+    expect(bad([entry, { ...entry, permissions: ["lease", "write"] }])).toEqual([
+      expect.stringMatching(/^SLOTGATE_API_TOKENS\[1\]\.permissions\[1\]: expected "lease" or "admin", got "write"$/),
+    ]);
     expect(bad([{ ...entry, permissions: [] }])[0]).toMatch(/^SLOTGATE_API_TOKENS\[0\]\.permissions: expected a non-empty array/);
     expect(bad([{ ...entry, groups: ["shop", "a(b|c)+"] }])[0]).toMatch(/^SLOTGATE_API_TOKENS\[0\]\.groups\[1\]: expected a group name or a glob/);
     expect(bad([{ ...entry, scope: "all" }])[0]).toMatch(/^SLOTGATE_API_TOKENS\[0\]: unknown key "scope"/);
     expect(bad([entry, { ...entry, groups: ["other"] }])).toEqual(["#1: expected a token of its own, got the same token as #0"]);
-    expect(bad([entry], "short-token")).toEqual(["SLOTGATE_API_TOKEN: expected 16 to 4096 printable ASCII characters without spaces, got 11 characters (not shown)"]);
+    expect(bad([entry], "short-token")).toEqual([
+      "SLOTGATE_API_TOKEN: expected 16 to 4096 printable ASCII characters without spaces, got 11 characters (not shown)",
+    ]);
     expect(parseTokenVariables(undefined, "")).toEqual({ kind: "disabled" });
     expect(parseTokenVariables(API_TOKEN, undefined)).toMatchObject({ kind: "entries", entries: [{ permissions: ["lease", "admin"], groups: ["*"] }] });
   });
@@ -274,7 +336,10 @@ describe("5xx bodies never carry internal text", () => {
     const token = "fault-test-token-0123456789";
     const marker = "internal-detail-7f3a9c";
     const call = (op: string, body: unknown) =>
-      handleSlotApiRequest(new Request(`${BASE}/groups/${group}/${op}`, { method: "POST", body: JSON.stringify(body), headers: bearer(token) }), { namespace: env.SLOT_GROUP, token });
+      handleSlotApiRequest(new Request(`${BASE}/groups/${group}/${op}`, { method: "POST", body: JSON.stringify(body), headers: bearer(token) }), {
+        namespace: env.SLOT_GROUP,
+        token,
+      });
     expect((await call("configure", { spec: spec({ global: 1 }) })).status).toBe(200);
     await call("acquire", { request: request(["global"]), waiterId: "holder" });
     // A queued acquire still within its plain-answer window when the object is torn down.
@@ -288,7 +353,11 @@ describe("5xx bodies never carry internal text", () => {
     const body = await res.text();
     expect(res.status).toBe(503);
     expect(body).not.toContain(marker);
-    expect(JSON.parse(body)).toMatchObject({ error: "SLOTGATE_STORE_UNAVAILABLE", detail: expect.stringMatching(/^acquire: the group's Durable Object (was reset|could not be reached)/), retryable: expect.any(Boolean) });
+    expect(JSON.parse(body)).toMatchObject({
+      error: "SLOTGATE_STORE_UNAVAILABLE",
+      detail: expect.stringMatching(/^acquire: the group's Durable Object (was reset|could not be reached)/),
+      retryable: expect.any(Boolean),
+    });
   });
 
   it("a fault of the API itself answers a generic 500", async () => {

@@ -78,14 +78,22 @@ describe("slot API", () => {
   it("serves acquire, release, renew, server-state and stats, each answer a Reply", async () => {
     const group = freshGroup("routes");
     expect(await (await api("/ping", { headers: auth })).json()).toEqual({ status: 0, value: true });
-    expect(await (await post(`/groups/${group}/configure`, { spec: spec({ global: 2 }, { api: { servers: { a: { max: 1 } } } }) })).json()).toEqual({ status: 0, value: { result: "installed", version: null } });
-    const granted = await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w1" })).json<{ status: 0; value: { ok: true; lease: { id: string; server: string } }; leaseSecret: string }>();
+    expect(await (await post(`/groups/${group}/configure`, { spec: spec({ global: 2 }, { api: { servers: { a: { max: 1 } } } }) })).json()).toEqual({
+      status: 0,
+      value: { result: "installed", version: null },
+    });
+    const granted = await (
+      await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w1" })
+    ).json<{ status: 0; value: { ok: true; lease: { id: string; server: string } }; leaseSecret: string }>();
     expect(granted).toMatchObject({ status: 0, value: { ok: true, lease: { server: "a" } }, leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
     const leaseId = granted.value.lease.id;
     const leaseSecret = granted.leaseSecret;
     expect(await (await post(`/groups/${group}/renew`, { leaseId, ttlMs: 5000, leaseSecret })).json()).toMatchObject({ status: 0, value: { ok: true } });
     // A refusal carries no secret: there is no lease to own.
-    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w2" })).json()).toEqual({ status: 0, value: { ok: false, reason: "full" } });
+    expect(await (await post(`/groups/${group}/acquire`, { request: request(["global"], { backend: "api" }), waiterId: "w2" })).json()).toEqual({
+      status: 0,
+      value: { ok: false, reason: "full" },
+    });
     expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret })).json()).toEqual({ status: 0, value: true });
     expect(await (await post(`/groups/${group}/release`, { leaseId, leaseSecret })).json()).toEqual({ status: 0, value: false });
     expect(await (await post(`/groups/${group}/server-state`, { backend: "api", server: "a", up: false })).json()).toEqual({ status: 0, value: null });
@@ -99,7 +107,10 @@ describe("slot API", () => {
     expect(await configure({ spec: spec({ global: 2 }), version: 2 })).toEqual({ status: 0, value: { result: "installed", version: 2 } });
     expect(await configure({ spec: spec({ global: 9 }), version: 1 })).toEqual({ status: 0, value: { result: "kept", version: 2 } });
     expect(await configure({ spec: spec({ global: 9 }) })).toEqual({ status: 0, value: { result: "kept", version: 2 } });
-    expect(await configure({ spec: spec({ global: 3 }), version: 2 })).toEqual({ status: 0, value: { result: "conflict", version: 2, spec: spec({ global: 2 }) } });
+    expect(await configure({ spec: spec({ global: 3 }), version: 2 })).toEqual({
+      status: 0,
+      value: { result: "conflict", version: 2, spec: spec({ global: 2 }) },
+    });
     expect(await configure({ spec: spec({ global: 2 }), version: 2 })).toEqual({ status: 0, value: { result: "installed", version: 2 } });
     for (const version of [0, -1, 1.5, "2", 2 ** 60]) {
       const res = await post(`/groups/${group}/configure`, { spec: spec({ global: 4 }), version });
@@ -125,7 +136,11 @@ describe("slot API", () => {
       [post(`/groups/${group}/release`, { leaseId: "x" }), 400, StoreStatus.BadRequest],
       [post(`/groups/${group}/renew`, { leaseId: "x", ttlMs: 1000, leaseSecret: "not-a-secret" }), 400, StoreStatus.BadRequest],
       [post(`/groups/${group}/renew`, { leaseId: "x", ttlMs: "soon" }), 400, StoreStatus.BadRequest],
-      [post(`/groups/${group}/configure`, { spec: { limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} } }), 400, StoreStatus.BadRequest],
+      [
+        post(`/groups/${group}/configure`, { spec: { limits: { global: { max: -1, maxqueue: null, keyed: false } }, backends: {} } }),
+        400,
+        StoreStatus.BadRequest,
+      ],
       [api(`/groups/${encodeURIComponent("bad group{}")}/stats`, { headers: auth }), 400, StoreStatus.BadRequest],
       [api(`/groups/${group}/configure`, { method: "POST", body: `{"spec": "${"x".repeat(1024 * 1024)}"}`, headers: auth }), 413, StoreStatus.BadRequest],
       [api(`/groups/${group}/nope`, { headers: auth }), 404, undefined],
@@ -145,7 +160,9 @@ describe("slot API", () => {
   it("long-polls a queued acquire: the answer comes when the slot frees up", async () => {
     const group = freshGroup("poll");
     await post(`/groups/${group}/configure`, { spec: spec({ global: 1 }) });
-    const holder = await (await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "h" })).json<{ value: { lease: { id: string } }; leaseSecret: string }>();
+    const holder = await (
+      await post(`/groups/${group}/acquire`, { request: request(["global"]), waiterId: "h" })
+    ).json<{ value: { lease: { id: string } }; leaseSecret: string }>();
     const t0 = Date.now();
     const waiting = post(`/groups/${group}/acquire`, { request: request(["global"], { queueTimeoutMs: 10_000 }), waiterId: "w" });
     await sleep(1200);
@@ -154,7 +171,11 @@ describe("slot API", () => {
     expect(res.status).toBe(200);
     const body = await res.text();
     // The long poll's reply carries the secret of its lease too.
-    expect(JSON.parse(body)).toMatchObject({ status: 0, value: { ok: true, lease: { waitedMs: expect.any(Number) } }, leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/) });
+    expect(JSON.parse(body)).toMatchObject({
+      status: 0,
+      value: { ok: true, lease: { waitedMs: expect.any(Number) } },
+      leaseSecret: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+    });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1200);
   });
 
@@ -165,7 +186,12 @@ describe("slot API", () => {
     const tickets = async () => ((await stats(group)) as { value: { tickets: number } }).value.tickets;
 
     const ac = new AbortController();
-    const gone = api(`/groups/${group}/acquire`, { method: "POST", body: JSON.stringify({ request: request(["global"], { queueTimeoutMs: 10_000 }), waiterId: "gone" }), headers: auth, signal: ac.signal }).catch((e: unknown) => (e as Error).name);
+    const gone = api(`/groups/${group}/acquire`, {
+      method: "POST",
+      body: JSON.stringify({ request: request(["global"], { queueTimeoutMs: 10_000 }), waiterId: "gone" }),
+      headers: auth,
+      signal: ac.signal,
+    }).catch((e: unknown) => (e as Error).name);
     await until(async () => (await tickets()) === 1);
     ac.abort();
     expect(await gone).toBe("AbortError");
@@ -197,9 +223,13 @@ describe("slot API", () => {
     expect(second.ok).toBe(true);
     expect((await guard.stats()).scopes.global).toMatchObject({ in_use: 1, aborted: 1, granted: 2 });
     await guard.close();
-    expect((await guard.stats().catch(() => null))).toBeNull();
+    expect(await guard.stats().catch(() => null)).toBeNull();
 
-    const wrong = createDurableObjectHttpStore({ url: "https://edge.example", token: "wrong-token-0123456789", fetch: (input, init) => env.EDGE_DENY.fetch(input, init) });
+    const wrong = createDurableObjectHttpStore({
+      url: "https://edge.example",
+      token: "wrong-token-0123456789",
+      fetch: (input, init) => env.EDGE_DENY.fetch(input, init),
+    });
     await expect(wrong.ping()).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", message: expect.stringContaining("credentials") });
   });
 });

@@ -52,7 +52,10 @@ describe("Durable Object store client", () => {
   it("treats an object reset as retryable for idempotent calls", async () => {
     let failures = 1;
     const { namespace, calls } = scripted({
-      renew: () => (failures-- > 0 ? Promise.reject(rpcError("object restarted", { durableObjectReset: true })) : Promise.resolve({ status: 0, value: { ok: true, expiresAt: 5 } })),
+      renew: () =>
+        failures-- > 0
+          ? Promise.reject(rpcError("object restarted", { durableObjectReset: true }))
+          : Promise.resolve({ status: 0, value: { ok: true, expiresAt: 5 } }),
     });
     const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
     expect(await handle.renew("lease-1", 1000)).toEqual({ ok: true, expiresAt: 5 });
@@ -62,15 +65,23 @@ describe("Durable Object store client", () => {
   it("gives up after `retries` attempts with a retryable store fault", async () => {
     const { namespace, calls } = scripted({ stats: () => Promise.reject(rpcError("network connection lost", { retryable: true })) });
     const handle = createDurableObjectStore({ namespace, retries: 2, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
-    const error = await handle.stats().then(() => null, (e: unknown) => e);
+    const error = await handle.stats().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: true });
     expect(calls.filter((c) => c === "stats")).toHaveLength(3);
   });
 
   it("never retries an overloaded object", async () => {
-    const { namespace, calls } = scripted({ release: () => Promise.reject(rpcError("Durable Object is overloaded. Too many requests queued.", { retryable: true, overloaded: true })) });
+    const { namespace, calls } = scripted({
+      release: () => Promise.reject(rpcError("Durable Object is overloaded. Too many requests queued.", { retryable: true, overloaded: true })),
+    });
     const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
-    const error = await handle.release("lease-1").then(() => null, (e: unknown) => e);
+    const error = await handle.release("lease-1").then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false });
     expect((error as Error).message).toContain("overloaded");
     expect(calls.filter((c) => c === "release")).toHaveLength(1);
@@ -79,12 +90,18 @@ describe("Durable Object store client", () => {
   it("never retries a non-retryable fault", async () => {
     const { namespace, calls } = scripted({ configure: () => Promise.reject(rpcError("internal error", {})) });
     const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
-    const error = await handle.configure(spec({ global: 2 }), null).then(() => null, (e: unknown) => e);
+    const error = await handle.configure(spec({ global: 2 }), null).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false });
     // The call waited for the handle's own configure on open, and shares its fault: sent once.
     expect(calls.filter((c) => c === "configure")).toHaveLength(1);
     // The next call tries again, once.
-    await handle.configure(spec({ global: 2 }), null).then(() => null, (e: unknown) => e);
+    await handle.configure(spec({ global: 2 }), null).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(calls.filter((c) => c === "configure")).toHaveLength(2);
   });
 
@@ -94,10 +111,16 @@ describe("Durable Object store client", () => {
       acquire: () => Promise.reject(rpcError("network connection lost", overloaded ? { retryable: true, overloaded: true } : { retryable: true })),
     });
     const handle = createDurableObjectStore({ namespace, retryDelayMs: 1 }).open("g", spec({ global: 1 }));
-    const first = await handle.acquire(request(["global"])).then(() => null, (e: unknown) => e);
+    const first = await handle.acquire(request(["global"])).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(first).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: true });
     overloaded = true;
-    const second = await handle.acquire(request(["global"])).then(() => null, (e: unknown) => e);
+    const second = await handle.acquire(request(["global"])).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(second).toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false });
     expect(calls.filter((c) => c === "acquire")).toHaveLength(2);
     // Each fault dropped the stub: configure's stub, then one new stub per acquire.
@@ -111,9 +134,24 @@ describe("Durable Object store client", () => {
       stats: () => Promise.resolve({ nonsense: true } as unknown as Reply<never>),
     });
     const handle = createDurableObjectStore({ namespace }).open("g", spec({ global: 1 }));
-    expect(await handle.acquire(request(["global"])).then(() => null, (e: unknown) => e)).toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE", message: "unknown backend: nope" });
-    expect(await handle.release("x").then(() => null, (e: unknown) => e)).toMatchObject({ code: "SLOTGATE_STORE_PROTOCOL" });
-    expect(await handle.stats().then(() => null, (e: unknown) => e)).toMatchObject({ code: "SLOTGATE_STORE_PROTOCOL" });
+    expect(
+      await handle.acquire(request(["global"])).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE", message: "unknown backend: nope" });
+    expect(
+      await handle.release("x").then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ code: "SLOTGATE_STORE_PROTOCOL" });
+    expect(
+      await handle.stats().then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ code: "SLOTGATE_STORE_PROTOCOL" });
   });
 
   it("releases a grant that arrives after the caller aborted (rule 7), then resolves aborted", async () => {
@@ -183,7 +221,8 @@ describe("Durable Object store client", () => {
     let failures = 1;
     const snapshot = { scopes: {} } as never;
     const { namespace, calls } = scripted({
-      stats: () => (failures-- > 0 ? Promise.reject(rpcError("network connection lost", { retryable: true })) : Promise.resolve({ status: 0, value: snapshot })),
+      stats: () =>
+        failures-- > 0 ? Promise.reject(rpcError("network connection lost", { retryable: true })) : Promise.resolve({ status: 0, value: snapshot }),
     });
     expect(await createDurableObjectStore({ namespace, retryDelayMs: 1 }).readStats("g")).toBe(snapshot);
     expect(calls).toEqual(["stats", "stats"]);
@@ -228,7 +267,12 @@ describe("Durable Object store client", () => {
     await handle.close();
     expect(await pending).toEqual({ ok: false, reason: "aborted" });
     expect(calls).toEqual(["configure", "acquire", "cancel"]);
-    expect(await handle.stats().then(() => null, (e: unknown) => e)).toMatchObject({ code: "SLOTGATE_CLOSED" });
+    expect(
+      await handle.stats().then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ code: "SLOTGATE_CLOSED" });
   });
 
   it("a failed configure on open is retried by the next call", async () => {

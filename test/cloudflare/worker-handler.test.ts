@@ -50,7 +50,11 @@ describe("the Worker's config", () => {
   });
 
   it("reports every problem with its path, as slotgate check does", () => {
-    const message = configError({ ...minimal, backends: { app: { servers: { a: { address: "a.example:8080", maxconn: -1 } } } }, frontends: { web: { default_backend: "app", maxcon: 3 } } });
+    const message = configError({
+      ...minimal,
+      backends: { app: { servers: { a: { address: "a.example:8080", maxconn: -1 } } } },
+      frontends: { web: { default_backend: "app", maxcon: 3 } },
+    });
     expect(message).toContain("backends.app.servers.a.maxconn: expected a positive integer, got -1");
     expect(message).toContain("frontends.web.maxcon");
     expect(configError("{not json")).toMatch(/^SLOTGATE_CONFIG: expected JSON/);
@@ -173,7 +177,12 @@ describe("the Worker's handler", () => {
   });
 
   it("on_store_error local: each isolate admits max × local_share per scope (no queue) until the store is back", async () => {
-    const h = harness({ ...minimal, on_store_error: "local", local_share: 0.5, backends: { app: { servers: { a: { address: "a.example:8080", maxconn: 4 } } } } });
+    const h = harness({
+      ...minimal,
+      on_store_error: "local",
+      local_share: 0.5,
+      backends: { app: { servers: { a: { address: "a.example:8080", maxconn: 4 } } } },
+    });
     const first = await h.fetch("/1");
     const second = await h.fetch("/2");
     expect([first.status, second.status]).toEqual([200, 200]);

@@ -8,7 +8,17 @@
  * a real-clock store (Redis, the Durable Object) runs it with margins wide enough for real I/O.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createGuard, readGroupStats, SlotgateError, SlotgateRejectedError, type AcquireResult, type Guard, type GuardOptions, type Lease, type SlotStore } from "../../src/index.js";
+import {
+  createGuard,
+  readGroupStats,
+  SlotgateError,
+  SlotgateRejectedError,
+  type AcquireResult,
+  type Guard,
+  type GuardOptions,
+  type Lease,
+  type SlotStore,
+} from "../../src/index.js";
 
 export interface ConformanceTarget {
   name: string;
@@ -206,10 +216,12 @@ export function runConformance(target: ConformanceTarget): void {
           if (e.delay) await target.advance(e.delay);
           const p = g.acquire({ scopes: ["global"], queueTimeoutMs: 1000 * u, priority: { class: e.cls ?? 0, offsetMs: e.offsetMs ?? 0 } });
           await target.settle();
-          waits.push(p.then(async (r) => {
-            order.push(e.label);
-            await leaseOf(r).release();
-          }));
+          waits.push(
+            p.then(async (r) => {
+              order.push(e.label);
+              await leaseOf(r).release();
+            }),
+          );
         }
         await holder.release();
         await Promise.all(waits);
@@ -218,7 +230,12 @@ export function runConformance(target: ConformanceTarget): void {
 
       test("FIFO within a priority class", async () => {
         const g = guardWith({ limits: { global: 1 } });
-        expect(await grantOrder(g, ["a", "b", "c", "d"].map((label) => ({ label, delay: 1 })))).toEqual(["a", "b", "c", "d"]);
+        expect(
+          await grantOrder(
+            g,
+            ["a", "b", "c", "d"].map((label) => ({ label, delay: 1 })),
+          ),
+        ).toEqual(["a", "b", "c", "d"]);
       });
 
       test("a lower priority class goes first", async () => {
@@ -350,7 +367,10 @@ export function runConformance(target: ConformanceTarget): void {
         const first = guardWith({ version: 3, limits: { global: 1, "frontend:web": 10 } }, group);
         await first.open();
         const other = guardWith({ version: 3, limits: { global: 1, "frontend:web": 20, "frontend:api": 5 } }, group);
-        const error = await other.open().then(() => undefined, (e: unknown) => e);
+        const error = await other.open().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(error).toBeInstanceOf(SlotgateError);
         expect(error).toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
         const message = (error as Error).message;
@@ -371,9 +391,15 @@ export function runConformance(target: ConformanceTarget): void {
 
       test("the same version with the same spec is fine, whatever the key order", async () => {
         const group = freshGroup("v-equal");
-        const a = guardWith({ version: 4, limits: { global: 2, tenant: { perKey: 1 } }, backends: { api: { max: 5, servers: { x: { max: 1 }, y: {} } } } }, group);
+        const a = guardWith(
+          { version: 4, limits: { global: 2, tenant: { perKey: 1 } }, backends: { api: { max: 5, servers: { x: { max: 1 }, y: {} } } } },
+          group,
+        );
         await a.open();
-        const b = guardWith({ version: 4, backends: { api: { servers: { x: { max: 1 }, y: {} }, max: 5 } }, limits: { tenant: { perKey: 1 }, global: 2 } }, group);
+        const b = guardWith(
+          { version: 4, backends: { api: { servers: { x: { max: 1 }, y: {} }, max: 5 } }, limits: { tenant: { perKey: 1 }, global: 2 } },
+          group,
+        );
         expect(await b.open()).toEqual({ installed: true, storedVersion: 4 });
         leaseOf(await a.acquire({ scopes: ["global", "tenant:t"] }));
         expect(await b.acquire({ scopes: ["tenant:t"] })).toMatchObject({ ok: false, reason: "full" });
@@ -606,9 +632,17 @@ export function runConformance(target: ConformanceTarget): void {
         let s = await g.stats();
         for (const name of ["global", "tenant", "tenant:k", "backend:api", "server:api/a"]) {
           expect(s.scopes[name], name).toMatchObject({
-            in_use: expect.any(Number), queued: expect.any(Number), peak_in_use: expect.any(Number), peak_queued: expect.any(Number),
-            granted: expect.any(Number), rejected_full: expect.any(Number), rejected_queue_full: expect.any(Number),
-            queue_timeouts: expect.any(Number), aborted: expect.any(Number), expired: expect.any(Number), released: expect.any(Number),
+            in_use: expect.any(Number),
+            queued: expect.any(Number),
+            peak_in_use: expect.any(Number),
+            peak_queued: expect.any(Number),
+            granted: expect.any(Number),
+            rejected_full: expect.any(Number),
+            rejected_queue_full: expect.any(Number),
+            queue_timeouts: expect.any(Number),
+            aborted: expect.any(Number),
+            expired: expect.any(Number),
+            released: expect.any(Number),
           });
         }
         expect(s.scopes.global).toMatchObject({ in_use: 1, max: 1, queued: 1, peak_in_use: 1, peak_queued: 1, granted: 1, rejected_full: 1 });

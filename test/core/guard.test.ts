@@ -24,7 +24,10 @@ function flakyStore(): { store: SlotStore; down: (v: boolean) => void } {
     kind: "flaky-memory",
     open(group, spec, options) {
       const h = inner.open(group, spec, options);
-      const guarded = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => (...a: A): Promise<R> => (isDown ? Promise.reject(fault()) : fn(...a));
+      const guarded =
+        <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+        (...a: A): Promise<R> =>
+          isDown ? Promise.reject(fault()) : fn(...a);
       const handle: GroupStore = {
         ready: guarded(h.ready.bind(h)),
         acquire: guarded(h.acquire.bind(h)),
@@ -53,17 +56,37 @@ describe("options are validated at construction", () => {
     ["string limit", { limits: { global: "10" } }, 'limits.global: expected a number, { max, maxqueue? } or { perKey, maxqueue? }, got "10"'],
     ["max and perKey", { limits: { t: { max: 1, perKey: 1 } } }, "limits.t: expected exactly one of max or perKey, got an object"],
     ["unknown limit key", { limits: { t: { perkey: 1 } } }, 'limits.t.perkey: expected one of the keys max, perKey, maxqueue, got "perkey"'],
-    ["bad balance", { backends: { api: { balance: "random", servers: { a: {} } } } }, 'backends.api.balance: expected one of "leastconn", "roundrobin", "first", got "random"'],
-    ["server max", { backends: { web_servers: { servers: { web1: { max: -1 } } } } }, "backends.web_servers.servers.web1.max: expected an integer from 0 to 1000000000, got -1"],
+    [
+      "bad balance",
+      { backends: { api: { balance: "random", servers: { a: {} } } } },
+      'backends.api.balance: expected one of "leastconn", "roundrobin", "first", got "random"',
+    ],
+    [
+      "server max",
+      { backends: { web_servers: { servers: { web1: { max: -1 } } } } },
+      "backends.web_servers.servers.web1.max: expected an integer from 0 to 1000000000, got -1",
+    ],
     ["weight range", { backends: { api: { servers: { a: { weight: 0 } } } } }, "backends.api.servers.a.weight: expected an integer from 1 to 256, got 0"],
     ["no servers", { backends: { api: { servers: {} } } }, "backends.api.servers: expected at least one server, got an object"],
     ["bad group", { group: "has space" }, 'group: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "has space"'],
-    ["__proto__ limit", { limits: JSON.parse('{"__proto__": 3}') }, 'limits.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"'],
-    ["unknown option", { limit: {} }, 'limit: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"'],
+    [
+      "__proto__ limit",
+      { limits: JSON.parse('{"__proto__": 3}') },
+      'limits.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"',
+    ],
+    [
+      "unknown option",
+      { limit: {} },
+      'limit: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"',
+    ],
     ["policy", { onStoreError: "ignore" }, 'onStoreError: expected one of "fail-closed", "fail-open", "local", got "ignore"'],
     ["local needs share", { onStoreError: "local" }, 'localShare: expected a number in (0, 1] when onStoreError is "local", got undefined'],
     ["share range", { localShare: 2 }, "localShare: expected a number in (0, 1], got 2"],
-    ["reserved name", { limits: { "backend:x": 1 } }, 'limits["backend:x"]: expected a limit name not starting with backend: or server: (declare those under backends), got "backend:x"'],
+    [
+      "reserved name",
+      { limits: { "backend:x": 1 } },
+      'limits["backend:x"]: expected a limit name not starting with backend: or server: (declare those under backends), got "backend:x"',
+    ],
     ["ttl", { defaults: { leaseTtlMs: 0 } }, "defaults.leaseTtlMs: expected a positive integer, got 0"],
     ["version 0", { version: 0 }, "version: expected a positive integer, got 0"],
     ["fractional version", { version: 1.5 }, "version: expected a positive integer, got 1.5"],
@@ -102,8 +125,12 @@ describe("options are validated at construction", () => {
 
   it("acquire options are checked with the same messages", async () => {
     const g = createGuard({ limits: { global: 1 } });
-    await expect(g.acquire({ scopes: ["global"], priority: { class: 5000 } })).rejects.toThrow("priority.class: expected an integer from -2047 to 2047, got 5000");
-    await expect(g.acquire({ scopes: ["global"], priority: { offsetMs: 600_000 } })).rejects.toThrow("priority.offsetMs: expected an integer from -524287 to 524287, got 600000");
+    await expect(g.acquire({ scopes: ["global"], priority: { class: 5000 } })).rejects.toThrow(
+      "priority.class: expected an integer from -2047 to 2047, got 5000",
+    );
+    await expect(g.acquire({ scopes: ["global"], priority: { offsetMs: 600_000 } })).rejects.toThrow(
+      "priority.offsetMs: expected an integer from -524287 to 524287, got 600000",
+    );
     await expect(g.acquire({ scopes: ["global"], queueTimeoutMs: -1 })).rejects.toThrow("queueTimeoutMs:");
     await expect(g.acquire({ scopes: "global" as never })).rejects.toThrow('scopes: expected an array of scope names, got "global"');
     await g.close();

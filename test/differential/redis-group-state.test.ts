@@ -33,7 +33,20 @@ import { parseStats } from "../../src/stores/redis/redis-store.js";
 import { REPLY, SCRIPTS } from "../../src/stores/redis/scripts/index.js";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
 import {
-  BACKENDS, mutateConfig, pickLeaseId, pickTicketId, randomAdvanceMs, randomConfig, randomOpKind, randomRequest, randomTtl, SERVERS, srv, toSpec, type Chain, type Config,
+  BACKENDS,
+  mutateConfig,
+  pickLeaseId,
+  pickTicketId,
+  randomAdvanceMs,
+  randomConfig,
+  randomOpKind,
+  randomRequest,
+  randomTtl,
+  SERVERS,
+  srv,
+  toSpec,
+  type Chain,
+  type Config,
 } from "../invariants/workload.js";
 import { Random, replayHint, testSeeds } from "../support/random.js";
 
@@ -91,17 +104,38 @@ function rawStats(now: number, [fields, holders, tickets]: unknown[]): GroupStat
   for (const [field, value] of Object.entries(flat)) {
     const cut = field.lastIndexOf("\0");
     const name = field.slice(0, cut);
-    (scopes[name] ??= { in_use: 0, queued: 0, peak_in_use: 0, peak_queued: 0, granted: 0, rejected_full: 0, rejected_queue_full: 0, queue_timeouts: 0, aborted: 0, expired: 0, released: 0 })[field.slice(cut + 1)] = Number(value);
+    (scopes[name] ??= {
+      in_use: 0,
+      queued: 0,
+      peak_in_use: 0,
+      peak_queued: 0,
+      granted: 0,
+      rejected_full: 0,
+      rejected_queue_full: 0,
+      queue_timeouts: 0,
+      aborted: 0,
+      expired: 0,
+      released: 0,
+    })[field.slice(cut + 1)] = Number(value);
   }
   const group = scopes[""] ?? {};
   delete scopes[""];
   const counts = WAIT_BUCKETS_MS.map((_, i) => group[`w${i}`] ?? 0).concat(group[`w${WAIT_BUCKETS_MS.length}`] ?? 0);
   const queueWait = { bounds: WAIT_BUCKETS_MS, counts, count: counts.reduce((x, y) => x + y, 0), sumMs: group.wsum ?? 0 };
-  return { now, fence: group.fence ?? 0, scopes: scopes as unknown as GroupStatsSnapshot["scopes"], queueWait, holders: Number(holders), tickets: Number(tickets) };
+  return {
+    now,
+    fence: group.fence ?? 0,
+    scopes: scopes as unknown as GroupStatsSnapshot["scopes"],
+    queueWait,
+    holders: Number(holders),
+    tickets: Number(tickets),
+  };
 }
 
 function show(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === "string" && v.length > 40 ? `${v.slice(0, 12)}…(${v.length} chars)` : v === Infinity ? "∞" : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    typeof v === "string" && v.length > 40 ? `${v.slice(0, 12)}…(${v.length} chars)` : v === Infinity ? "∞" : v,
+  );
 }
 
 /** What GroupState decided in one step, to hold the Redis replies against. */
@@ -189,7 +223,9 @@ class Diff {
     const states = at === undefined ? "" : `\n  GroupState: ${show(at.stats)}\n  Redis:      ${redisStats === undefined ? "(not read)" : show(redisStats)}`;
     const step = at?.step ?? this.step;
     const last = this.trace.filter((line) => Number(/^#(\d+)/.exec(line)?.[1]) <= step).slice(-15);
-    throw new Error(`seed=${this.seed} step=${step} now=${at?.now ?? this.now}: ${msg}\n  during: ${at?.desc ?? "?"}\n  ${replayHint(this.seed, "test/differential")}\n  last steps:\n    ${last.join("\n    ")}${states}`);
+    throw new Error(
+      `seed=${this.seed} step=${step} now=${at?.now ?? this.now}: ${msg}\n  during: ${at?.desc ?? "?"}\n  ${replayHint(this.seed, "test/differential")}\n  last steps:\n    ${last.join("\n    ")}${states}`,
+    );
   }
 
   script(command: string, argv: readonly (string | number)[]): void {
@@ -258,9 +294,29 @@ class Diff {
     const leaseId = `L${++this.leaseSeq}`;
     const ticketId = String(this.ticketSeq === 0 ? this.now * 1000 + 1 : this.ticketSeq + 1).padStart(16, "0");
     this.push(`acquire ${show(req)} lease=${leaseId}`, () => {
-      this.fast("acquire", chain.backend === undefined && chain.scopes.length > 0 && chain.scopes.every((s) => !s.startsWith("tenant:")) && new Set(chain.scopes).size === chain.scopes.length);
+      this.fast(
+        "acquire",
+        chain.backend === undefined &&
+          chain.scopes.length > 0 &&
+          chain.scopes.every((s) => !s.startsWith("tenant:")) &&
+          new Set(chain.scopes).size === chain.scopes.length,
+      );
       const d: AcquireDecision = this.state.acquire(req, this.now, ticketId);
-      this.script(SCRIPTS.acquire.command, [leaseId, CHANNEL, 0, req.priorityClass, req.priorityOffsetMs, req.queueTimeoutMs, req.leaseTtlMs, req.backend ?? "", req.server ?? "", 0, 0, req.leaseTtlMs, ...req.scopes]);
+      this.script(SCRIPTS.acquire.command, [
+        leaseId,
+        CHANNEL,
+        0,
+        req.priorityClass,
+        req.priorityOffsetMs,
+        req.queueTimeoutMs,
+        req.leaseTtlMs,
+        req.backend ?? "",
+        req.server ?? "",
+        0,
+        0,
+        req.leaseTtlMs,
+        ...req.scopes,
+      ]);
       if (d.status === "granted") {
         this.redisLease.set(d.lease.id, leaseId);
         this.liveLeases.set(d.lease.id, { chain });
@@ -285,8 +341,10 @@ class Diff {
     if (d.status === "granted") {
       if (code !== REPLY.GRANTED) this.fail(at, `GroupState granted, Redis replied ${show(reply)}`);
       const [, id, fence, backend, serverName, expiresAt, ttl] = reply;
-      if (id !== leaseId || expiresAt !== d.lease.expiresAt || ttl !== req.leaseTtlMs) this.fail(at, `grant differs: GroupState ${show(d.lease)}, Redis ${show(reply)}`);
-      if ((backend || undefined) !== d.lease.backend || (serverName || undefined) !== d.lease.server) this.fail(at, `server differs: GroupState ${d.lease.backend}/${d.lease.server}, Redis ${show(backend)}/${show(serverName)}`);
+      if (id !== leaseId || expiresAt !== d.lease.expiresAt || ttl !== req.leaseTtlMs)
+        this.fail(at, `grant differs: GroupState ${show(d.lease)}, Redis ${show(reply)}`);
+      if ((backend || undefined) !== d.lease.backend || (serverName || undefined) !== d.lease.server)
+        this.fail(at, `server differs: GroupState ${d.lease.backend}/${d.lease.server}, Redis ${show(backend)}/${show(serverName)}`);
       this.fences(at, d.lease.fence, Number(fence));
       this.cov.grants++;
     } else if (d.status === "queued") {
@@ -365,7 +423,8 @@ class Diff {
       return {
         check: (reply) => {
           // A ticket GroupState no longer has may still have an outcome for its waiter in Redis.
-          if (ok ? reply[0] !== REPLY.CANCELLED : reply[0] !== REPLY.NOT_FOUND && reply[0] !== REPLY.OUTCOME) this.fail(this.at, `GroupState cancel → ${ok}, Redis replied ${show(reply)}`);
+          if (ok ? reply[0] !== REPLY.CANCELLED : reply[0] !== REPLY.NOT_FOUND && reply[0] !== REPLY.OUTCOME)
+            this.fail(this.at, `GroupState cancel → ${ok}, Redis replied ${show(reply)}`);
         },
       };
     });
@@ -405,17 +464,21 @@ class Diff {
   }
 
   opTick(kind: "tick" | "stats", full?: boolean): void {
-    this.push(kind, () => {
-      this.fast("sweep", kind === "tick");
-      if (kind === "tick") {
-        this.state.tick(this.now);
-        this.script(SCRIPTS.sweep.command, []);
-        return { check: (reply) => this.hint(reply[0]) };
-      }
-      this.state.stats(this.now);
-      this.script(SCRIPTS.stats.command, []);
-      return { check: () => undefined };
-    }, full ?? (kind === "stats" || undefined));
+    this.push(
+      kind,
+      () => {
+        this.fast("sweep", kind === "tick");
+        if (kind === "tick") {
+          this.state.tick(this.now);
+          this.script(SCRIPTS.sweep.command, []);
+          return { check: (reply) => this.hint(reply[0]) };
+        }
+        this.state.stats(this.now);
+        this.script(SCRIPTS.stats.command, []);
+        return { check: () => undefined };
+      },
+      full ?? (kind === "stats" || undefined),
+    );
   }
 
   /** Time passes: a store timer's sweeps at every deadline on the way, or one jump (the next step settles lazily). */
@@ -465,14 +528,25 @@ class Diff {
       const readErr = read.find(([error]) => error)?.[0];
       if (err || readErr) this.fail(e, `error: ${String(err ?? readErr)}`);
       const marker = heard.indexOf(`#${e.step}`);
-      const outcomes = heard.splice(0, marker + 1).slice(0, -1).map((m) => JSON.parse(m) as Outcome);
+      const outcomes = heard
+        .splice(0, marker + 1)
+        .slice(0, -1)
+        .map((m) => JSON.parse(m) as Outcome);
       const list = reply as unknown[];
       if (e.localOutcomes) outcomes.unshift(...list.slice(2).map((m) => JSON.parse(String(m)) as Outcome));
       // Grants of queued tickets come first: deadlines are settled before the step's own work.
       this.compareEffects(e, outcomes);
       e.check(list, outcomes);
-      const redisStats = e.full ? parseStats(read[0]![1] as unknown[], undefined) : rawStats(e.now, read.map(([, v]) => v));
-      if (WATCH !== undefined) console.log(`#${e.step} ${e.desc}\n  GroupState ${show(e.stats.scopes[WATCH])}\n  Redis      ${show(redisStats.scopes[WATCH])}\n  outcomes ${show(outcomes)}`);
+      const redisStats = e.full
+        ? parseStats(read[0]![1] as unknown[], undefined)
+        : rawStats(
+            e.now,
+            read.map(([, v]) => v),
+          );
+      if (WATCH !== undefined)
+        console.log(
+          `#${e.step} ${e.desc}\n  GroupState ${show(e.stats.scopes[WATCH])}\n  Redis      ${show(redisStats.scopes[WATCH])}\n  outcomes ${show(outcomes)}`,
+        );
       this.compareStats(e, redisStats);
     }
     this.at = undefined;
@@ -482,10 +556,19 @@ class Diff {
     const grants = outcomes.filter((o) => o.o === "g");
     const timeouts = outcomes.filter((o) => o.o === "t").map((o) => o.k);
     if (show(timeouts) !== show(e.effects.timedOut)) this.fail(e, `timed out: GroupState ${show(e.effects.timedOut)}, Redis ${show(timeouts)}`);
-    if (grants.length !== e.effects.granted.length) this.fail(e, `dispatch: GroupState granted ${show(e.effects.granted.map((g) => g.ticketId))}, Redis ${show(grants.map((g) => g.k))}`);
+    if (grants.length !== e.effects.granted.length)
+      this.fail(e, `dispatch: GroupState granted ${show(e.effects.granted.map((g) => g.ticketId))}, Redis ${show(grants.map((g) => g.k))}`);
     e.effects.granted.forEach((g, i) => {
       const o = grants[i]!;
-      const want = { k: g.ticketId, l: this.redisLease.get(g.lease.id), x: g.lease.expiresAt, t: g.lease.ttlMs, w: g.lease.waitedMs, b: g.lease.backend, s: g.lease.server };
+      const want = {
+        k: g.ticketId,
+        l: this.redisLease.get(g.lease.id),
+        x: g.lease.expiresAt,
+        t: g.lease.ttlMs,
+        w: g.lease.waitedMs,
+        b: g.lease.backend,
+        s: g.lease.server,
+      };
       const got = { k: o.k, l: o.l, x: o.x, t: o.t, w: o.w, b: o.b, s: o.s };
       if (show(want) !== show(got)) this.fail(e, `dispatch grant #${i + 1}: GroupState ${show(want)}, Redis ${show(got)}`);
       this.fences(e, g.lease.fence, Number(o.f));
@@ -495,8 +578,10 @@ class Diff {
   compareStats(e: Expect, got: GroupStatsSnapshot): void {
     const want = e.stats;
     const fail = (msg: string) => this.fail(e, msg, got);
-    if (got.now !== want.now || got.holders !== want.holders || got.tickets !== want.tickets) fail(`now/holders/tickets: GroupState ${want.now}/${want.holders}/${want.tickets}, Redis ${got.now}/${got.holders}/${got.tickets}`);
-    if (want.fence !== this.gsFence || got.fence !== this.redisFence) fail(`stats fence: GroupState ${want.fence} (last granted ${this.gsFence}), Redis ${got.fence} (last granted ${this.redisFence})`);
+    if (got.now !== want.now || got.holders !== want.holders || got.tickets !== want.tickets)
+      fail(`now/holders/tickets: GroupState ${want.now}/${want.holders}/${want.tickets}, Redis ${got.now}/${got.holders}/${got.tickets}`);
+    if (want.fence !== this.gsFence || got.fence !== this.redisFence)
+      fail(`stats fence: GroupState ${want.fence} (last granted ${this.gsFence}), Redis ${got.fence} (last granted ${this.redisFence})`);
     const { bounds: _b, ...wantWait } = want.queueWait;
     const { bounds: _g, ...gotWait } = got.queueWait;
     if (show(wantWait) !== show(gotWait)) fail(`queue wait: GroupState ${show(wantWait)}, Redis ${show(gotWait)}`);
@@ -520,15 +605,33 @@ class Diff {
     await this.begin();
     for (let op = 0; op < ops; op++) {
       switch (randomOpKind(this.r)) {
-        case "acquire": this.opAcquire(); break;
-        case "release": this.opRelease(); break;
-        case "renew": this.opRenew(); break;
-        case "cancel": this.opCancel(); break;
-        case "server": this.opServer(); break;
-        case "configure": this.opConfigure(); break;
-        case "tick": this.opTick("tick"); break;
-        case "stats": this.opTick("stats"); break;
-        case "advance": this.opAdvance(); break;
+        case "acquire":
+          this.opAcquire();
+          break;
+        case "release":
+          this.opRelease();
+          break;
+        case "renew":
+          this.opRenew();
+          break;
+        case "cancel":
+          this.opCancel();
+          break;
+        case "server":
+          this.opServer();
+          break;
+        case "configure":
+          this.opConfigure();
+          break;
+        case "tick":
+          this.opTick("tick");
+          break;
+        case "stats":
+          this.opTick("stats");
+          break;
+        case "advance":
+          this.opAdvance();
+          break;
       }
       if (this.pending.length >= BATCH) await this.flushBatch();
     }
@@ -540,19 +643,23 @@ class Diff {
 }
 
 describe("Redis scripts against GroupState, step by step", () => {
-  it.each(SEEDS)(`seed %i: ${OPS} operations`, async (seed) => {
-    const diff = new Diff(seed);
-    await diff.run(OPS);
-    const c = diff.cov;
-    const summary = `seed=${seed} (${replayHint(seed, "test/differential")}): coverage too low ${show(c)}`;
-    const scale = OPS / 10_000;
-    expect(c.grants, summary).toBeGreaterThan(500 * scale);
-    expect(c.queuedGrants, summary).toBeGreaterThan(100 * scale);
-    expect(c.timeouts, summary).toBeGreaterThan(50 * scale);
-    expect(c.expiries, summary).toBeGreaterThan(50 * scale);
-    expect(c.cancels, summary).toBeGreaterThan(20 * scale);
-    for (const kind of ["acquire", "release", "renew", "sweep"]) expect(c.fastEligible[kind] ?? 0, summary).toBeGreaterThan(50 * scale);
-  }, 300_000);
+  it.each(SEEDS)(
+    `seed %i: ${OPS} operations`,
+    async (seed) => {
+      const diff = new Diff(seed);
+      await diff.run(OPS);
+      const c = diff.cov;
+      const summary = `seed=${seed} (${replayHint(seed, "test/differential")}): coverage too low ${show(c)}`;
+      const scale = OPS / 10_000;
+      expect(c.grants, summary).toBeGreaterThan(500 * scale);
+      expect(c.queuedGrants, summary).toBeGreaterThan(100 * scale);
+      expect(c.timeouts, summary).toBeGreaterThan(50 * scale);
+      expect(c.expiries, summary).toBeGreaterThan(50 * scale);
+      expect(c.cancels, summary).toBeGreaterThan(20 * scale);
+      for (const kind of ["acquire", "release", "renew", "sweep"]) expect(c.fastEligible[kind] ?? 0, summary).toBeGreaterThan(50 * scale);
+    },
+    300_000,
+  );
 });
 
 describe("regressions found by the differential test", () => {
@@ -563,10 +670,15 @@ describe("regressions found by the differential test", () => {
   it("leases that expire at the same instant expire together, then the queue is dispatched once", async () => {
     const spec: GroupSpec = { limits: { x: { max: 1, maxqueue: null, keyed: false }, y: { max: 1, maxqueue: null, keyed: false } }, backends: {} };
     const req = (scopes: string[], queueTimeoutMs = 0): ChainRequest => ({ scopes, priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs, leaseTtlMs: 100 });
-    for (const [first, second] of [["x", "y"], ["y", "x"], ["b", "a"]]) {
+    for (const [first, second] of [
+      ["x", "y"],
+      ["y", "x"],
+      ["b", "a"],
+    ]) {
       const state = new GroupState(spec);
       const keys = groupKeys(PREFIX, `tie-${first}`);
-      const call = (command: string, argv: (string | number)[]) => (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+      const call = (command: string, argv: (string | number)[]) =>
+        (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
       const at = (now: number) => redis.hset(keys[0]!, "\0clock", now);
       await at(0);
       await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
@@ -574,7 +686,9 @@ describe("regressions found by the differential test", () => {
       const order = first === "b" ? ["x", "y"] : [first!, second!];
       for (const [i, scope] of order.entries()) {
         expect(state.acquire(req([scope]), 0).status).toBe("granted");
-        expect((await call(SCRIPTS.acquire.command, [first === "b" ? `L${9 - i}` : `L${i}`, CHANNEL, 0, 0, 0, 0, 100, "", "", 0, 0, 100, scope]))[0]).toBe(REPLY.GRANTED);
+        expect((await call(SCRIPTS.acquire.command, [first === "b" ? `L${9 - i}` : `L${i}`, CHANNEL, 0, 0, 0, 0, 100, "", "", 0, 0, 100, scope]))[0]).toBe(
+          REPLY.GRANTED,
+        );
       }
       await at(1);
       expect(state.acquire(req(["x", "y"], 1000), 1, "T1").status).toBe("queued");

@@ -23,8 +23,7 @@ const STOP_TIMEOUT_MS = 5_000;
 const START_ATTEMPTS = 10;
 const RESTART_ATTEMPTS = 5;
 const INSTALL_HINT =
-  "Install it with `apt-get install -y redis-server` (Debian/Ubuntu), " +
-  "or set REDIS_SERVER_BIN to the absolute path of a redis-server binary.";
+  "Install it with `apt-get install -y redis-server` (Debian/Ubuntu), " + "or set REDIS_SERVER_BIN to the absolute path of a redis-server binary.";
 
 export interface RedisProcess {
   readonly host: string;
@@ -219,9 +218,7 @@ export function sendCommand(port: number, args: readonly string[], timeoutMs = 2
       if (err) reject(err);
       else resolve(value ?? null);
     };
-    socket.setTimeout(timeoutMs, () =>
-      finish(new Error(`redis 127.0.0.1:${port} did not answer ${args[0]} within ${timeoutMs} ms`)),
-    );
+    socket.setTimeout(timeoutMs, () => finish(new Error(`redis 127.0.0.1:${port} did not answer ${args[0]} within ${timeoutMs} ms`)));
     socket.once("error", (err) => finish(err));
     socket.once("close", () => finish(new Error(`redis 127.0.0.1:${port} closed the connection`)));
     socket.on("data", (chunk: Buffer) => {
@@ -394,16 +391,25 @@ class RedisInstance implements RedisProcess {
 
   private async spawnAndWait(): Promise<void> {
     const args = [
-      "--bind", REDIS_HOST,
-      "--port", String(this.port),
-      "--protected-mode", "yes",
-      "--save", "",
-      "--appendonly", "no",
-      "--dir", this.dir,
-      "--daemonize", "no",
-      "--logfile", "",
+      "--bind",
+      REDIS_HOST,
+      "--port",
+      String(this.port),
+      "--protected-mode",
+      "yes",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      this.dir,
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
       // Warnings still include bind failures, which is what we need to see.
-      "--loglevel", "warning",
+      "--loglevel",
+      "warning",
       ...this.argsFor(this.ports, this.dir),
     ];
     this.launch = launch(this.bin, args, this.dir);
@@ -581,13 +587,19 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   if (!Number.isInteger(perMaster) || perMaster < 0) throw new Error(`replicasPerMaster must be a non-negative integer, got ${perMaster}`);
 
   const argsFor: ArgsFor = (ports, dir) => [
-    "--cluster-enabled", "yes",
-    "--cluster-config-file", join(dir, "nodes.conf"),
-    "--cluster-node-timeout", String(nodeTimeout),
-    "--cluster-port", String(ports[1]),
-    "--cluster-announce-ip", REDIS_HOST,
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    join(dir, "nodes.conf"),
+    "--cluster-node-timeout",
+    String(nodeTimeout),
+    "--cluster-port",
+    String(ports[1]),
+    "--cluster-announce-ip",
+    REDIS_HOST,
     // A replica's full sync starts at once, not after the default 5 s wait for more replicas.
-    "--repl-diskless-sync-delay", "0",
+    "--repl-diskless-sync-delay",
+    "0",
     ...extra,
   ];
   const started = await Promise.allSettled(Array.from({ length: masters * (1 + perMaster) }, () => RedisInstance.start(2, argsFor)));
@@ -628,14 +640,16 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       const agreeOn = async (what: string, seen: (node: ClusterNodeLine, self: ClusterNodeLine) => boolean) => {
         let last = "";
         while (Date.now() < deadline) {
-          const views = await Promise.all(
-            answering().map((i) => sendCommand(i.port, ["CLUSTER", "NODES"]).then(String, (err: Error) => err.message)),
+          const views = await Promise.all(answering().map((i) => sendCommand(i.port, ["CLUSTER", "NODES"]).then(String, (err: Error) => err.message)));
+          const selfView = parseClusterNodes(String(await sendCommand(replica.port, ["CLUSTER", "NODES"]).catch(() => ""))).find(
+            (n) => n.port === replica.port,
           );
-          const selfView = parseClusterNodes(String(await sendCommand(replica.port, ["CLUSTER", "NODES"]).catch(() => ""))).find((n) => n.port === replica.port);
-          const agreed = selfView !== undefined && views.every((view) => {
-            const node = parseClusterNodes(view).find((n) => n.port === replica.port);
-            return node !== undefined && seen(node, selfView);
-          });
+          const agreed =
+            selfView !== undefined &&
+            views.every((view) => {
+              const node = parseClusterNodes(view).find((n) => n.port === replica.port);
+              return node !== undefined && seen(node, selfView);
+            });
           if (agreed) return;
           last = views.join("\n---\n");
           await sleep(20);
@@ -644,7 +658,8 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       };
       // A master only accepts a manual failover from a node it knows as its replica: right after a
       // failover, the old master's turn to replica may not have reached it yet.
-      if (mode !== "TAKEOVER") await agreeOn("not every node knows it as its master's replica", (n, self) => n.flags.includes("slave") && n.masterId === self.masterId);
+      if (mode !== "TAKEOVER")
+        await agreeOn("not every node knows it as its master's replica", (n, self) => n.flags.includes("slave") && n.masterId === self.masterId);
       await sendCommand(replica.port, ["CLUSTER", "FAILOVER", ...(mode ? [mode] : [])]);
       await agreeOn("did not become a master", (n) => n.flags.includes("master") && n.slots.length > 0);
       return Date.now() - startedAt;
@@ -765,5 +780,7 @@ async function waitForClusterOk(instances: readonly RedisInstance[], timeoutMs: 
     if (lastInfo === "") return;
     await sleep(50);
   }
-  throw new Error(`redis cluster did not reach cluster_state:ok (replicas in sync) within ${timeoutMs} ms; last CLUSTER INFO and INFO replication:\n${lastInfo}`);
+  throw new Error(
+    `redis cluster did not reach cluster_state:ok (replicas in sync) within ${timeoutMs} ms; last CLUSTER INFO and INFO replication:\n${lastInfo}`,
+  );
 }

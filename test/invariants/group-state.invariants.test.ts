@@ -20,8 +20,30 @@ import type { ScopeStats } from "../../src/core/stats.js";
 import type { ChainRequest, LeaseGrant } from "../../src/core/store.js";
 import { Random, replayHint, testSeeds } from "../support/random.js";
 import {
-  BACKENDS, BALANCE_OF, bks, chainKey, describeConfig, fixedOf, KEYED, KEYS, keyed, mutateConfig, NAMED, pickLeaseId, pickTicketId, randomAdvanceMs, randomConfig, randomOpKind,
-  randomRequest, randomTtl, SERVERS, srv, toSpec, type Chain, type Config, type Lim,
+  BACKENDS,
+  BALANCE_OF,
+  bks,
+  chainKey,
+  describeConfig,
+  fixedOf,
+  KEYED,
+  KEYS,
+  keyed,
+  mutateConfig,
+  NAMED,
+  pickLeaseId,
+  pickTicketId,
+  randomAdvanceMs,
+  randomConfig,
+  randomOpKind,
+  randomRequest,
+  randomTtl,
+  SERVERS,
+  srv,
+  toSpec,
+  type Chain,
+  type Config,
+  type Lim,
 } from "./workload.js";
 
 const SEEDS = testSeeds([1, 2, 3, 42, 1337, 20250101, 987654321, 4242424242]);
@@ -122,9 +144,26 @@ class Run {
   idSeq = 0;
   explicitTicketSeq = 0;
   readonly cov: Coverage = {
-    immediateGrants: 0, queuedGrants: 0, queued: 0, timeouts: 0, expiries: 0, releases: 0, cancels: 0, renewals: 0,
-    rejectedFull: 0, rejectedQueueFull: 0, pinnedGrants: 0, balancedGrants: {}, leastconnTies: 0, hostileKeyGrants: 0,
-    lazySettles: 0, imprecise: 0, configures: 0, serverFlips: 0, maxQueue: 0, maxLeases: 0,
+    immediateGrants: 0,
+    queuedGrants: 0,
+    queued: 0,
+    timeouts: 0,
+    expiries: 0,
+    releases: 0,
+    cancels: 0,
+    renewals: 0,
+    rejectedFull: 0,
+    rejectedQueueFull: 0,
+    pinnedGrants: 0,
+    balancedGrants: {},
+    leastconnTies: 0,
+    hostileKeyGrants: 0,
+    lazySettles: 0,
+    imprecise: 0,
+    configures: 0,
+    serverFlips: 0,
+    maxQueue: 0,
+    maxLeases: 0,
   };
 
   constructor(seed: number) {
@@ -260,7 +299,10 @@ class Run {
     for (const e of eff.ended) {
       if (!e.expired) continue;
       const l = this.leases.get(e.leaseId);
-      if (!l) this.fail(`effects.ended reports lease ${show(e.leaseId)} expired, but it is not live (${this.endedLeases.has(e.leaseId) ? "already ended" : "never granted"})`);
+      if (!l)
+        this.fail(
+          `effects.ended reports lease ${show(e.leaseId)} expired, but it is not live (${this.endedLeases.has(e.leaseId) ? "already ended" : "never granted"})`,
+        );
       if (l.expiresAt > this.now) this.fail(`lease ${l.id} reclaimed before its expiry ${l.expiresAt}`);
       this.removeLease(l, "expired");
       expiredAny = true;
@@ -312,7 +354,8 @@ class Run {
       for (const u of this.tickets.values()) {
         if (u === t || !orderedBefore(u, t)) continue;
         // Rule 4/5: tickets with the same chain are granted in queue order.
-        if (u.key === t.key) this.fail(`ticket ${show(t.id)} granted while ticket ${show(u.id)}, ordered before it with the identical chain ${show(u.chain)}, still waits`);
+        if (u.key === t.key)
+          this.fail(`ticket ${show(t.id)} granted while ticket ${show(u.id)}, ordered before it with the identical chain ${show(u.chain)}, still waits`);
         // Rule 5: a ticket is only granted when no ticket ordered before it could have been.
         if (precise && this.fits(u.chain)) {
           this.fail(`ticket ${show(t.id)} ${show(t.chain)} granted while ticket ${show(u.id)} ${show(u.chain)}, ordered before it, fits`);
@@ -327,11 +370,13 @@ class Run {
   applyGrant(chain: Chain, lease: LeaseGrant, ttl: number, enqueuedAt: number, precise: boolean, who: string): void {
     if (!(lease.fence > this.lastFence)) this.fail(`${who}: fence ${lease.fence} is not greater than the previous fence ${this.lastFence}`);
     if (this.leases.has(lease.id) || this.endedLeases.has(lease.id)) this.fail(`${who}: lease id ${lease.id} reused`);
-    if (lease.ttlMs !== ttl || lease.expiresAt !== this.now + ttl) this.fail(`${who}: lease ttl/expiry ${lease.ttlMs}/${lease.expiresAt}, expected ${ttl}/${this.now + ttl}`);
+    if (lease.ttlMs !== ttl || lease.expiresAt !== this.now + ttl)
+      this.fail(`${who}: lease ttl/expiry ${lease.ttlMs}/${lease.expiresAt}, expected ${ttl}/${this.now + ttl}`);
     if (lease.waitedMs !== this.now - enqueuedAt) this.fail(`${who}: waitedMs ${lease.waitedMs}, expected ${this.now - enqueuedAt}`);
     const scopes = fixedOf(chain);
     if (chain.backend === undefined) {
-      if (lease.backend !== undefined || lease.server !== undefined) this.fail(`${who}: lease names backend/server ${lease.backend}/${lease.server} for a chain without backend`);
+      if (lease.backend !== undefined || lease.server !== undefined)
+        this.fail(`${who}: lease names backend/server ${lease.backend}/${lease.server} for a chain without backend`);
     } else {
       const b = chain.backend;
       const server = lease.server;
@@ -345,10 +390,14 @@ class Run {
         if (!this.hasRoom(sc)) this.fail(`${who}: chose ${b}/${server}, which has no room (${this.h(sc)}/${this.max(sc)})`);
         if (precise) {
           const balance = BALANCE_OF.get(b);
-          if (balance === "first" && server !== elig[0]) this.fail(`${who}: balance first chose ${server}, the lowest-declared eligible is ${elig[0]} (eligible ${show(elig)})`);
+          if (balance === "first" && server !== elig[0])
+            this.fail(`${who}: balance first chose ${server}, the lowest-declared eligible is ${elig[0]} (eligible ${show(elig)})`);
           if (balance === "leastconn") {
             const min = Math.min(...elig.map((s) => this.h(srv(b, s))));
-            if (this.h(sc) !== min) this.fail(`${who}: leastconn chose ${server} with ${this.h(sc)} holders, eligible minimum is ${min} (${show(elig.map((s) => [s, this.h(srv(b, s))]))})`);
+            if (this.h(sc) !== min)
+              this.fail(
+                `${who}: leastconn chose ${server} with ${this.h(sc)} holders, eligible minimum is ${min} (${show(elig.map((s) => [s, this.h(srv(b, s))]))})`,
+              );
             // Ties in round-robin order: the first tied server after the last one picked.
             const last = this.lastPick.get(b) ?? -1;
             const n = SERVERS.length;
@@ -358,7 +407,8 @@ class Run {
               if (elig.includes(s) && this.h(srv(b, s)) === min) expected = s;
             }
             if (elig.filter((s) => this.h(srv(b, s)) === min).length > 1) this.cov.leastconnTies++;
-            if (server !== expected) this.fail(`${who}: leastconn tie broken to ${server}, round-robin order after ${SERVERS[last] ?? "none"} gives ${expected}`);
+            if (server !== expected)
+              this.fail(`${who}: leastconn tie broken to ${server}, round-robin order after ${SERVERS[last] ?? "none"} gives ${expected}`);
           }
         }
         this.lastPick.set(b, SERVERS.indexOf(server as (typeof SERVERS)[number]));
@@ -510,8 +560,16 @@ class Run {
       if (explicit !== undefined && d.ticketId !== explicit) this.fail(`ticket id ${show(d.ticketId)}, requested ${show(explicit)}`);
       if (this.tickets.has(d.ticketId) || this.ticketEnd.has(d.ticketId)) this.fail(`ticket id ${show(d.ticketId)} reused`);
       const t: MTicket = {
-        id: d.ticketId, cls: req.priorityClass, at: this.now + req.priorityOffsetMs, seq, chain, key: chainKey(chain), fixed,
-        deadline: d.deadline, enqueuedAt: this.now, ttl: req.leaseTtlMs,
+        id: d.ticketId,
+        cls: req.priorityClass,
+        at: this.now + req.priorityOffsetMs,
+        seq,
+        chain,
+        key: chainKey(chain),
+        fixed,
+        deadline: d.deadline,
+        enqueuedAt: this.now,
+        ttl: req.leaseTtlMs,
       };
       this.tickets.set(t.id, t);
       for (const s of fixed) this.add(this.queuedOn, s, 1);
@@ -548,7 +606,8 @@ class Run {
     this.checkReleased(eff, undefined);
     this.processQueuedGrants(eff.granted, !expiredAny);
     const t = this.tickets.get(id);
-    if (ok !== (t !== undefined)) this.fail(`cancel returned ${ok}, but the ticket is ${t ? "queued" : `not queued (${this.ticketEnd.get(id) ?? "never queued"})`}`);
+    if (ok !== (t !== undefined))
+      this.fail(`cancel returned ${ok}, but the ticket is ${t ? "queued" : `not queued (${this.ticketEnd.get(id) ?? "never queued"})`}`);
     if (t) {
       this.removeTicket(t, "cancelled");
       for (const s of t.fixed) this.count(s, "aborted");
@@ -664,15 +723,24 @@ class Run {
   step(): void {
     const kind = randomOpKind(this.r);
     switch (kind) {
-      case "acquire": return this.finishOp(() => this.opAcquire());
-      case "release": return this.finishOp(() => this.opRelease());
-      case "renew": return this.finishOp(() => this.opRenew());
-      case "cancel": return this.finishOp(() => this.opCancel());
-      case "server": return this.finishOp(() => this.opServer());
-      case "configure": return this.finishOp(() => this.opConfigure());
-      case "tick": return this.finishOp(() => this.opTick("tick"));
-      case "stats": return this.finishOp(() => this.opTick("stats"));
-      default: return this.opAdvance();
+      case "acquire":
+        return this.finishOp(() => this.opAcquire());
+      case "release":
+        return this.finishOp(() => this.opRelease());
+      case "renew":
+        return this.finishOp(() => this.opRenew());
+      case "cancel":
+        return this.finishOp(() => this.opCancel());
+      case "server":
+        return this.finishOp(() => this.opServer());
+      case "configure":
+        return this.finishOp(() => this.opConfigure());
+      case "tick":
+        return this.finishOp(() => this.opTick("tick"));
+      case "stats":
+        return this.finishOp(() => this.opTick("stats"));
+      default:
+        return this.opAdvance();
     }
   }
 
@@ -695,7 +763,8 @@ class Run {
     this.finishOp(() => this.opTick("tick"));
     this.begin("final checks");
     if (this.leases.size !== 0 || this.tickets.size !== 0) this.fail(`model left ${this.leases.size} leases and ${this.tickets.size} tickets`);
-    if (this.state.holderCount !== 0 || this.state.ticketCount !== 0) this.fail(`state left holderCount ${this.state.holderCount}, ticketCount ${this.state.ticketCount}`);
+    if (this.state.holderCount !== 0 || this.state.ticketCount !== 0)
+      this.fail(`state left holderCount ${this.state.holderCount}, ticketCount ${this.state.ticketCount}`);
     const st = this.state.stats(this.now);
     for (const [name, row] of Object.entries(st.scopes)) {
       if (row.in_use !== 0 || row.queued !== 0) this.fail(`stats ${show(name)} left in_use ${row.in_use}, queued ${row.queued}`);
@@ -741,7 +810,9 @@ describe("GroupState: roundrobin honours weights", () => {
       limits: {},
       backends: {
         rr: {
-          balance: "roundrobin", max: null, maxqueue: null,
+          balance: "roundrobin",
+          max: null,
+          maxqueue: null,
           servers: [
             { name: "s1", max: null, maxqueue: null, weight: 1, down: false },
             { name: "s2", max: null, maxqueue: null, weight: 2, down: false },

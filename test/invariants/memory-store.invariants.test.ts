@@ -132,7 +132,10 @@ async function runWorkload(seed: number): Promise<void> {
         if (aborted && call.abortedAt! < now) problem(`#${call.n}: queue-timeout at +${elapsed}ms though aborted at +${call.abortedAt! - call.startedAt}ms`);
       } else if (reason === "aborted") {
         coverage.aborted++;
-        if (call.abortedAt === undefined || elapsed !== call.abortedAt - call.startedAt) problem(`#${call.n}: aborted after ${elapsed}ms, its signal ${call.abortedAt === undefined ? "never aborted" : `aborted after ${call.abortedAt - call.startedAt}ms`}`);
+        if (call.abortedAt === undefined || elapsed !== call.abortedAt - call.startedAt)
+          problem(
+            `#${call.n}: aborted after ${elapsed}ms, its signal ${call.abortedAt === undefined ? "never aborted" : `aborted after ${call.abortedAt - call.startedAt}ms`}`,
+          );
       } else {
         problem(`#${call.n}: unexpected reason ${reason}`);
       }
@@ -140,7 +143,8 @@ async function runWorkload(seed: number): Promise<void> {
     }
     coverage.granted++;
     const lease = res.lease;
-    if (call.abortedAt !== undefined && call.abortedAt < now) problem(`#${call.n}: granted at +${elapsed}ms after its signal aborted at +${call.abortedAt - call.startedAt}ms`);
+    if (call.abortedAt !== undefined && call.abortedAt < now)
+      problem(`#${call.n}: granted at +${elapsed}ms after its signal aborted at +${call.abortedAt - call.startedAt}ms`);
     if (call.timeoutMs > 0 ? elapsed >= call.timeoutMs : elapsed !== 0) problem(`#${call.n}: granted after ${elapsed}ms, queueTimeoutMs ${call.timeoutMs}`);
     if (lease.waitedMs !== elapsed) problem(`#${call.n}: waitedMs ${lease.waitedMs}, observed ${elapsed}`);
     if (!(lease.fence > 0) || fences.has(lease.fence)) problem(`#${call.n}: fence ${lease.fence} not positive or reused`);
@@ -173,7 +177,11 @@ async function runWorkload(seed: number): Promise<void> {
   const startAcquire = () => {
     const call: Call = { n: ++callSeq, startedAt: Date.now(), timeoutMs: 0, ttl: r.int(2, MAX_TTL), fixed: [], scopes: [], settlements: 0 };
     if (r.chance(0.6)) call.scopes.push("global");
-    const fe = r.weighted<string | null>([[null, 4], ["frontend:a", 3], ["frontend:b", 3]]);
+    const fe = r.weighted<string | null>([
+      [null, 4],
+      ["frontend:a", 3],
+      ["frontend:b", 3],
+    ]);
     if (fe !== null) call.scopes.push(fe);
     if (r.chance(0.5)) call.scopes.push(`tenant:${r.pick(KEYS)}`);
     call.fixed = [...call.scopes];
@@ -245,7 +253,9 @@ async function runWorkload(seed: number): Promise<void> {
     for (const [name, n] of inUse) if (n > 0 && !st.scopes[name]) problem(`stats has no row ${JSON.stringify(name).slice(0, 60)} (${n} holders expected)`);
     const agg = st.scopes.tenant;
     if (!agg || agg.in_use !== keyedInUse || agg.queued !== keyedQueued || agg.keys !== keys) {
-      problem(`stats tenant aggregate ${JSON.stringify(agg && { in_use: agg.in_use, queued: agg.queued, keys: agg.keys })}, expected ${JSON.stringify({ in_use: keyedInUse, queued: keyedQueued, keys })}`);
+      problem(
+        `stats tenant aggregate ${JSON.stringify(agg && { in_use: agg.in_use, queued: agg.queued, keys: agg.keys })}, expected ${JSON.stringify({ in_use: keyedInUse, queued: keyedQueued, keys })}`,
+      );
     }
   };
 
@@ -254,7 +264,14 @@ async function runWorkload(seed: number): Promise<void> {
   try {
     for (op = 0; op < OPS; op++) {
       const kind = r.weighted<string>([
-        ["acquire", 42], ["advance", 25], ["release", 15], ["abort", 7], ["crash", 4], ["stale", 2], ["server", 2], ["stats", 3],
+        ["acquire", 42],
+        ["advance", 25],
+        ["release", 15],
+        ["abort", 7],
+        ["crash", 4],
+        ["stale", 2],
+        ["server", 2],
+        ["stats", 3],
       ]);
       if (kind === "acquire") {
         startAcquire();
@@ -342,11 +359,21 @@ async function runWorkload(seed: number): Promise<void> {
     checkProblems();
 
     const unsettled = calls.filter((c) => c.settlements !== 1);
-    expect(unsettled.map((c) => `#${c.n} settled ${c.settlements}×`), `seed=${seed}: every acquire settles exactly once (${replayHint(seed)})`).toEqual([]);
+    expect(
+      unsettled.map((c) => `#${c.n} settled ${c.settlements}×`),
+      `seed=${seed}: every acquire settles exactly once (${replayHint(seed)})`,
+    ).toEqual([]);
     const st = await guard.stats();
     const leftovers = Object.entries(st.scopes).filter(([name, row]) => row.in_use !== 0 || row.queued !== 0 || name.startsWith("tenant:"));
-    expect(leftovers.map(([name]) => name), `seed=${seed}: nothing held, queued or keyed is left (${replayHint(seed)})`).toEqual([]);
-    expect({ holders: st.holders, tickets: st.tickets, keys: st.scopes.tenant?.keys }, `seed=${seed} (${replayHint(seed)})`).toEqual({ holders: 0, tickets: 0, keys: 0 });
+    expect(
+      leftovers.map(([name]) => name),
+      `seed=${seed}: nothing held, queued or keyed is left (${replayHint(seed)})`,
+    ).toEqual([]);
+    expect({ holders: st.holders, tickets: st.tickets, keys: st.scopes.tenant?.keys }, `seed=${seed} (${replayHint(seed)})`).toEqual({
+      holders: 0,
+      tickets: 0,
+      keys: 0,
+    });
     // With autoRenew off the guard cannot learn that the store reclaimed a lease nobody released:
     // it keeps tracking those (until release() or close()), and only those.
     expect(st.localHolders, `seed=${seed}: leases the guard still tracks`).toBe(granted.filter((h) => !h.releaseCalled).length);

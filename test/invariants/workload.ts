@@ -149,7 +149,11 @@ export function fixedOf(c: Chain): string[] {
 export function randomRequest(r: Random): { chain: Chain; req: ChainRequest } {
   const chain: Chain = { scopes: [] };
   if (r.chance(0.6)) chain.scopes.push("global");
-  const fe = r.weighted<string | null>([[null, 4], ["frontend:a", 3], ["frontend:b", 3]]);
+  const fe = r.weighted<string | null>([
+    [null, 4],
+    ["frontend:a", 3],
+    ["frontend:b", 3],
+  ]);
   if (fe !== null) chain.scopes.push(fe);
   if (r.chance(0.5)) chain.scopes.push(keyed(r.pick(KEYS)));
   if (r.chance(0.65)) {
@@ -189,8 +193,15 @@ export type OpKind = "acquire" | "release" | "advance" | "renew" | "cancel" | "s
 /** The next operation of a workload. */
 export function randomOpKind(r: Random): OpKind {
   return r.weighted<OpKind>([
-    ["acquire", 40], ["release", 17], ["advance", 15], ["renew", 7], ["cancel", 6],
-    ["server", 5], ["configure", 3], ["tick", 2], ["stats", 2],
+    ["acquire", 40],
+    ["release", 17],
+    ["advance", 15],
+    ["renew", 7],
+    ["cancel", 6],
+    ["server", 5],
+    ["configure", 3],
+    ["tick", 2],
+    ["stats", 2],
   ]);
 }
 

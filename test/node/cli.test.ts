@@ -56,7 +56,11 @@ describe("slotgate check", () => {
       frontends: { web: { bind: "127.0.0.1:8080", default_backend: "app" } },
       backends: { app: { servers: { a: { address: "127.0.0.1:9001" } } } },
     };
-    for (const store of [{ type: "redis", url: "redis://127.0.0.1:6379" }, { type: "redis-cluster", urls: ["redis://127.0.0.1:7000"] }, { type: "durable-object", url: "https://slots.example.com", token: "a-slot-api-token-0123456789" }]) {
+    for (const store of [
+      { type: "redis", url: "redis://127.0.0.1:6379" },
+      { type: "redis-cluster", urls: ["redis://127.0.0.1:7000"] },
+      { type: "durable-object", url: "https://slots.example.com", token: "a-slot-api-token-0123456789" },
+    ]) {
       const unversioned = await run(["check", "-c", await writeConfig(`unversioned-${store.type}.yaml`, { ...base, store })]);
       expect(unversioned.code).toBe(0);
       expect(unversioned.stdout).toMatch(/^ok: /);
@@ -89,7 +93,11 @@ describe("slotgate check", () => {
         web: {
           bind: "127.0.0.1:8080",
           default_backend: "b",
-          priority: [{ if: { path_reg: "^/api/(?=v1)" }, class: 1 }, { if: { path_reg: "^/(\\w+)/\\1$" }, class: 2 }, { if: { path_reg: "^/x++" }, class: 3 }],
+          priority: [
+            { if: { path_reg: "^/api/(?=v1)" }, class: 1 },
+            { if: { path_reg: "^/(\\w+)/\\1$" }, class: 2 },
+            { if: { path_reg: "^/x++" }, class: 3 },
+          ],
         },
       },
       backends: { b: { servers: { s: { address: "127.0.0.1:9001" } } } },
@@ -173,7 +181,7 @@ describe("slotgate serve", () => {
     const r = await run(["serve", "-c", file]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("EADDRINUSE");
-    const bad = await writeConfig("bad.yaml", { frontends: {} , backends: 3 });
+    const bad = await writeConfig("bad.yaml", { frontends: {}, backends: 3 });
     expect((await run(["serve", "-c", bad])).code).toBe(1);
   });
 
@@ -252,7 +260,9 @@ describe("slotgate stats on Redis", () => {
     await server.waitFor("lease re-registered after the store lost its state", 5_000);
     const stats = await run(["stats", "-c", file]);
     expect(stats.code).toBe(0);
-    expect(stats.stdout).toMatch(/\nstate loss \(cluster-wide\): re-registered 1 · lost 0 · learning until (none|\d{4}-\d\d-\d\dT[\d:.]+Z \([\d.]+m?s left\))\n/);
+    expect(stats.stdout).toMatch(
+      /\nstate loss \(cluster-wide\): re-registered 1 · lost 0 · learning until (none|\d{4}-\d\d-\d\dT[\d:.]+Z \([\d.]+m?s left\))\n/,
+    );
     // --json carried stateLoss already; kept here so that table and JSON stay the same numbers.
     const json = JSON.parse((await run(["stats", "-c", file, "--json"])).stdout) as { stats: GuardStats };
     expect(json.stats.stateLoss).toMatchObject({ reregistered: 1, lost: 0 });
@@ -300,7 +310,9 @@ describe("slotgate stats: spec versions", () => {
       expect(await older.acquire({ scopes: ["frontend:old"], backend: "app" })).toMatchObject({ ok: false, reason: "unavailable" });
       const node = { nodeMaxconn: null, nodeInUse: 0, frontends: {} };
       const table = formatStatsTable(await older.stats(), config, node);
-      expect(table).toContain("\nspec (this node): version 1 · unavailable 1 · superseded yes (this node runs an older version; the store decides its requests under a newer spec)\n");
+      expect(table).toContain(
+        "\nspec (this node): version 1 · unavailable 1 · superseded yes (this node runs an older version; the store decides its requests under a newer spec)\n",
+      );
       const bare = { ...(await older.stats()) } as Partial<GuardStats>;
       delete bare.spec;
       delete bare.stateLoss;

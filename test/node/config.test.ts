@@ -131,7 +131,9 @@ describe("example configs", () => {
   });
 
   it("a top-level version goes to the guard options", () => {
-    const c = parseEdgeConfig("version: 7\nfrontends: { f: { bind: 'localhost:0', default_backend: b } }\nbackends: { b: { servers: { s: { address: 'api.internal:80' } } } }\n");
+    const c = parseEdgeConfig(
+      "version: 7\nfrontends: { f: { bind: 'localhost:0', default_backend: b } }\nbackends: { b: { servers: { s: { address: 'api.internal:80' } } } }\n",
+    );
     expect(c.version).toBe(7);
     expect(toGuardOptions(c).version).toBe(7);
     expect(toGuardOptions({ ...c, version: null })).not.toHaveProperty("version");
@@ -146,63 +148,284 @@ describe("config errors name their path", () => {
       input: (c) => (c.backends.web_servers.servers.web1.maxconn = -1),
       expect: ["backends.web_servers.servers.web1.maxconn: expected a positive integer, got -1"],
     },
-    { name: "maxconn 0 (HAProxy's unlimited) is refused", input: (c) => (c.frontends.web.maxconn = 0), expect: ["frontends.web.maxconn: expected a positive integer, got 0"] },
+    {
+      name: "maxconn 0 (HAProxy's unlimited) is refused",
+      input: (c) => (c.frontends.web.maxconn = 0),
+      expect: ["frontends.web.maxconn: expected a positive integer, got 0"],
+    },
     { name: "fractional maxconn", input: (c) => (c.global.maxconn = 1.5), expect: ["global.maxconn: expected a positive integer, got 1.5"] },
     { name: "maxconn as a string", input: (c) => (c.node.maxconn = "10"), expect: ['node.maxconn: expected a positive integer, got "10"'] },
-    { name: "maxconn too large", input: (c) => (c.backends.web_servers.maxconn = 2e9), expect: ["backends.web_servers.maxconn: expected a positive integer up to 1000000000, got 2000000000"] },
+    {
+      name: "maxconn too large",
+      input: (c) => (c.backends.web_servers.maxconn = 2e9),
+      expect: ["backends.web_servers.maxconn: expected a positive integer up to 1000000000, got 2000000000"],
+    },
     { name: "version 0", input: (c) => (c.version = 0), expect: ["version: expected a positive integer, got 0"] },
     { name: "version not an integer", input: (c) => (c.version = "v2"), expect: ['version: expected a positive integer, got "v2"'] },
     { name: "version fractional", input: (c) => (c.version = 2.5), expect: ["version: expected a positive integer, got 2.5"] },
-    { name: "unknown top-level key", input: (c) => (c.maxconn = 5), expect: ['maxconn: expected one of the keys store, group, version, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"'] },
-    { name: "typo in a frontend key", input: (c) => (c.frontends.web.maxcon = 5), expect: [/^frontends\.web\.maxcon: expected one of the keys bind, mode, maxconn, .*got "maxcon"$/] },
-    { name: "typo in a server key", input: (c) => (c.backends.web_servers.servers.web2.max_conn = 5), expect: [/^backends\.web_servers\.servers\.web2\.max_conn: expected one of the keys address, maxconn, maxqueue, weight, down, got "max_conn"$/] },
-    { name: "unknown condition", input: (c) => (c.frontends.web.priority[0].if.path_end = "/x"), expect: [/^frontends\.web\.priority\[0\]\.if\.path_end: expected one of the keys path_beg, path_reg, method, host, header, src/] },
-    { name: "bad duration", input: (c) => (c.backends.web_servers.timeout.queue = "30x"), expect: ['backends.web_servers.timeout.queue: expected a duration such as 30s, 500ms, 2m, 1h, 1.5s or a whole number of milliseconds, got "30x"'] },
-    { name: "duration below its range", input: (c) => (c.backends.web_servers.lease_ttl = "500ms"), expect: ['backends.web_servers.lease_ttl: expected a duration from 1s to 1d, got "500ms"'] },
-    { name: "duration not a whole ms", input: (c) => (c.backends.web_servers.timeout.connect = "0.5ms"), expect: [/^backends\.web_servers\.timeout\.connect: expected a duration such as .*, got "0\.5ms"$/] },
-    { name: "negative timeout", input: (c) => (c.backends.web_servers.timeout.server = -5), expect: ["backends.web_servers.timeout.server: expected a duration from 1ms to 1d, got -5"] },
-    { name: "priority offset out of range", input: (c) => (c.frontends.web.priority[0].offset = "10m"), expect: ['frontends.web.priority[0].offset: expected a duration from -524287ms to 524287ms, got "10m"'] },
-    { name: "priority class out of range", input: (c) => (c.frontends.web.priority[1].class = 3000), expect: ["frontends.web.priority[1].class: expected an integer from -2047 to 2047, got 3000"] },
-    { name: "rule without class or offset", input: (c) => (c.frontends.web.priority[0] = { if: { method: "GET" } }), expect: ["frontends.web.priority[0]: expected a rule with a class and/or an offset, got an object"] },
-    { name: "rule after a catch-all", input: (c) => c.frontends.web.priority.push({ if: { method: "GET" }, class: 3 }), expect: ['frontends.web.priority[2]: expected no rule after frontends.web.priority[1], which has no "if" and always matches, got an object'] },
+    {
+      name: "unknown top-level key",
+      input: (c) => (c.maxconn = 5),
+      expect: [
+        'maxconn: expected one of the keys store, group, version, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"',
+      ],
+    },
+    {
+      name: "typo in a frontend key",
+      input: (c) => (c.frontends.web.maxcon = 5),
+      expect: [/^frontends\.web\.maxcon: expected one of the keys bind, mode, maxconn, .*got "maxcon"$/],
+    },
+    {
+      name: "typo in a server key",
+      input: (c) => (c.backends.web_servers.servers.web2.max_conn = 5),
+      expect: [/^backends\.web_servers\.servers\.web2\.max_conn: expected one of the keys address, maxconn, maxqueue, weight, down, got "max_conn"$/],
+    },
+    {
+      name: "unknown condition",
+      input: (c) => (c.frontends.web.priority[0].if.path_end = "/x"),
+      expect: [/^frontends\.web\.priority\[0\]\.if\.path_end: expected one of the keys path_beg, path_reg, method, host, header, src/],
+    },
+    {
+      name: "bad duration",
+      input: (c) => (c.backends.web_servers.timeout.queue = "30x"),
+      expect: ['backends.web_servers.timeout.queue: expected a duration such as 30s, 500ms, 2m, 1h, 1.5s or a whole number of milliseconds, got "30x"'],
+    },
+    {
+      name: "duration below its range",
+      input: (c) => (c.backends.web_servers.lease_ttl = "500ms"),
+      expect: ['backends.web_servers.lease_ttl: expected a duration from 1s to 1d, got "500ms"'],
+    },
+    {
+      name: "duration not a whole ms",
+      input: (c) => (c.backends.web_servers.timeout.connect = "0.5ms"),
+      expect: [/^backends\.web_servers\.timeout\.connect: expected a duration such as .*, got "0\.5ms"$/],
+    },
+    {
+      name: "negative timeout",
+      input: (c) => (c.backends.web_servers.timeout.server = -5),
+      expect: ["backends.web_servers.timeout.server: expected a duration from 1ms to 1d, got -5"],
+    },
+    {
+      name: "priority offset out of range",
+      input: (c) => (c.frontends.web.priority[0].offset = "10m"),
+      expect: ['frontends.web.priority[0].offset: expected a duration from -524287ms to 524287ms, got "10m"'],
+    },
+    {
+      name: "priority class out of range",
+      input: (c) => (c.frontends.web.priority[1].class = 3000),
+      expect: ["frontends.web.priority[1].class: expected an integer from -2047 to 2047, got 3000"],
+    },
+    {
+      name: "rule without class or offset",
+      input: (c) => (c.frontends.web.priority[0] = { if: { method: "GET" } }),
+      expect: ["frontends.web.priority[0]: expected a rule with a class and/or an offset, got an object"],
+    },
+    {
+      name: "rule after a catch-all",
+      input: (c) => c.frontends.web.priority.push({ if: { method: "GET" }, class: 3 }),
+      expect: ['frontends.web.priority[2]: expected no rule after frontends.web.priority[1], which has no "if" and always matches, got an object'],
+    },
     { name: "empty if", input: (c) => (c.frontends.web.priority[0].if = {}), expect: [/^frontends\.web\.priority\[0\]\.if: expected at least one condition/] },
-    { name: "bad CIDR", input: (c) => (c.frontends.web.priority[0].if = { src: "10.0.0.300/8" }), expect: ['frontends.web.priority[0].if.src: expected a CIDR such as 10.0.0.0/8 or 2001:db8::/32, got "10.0.0.300/8"'] },
-    { name: "CIDR with host bits", input: (c) => (c.frontends.web.priority[0].if = { src: ["10.0.0.0/8", "192.168.1.7/24"] }), expect: ['frontends.web.priority[0].if.src[1]: expected a network address with its host bits zero, such as 192.168.1.0/24, got "192.168.1.7/24"'] },
-    { name: "CIDR prefix too long", input: (c) => (c.frontends.web.priority[0].if = { src: "2001:db8::/129" }), expect: ['frontends.web.priority[0].if.src: expected a CIDR prefix length from 0 to 128, got "2001:db8::/129"'] },
-    { name: "invalid regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(v1" }), expect: ['frontends.web.priority[0].if.path_reg: expected a regular expression in RE2 syntax (missing closing ): ^/api/(v1), got "^/api/(v1"'] },
-    { name: "lookahead regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(?=v1)" }), expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support lookahead (?=…), got "^/api/(?=v1)"'] },
-    { name: "backreference regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "(a)\\1" }), expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support backreferences \\1, got "(a)\\\\1"'] },
-    { name: "lookbehind in a later rule", input: (c) => (c.frontends.web.priority = [{ if: { path_beg: "/a" }, class: 1 }, { if: { path_reg: "(?<!/admin)/x$" }, class: 2 }]), expect: [/^frontends\.web\.priority\[1\]\.if\.path_reg: RE2 does not support negative lookbehind \(\?<!…\), got/] },
-    { name: "regex too costly to match", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/x[a-z]{500}$" }), expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a smaller regular expression \(it compiles to \d+ RE2 instructions, at most 128;/] },
-    { name: "overlong regex", input: (c) => (c.frontends.web.priority[0].if = { path_reg: "a".repeat(300) }), expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a regular expression of 1 to 256 characters, got "a+…\(300 chars\)"$/] },
-    { name: "bad method", input: (c) => (c.frontends.web.priority[0].if = { method: ["GET", "GE T"] }), expect: ['frontends.web.priority[0].if.method[1]: expected an HTTP method such as GET, got "GE T"'] },
-    { name: "bad header condition", input: (c) => (c.frontends.web.priority[0].if = { header: { "x bad": "1", "x-ok": "" } }), expect: ['frontends.web.priority[0].if.header["x bad"]: expected a header name (an HTTP token of up to 128 characters), got "x bad"', /^frontends\.web\.priority\[0\]\.if\.header\.x-ok: expected a header value/] },
-    { name: "bad host condition", input: (c) => (c.frontends.web.priority[0].if = { host: "exa mple.com" }), expect: [/^frontends\.web\.priority\[0\]\.if\.host: expected a host name or IP address, optionally with :port, got "exa mple.com"$/] },
-    { name: "missing default_backend target", input: (c) => (c.frontends.web.default_backend = "nope"), expect: ['frontends.web.default_backend: expected the name of a backend declared under backends (web_servers, echo_servers), got "nope"'] },
-    { name: "default_backend omitted", input: (c) => delete c.frontends.echo.default_backend, expect: ["frontends.echo.default_backend: expected the name of a backend, got undefined"] },
-    { name: "stats off loopback needs a token", input: (c) => (c.stats = { bind: "0.0.0.0:8404" }), expect: ["stats.token: expected a token of 16 to 4096 printable ASCII characters when stats.bind is not a loopback address, got undefined"] },
-    { name: "short stats token, never echoed", input: (c) => (c.stats.token = "hunter2"), expect: ['stats.token: expected a token of 16 to 4096 printable ASCII characters without spaces, got "(7 characters, not shown)"'] },
-    { name: "local policy needs local_share", input: (c) => { c.on_store_error = "local"; delete c.local_share; }, expect: ['local_share: expected a number in (0, 1] when on_store_error is "local" (each node\'s share of every maxconn), got undefined'] },
+    {
+      name: "bad CIDR",
+      input: (c) => (c.frontends.web.priority[0].if = { src: "10.0.0.300/8" }),
+      expect: ['frontends.web.priority[0].if.src: expected a CIDR such as 10.0.0.0/8 or 2001:db8::/32, got "10.0.0.300/8"'],
+    },
+    {
+      name: "CIDR with host bits",
+      input: (c) => (c.frontends.web.priority[0].if = { src: ["10.0.0.0/8", "192.168.1.7/24"] }),
+      expect: ['frontends.web.priority[0].if.src[1]: expected a network address with its host bits zero, such as 192.168.1.0/24, got "192.168.1.7/24"'],
+    },
+    {
+      name: "CIDR prefix too long",
+      input: (c) => (c.frontends.web.priority[0].if = { src: "2001:db8::/129" }),
+      expect: ['frontends.web.priority[0].if.src: expected a CIDR prefix length from 0 to 128, got "2001:db8::/129"'],
+    },
+    {
+      name: "invalid regex",
+      input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(v1" }),
+      expect: ['frontends.web.priority[0].if.path_reg: expected a regular expression in RE2 syntax (missing closing ): ^/api/(v1), got "^/api/(v1"'],
+    },
+    {
+      name: "lookahead regex",
+      input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/api/(?=v1)" }),
+      expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support lookahead (?=…), got "^/api/(?=v1)"'],
+    },
+    {
+      name: "backreference regex",
+      input: (c) => (c.frontends.web.priority[0].if = { path_reg: "(a)\\1" }),
+      expect: ['frontends.web.priority[0].if.path_reg: RE2 does not support backreferences \\1, got "(a)\\\\1"'],
+    },
+    {
+      name: "lookbehind in a later rule",
+      input: (c) =>
+        (c.frontends.web.priority = [
+          { if: { path_beg: "/a" }, class: 1 },
+          { if: { path_reg: "(?<!/admin)/x$" }, class: 2 },
+        ]),
+      expect: [/^frontends\.web\.priority\[1\]\.if\.path_reg: RE2 does not support negative lookbehind \(\?<!…\), got/],
+    },
+    {
+      name: "regex too costly to match",
+      input: (c) => (c.frontends.web.priority[0].if = { path_reg: "^/x[a-z]{500}$" }),
+      expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a smaller regular expression \(it compiles to \d+ RE2 instructions, at most 128;/],
+    },
+    {
+      name: "overlong regex",
+      input: (c) => (c.frontends.web.priority[0].if = { path_reg: "a".repeat(300) }),
+      expect: [/^frontends\.web\.priority\[0\]\.if\.path_reg: expected a regular expression of 1 to 256 characters, got "a+…\(300 chars\)"$/],
+    },
+    {
+      name: "bad method",
+      input: (c) => (c.frontends.web.priority[0].if = { method: ["GET", "GE T"] }),
+      expect: ['frontends.web.priority[0].if.method[1]: expected an HTTP method such as GET, got "GE T"'],
+    },
+    {
+      name: "bad header condition",
+      input: (c) => (c.frontends.web.priority[0].if = { header: { "x bad": "1", "x-ok": "" } }),
+      expect: [
+        'frontends.web.priority[0].if.header["x bad"]: expected a header name (an HTTP token of up to 128 characters), got "x bad"',
+        /^frontends\.web\.priority\[0\]\.if\.header\.x-ok: expected a header value/,
+      ],
+    },
+    {
+      name: "bad host condition",
+      input: (c) => (c.frontends.web.priority[0].if = { host: "exa mple.com" }),
+      expect: [/^frontends\.web\.priority\[0\]\.if\.host: expected a host name or IP address, optionally with :port, got "exa mple.com"$/],
+    },
+    {
+      name: "missing default_backend target",
+      input: (c) => (c.frontends.web.default_backend = "nope"),
+      expect: ['frontends.web.default_backend: expected the name of a backend declared under backends (web_servers, echo_servers), got "nope"'],
+    },
+    {
+      name: "default_backend omitted",
+      input: (c) => delete c.frontends.echo.default_backend,
+      expect: ["frontends.echo.default_backend: expected the name of a backend, got undefined"],
+    },
+    {
+      name: "stats off loopback needs a token",
+      input: (c) => (c.stats = { bind: "0.0.0.0:8404" }),
+      expect: ["stats.token: expected a token of 16 to 4096 printable ASCII characters when stats.bind is not a loopback address, got undefined"],
+    },
+    {
+      name: "short stats token, never echoed",
+      input: (c) => (c.stats.token = "hunter2"),
+      expect: ['stats.token: expected a token of 16 to 4096 printable ASCII characters without spaces, got "(7 characters, not shown)"'],
+    },
+    {
+      name: "local policy needs local_share",
+      input: (c) => {
+        c.on_store_error = "local";
+        delete c.local_share;
+      },
+      expect: ['local_share: expected a number in (0, 1] when on_store_error is "local" (each node\'s share of every maxconn), got undefined'],
+    },
     { name: "local_share out of range", input: (c) => (c.local_share = 1.5), expect: ["local_share: expected a number in (0, 1], got 1.5"] },
-    { name: "unknown store error policy", input: (c) => (c.on_store_error = "retry"), expect: ['on_store_error: expected one of "fail-closed", "fail-open", "local", got "retry"'] },
-    { name: "bind to a host name", input: (c) => (c.frontends.web.bind = "example.com:8080"), expect: [/^frontends\.web\.bind: expected an address such as 127\.0\.0\.1:8080, .*, got "example\.com:8080"$/] },
-    { name: "implicit all-interfaces bind", input: (c) => (c.frontends.web.bind = ":8080"), expect: [/^frontends\.web\.bind: expected an address such as .*, got ":8080"$/] },
-    { name: "bind port out of range", input: (c) => (c.frontends.echo.bind = "[::1]:70000"), expect: [/^frontends\.echo\.bind: expected an address such as .*, got "\[::1\]:70000"$/] },
-    { name: "two listeners on one address", input: (c) => (c.frontends.echo.bind = "127.0.0.1:8080"), expect: ['frontends.echo.bind: expected an address not already used by frontends.web.bind, got "127.0.0.1:8080"'] },
-    { name: "wildcard overlaps", input: (c) => (c.stats = { bind: "0.0.0.0:8080", token: "0123456789abcdef" }), expect: ['stats.bind: expected an address not already used by frontends.web.bind, got "0.0.0.0:8080"'] },
+    {
+      name: "unknown store error policy",
+      input: (c) => (c.on_store_error = "retry"),
+      expect: ['on_store_error: expected one of "fail-closed", "fail-open", "local", got "retry"'],
+    },
+    {
+      name: "bind to a host name",
+      input: (c) => (c.frontends.web.bind = "example.com:8080"),
+      expect: [/^frontends\.web\.bind: expected an address such as 127\.0\.0\.1:8080, .*, got "example\.com:8080"$/],
+    },
+    {
+      name: "implicit all-interfaces bind",
+      input: (c) => (c.frontends.web.bind = ":8080"),
+      expect: [/^frontends\.web\.bind: expected an address such as .*, got ":8080"$/],
+    },
+    {
+      name: "bind port out of range",
+      input: (c) => (c.frontends.echo.bind = "[::1]:70000"),
+      expect: [/^frontends\.echo\.bind: expected an address such as .*, got "\[::1\]:70000"$/],
+    },
+    {
+      name: "two listeners on one address",
+      input: (c) => (c.frontends.echo.bind = "127.0.0.1:8080"),
+      expect: ['frontends.echo.bind: expected an address not already used by frontends.web.bind, got "127.0.0.1:8080"'],
+    },
+    {
+      name: "wildcard overlaps",
+      input: (c) => (c.stats = { bind: "0.0.0.0:8080", token: "0123456789abcdef" }),
+      expect: ['stats.bind: expected an address not already used by frontends.web.bind, got "0.0.0.0:8080"'],
+    },
     { name: "deny_status not 429/503", input: (c) => (c.frontends.web.deny_status = 404), expect: ["frontends.web.deny_status: expected 429 or 503, got 404"] },
-    { name: "deny_status on tcp", input: (c) => (c.frontends.echo.deny_status = 503), expect: ["frontends.echo.deny_status: expected no deny_status in a tcp frontend (a rejected connection is closed), got 503"] },
-    { name: "delay_before_close on http", input: (c) => (c.frontends.web.delay_before_close = "1s"), expect: ['frontends.web.delay_before_close: expected no delay_before_close in an http frontend (it applies to tcp), got "1s"'] },
-    { name: "frontend timeouts: bad duration, unknown key", input: (c) => (c.frontends.web.timeout = { client: "soon", http_request: 0, connect: "1s" }), expect: ['frontends.web.timeout.connect: expected one of the keys client, http_request, got "connect"', /^frontends\.web\.timeout\.client: expected a duration .*, got "soon"$/, "frontends.web.timeout.http_request: expected a duration from 1ms to 1d, got 0"] },
-    { name: "client-side settings on tcp", input: (c) => { c.frontends.echo.timeout = { client: "1s" }; c.frontends.echo.buffer_request = "1k"; c.frontends.echo.forwarded_for = { trusted: ["10.0.0.0/8"] }; }, expect: [/^frontends\.echo\.timeout: expected no timeout in a tcp frontend/, /^frontends\.echo\.buffer_request: expected no buffer_request in a tcp frontend/, /^frontends\.echo\.forwarded_for: expected no forwarded_for in a tcp frontend/] },
-    { name: "buffer_request: not a size, too large", input: (c) => (c.frontends.web.buffer_request = "lots"), expect: [/^frontends\.web\.buffer_request: expected a size such as 64k, 1m or a whole number of bytes, from 0 bytes to 16m, got "lots"$/] },
-    { name: "buffer_request over 16m", input: (c) => (c.frontends.web.buffer_request = "17m"), expect: [/^frontends\.web\.buffer_request: expected a size .* to 16m, got "17m"$/] },
-    { name: "forwarded_for.trusted: not CIDRs", input: (c) => (c.frontends.web.forwarded_for = { trusted: ["10.0.0.1/8", "proxy.example"] }), expect: [/^frontends\.web\.forwarded_for\.trusted\[0\]: /, /^frontends\.web\.forwarded_for\.trusted\[1\]: /] },
+    {
+      name: "deny_status on tcp",
+      input: (c) => (c.frontends.echo.deny_status = 503),
+      expect: ["frontends.echo.deny_status: expected no deny_status in a tcp frontend (a rejected connection is closed), got 503"],
+    },
+    {
+      name: "delay_before_close on http",
+      input: (c) => (c.frontends.web.delay_before_close = "1s"),
+      expect: ['frontends.web.delay_before_close: expected no delay_before_close in an http frontend (it applies to tcp), got "1s"'],
+    },
+    {
+      name: "frontend timeouts: bad duration, unknown key",
+      input: (c) => (c.frontends.web.timeout = { client: "soon", http_request: 0, connect: "1s" }),
+      expect: [
+        'frontends.web.timeout.connect: expected one of the keys client, http_request, got "connect"',
+        /^frontends\.web\.timeout\.client: expected a duration .*, got "soon"$/,
+        "frontends.web.timeout.http_request: expected a duration from 1ms to 1d, got 0",
+      ],
+    },
+    {
+      name: "client-side settings on tcp",
+      input: (c) => {
+        c.frontends.echo.timeout = { client: "1s" };
+        c.frontends.echo.buffer_request = "1k";
+        c.frontends.echo.forwarded_for = { trusted: ["10.0.0.0/8"] };
+      },
+      expect: [
+        /^frontends\.echo\.timeout: expected no timeout in a tcp frontend/,
+        /^frontends\.echo\.buffer_request: expected no buffer_request in a tcp frontend/,
+        /^frontends\.echo\.forwarded_for: expected no forwarded_for in a tcp frontend/,
+      ],
+    },
+    {
+      name: "buffer_request: not a size, too large",
+      input: (c) => (c.frontends.web.buffer_request = "lots"),
+      expect: [/^frontends\.web\.buffer_request: expected a size such as 64k, 1m or a whole number of bytes, from 0 bytes to 16m, got "lots"$/],
+    },
+    {
+      name: "buffer_request over 16m",
+      input: (c) => (c.frontends.web.buffer_request = "17m"),
+      expect: [/^frontends\.web\.buffer_request: expected a size .* to 16m, got "17m"$/],
+    },
+    {
+      name: "forwarded_for.trusted: not CIDRs",
+      input: (c) => (c.frontends.web.forwarded_for = { trusted: ["10.0.0.1/8", "proxy.example"] }),
+      expect: [/^frontends\.web\.forwarded_for\.trusted\[0\]: /, /^frontends\.web\.forwarded_for\.trusted\[1\]: /],
+    },
     { name: "unknown mode", input: (c) => (c.frontends.web.mode = "udp"), expect: ['frontends.web.mode: expected one of "http", "tcp", got "udp"'] },
-    { name: "http conditions in tcp", input: (c) => (c.frontends.echo.priority = [{ if: { path_beg: "/x" }, class: 1 }]), expect: ['frontends.echo.priority[0].if.path_beg: expected only src conditions in a tcp frontend, got "/x"'] },
-    { name: "header key in tcp", input: (c) => (c.frontends.echo.limits = [{ name: "k", key: { header: "x" }, maxconn: 1 }]), expect: ['frontends.echo.limits[0].key.header: expected only a src key in a tcp frontend, got "x"'] },
-    { name: "tcp frontend on URL servers", input: (c) => (c.backends.echo_servers.servers.echo1.address = "https://echo.example.com"), expect: ['frontends.echo.default_backend: expected a backend whose servers have host:port addresses (a tcp frontend cannot use URLs), got "echo_servers"'] },
-    { name: "keyed limit without maxconn, two key kinds", input: (c) => (c.frontends.web.limits = [{ name: "k", key: { header: "x", src: true } }]), expect: ["frontends.web.limits[0].maxconn: expected a positive integer (per key value), got undefined", /^frontends\.web\.limits\[0\]\.key: expected one of \{ header: <name> \}/] },
+    {
+      name: "http conditions in tcp",
+      input: (c) => (c.frontends.echo.priority = [{ if: { path_beg: "/x" }, class: 1 }]),
+      expect: ['frontends.echo.priority[0].if.path_beg: expected only src conditions in a tcp frontend, got "/x"'],
+    },
+    {
+      name: "header key in tcp",
+      input: (c) => (c.frontends.echo.limits = [{ name: "k", key: { header: "x" }, maxconn: 1 }]),
+      expect: ['frontends.echo.limits[0].key.header: expected only a src key in a tcp frontend, got "x"'],
+    },
+    {
+      name: "tcp frontend on URL servers",
+      input: (c) => (c.backends.echo_servers.servers.echo1.address = "https://echo.example.com"),
+      expect: [
+        'frontends.echo.default_backend: expected a backend whose servers have host:port addresses (a tcp frontend cannot use URLs), got "echo_servers"',
+      ],
+    },
+    {
+      name: "keyed limit without maxconn, two key kinds",
+      input: (c) => (c.frontends.web.limits = [{ name: "k", key: { header: "x", src: true } }]),
+      expect: [
+        "frontends.web.limits[0].maxconn: expected a positive integer (per key value), got undefined",
+        /^frontends\.web\.limits\[0\]\.key: expected one of \{ header: <name> \}/,
+      ],
+    },
     {
       name: "src key prefixes out of range, unknown, or not a number",
       input: (c) =>
@@ -220,27 +443,107 @@ describe("config errors name their path", () => {
         'frontends.web.limits[3].key.src: expected true, or { ipv4: <prefix length>, ipv6: <prefix length> }, got "yes"',
       ],
     },
-    { name: "duplicate keyed limit names", input: (c) => c.frontends.web.limits.push({ name: "apikey", key: { query: "key" }, maxconn: 2 }), expect: ['frontends.web.limits[1].name: expected a name not used by another limit of this frontend, got "apikey"'] },
-    { name: "name with a colon", input: (c) => (c.frontends["a:b"] = c.frontends.web), expect: ['frontends["a:b"]: expected a frontend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "a:b"'] },
-    { name: "__proto__ as a name", input: '{"frontends": {"web": {"bind": "127.0.0.1:1", "default_backend": "b"}}, "backends": {"__proto__": {"servers": {"s": {"address": "h:1"}}}, "b": {"servers": {"s": {"address": "h:1"}}}}}', expect: ['backends.__proto__: expected a backend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "__proto__"'] },
-    { name: "integer-like server name", input: (c) => (c.backends.echo_servers.servers = { "1": { address: "h:1" } }), expect: [/^backends\.echo_servers\.servers\["1"\]: expected a server name/] },
-    { name: "server address without port", input: (c) => (c.backends.web_servers.servers.web1.address = "127.0.0.1"), expect: [/^backends\.web_servers\.servers\.web1\.address: expected host:port .* or an http:\/\/ or https:\/\/ URL, got "127\.0\.0\.1"$/] },
-    { name: "server address with another scheme or credentials", input: (c) => { c.backends.web_servers.servers.web1.address = "ftp://x:21"; c.backends.web_servers.servers.web2.address = "https://u:p@x.example"; }, expect: [/servers\.web1\.address: expected host:port/, /servers\.web2\.address: expected host:port/] },
-    { name: "server weight out of range, down not boolean", input: (c) => { c.backends.web_servers.servers.web1.weight = 0; c.backends.web_servers.servers.web2.down = "yes"; }, expect: ["backends.web_servers.servers.web1.weight: expected an integer from 1 to 256, got 0", 'backends.web_servers.servers.web2.down: expected a boolean, got "yes"'] },
-    { name: "unknown balance", input: (c) => (c.backends.web_servers.balance = "random"), expect: ['backends.web_servers.balance: expected one of "leastconn", "roundrobin", "first", got "random"'] },
-    { name: "backend without servers", input: (c) => (c.backends.echo_servers.servers = {}), expect: ["backends.echo_servers.servers: expected at least one server, got an object"] },
+    {
+      name: "duplicate keyed limit names",
+      input: (c) => c.frontends.web.limits.push({ name: "apikey", key: { query: "key" }, maxconn: 2 }),
+      expect: ['frontends.web.limits[1].name: expected a name not used by another limit of this frontend, got "apikey"'],
+    },
+    {
+      name: "name with a colon",
+      input: (c) => (c.frontends["a:b"] = c.frontends.web),
+      expect: ['frontends["a:b"]: expected a frontend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "a:b"'],
+    },
+    {
+      name: "__proto__ as a name",
+      input:
+        '{"frontends": {"web": {"bind": "127.0.0.1:1", "default_backend": "b"}}, "backends": {"__proto__": {"servers": {"s": {"address": "h:1"}}}, "b": {"servers": {"s": {"address": "h:1"}}}}}',
+      expect: ['backends.__proto__: expected a backend name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _, got "__proto__"'],
+    },
+    {
+      name: "integer-like server name",
+      input: (c) => (c.backends.echo_servers.servers = { "1": { address: "h:1" } }),
+      expect: [/^backends\.echo_servers\.servers\["1"\]: expected a server name/],
+    },
+    {
+      name: "server address without port",
+      input: (c) => (c.backends.web_servers.servers.web1.address = "127.0.0.1"),
+      expect: [/^backends\.web_servers\.servers\.web1\.address: expected host:port .* or an http:\/\/ or https:\/\/ URL, got "127\.0\.0\.1"$/],
+    },
+    {
+      name: "server address with another scheme or credentials",
+      input: (c) => {
+        c.backends.web_servers.servers.web1.address = "ftp://x:21";
+        c.backends.web_servers.servers.web2.address = "https://u:p@x.example";
+      },
+      expect: [/servers\.web1\.address: expected host:port/, /servers\.web2\.address: expected host:port/],
+    },
+    {
+      name: "server weight out of range, down not boolean",
+      input: (c) => {
+        c.backends.web_servers.servers.web1.weight = 0;
+        c.backends.web_servers.servers.web2.down = "yes";
+      },
+      expect: [
+        "backends.web_servers.servers.web1.weight: expected an integer from 1 to 256, got 0",
+        'backends.web_servers.servers.web2.down: expected a boolean, got "yes"',
+      ],
+    },
+    {
+      name: "unknown balance",
+      input: (c) => (c.backends.web_servers.balance = "random"),
+      expect: ['backends.web_servers.balance: expected one of "leastconn", "roundrobin", "first", got "random"'],
+    },
+    {
+      name: "backend without servers",
+      input: (c) => (c.backends.echo_servers.servers = {}),
+      expect: ["backends.echo_servers.servers: expected at least one server, got an object"],
+    },
     { name: "no frontends", input: (c) => (c.frontends = {}), expect: ["frontends: expected at least one frontend, got an object"] },
-    { name: "unknown store type", input: (c) => (c.store = { type: "postgres" }), expect: ['store.type: expected one of "memory", "redis", "redis-cluster", "durable-object", got "postgres"'] },
-    { name: "redis without a url, with a token", input: (c) => (c.store = { type: "redis", token: "0123456789abcdef" }), expect: ['store.token: expected no token with store type "redis" (put a Redis password in the URL), got "(16 characters, not shown)"', "store.url: expected a Redis URL such as redis://127.0.0.1:6379 or rediss://…, got undefined"] },
-    { name: "redis url credentials are not echoed", input: (c) => (c.store = { type: "redis", url: "http://:secret@h:6379" }), expect: ['store.url: expected a Redis URL such as redis://127.0.0.1:6379 or rediss://…, got "http://***@h:6379"'] },
-    { name: "durable-object needs a token", input: (c) => (c.store = { type: "durable-object", url: "https://w.example/slots" }), expect: [/^store\.token: expected a token of 16 to 4096 .*, got undefined$/] },
-    { name: "redis prefix with braces", input: (c) => (c.store.prefix = "{x}"), expect: ['store.prefix: expected a key prefix of 1–64 characters from [A-Za-z0-9_.:-], got "{x}"'] },
-    { name: "YAML with duplicate keys", input: "group: a\nstore: { type: memory }\ngroup: b\n", expect: ['group: expected each key once per mapping (again at line 3, column 1), got "group"'] },
-    { name: "JSON with duplicate keys", input: '{"group": "a", "group": "b"}', expect: ['group: expected each key once per mapping (again at line 1, column 16), got "group"'] },
+    {
+      name: "unknown store type",
+      input: (c) => (c.store = { type: "postgres" }),
+      expect: ['store.type: expected one of "memory", "redis", "redis-cluster", "durable-object", got "postgres"'],
+    },
+    {
+      name: "redis without a url, with a token",
+      input: (c) => (c.store = { type: "redis", token: "0123456789abcdef" }),
+      expect: [
+        'store.token: expected no token with store type "redis" (put a Redis password in the URL), got "(16 characters, not shown)"',
+        "store.url: expected a Redis URL such as redis://127.0.0.1:6379 or rediss://…, got undefined",
+      ],
+    },
+    {
+      name: "redis url credentials are not echoed",
+      input: (c) => (c.store = { type: "redis", url: "http://:secret@h:6379" }),
+      expect: ['store.url: expected a Redis URL such as redis://127.0.0.1:6379 or rediss://…, got "http://***@h:6379"'],
+    },
+    {
+      name: "durable-object needs a token",
+      input: (c) => (c.store = { type: "durable-object", url: "https://w.example/slots" }),
+      expect: [/^store\.token: expected a token of 16 to 4096 .*, got undefined$/],
+    },
+    {
+      name: "redis prefix with braces",
+      input: (c) => (c.store.prefix = "{x}"),
+      expect: ['store.prefix: expected a key prefix of 1–64 characters from [A-Za-z0-9_.:-], got "{x}"'],
+    },
+    {
+      name: "YAML with duplicate keys",
+      input: "group: a\nstore: { type: memory }\ngroup: b\n",
+      expect: ['group: expected each key once per mapping (again at line 3, column 1), got "group"'],
+    },
+    {
+      name: "JSON with duplicate keys",
+      input: '{"group": "a", "group": "b"}',
+      expect: ['group: expected each key once per mapping (again at line 1, column 16), got "group"'],
+    },
     {
       name: "nested duplicate keys name their path",
       input: "frontends:\n  web:\n    maxconn: 1\n    priority:\n      - { class: 1, class: 2 }\n    maxconn: 2\n",
-      expect: ["frontends.web.priority[0].class: expected each key once per mapping (again at line 5, column 21), got \"class\"", "frontends.web.maxconn: expected each key once per mapping (again at line 6, column 5), got \"maxconn\""],
+      expect: [
+        'frontends.web.priority[0].class: expected each key once per mapping (again at line 5, column 21), got "class"',
+        'frontends.web.maxconn: expected each key once per mapping (again at line 6, column 5), got "maxconn"',
+      ],
     },
     { name: "custom tag", input: "group: !env GROUP\n", expect: [/^line 1, column 8: expected no tags/] },
     { name: "YAML 1.1 tag", input: "group: !!binary aGVsbG8=\n", expect: [/^line 1, column 8: expected no tags/] },
@@ -249,14 +552,42 @@ describe("config errors name their path", () => {
     { name: "non-object root", input: "- a\n- b\n", expect: ["(root): expected a mapping of settings (store, group, frontends, backends, …), got an array"] },
     { name: "scalar root", input: "hello", expect: ['(root): expected a mapping of settings (store, group, frontends, backends, …), got "hello"'] },
     { name: "empty file", input: "", expect: ["(root): expected a mapping of settings (store, group, frontends, backends, …), got null"] },
-    { name: "2 MiB file", input: new Uint8Array(2 * 1024 * 1024).fill(0x20), expect: [`(file): expected a file of at most ${MAX_CONFIG_BYTES} bytes (1 MiB), got 2097152`] },
-    { name: "non-UTF-8 bytes", input: new Uint8Array([0x67, 0x72, 0x6f, 0x75, 0x70, 0x3a, 0x20, 0xff, 0xfe, 0x0a]), expect: ['(file): expected UTF-8 text, got "bytes that are not UTF-8"'] },
+    {
+      name: "2 MiB file",
+      input: new Uint8Array(2 * 1024 * 1024).fill(0x20),
+      expect: [`(file): expected a file of at most ${MAX_CONFIG_BYTES} bytes (1 MiB), got 2097152`],
+    },
+    {
+      name: "non-UTF-8 bytes",
+      input: new Uint8Array([0x67, 0x72, 0x6f, 0x75, 0x70, 0x3a, 0x20, 0xff, 0xfe, 0x0a]),
+      expect: ['(file): expected UTF-8 text, got "bytes that are not UTF-8"'],
+    },
     { name: "control characters", input: "group: a\u0000b\n", expect: ['line 1, column 9: expected text without control characters, got "U+0000"'] },
-    { name: "deep flow nesting", input: "[".repeat(2000) + "]".repeat(2000), expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'] },
-    { name: "deep flow nesting again (once crashed V8)", input: "{a: ".repeat(3000) + "1" + "}".repeat(3000), expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'] },
-    { name: "deep block nesting", input: Array.from({ length: 200 }, (_, i) => `${" ".repeat(i)}a:`).join("\n"), expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'] },
-    { name: "deep compact sequences", input: `${"- ".repeat(500)}x`, expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'] },
-    { name: "too many tokens", input: `a: [${"1,".repeat(300_000)}]`, expect: ['(file): expected at most 200000 YAML tokens (keys, values and punctuation), got "more"'] },
+    {
+      name: "deep flow nesting",
+      input: "[".repeat(2000) + "]".repeat(2000),
+      expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'],
+    },
+    {
+      name: "deep flow nesting again (once crashed V8)",
+      input: "{a: ".repeat(3000) + "1" + "}".repeat(3000),
+      expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'],
+    },
+    {
+      name: "deep block nesting",
+      input: Array.from({ length: 200 }, (_, i) => `${" ".repeat(i)}a:`).join("\n"),
+      expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'],
+    },
+    {
+      name: "deep compact sequences",
+      input: `${"- ".repeat(500)}x`,
+      expect: ['(file): expected mappings and lists nested at most 64 deep, got "deeper nesting"'],
+    },
+    {
+      name: "too many tokens",
+      input: `a: [${"1,".repeat(300_000)}]`,
+      expect: ['(file): expected at most 200000 YAML tokens (keys, values and punctuation), got "more"'],
+    },
     {
       name: "alias bomb",
       input: "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n",
@@ -276,7 +607,11 @@ describe("config errors name their path", () => {
     const lines = issueLines(text);
     for (const e of expected) {
       if (typeof e === "string") expect(lines).toContain(e);
-      else expect(lines.some((l) => e.test(l)), `no line matches ${e}:\n${lines.join("\n")}`).toBe(true);
+      else
+        expect(
+          lines.some((l) => e.test(l)),
+          `no line matches ${e}:\n${lines.join("\n")}`,
+        ).toBe(true);
     }
   });
 
@@ -300,7 +635,13 @@ describe("config errors name their path", () => {
     expect(error).toBeInstanceOf(SlotgateConfigError);
     const paths = (error as SlotgateConfigError).issues.map((i) => i.path);
     expect(paths).toEqual(
-      expect.arrayContaining(["typo", "frontends.web.bind", "frontends.echo.default_backend", "backends.web_servers.servers.web1.maxconn", "backends.web_servers.timeout.queue"]),
+      expect.arrayContaining([
+        "typo",
+        "frontends.web.bind",
+        "frontends.echo.default_backend",
+        "backends.web_servers.servers.web1.maxconn",
+        "backends.web_servers.timeout.queue",
+      ]),
     );
     expect(paths).toHaveLength(5);
   });
@@ -398,7 +739,23 @@ describe("durations", () => {
     expect(parseDuration(input)).toBe(ms);
   });
 
-  it.each([["30S"], ["1m30s"], ["0.5ms"], ["1.0001s"], ["s"], [""], ["1e3"], [1.5], [Number.NaN], [Infinity], [null], [true], [{}], ["9".repeat(41)], ["99999999999999d"]])("%j is not a duration", (input) => {
+  it.each([
+    ["30S"],
+    ["1m30s"],
+    ["0.5ms"],
+    ["1.0001s"],
+    ["s"],
+    [""],
+    ["1e3"],
+    [1.5],
+    [Number.NaN],
+    [Infinity],
+    [null],
+    [true],
+    [{}],
+    ["9".repeat(41)],
+    ["99999999999999d"],
+  ])("%j is not a duration", (input) => {
     expect(parseDuration(input)).toBeUndefined();
   });
 
@@ -605,7 +962,13 @@ describe("to guard options and acquire plans", () => {
     const p1 = plan("web", { method: "POST", path: "/checkout/pay", headers: { "x-api-key": "acme" }, src: "127.0.0.1" });
     expect(p1).toMatchObject({
       ok: true,
-      options: { scopes: ["global", "frontend:web", "frontend:web:apikey:acme"], backend: "web_servers", priority: { class: 1, offsetMs: 0 }, queueTimeoutMs: 30000, leaseTtlMs: 30000 },
+      options: {
+        scopes: ["global", "frontend:web", "frontend:web:apikey:acme"],
+        backend: "web_servers",
+        priority: { class: 1, offsetMs: 0 },
+        queueTimeoutMs: 30000,
+        leaseTtlMs: 30000,
+      },
     });
     const p2 = plan("web", { method: "GET", path: "/", headers: {} });
     expect(p2).toMatchObject({ ok: true, options: { scopes: ["global", "frontend:web"], priority: { class: 2, offsetMs: 0 } } });
@@ -781,7 +1144,16 @@ describe("fuzz: the loader returns a config or throws a SlotgateConfigError", ()
         rec[(typeof name === "string" ? name : (JSON.stringify(name) ?? "k")).slice(0, 200)] = structuredClone(pick(HOSTILE));
       } else {
         const v = rec[key];
-        rec[key] = typeof v === "string" ? v + pick(["{", ":", "\n", "}", "x".repeat(10240), "%", "\u0085"]) : typeof v === "number" ? -v : Array.isArray(v) ? {} : v && typeof v === "object" ? [v] : String(v);
+        rec[key] =
+          typeof v === "string"
+            ? v + pick(["{", ":", "\n", "}", "x".repeat(10240), "%", "\u0085"])
+            : typeof v === "number"
+              ? -v
+              : Array.isArray(v)
+                ? {}
+                : v && typeof v === "object"
+                  ? [v]
+                  : String(v);
       }
     }
   }
@@ -794,58 +1166,67 @@ describe("fuzz: the loader returns a config or throws a SlotgateConfigError", ()
       const op = Math.floor(rand() * 5);
       if (op === 0) bytes.splice(at, 1 + Math.floor(rand() * 20));
       else if (op === 1 && rand() < 0.3) bytes.splice(at, 0, 0xff, 0xfe, 0xc3, 0x28);
-      else if (op === 2) bytes.splice(at, 0, ...new TextEncoder().encode(["{", "}", ":", "\n", "- ", "&a ", "*a", "!!str ", "? ", "---\n", "'", '"', "\t", "[", "]"][Math.floor(rand() * 15)]!));
+      else if (op === 2)
+        bytes.splice(
+          at,
+          0,
+          ...new TextEncoder().encode(["{", "}", ":", "\n", "- ", "&a ", "*a", "!!str ", "? ", "---\n", "'", '"', "\t", "[", "]"][Math.floor(rand() * 15)]!),
+        );
       else if (op === 3) bytes.splice(at, 0, Math.floor(rand() * 256));
       else bytes.splice(at, 0, ...bytes.slice(at, at + Math.floor(rand() * 200)));
     }
     return new Uint8Array(bytes);
   }
 
-  it.each(testSeeds([0x5107_6a7e]))("2,000 seeded mutations of the valid example (seed %i)", async (seed) => {
-    const rand = mulberry32(seed);
-    const hint = replayHint(seed, "test/node/config.test.ts");
-    let loaded = 0;
-    let rejected = 0;
-    for (let i = 0; i < 2000; i++) {
-      let input: string | Uint8Array;
-      if (rand() < 0.6) {
-        const obj = clone();
-        mutateObject(rand, obj);
-        input = rand() < 0.5 ? JSON.stringify(obj) : stringifyYaml(obj);
-      } else {
-        input = mutateBytes(rand, edgeText);
-      }
-      const t0 = Date.now();
-      let config: EdgeConfig | undefined;
-      try {
-        config = parseEdgeConfig(input);
-        loaded++;
-      } catch (error) {
-        if (!(error instanceof SlotgateConfigError) || error.code !== "SLOTGATE_INVALID_CONFIG") {
-          throw new Error(`case ${i}: unexpected ${String(error)} (${hint})`, { cause: error });
+  it.each(testSeeds([0x5107_6a7e]))(
+    "2,000 seeded mutations of the valid example (seed %i)",
+    async (seed) => {
+      const rand = mulberry32(seed);
+      const hint = replayHint(seed, "test/node/config.test.ts");
+      let loaded = 0;
+      let rejected = 0;
+      for (let i = 0; i < 2000; i++) {
+        let input: string | Uint8Array;
+        if (rand() < 0.6) {
+          const obj = clone();
+          mutateObject(rand, obj);
+          input = rand() < 0.5 ? JSON.stringify(obj) : stringifyYaml(obj);
+        } else {
+          input = mutateBytes(rand, edgeText);
         }
-        expect(error.issues.length).toBeGreaterThan(0);
-        for (const issue of error.issues) {
-          expect(typeof issue.path).toBe("string");
-          expect(typeof issue.expected).toBe("string");
+        const t0 = Date.now();
+        let config: EdgeConfig | undefined;
+        try {
+          config = parseEdgeConfig(input);
+          loaded++;
+        } catch (error) {
+          if (!(error instanceof SlotgateConfigError) || error.code !== "SLOTGATE_INVALID_CONFIG") {
+            throw new Error(`case ${i}: unexpected ${String(error)} (${hint})`, { cause: error });
+          }
+          expect(error.issues.length).toBeGreaterThan(0);
+          for (const issue of error.issues) {
+            expect(typeof issue.path).toBe("string");
+            expect(typeof issue.expected).toBe("string");
+          }
+          // Hostile input is never echoed whole.
+          expect(error.message.length).toBeLessThan(101 * 600);
+          rejected++;
         }
-        // Hostile input is never echoed whole.
-        expect(error.message.length).toBeLessThan(101 * 600);
-        rejected++;
-      }
-      expect(Date.now() - t0, `case ${i} took too long (${hint})`).toBeLessThan(2000);
-      if (config) {
-        // A config that validates is one the library accepts.
-        const guard = createGuard(toGuardOptions(config));
-        await guard.close();
-        const plan = createRequestPlanner(config);
-        for (const name of Object.keys(config.frontends)) {
-          plan(name, { method: "GET", path: "/checkout/x?tenant=a", headers: { "x-api-key": "k", host: "h" }, src: "10.0.0.1" });
+        expect(Date.now() - t0, `case ${i} took too long (${hint})`).toBeLessThan(2000);
+        if (config) {
+          // A config that validates is one the library accepts.
+          const guard = createGuard(toGuardOptions(config));
+          await guard.close();
+          const plan = createRequestPlanner(config);
+          for (const name of Object.keys(config.frontends)) {
+            plan(name, { method: "GET", path: "/checkout/x?tenant=a", headers: { "x-api-key": "k", host: "h" }, src: "10.0.0.1" });
+          }
         }
       }
-    }
-    expect(loaded + rejected).toBe(2000);
-    expect(loaded).toBeGreaterThan(0);
-    expect(rejected).toBeGreaterThan(1000);
-  }, 60_000);
+      expect(loaded + rejected).toBe(2000);
+      expect(loaded).toBeGreaterThan(0);
+      expect(rejected).toBeGreaterThan(1000);
+    },
+    60_000,
+  );
 });

@@ -49,15 +49,23 @@ async function startWrangler(): Promise<void> {
     [
       "node_modules/wrangler/bin/wrangler.js",
       "dev",
-      "--ip", "127.0.0.1",
-      "--port", String(port),
-      "--inspector-ip", "127.0.0.1",
-      "--inspector-port", String(inspector),
-      "--persist-to", join(tmp, "state"),
-      "--log-level", "warn",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-ip",
+      "127.0.0.1",
+      "--inspector-port",
+      String(inspector),
+      "--persist-to",
+      join(tmp, "state"),
+      "--log-level",
+      "warn",
       "--show-interactive-dev-session=false",
-      "--var", `SLOTGATE_API_TOKEN:${TOKEN}`,
-      "--var", `SLOTGATE_CONFIG:${JSON.stringify(edgeConfig(origin.address))}`,
+      "--var",
+      `SLOTGATE_API_TOKEN:${TOKEN}`,
+      "--var",
+      `SLOTGATE_CONFIG:${JSON.stringify(edgeConfig(origin.address))}`,
     ],
     {
       cwd: process.cwd(),
@@ -151,9 +159,20 @@ describe("slot API from Node", () => {
       const headers: Record<string, string> = { "content-type": "application/json", ...(authorization ? { authorization } : {}) };
       const replies = await Promise.all([
         api(`/groups/${group}/stats`, { headers }),
-        api(`/groups/${group}/configure`, { method: "POST", headers, body: JSON.stringify({ spec: { limits: { global: { max: 100, maxqueue: null, keyed: false } }, backends: {} } }) }),
+        api(`/groups/${group}/configure`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ spec: { limits: { global: { max: 100, maxqueue: null, keyed: false } }, backends: {} } }),
+        }),
         api(`/groups/${group}/release`, { method: "POST", headers, body: JSON.stringify({ leaseId: held.ok ? held.lease.id : "x" }) }),
-        api(`/groups/${group}/acquire`, { method: "POST", headers, body: JSON.stringify({ request: { scopes: ["global"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 0, leaseTtlMs: 30_000 }, waiterId: "intruder" }) }),
+        api(`/groups/${group}/acquire`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({
+            request: { scopes: ["global"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 0, leaseTtlMs: 30_000 },
+            waiterId: "intruder",
+          }),
+        }),
       ]);
       for (const res of replies) {
         expect(res.status).toBe(401);
@@ -219,7 +238,11 @@ describe("slot API from Node", () => {
     });
     const opening = sleep(700).then(() => new Promise<void>((resolve) => relay.listen(port, "127.0.0.1", resolve)));
     try {
-      const guard = createGuard({ store: createDurableObjectHttpStore({ url: `http://127.0.0.1:${port}`, token: TOKEN, timeoutMs: 5_000 }), group: `cold-${process.pid}-${Date.now()}`, limits: { global: 1 } });
+      const guard = createGuard({
+        store: createDurableObjectHttpStore({ url: `http://127.0.0.1:${port}`, token: TOKEN, timeoutMs: 5_000 }),
+        group: `cold-${process.pid}-${Date.now()}`,
+        limits: { global: 1 },
+      });
       const startedAt = Date.now();
       const r = await guard.acquire({ scopes: ["global"] });
       expect(r.ok).toBe(true);
@@ -268,7 +291,10 @@ const fault = (retryable: boolean) => Response.json({ error: "SLOTGATE_STORE_UNA
 describe("HTTP store client (scripted fetch)", () => {
   const open = (routes: Partial<Record<string, Route>>, more: { retries?: number } = {}) => {
     const s = scripted(routes);
-    const handle = createDurableObjectHttpStore({ url: "https://slots.example.com/base/", token: TOKEN, fetch: s.fetch, retryDelayMs: 1, ...more }).open("g", SPEC);
+    const handle = createDurableObjectHttpStore({ url: "https://slots.example.com/base/", token: TOKEN, fetch: s.fetch, retryDelayMs: 1, ...more }).open(
+      "g",
+      SPEC,
+    );
     return { handle, calls: s.calls };
   };
 
@@ -299,9 +325,20 @@ describe("HTTP store client (scripted fetch)", () => {
       "server-state": () => new Response(null, { status: 302, headers: { location: "https://elsewhere.example" } }),
     });
     await expect(h.handle.acquire(CHAIN)).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE", message: "unknown scope: nope" });
-    await expect(h.handle.renew("l1", 1000)).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false, message: expect.stringContaining("credentials") });
-    await expect(h.handle.stats()).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", retryable: false, message: expect.stringContaining("SLOTGATE_API_TOKEN") });
-    await expect(h.handle.setServerState("b", "s", true)).rejects.toMatchObject({ code: "SLOTGATE_STORE_UNAVAILABLE", message: expect.stringContaining("redirected") });
+    await expect(h.handle.renew("l1", 1000)).rejects.toMatchObject({
+      code: "SLOTGATE_STORE_UNAVAILABLE",
+      retryable: false,
+      message: expect.stringContaining("credentials"),
+    });
+    await expect(h.handle.stats()).rejects.toMatchObject({
+      code: "SLOTGATE_STORE_UNAVAILABLE",
+      retryable: false,
+      message: expect.stringContaining("SLOTGATE_API_TOKEN"),
+    });
+    await expect(h.handle.setServerState("b", "s", true)).rejects.toMatchObject({
+      code: "SLOTGATE_STORE_UNAVAILABLE",
+      message: expect.stringContaining("redirected"),
+    });
     for (const error of await Promise.all([h.handle.stats().catch((e: unknown) => e), h.handle.renew("l1", 1).catch((e: unknown) => e)])) {
       expect(String((error as Error).message)).not.toContain(TOKEN);
     }
@@ -323,8 +360,15 @@ describe("HTTP store client (scripted fetch)", () => {
     expect(await store.open("g", SPEC, { version: 4 }).ready()).toEqual({ installed: true, storedVersion: 4 });
     expect(await store.open("g", SPEC, { version: 3 }).ready()).toEqual({ installed: false, storedVersion: 7 });
     const refused = store.open("g", SPEC, { version: 4 });
-    await expect(refused.ready()).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT", message: expect.stringContaining("global max 3 (stored) vs 1 (this node)") });
-    expect(bodies).toEqual([{ spec: SPEC, version: 4 }, { spec: SPEC, version: 3 }, { spec: SPEC, version: 4 }]);
+    await expect(refused.ready()).rejects.toMatchObject({
+      code: "SLOTGATE_SPEC_CONFLICT",
+      message: expect.stringContaining("global max 3 (stored) vs 1 (this node)"),
+    });
+    expect(bodies).toEqual([
+      { spec: SPEC, version: 4 },
+      { spec: SPEC, version: 3 },
+      { spec: SPEC, version: 4 },
+    ]);
     s.calls.length = 0;
     expect(await store.readStats("g")).toBeNull();
     expect(s.calls).toEqual(["stats"]);
@@ -342,7 +386,10 @@ describe("HTTP store client (scripted fetch)", () => {
       },
     });
     await store.open("shop", SPEC).release("l1");
-    expect(seen.map((s) => s.url)).toEqual(["https://slots.example.com/base/_slotgate/v1/groups/shop/configure", "https://slots.example.com/base/_slotgate/v1/groups/shop/release"]);
+    expect(seen.map((s) => s.url)).toEqual([
+      "https://slots.example.com/base/_slotgate/v1/groups/shop/configure",
+      "https://slots.example.com/base/_slotgate/v1/groups/shop/release",
+    ]);
     expect(seen[1]!.init).toMatchObject({ method: "POST", redirect: "manual", headers: { authorization: `Bearer ${TOKEN}` } });
     expect(JSON.parse(seen[1]!.init.body as string)).toEqual({ leaseId: "l1" });
   });
@@ -350,7 +397,12 @@ describe("HTTP store client (scripted fetch)", () => {
   it("keeps a grant's lease secret out of the lease and sends it with that lease's renew and release", async () => {
     const bodies: Record<string, unknown>[] = [];
     const h = open({
-      acquire: () => Response.json({ status: 0, value: { ok: true, lease: { id: "l7", fence: 1, expiresAt: 0, ttlMs: 30_000, waitedMs: 0 } }, leaseSecret: "c2VjcmV0LXNlY3JldC0xMg" }),
+      acquire: () =>
+        Response.json({
+          status: 0,
+          value: { ok: true, lease: { id: "l7", fence: 1, expiresAt: 0, ttlMs: 30_000, waitedMs: 0 } },
+          leaseSecret: "c2VjcmV0LXNlY3JldC0xMg",
+        }),
       renew: (body) => (bodies.push(body!), Response.json({ status: 0, value: { ok: true, expiresAt: 1 } })),
       release: (body) => (bodies.push(body!), Response.json({ status: 0, value: true })),
     });

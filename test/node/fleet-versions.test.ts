@@ -115,7 +115,9 @@ describe("spec versions across a fleet of slotgate serve processes on one redis-
 
   it("the same version with other limits does not start, names what differs, and changes nothing", async () => {
     const file = await writeYaml(dir, "v1-other.yaml", fleetConfig(1, 2, "old"));
-    await expect(startFleetNode(file, { name: "b-v1-conflict", bin })).rejects.toThrow(/exited \(3\) before it started: .*server:app\/a max 1 \(stored\) vs 2 \(this node\)/);
+    await expect(startFleetNode(file, { name: "b-v1-conflict", bin })).rejects.toThrow(
+      /exited \(3\) before it started: .*server:app\/a max 1 \(stored\) vs 2 \(this node\)/,
+    );
     const r = await burst(a, "web", 4);
     expect(r.statuses).toEqual([200, 200, 200, 200]);
     expect(r.originMax).toBe(1);
@@ -138,7 +140,11 @@ describe("spec versions across a fleet of slotgate serve processes on one redis-
 
   it("a lower version starts and runs under the fleet's spec; what version 2 renamed answers unavailable, logged once", async () => {
     const d = await start("d-v1-late", await writeYaml(dir, "v1-late.yaml", fleetConfig(1, 1, "old")));
-    expect(d.lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("the fleet runs spec version 2"))).toMatchObject({ level: "warn", storedVersion: 2, version: 1 });
+    expect(d.lines.find((l) => typeof l.msg === "string" && l.msg.startsWith("the fleet runs spec version 2"))).toMatchObject({
+      level: "warn",
+      storedVersion: 2,
+      version: 1,
+    });
     const r = await burst(d, "web", 4);
     expect(r.statuses).toEqual([200, 200, 200, 200]);
     expect(r.originMax).toBe(2);

@@ -60,7 +60,11 @@ beforeAll(async () => {
     },
     backends: {
       // Two servers of maxconn 2: the fleet may never send more than 2 to each origin.
-      load: { balance: "leastconn", timeout: timeout("20s"), servers: { a: { address: loadA.address, maxconn: 2 }, b: { address: loadB.address, maxconn: 2 } } },
+      load: {
+        balance: "leastconn",
+        timeout: timeout("20s"),
+        servers: { a: { address: loadA.address, maxconn: 2 }, b: { address: loadB.address, maxconn: 2 } },
+      },
       prio: { timeout: timeout("20s"), servers: { p: { address: prio.address, maxconn: 2 } } },
       qt: { timeout: timeout(`${QUEUE_TIMEOUT_MS}ms`), servers: { q: { address: qt.address, maxconn: 1 } } },
       crash: { lease_ttl: `${LEASE_TTL_MS}ms`, timeout: timeout("20s"), servers: { k: { address: crash.address, maxconn: 2 } } },
@@ -69,7 +73,9 @@ beforeAll(async () => {
   });
   const t0 = performance.now();
   nodes = await Promise.all(["n0", "n1", "n2"].map((name) => startFleetNode(file, { name, bin })));
-  console.log(`[fleet] 3 nodes up in ${Math.round(performance.now() - t0)} ms (pids ${nodes.map((n) => n.pid).join(", ")}), redis ${redis.url}, running ${relative(ROOT, bin)}`);
+  console.log(
+    `[fleet] 3 nodes up in ${Math.round(performance.now() - t0)} ms (pids ${nodes.map((n) => n.pid).join(", ")}), redis ${redis.url}, running ${relative(ROOT, bin)}`,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -85,7 +91,9 @@ afterAll(async () => {
 
 /** A request that is expected to be cut by the test (or by a killed node): never rejects. */
 function held(url: string, controller: AbortController): Promise<Reply | Error> {
-  return httpRequest(url, { signal: controller.signal, timeoutMs: 30_000 }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  return httpRequest(url, { signal: controller.signal, timeoutMs: 30_000 }).catch((error: unknown) =>
+    error instanceof Error ? error : new Error(String(error)),
+  );
 }
 
 /** Waits until the fleet's store shows `n` tickets queued on a scope (asked through node `via`). */
@@ -233,8 +241,12 @@ describe("a fleet of three slotgate serve processes on one Redis", () => {
       await until(() => o.current === 1, 5_000, 5, "the qt slot taken");
       const before = (await nodes[0]!.scope("backend:qt")).queue_timeouts;
       try {
-        const replies = await Promise.all(nodes.map((n, i) => httpRequest(`${n.url("qt")}/${i % 2 === 0 ? "checkout/" : "browse/"}late-${i}`, { timeoutMs: 10_000 })));
-        console.log(`[fleet] queue timeout ${QUEUE_TIMEOUT_MS} ms, round ${round}: 503 after ${replies.map((r) => Math.round(r.ms)).join(", ")} ms (one request per node)`);
+        const replies = await Promise.all(
+          nodes.map((n, i) => httpRequest(`${n.url("qt")}/${i % 2 === 0 ? "checkout/" : "browse/"}late-${i}`, { timeoutMs: 10_000 })),
+        );
+        console.log(
+          `[fleet] queue timeout ${QUEUE_TIMEOUT_MS} ms, round ${round}: 503 after ${replies.map((r) => Math.round(r.ms)).join(", ")} ms (one request per node)`,
+        );
         for (const r of replies) {
           expect(r.status).toBe(503);
           expect(r.headers["x-slotgate-reason"]).toBe("queue-timeout");

@@ -171,7 +171,20 @@ function request(r: Random, opts: { close?: boolean; pipelined?: boolean } = {})
 
   let body = Buffer.alloc(0);
   let complete = true;
-  const bodyKind = method === "GET" ? r.weighted<string>([["none", 9], ["length", 1]]) : r.weighted<string>([["length", 4], ["chunked", 3], ["bad-chunked", 2], ["both", 0.5], ["bad-length", 0.5], ["none", 1]]);
+  const bodyKind =
+    method === "GET"
+      ? r.weighted<string>([
+          ["none", 9],
+          ["length", 1],
+        ])
+      : r.weighted<string>([
+          ["length", 4],
+          ["chunked", 3],
+          ["bad-chunked", 2],
+          ["both", 0.5],
+          ["bad-length", 0.5],
+          ["none", 1],
+        ]);
   const payload = b("z".repeat(r.int(0, 3_000)));
   switch (bodyKind) {
     case "length":
@@ -266,9 +279,14 @@ function makeCase(r: Random): Case {
     }
     case "pipelined": {
       const n = r.int(2, 5);
-      const parts = Array.from({ length: n }, (_, i) => (r.chance(0.15) ? { bytes: garbage(r), complete: false } : request(r, { close: i === n - 1 && r.chance(0.5), pipelined: true })));
+      const parts = Array.from({ length: n }, (_, i) =>
+        r.chance(0.15) ? { bytes: garbage(r), complete: false } : request(r, { close: i === n - 1 && r.chance(0.5), pipelined: true }),
+      );
       const cut = parts.findIndex((p) => !p.complete);
-      return { kind, ex: { ...base, pieces: [{ data: Buffer.concat(parts.map((p) => p.bytes)), delayMs: 0 }], requests: cut === -1 ? n : cut + 1, after: "wait" } };
+      return {
+        kind,
+        ex: { ...base, pieces: [{ data: Buffer.concat(parts.map((p) => p.bytes)), delayMs: 0 }], requests: cut === -1 ? n : cut + 1, after: "wait" },
+      };
     }
     case "garbage":
       return { kind, ex: { ...base, pieces: [{ data: garbage(r), delayMs: 0 }], requests: 1, after: "wait", timeoutMs: 400 } };
@@ -291,7 +309,16 @@ function makeCase(r: Random): Case {
       const sent = r.int(0, total - 1);
       return {
         kind,
-        ex: { ...base, pieces: [{ data: head, delayMs: 0 }, { data: b("y".repeat(sent)), delayMs: r.int(0, 50) }], requests: 1, after: "abort", abortAfterMs: r.int(0, 80) },
+        ex: {
+          ...base,
+          pieces: [
+            { data: head, delayMs: 0 },
+            { data: b("y".repeat(sent)), delayMs: r.int(0, 50) },
+          ],
+          requests: 1,
+          after: "abort",
+          abortAfterMs: r.int(0, 80),
+        },
       };
     }
     case "abort-while-queued": {
@@ -361,14 +388,24 @@ describe("request-path fuzz: raw bytes against an edge node with keyed limits", 
     // Node emits no 'close' on the response of a pipelined request that still waits for the
     // socket (nor on the request, once its body was read): the node has to watch the connection.
     // Before the fix, /p2 and /p3 kept their slots for good (their leases renewed forever).
-    const pipelined = Buffer.from("GET /p1?delay=300 HTTP/1.1\r\nhost: x\r\n\r\nGET /p2?delay=0 HTTP/1.1\r\nhost: x\r\n\r\nGET /p3/hang HTTP/1.1\r\nhost: x\r\n\r\n");
+    const pipelined = Buffer.from(
+      "GET /p1?delay=300 HTTP/1.1\r\nhost: x\r\n\r\nGET /p2?delay=0 HTTP/1.1\r\nhost: x\r\n\r\nGET /p3/hang HTTP/1.1\r\nhost: x\r\n\r\n",
+    );
     const result = await exchange(port, { pieces: [{ data: pipelined, delayMs: 0 }], requests: 3, after: "abort", abortAfterMs: 100, timeoutMs: 1_000 });
     expect(result.clientClosed).toBe("abort");
     const t0 = performance.now();
     await settle(2_000);
     const st = await node.guard.stats();
-    console.log(`[fuzz] pipelined + client gone: holders ${st.holders}, tickets ${st.tickets}, node in use ${node.nodeStats().nodeInUse}, origin current ${origin.current} after ${Math.round(performance.now() - t0)} ms`);
-    expect({ holders: st.holders, tickets: st.tickets, nodeInUse: node.nodeStats().nodeInUse, inFlight: node.nodeStats().frontends.web!.active, originCurrent: origin.current }).toEqual({
+    console.log(
+      `[fuzz] pipelined + client gone: holders ${st.holders}, tickets ${st.tickets}, node in use ${node.nodeStats().nodeInUse}, origin current ${origin.current} after ${Math.round(performance.now() - t0)} ms`,
+    );
+    expect({
+      holders: st.holders,
+      tickets: st.tickets,
+      nodeInUse: node.nodeStats().nodeInUse,
+      inFlight: node.nodeStats().frontends.web!.active,
+      originCurrent: origin.current,
+    }).toEqual({
       holders: 0,
       tickets: 0,
       nodeInUse: 0,
@@ -383,86 +420,116 @@ describe("request-path fuzz: raw bytes against an edge node with keyed limits", 
     origin.resetCounters();
     const inner = "GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
     const bytes = `${method} /outer HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`;
-    const result = await exchange(port, { pieces: [{ data: Buffer.from(bytes, "latin1"), delayMs: 0 }], requests: 1, after: "wait", timeoutMs: 2_000, localAddress: "127.0.0.1" });
+    const result = await exchange(port, {
+      pieces: [{ data: Buffer.from(bytes, "latin1"), delayMs: 0 }],
+      requests: 1,
+      after: "wait",
+      timeoutMs: 2_000,
+      localAddress: "127.0.0.1",
+    });
     expect(parseResponses(result.data, result.serverClosed).responses.map((p) => p.status)).toEqual([200]);
     await settle(2_000);
     // Framed either way: chunked as sent, or with its length once the node received it whole
     // before taking the slot (buffer_request, on by default).
-    const seen = origin.requests.map((q) => ({ method: q.method, url: q.url, framing: q.headers["transfer-encoding"] ?? `length ${q.headers["content-length"]}` }));
+    const seen = origin.requests.map((q) => ({
+      method: q.method,
+      url: q.url,
+      framing: q.headers["transfer-encoding"] ?? `length ${q.headers["content-length"]}`,
+    }));
     expect(seen).toHaveLength(1);
     expect([`length ${inner.length}`, "chunked"]).toContain(seen[0]!.framing);
     expect(seen[0]).toMatchObject({ method, url: "/outer" });
   });
 
-  it.each(SEEDS)("seed %i: never crashes, answers well-formed HTTP or closes, leaks no slot", async (seed) => {
-    const r = new Random(seed);
-    const hint = replayHint(seed, FILE);
-    const t0 = performance.now();
-    const byKind: Record<string, number> = {};
-    const byStatus: Record<string, number> = {};
-    const failures: Array<{ n: number; kind: string; why: string; request: string; response: string }> = [];
-    // Long runs of one character (10 kB values, padding) shortened to `c×N`, so a case stays readable.
-    const excerpt = (bytes: Buffer, max: number) => JSON.stringify(bytes.toString("latin1").replace(/(.)\1{31,}/gs, (run, c: string) => `${c}×${run.length}`).slice(0, max));
-    let closedOnly = 0;
-    let responses = 0;
-    for (let start = 0; start < CASES_PER_SEED; start += BATCH) {
-      const cases = Array.from({ length: Math.min(BATCH, CASES_PER_SEED - start) }, () => makeCase(r));
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: BISECT ? 1 : CONCURRENCY }, async () => {
-          while (next < cases.length) {
-            const i = next++;
-            const c = cases[i]!;
-            byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;
-            if (BISECT) origin.resetCounters();
-            const logsBefore = logs.length;
-            const result = await exchange(port, c.ex);
-            const v = judge(result);
-            if (v.statuses.length === 0) closedOnly++;
-            responses += v.statuses.length;
-            for (const s of v.statuses) byStatus[s] = (byStatus[s] ?? 0) + 1;
-            const sent = () => Buffer.concat(c.ex.pieces.map((p) => p.data));
-            if (!v.ok && failures.length < 10) failures.push({ n: start + i, kind: c.kind, why: v.why, request: excerpt(sent(), 300), response: excerpt(result.data, 600) });
-            if (BISECT) {
-              // One exchange at a time, each checked for a leak on its own.
-              await settle(1_500);
-              const st = await node.guard.stats();
-              if (st.holders > 0 || st.tickets > 0 || origin.current > 0) {
-                throw new Error(
-                  `${hint}: case ${start + i} (${c.kind}) left ${st.holders} holders, ${st.tickets} tickets, ${origin.current} at the origin: sent ${excerpt(sent(), 4_000)}, got ${excerpt(result.data, 1_000)}; ` +
-                    `origin saw ${JSON.stringify(origin.requests.map((q) => `${q.method} ${q.url.slice(0, 80)}`))}; node logged ${JSON.stringify(logs.slice(logsBefore))}`,
-                );
+  it.each(SEEDS)(
+    "seed %i: never crashes, answers well-formed HTTP or closes, leaks no slot",
+    async (seed) => {
+      const r = new Random(seed);
+      const hint = replayHint(seed, FILE);
+      const t0 = performance.now();
+      const byKind: Record<string, number> = {};
+      const byStatus: Record<string, number> = {};
+      const failures: Array<{ n: number; kind: string; why: string; request: string; response: string }> = [];
+      // Long runs of one character (10 kB values, padding) shortened to `c×N`, so a case stays readable.
+      const excerpt = (bytes: Buffer, max: number) =>
+        JSON.stringify(
+          bytes
+            .toString("latin1")
+            .replace(/(.)\1{31,}/gs, (run, c: string) => `${c}×${run.length}`)
+            .slice(0, max),
+        );
+      let closedOnly = 0;
+      let responses = 0;
+      for (let start = 0; start < CASES_PER_SEED; start += BATCH) {
+        const cases = Array.from({ length: Math.min(BATCH, CASES_PER_SEED - start) }, () => makeCase(r));
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: BISECT ? 1 : CONCURRENCY }, async () => {
+            while (next < cases.length) {
+              const i = next++;
+              const c = cases[i]!;
+              byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;
+              if (BISECT) origin.resetCounters();
+              const logsBefore = logs.length;
+              const result = await exchange(port, c.ex);
+              const v = judge(result);
+              if (v.statuses.length === 0) closedOnly++;
+              responses += v.statuses.length;
+              for (const s of v.statuses) byStatus[s] = (byStatus[s] ?? 0) + 1;
+              const sent = () => Buffer.concat(c.ex.pieces.map((p) => p.data));
+              if (!v.ok && failures.length < 10)
+                failures.push({ n: start + i, kind: c.kind, why: v.why, request: excerpt(sent(), 300), response: excerpt(result.data, 600) });
+              if (BISECT) {
+                // One exchange at a time, each checked for a leak on its own.
+                await settle(1_500);
+                const st = await node.guard.stats();
+                if (st.holders > 0 || st.tickets > 0 || origin.current > 0) {
+                  throw new Error(
+                    `${hint}: case ${start + i} (${c.kind}) left ${st.holders} holders, ${st.tickets} tickets, ${origin.current} at the origin: sent ${excerpt(sent(), 4_000)}, got ${excerpt(result.data, 1_000)}; ` +
+                      `origin saw ${JSON.stringify(origin.requests.map((q) => `${q.method} ${q.url.slice(0, 80)}`))}; node logged ${JSON.stringify(logs.slice(logsBefore))}`,
+                  );
+                }
               }
             }
-          }
-        }),
+          }),
+        );
+        // Still alive and serving after every batch.
+        const answer = await control();
+        if (answer.status !== 200)
+          console.log(
+            `[fuzz] seed ${seed}: the control request got ${answer.status} ${JSON.stringify(answer.headers)} after ${start + cases.length} exchanges`,
+          );
+        expect(answer.status, hint).toBe(200);
+      }
+      await settle();
+      const st = await node.guard.stats();
+      const counters = node.nodeStats();
+      console.log(
+        `[fuzz] seed ${seed}: ${CASES_PER_SEED} exchanges in ${Math.round(performance.now() - t0)} ms, ${responses} responses, ${closedOnly} closed without one; ` +
+          `kinds ${JSON.stringify(byKind)}; statuses ${JSON.stringify(byStatus)}; node rejects so far ${JSON.stringify(counters.frontends.web!.rejected)}; ` +
+          `origin served ${origin.served} so far, max concurrency ${origin.max}`,
       );
-      // Still alive and serving after every batch.
-      const answer = await control();
-      if (answer.status !== 200) console.log(`[fuzz] seed ${seed}: the control request got ${answer.status} ${JSON.stringify(answer.headers)} after ${start + cases.length} exchanges`);
-      expect(answer.status, hint).toBe(200);
-    }
-    await settle();
-    const st = await node.guard.stats();
-    const counters = node.nodeStats();
-    console.log(
-      `[fuzz] seed ${seed}: ${CASES_PER_SEED} exchanges in ${Math.round(performance.now() - t0)} ms, ${responses} responses, ${closedOnly} closed without one; ` +
-        `kinds ${JSON.stringify(byKind)}; statuses ${JSON.stringify(byStatus)}; node rejects so far ${JSON.stringify(counters.frontends.web!.rejected)}; ` +
-        `origin served ${origin.served} so far, max concurrency ${origin.max}`,
-    );
-    expect(failures, hint).toEqual([]);
-    expect(logs.filter((l) => l.level === "error" || l.level === "fatal"), hint).toEqual([]);
-    // No leaked slot, nothing left queued, the origin idle.
-    for (const [name, row] of Object.entries(st.scopes)) {
-      expect({ name, in_use: row.in_use, queued: row.queued }, hint).toEqual({ name, in_use: 0, queued: 0 });
-    }
-    expect({ holders: st.holders, tickets: st.tickets, localHolders: st.localHolders }, hint).toEqual({ holders: 0, tickets: 0, localHolders: 0 });
-    expect(counters.nodeInUse, hint).toBe(0);
-    expect({ active: counters.frontends.web!.active, queued: counters.frontends.web!.queued }, hint).toEqual({ active: 0, queued: 0 });
-    expect(origin.current, hint).toBe(0);
-    // Every request the origin saw came from the node (which always sets x-forwarded-proto): none
-    // was smuggled to it inside another request's body.
-    const unproxied = origin.requests.filter((q) => q.headers["x-forwarded-proto"] !== "http");
-    expect(unproxied.map((q) => `${q.method} ${q.url.slice(0, 100)}`), hint).toEqual([]);
-  }, BISECT ? 900_000 : 60_000);
+      expect(failures, hint).toEqual([]);
+      expect(
+        logs.filter((l) => l.level === "error" || l.level === "fatal"),
+        hint,
+      ).toEqual([]);
+      // No leaked slot, nothing left queued, the origin idle.
+      for (const [name, row] of Object.entries(st.scopes)) {
+        expect({ name, in_use: row.in_use, queued: row.queued }, hint).toEqual({ name, in_use: 0, queued: 0 });
+      }
+      expect({ holders: st.holders, tickets: st.tickets, localHolders: st.localHolders }, hint).toEqual({ holders: 0, tickets: 0, localHolders: 0 });
+      expect(counters.nodeInUse, hint).toBe(0);
+      expect({ active: counters.frontends.web!.active, queued: counters.frontends.web!.queued }, hint).toEqual({ active: 0, queued: 0 });
+      expect(origin.current, hint).toBe(0);
+      // Every request the origin saw came from the node (which always sets x-forwarded-proto): none
+      // was smuggled to it inside another request's body.
+      const unproxied = origin.requests.filter((q) => q.headers["x-forwarded-proto"] !== "http");
+      expect(
+        unproxied.map((q) => `${q.method} ${q.url.slice(0, 100)}`),
+        hint,
+      ).toEqual([]);
+    },
+    BISECT ? 900_000 : 60_000,
+  );
 });

@@ -249,7 +249,14 @@ describe("http proxy: hostile input", () => {
     const braces = await request(`${s.url}/c`, { headers: { "x-api-key": "{tag}:a:b%00" } });
     expect(braces.status).toBe(200);
     // Non-UTF-8 bytes in a key and in the path, sent raw.
-    const latin = await raw(s.port, Buffer.concat([Buffer.from("GET /d/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: ", "latin1"), Buffer.from([0xff, 0xfe, 0x80, 0x41]), Buffer.from("\r\n\r\n")]));
+    const latin = await raw(
+      s.port,
+      Buffer.concat([
+        Buffer.from("GET /d/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: ", "latin1"),
+        Buffer.from([0xff, 0xfe, 0x80, 0x41]),
+        Buffer.from("\r\n\r\n"),
+      ]),
+    );
     expect(latin).toMatch(/^HTTP\/1\.1 (200|400) /);
     // Garbage: not HTTP, broken header lines, NUL bytes, a head over maxHeaderSize, a bare LF.
     const answers = await Promise.all([
@@ -301,7 +308,10 @@ describe("http proxy: upstream failures", () => {
   it("answers 503 connect-timeout when the server does not accept within timeout.connect", async () => {
     const hole = await startBlackhole();
     try {
-      const s = await startNode({ servers: { a: { address: hole.address, maxconn: 1 } }, backend: { timeout: { queue: "1s", connect: "300ms", server: "10s" } } });
+      const s = await startNode({
+        servers: { a: { address: hole.address, maxconn: 1 } },
+        backend: { timeout: { queue: "1s", connect: "300ms", server: "10s" } },
+      });
       const r = await request(`${s.url}/x`);
       expect(r.status).toBe(503);
       expect(r.headers["x-slotgate-error"]).toBe("connect-timeout");

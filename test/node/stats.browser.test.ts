@@ -100,34 +100,53 @@ async function chromium(args: string[]): Promise<string> {
 }
 
 describe("stats page in headless Chromium", () => {
-  it.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "renders the rows, the refresh meta and no injected script (--dump-dom)" : `renders the page — ${SKIP_REASON}`, async () => {
-    const dom = await chromium(["--dump-dom", url]);
-    expect(dom).toContain('<meta http-equiv="refresh" content="5">');
-    expect(dom).toContain("<title>slotgate stats — shop</title>"); // an injected script would have changed it
-    for (const scope of ["node", "global", "frontend:web", "frontend:web:apikey", "frontend:web:apikey:acme", "frontend:web:apikey:globex", "backend:api", "server:api/a1", "server:api/a2", "server:api/a3"]) {
-      expect(dom, scope).toContain(`data-scope="${scope}"`);
-    }
-    expect(dom).toMatch(/<tr class="server up full" data-scope="server:api\/a1">.*?<td class="status">UP<\/td><\/tr>/);
-    expect(dom).toMatch(/<tr class="server down" data-scope="server:api\/a3">.*?<td class="status">DOWN<\/td><\/tr>/);
-    expect(dom).toMatch(/<tr class="key full" data-scope="frontend:web:apikey:acme">/);
-    // The hostile key value is text in the DOM, not an element.
-    expect(dom).toContain('<span class="key">&lt;script&gt;document.title=\'pwned\'&lt;/script&gt;</span>');
-    expect(dom).not.toContain("<script");
-    // The spec and state-loss panel: version, superseded (warning), state loss absent on memory.
-    expect(dom).toContain('<section class="panel" id="spec-state">');
-    expect(dom).toMatch(/<table class="kv" id="spec">.*?<th>version<\/th><td>3<\/td><th>unavailable<\/th><td>0<\/td>/s);
-    expect(dom).toMatch(/<tr class="warn" id="spec-superseded"><th>superseded<\/th><td colspan="3">yes: this node runs an older version/);
-    expect(dom).toMatch(/<table class="kv" id="state-loss">.*?<th>re-registered<\/th><td>—<\/td><th>lost<\/th><td>—<\/td>/s);
-    expect(dom).toMatch(/<tr id="learning"><th>learning until<\/th><td colspan="3">—<\/td><\/tr>/);
-  }, 90_000);
+  it.skipIf(!HAS_CHROMIUM)(
+    HAS_CHROMIUM ? "renders the rows, the refresh meta and no injected script (--dump-dom)" : `renders the page — ${SKIP_REASON}`,
+    async () => {
+      const dom = await chromium(["--dump-dom", url]);
+      expect(dom).toContain('<meta http-equiv="refresh" content="5">');
+      expect(dom).toContain("<title>slotgate stats — shop</title>"); // an injected script would have changed it
+      for (const scope of [
+        "node",
+        "global",
+        "frontend:web",
+        "frontend:web:apikey",
+        "frontend:web:apikey:acme",
+        "frontend:web:apikey:globex",
+        "backend:api",
+        "server:api/a1",
+        "server:api/a2",
+        "server:api/a3",
+      ]) {
+        expect(dom, scope).toContain(`data-scope="${scope}"`);
+      }
+      expect(dom).toMatch(/<tr class="server up full" data-scope="server:api\/a1">.*?<td class="status">UP<\/td><\/tr>/);
+      expect(dom).toMatch(/<tr class="server down" data-scope="server:api\/a3">.*?<td class="status">DOWN<\/td><\/tr>/);
+      expect(dom).toMatch(/<tr class="key full" data-scope="frontend:web:apikey:acme">/);
+      // The hostile key value is text in the DOM, not an element.
+      expect(dom).toContain("<span class=\"key\">&lt;script&gt;document.title='pwned'&lt;/script&gt;</span>");
+      expect(dom).not.toContain("<script");
+      // The spec and state-loss panel: version, superseded (warning), state loss absent on memory.
+      expect(dom).toContain('<section class="panel" id="spec-state">');
+      expect(dom).toMatch(/<table class="kv" id="spec">.*?<th>version<\/th><td>3<\/td><th>unavailable<\/th><td>0<\/td>/s);
+      expect(dom).toMatch(/<tr class="warn" id="spec-superseded"><th>superseded<\/th><td colspan="3">yes: this node runs an older version/);
+      expect(dom).toMatch(/<table class="kv" id="state-loss">.*?<th>re-registered<\/th><td>—<\/td><th>lost<\/th><td>—<\/td>/s);
+      expect(dom).toMatch(/<tr id="learning"><th>learning until<\/th><td colspan="3">—<\/td><\/tr>/);
+    },
+    90_000,
+  );
 
-  it.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "takes a screenshot: a non-trivial PNG (--screenshot)" : `takes a screenshot — ${SKIP_REASON}`, async () => {
-    const file = join(dir, "stats.png");
-    await chromium([`--screenshot=${file}`, "--window-size=1400,900", url]);
-    const png = await readFile(file);
-    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-    expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
-    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1400, 900]);
-    expect(png.length).toBeGreaterThan(10 * 1024);
-  }, 90_000);
+  it.skipIf(!HAS_CHROMIUM)(
+    HAS_CHROMIUM ? "takes a screenshot: a non-trivial PNG (--screenshot)" : `takes a screenshot — ${SKIP_REASON}`,
+    async () => {
+      const file = join(dir, "stats.png");
+      await chromium([`--screenshot=${file}`, "--window-size=1400,900", url]);
+      const png = await readFile(file);
+      expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
+      expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1400, 900]);
+      expect(png.length).toBeGreaterThan(10 * 1024);
+    },
+    90_000,
+  );
 });

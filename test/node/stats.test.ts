@@ -52,7 +52,10 @@ function nodeStats(): NodeStats {
   return {
     nodeMaxconn: 100,
     nodeInUse: 3,
-    frontends: { web: { active: 3, queued: 1, requests: 42, rejected: { full: 2, "queue-full": 1 } }, echo: { active: 0, queued: 0, requests: 0, rejected: {} } },
+    frontends: {
+      web: { active: 3, queued: 1, requests: 42, rejected: { full: 2, "queue-full": 1 } },
+      echo: { active: 0, queued: 0, requests: 0, rejected: {} },
+    },
   };
 }
 
@@ -144,7 +147,10 @@ function parseProm(text: string): Map<string, Family> {
     const family = current!.family;
     expect(family.type, `TYPE before samples of ${current!.name}`).not.toBe("");
     const suffixes = family.type === "histogram" ? ["_bucket", "_sum", "_count"] : [""];
-    expect(suffixes.map((s) => current!.name + s), `sample ${name} belongs to ${current!.name}`).toContain(name);
+    expect(
+      suffixes.map((s) => current!.name + s),
+      `sample ${name} belongs to ${current!.name}`,
+    ).toContain(name);
     const labels: Record<string, string> = {};
     const labelText = m![2] ?? "";
     const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)/y;
@@ -475,7 +481,13 @@ describe("stats listener: methods, paths, lifecycle", () => {
     const { listener } = await setup();
     const port = listener.address()!.port;
     const config = edgeConfig({ bind: `127.0.0.1:${port}` });
-    const other = createStatsListener({ bind: config.stats!.bind, token: null, guard: { stats: () => Promise.reject(new Error("unused")) }, config, node: nodeStats });
+    const other = createStatsListener({
+      bind: config.stats!.bind,
+      token: null,
+      guard: { stats: () => Promise.reject(new Error("unused")) },
+      config,
+      node: nodeStats,
+    });
     await expect(other.start()).rejects.toThrow(/EADDRINUSE/);
     expect(other.address()).toBeNull();
   });
@@ -495,7 +507,10 @@ describe("stats listener: cluster-wide numbers and store failure", () => {
     const store = createMemoryStore();
     const nodeA = createGuard({ ...toGuardOptions(config), store });
     const nodeB = createGuard({ ...toGuardOptions(config), store });
-    cleanups.push(() => nodeA.close(), () => nodeB.close());
+    cleanups.push(
+      () => nodeA.close(),
+      () => nodeB.close(),
+    );
     await load(nodeA, ["acme"]);
     await load(nodeB, ["acme", "globex"]);
     const { get } = await setup({ guard: nodeB, config });
@@ -642,7 +657,10 @@ describe("stats listener: spec versions and state loss", () => {
       return c;
     };
     const config = edgeConfig();
-    const guard = createGuard({ ...toGuardOptions(config), store: createRedisStore({ redis: await connect(), sweepIntervalMs: 100, safetyRecheckMs: 200, commandTimeoutMs: 1_000 }) });
+    const guard = createGuard({
+      ...toGuardOptions(config),
+      store: createRedisStore({ redis: await connect(), sweepIntervalMs: 100, safetyRecheckMs: 200, commandTimeoutMs: 1_000 }),
+    });
     cleanups.push(() => guard.close());
     const { get } = await setup({ guard, config });
     const leases: Lease[] = [];
@@ -664,16 +682,26 @@ describe("stats listener: spec versions and state loss", () => {
     const smaller = toGuardOptions(edgeConfig(undefined, { global: { maxconn: 1 } }));
     const multi = admin.multi().flushall() as unknown as { slotgateConfigure(...args: string[]): { exec(): Promise<unknown> } };
     await multi.slotgateConfigure(...groupKeys("slotgate:", "shop"), JSON.stringify(buildGroupSpec(smaller.limits, smaller.backends))).exec();
-    await waitUntil("one lease re-registered, one lost", async () => {
-      const loss = (await guard.stats()).stateLoss;
-      return loss !== undefined && loss.reregistered + loss.lost >= 2;
-    }, TTL_MS + 2_000, 20);
+    await waitUntil(
+      "one lease re-registered, one lost",
+      async () => {
+        const loss = (await guard.stats()).stateLoss;
+        return loss !== undefined && loss.reregistered + loss.lost >= 2;
+      },
+      TTL_MS + 2_000,
+      20,
+    );
 
     // Within the learning window (one TTL from the first renewal that noticed the loss).
     const during = await get("/metrics");
     const duringPage = await (await get("/stats")).text();
     const m = parseProm(await during.text());
-    expectTypes(m, { slotgate_leases_reregistered_total: "counter", slotgate_leases_lost_total: "counter", slotgate_learning: "gauge", slotgate_learning_remaining_seconds: "gauge" });
+    expectTypes(m, {
+      slotgate_leases_reregistered_total: "counter",
+      slotgate_leases_lost_total: "counter",
+      slotgate_learning: "gauge",
+      slotgate_learning_remaining_seconds: "gauge",
+    });
     expect(m.get("slotgate_leases_reregistered_total")?.help).toContain("cluster-wide");
     expect(sample(m, "slotgate_leases_reregistered_total", { group: "shop" })).toBe(1);
     expect(sample(m, "slotgate_leases_lost_total", {})).toBe(1);
@@ -711,7 +739,33 @@ describe("stats page: hostile scope names", () => {
     `${"A".repeat(1000)}<b>bold</b>`,
   ];
 
-  const TAGS = ["html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "span", "b", "a", "div", "section", "table", "caption", "small", "thead", "tbody", "tr", "th", "td", "br", "footer"];
+  const TAGS = [
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "h1",
+    "h2",
+    "p",
+    "span",
+    "b",
+    "a",
+    "div",
+    "section",
+    "table",
+    "caption",
+    "small",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "br",
+    "footer",
+  ];
   const ATTRIBUTES = ["lang", "charset", "http-equiv", "content", "name", "class", "id", "title", "href", "style", "colspan", "rowspan", "data-scope"];
 
   /** The page is text and well-formed tags the renderer writes, with attributes it writes, nothing else. */
@@ -756,10 +810,24 @@ describe("stats page: hostile scope names", () => {
       scopes[`frontend:web:apikey:${key}`] = scopeStats({ in_use: 1, max: 2 });
       scopes[`other:${key}`] = scopeStats({ in_use: 1, max: 2 });
     }
-    const page = renderStatsPage({ config, node: { ...nodeStats(), frontends: { [hostile[0]!]: { active: 1, queued: 0, requests: 1, rejected: { [hostile[1]!]: 1 } } } }, stats: fakeStats(scopes), generatedAt: new Date(0), refreshSeconds: 5, linkQuery: 'token="><script>' });
+    const page = renderStatsPage({
+      config,
+      node: { ...nodeStats(), frontends: { [hostile[0]!]: { active: 1, queued: 0, requests: 1, rejected: { [hostile[1]!]: 1 } } } },
+      stats: fakeStats(scopes),
+      generatedAt: new Date(0),
+      refreshSeconds: 5,
+      linkQuery: 'token="><script>',
+    });
     assertSafe(page);
     expect(page).toContain('id="other"');
-    const failed = renderStatsPage({ config, node: nodeStats(), stats: null, error: { code: "SLOTGATE_STORE_UNAVAILABLE", message: hostile.join(" ") }, generatedAt: new Date(0), refreshSeconds: null });
+    const failed = renderStatsPage({
+      config,
+      node: nodeStats(),
+      stats: null,
+      error: { code: "SLOTGATE_STORE_UNAVAILABLE", message: hostile.join(" ") },
+      generatedAt: new Date(0),
+      refreshSeconds: null,
+    });
     assertSafe(failed);
   });
 

@@ -22,7 +22,12 @@ let seq = 0;
 const newGroup = (what: string) => `failover-${what}-${process.pid}-${++seq}`;
 
 /** A node of a fleet: its own Cluster client, store and guard on the group. */
-async function node(cluster: RedisClusterProcess, group: string, limits: LimitsOption, timers = { sweepIntervalMs: 100, safetyRecheckMs: 200 }): Promise<GuardNode> {
+async function node(
+  cluster: RedisClusterProcess,
+  group: string,
+  limits: LimitsOption,
+  timers = { sweepIntervalMs: 100, safetyRecheckMs: 200 },
+): Promise<GuardNode> {
   const redis = await readyCluster(cluster);
   redis.on("error", () => undefined); // refused connections to a killed node are expected here
   stops.push(() => redis.disconnect());
@@ -54,7 +59,8 @@ async function shardOf(cluster: RedisClusterProcess, group: string): Promise<{ m
 
 /** Until the replica has applied everything its master has written so far. */
 async function replicated(master: RedisProcess, replica: RedisProcess): Promise<void> {
-  const offset = async (port: number, field: string) => Number(new RegExp(`${field}:(\\d+)`).exec(String(await sendCommand(port, ["INFO", "replication"])))?.[1]);
+  const offset = async (port: number, field: string) =>
+    Number(new RegExp(`${field}:(\\d+)`).exec(String(await sendCommand(port, ["INFO", "replication"])))?.[1]);
   const target = await offset(master.port, "master_repl_offset");
   await waitUntil("the replica has caught up", async () => (await offset(replica.port, "slave_repl_offset")) >= target, 2_000, 10);
 }

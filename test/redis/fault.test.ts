@@ -82,7 +82,9 @@ describe("redis data loss (restart with an empty server, FLUSHALL)", () => {
       await held.release(); // grants C's ticket
       const [oldResult, newResult] = await Promise.all([old, waiting]);
       const holders = [oldResult, newResult].filter((r) => r.ok).map((r) => (r.ok ? r.lease.id : ""));
-      console.log(`[fault data loss] old waiter: ${JSON.stringify(oldResult.ok ? { ok: true, lease: oldResult.lease.id } : oldResult)}, new waiter: ${JSON.stringify(newResult.ok ? { ok: true, lease: newResult.lease.id } : newResult)}`);
+      console.log(
+        `[fault data loss] old waiter: ${JSON.stringify(oldResult.ok ? { ok: true, lease: oldResult.lease.id } : oldResult)}, new waiter: ${JSON.stringify(newResult.ok ? { ok: true, lease: newResult.lease.id } : newResult)}`,
+      );
       // Limit 1: one holder at most. The old waiter's ticket is gone: it ends through the policy.
       expect(holders).toHaveLength(1);
       expect(newResult.ok).toBe(true);
@@ -101,7 +103,12 @@ describe("redis data loss: fencing (rule 10)", () => {
     const redis = new Redis(server.url);
     await redis.ping(); // the store fails fast (unavailable) while its client is still connecting
     // Short leases: after each loss the group learns for one lease TTL before it grants again.
-    const guard = createGuard({ store: createRedisStore({ redis }), group: `fault-fence-${process.pid}`, limits: { global: 2, tenant: { perKey: 1 } }, defaults: { leaseTtlMs: 300, queueTimeoutMs: 5_000 } });
+    const guard = createGuard({
+      store: createRedisStore({ redis }),
+      group: `fault-fence-${process.pid}`,
+      limits: { global: 2, tenant: { perKey: 1 } },
+      defaults: { leaseTtlMs: 300, queueTimeoutMs: 5_000 },
+    });
     try {
       const fences: number[] = [];
       const take = async (scopes: string[]) => {
@@ -178,10 +185,7 @@ describe.each<StoreErrorPolicy>(["fail-closed", "local"])("redis kill -9 and res
     await all((n) => n.request({ cmd: "probe", key: probeKey("post") }));
     const faultsAfterRecovery = (await all((n) => n.request({ cmd: "stats" }))).map((s) => s.faults);
     await sleep(POST_WINDOW_MS);
-    const reports: LoadReport[] = await Promise.all([
-      loads,
-      all((n) => n.request({ cmd: "stop" })),
-    ]).then(([done]) => done);
+    const reports: LoadReport[] = await Promise.all([loads, all((n) => n.request({ cmd: "stop" }))]).then(([done]) => done);
     const stoppedAt = Date.now();
 
     // ── a holder that vanishes after recovery: only the resumed sweep can reclaim it ──
@@ -205,7 +209,12 @@ describe.each<StoreErrorPolicy>(["fail-closed", "local"])("redis kill -9 and res
     console.log(
       `[fault ${policy}] outage ${restartAt - killedAt} ms, restart ${restartedAt - restartAt} ms, store grants again ` +
         `${recoveryMs} ms after restart; during the outage per process: ` +
-        nodes.map((_, i) => `${count(outage[i]!, OUTCOME.store)} store / ${count(outage[i]!, OUTCOME.local)} local grants, ${count(outage[i]!, OUTCOME.unavailable)} unavailable`).join("; ") +
+        nodes
+          .map(
+            (_, i) =>
+              `${count(outage[i]!, OUTCOME.store)} store / ${count(outage[i]!, OUTCOME.local)} local grants, ${count(outage[i]!, OUTCOME.unavailable)} unavailable`,
+          )
+          .join("; ") +
         `; local holders max per process ${reports.map((r) => r.localMax).join("/")} (bound ${LOCAL_MAX}); ` +
         `fallback counters ${finals.map((f) => JSON.stringify(f.stats.fallback)).join(" ")}; ` +
         `max holders observed before ${preMax}, after recovery ${postMax} over ${postSamples} grants (limit ${LIMIT}; ` +
@@ -255,7 +264,8 @@ describe.each<StoreErrorPolicy>(["fail-closed", "local"])("redis kill -9 and res
     for (const f of finals) {
       expect(f.stats.holders).toBe(0);
       expect(f.stats.tickets).toBe(0);
-      for (const [name, scope] of Object.entries(f.stats.scopes)) expect({ name, in_use: scope.in_use, queued: scope.queued }).toEqual({ name, in_use: 0, queued: 0 });
+      for (const [name, scope] of Object.entries(f.stats.scopes))
+        expect({ name, in_use: scope.in_use, queued: scope.queued }).toEqual({ name, in_use: 0, queued: 0 });
     }
 
     const exits = await all((n) => n.exit());

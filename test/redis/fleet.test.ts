@@ -95,14 +95,18 @@ describe("fleet of processes (standalone)", () => {
   it("kill -9 of a process holding slots: they reach waiters in the other processes within lease TTL + 1 s", async () => {
     const ttl = 1_500;
     const group = `fleet-kill-${process.pid}`;
-    const [holder, ...waiters] = await startFleet(PROCESSES, {
-      target: { url: server.url },
-      group,
-      limit: LIMIT,
-      leaseTtlMs: ttl,
-      queueTimeoutMs: 20_000,
-      store: { safetyRecheckMs: 60_000 },
-    }, 0); // no load here, and renewal and sweep timing is what this test measures: normal priority
+    const [holder, ...waiters] = await startFleet(
+      PROCESSES,
+      {
+        target: { url: server.url },
+        group,
+        limit: LIMIT,
+        leaseTtlMs: ttl,
+        queueTimeoutMs: 20_000,
+        store: { safetyRecheckMs: 60_000 },
+      },
+      0,
+    ); // no load here, and renewal and sweep timing is what this test measures: normal priority
     const holderFences = await holder!.request({ cmd: "hold", n: LIMIT });
     for (const w of waiters) await w.request({ cmd: "wait", n: LIMIT });
     const global = async () => (await waiters[0]!.request({ cmd: "stats" })).stats.scopes.global!;
@@ -117,7 +121,9 @@ describe("fleet of processes (standalone)", () => {
     expect(await holder!.kill9()).toEqual({ code: null, signal: "SIGKILL" });
     const grants = () => waiters.flatMap((w) => w.grants);
     await waitUntil(`${LIMIT} waiters are granted`, () => grants().length >= LIMIT, ttl + 5_000, 5);
-    const handOverMs = grants().map((g) => g.at - killedAt).sort((a, b) => a - b);
+    const handOverMs = grants()
+      .map((g) => g.at - killedAt)
+      .sort((a, b) => a - b);
     console.log(
       `[fleet kill -9] lease TTL ${ttl} ms: the ${LIMIT} slots of the killed process reached waiters after ` +
         `${handOverMs.join(", ")} ms (bound: TTL + 1000 = ${ttl + 1000} ms)`,

@@ -56,7 +56,10 @@ export class Holders {
 /** A promise and whether it has settled yet. */
 export function track<T>(promise: Promise<T>): { promise: Promise<T>; done: boolean } {
   const t = { promise, done: false };
-  void promise.then(() => (t.done = true), () => (t.done = true));
+  void promise.then(
+    () => (t.done = true),
+    () => (t.done = true),
+  );
   return t;
 }
 

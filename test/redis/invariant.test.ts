@@ -16,14 +16,29 @@ const BACKENDS = { api: { balance: "leastconn" as const, servers: { a: { max: 2 
 const TENANTS = ["t1", "t2", "t3"];
 
 const targets = [
-  { name: "standalone", nodes: 3, start: async () => {
-    const server = await startRedis();
-    return { client: async () => { const c = new Redis(server.url); await c.ping(); return c; }, stop: () => server.stop() };
-  } },
-  { name: "cluster", nodes: 3, start: async () => {
-    const cluster = await startRedisCluster();
-    return { client: () => readyCluster(cluster), stop: () => cluster.stop() };
-  } },
+  {
+    name: "standalone",
+    nodes: 3,
+    start: async () => {
+      const server = await startRedis();
+      return {
+        client: async () => {
+          const c = new Redis(server.url);
+          await c.ping();
+          return c;
+        },
+        stop: () => server.stop(),
+      };
+    },
+  },
+  {
+    name: "cluster",
+    nodes: 3,
+    start: async () => {
+      const cluster = await startRedisCluster();
+      return { client: () => readyCluster(cluster), stop: () => cluster.stop() };
+    },
+  },
 ];
 
 describe.each(targets)("invariant under load ($name)", (target) => {

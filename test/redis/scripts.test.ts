@@ -217,7 +217,10 @@ describe("the test-only clock", () => {
   it("a cfg field \\0clock sets the clock and configure keeps it; a spec cannot write it", async () => {
     // Straight to the store: the guard would refuse the scope name.
     const name = unique("clock");
-    const h = createRedisStore({ redis }).open(name, spec({ global: { max: 1, maxqueue: null, keyed: false }, "\0clock": { max: 1, maxqueue: null, keyed: false } }));
+    const h = createRedisStore({ redis }).open(
+      name,
+      spec({ global: { max: 1, maxqueue: null, keyed: false }, "\0clock": { max: 1, maxqueue: null, keyed: false } }),
+    );
     handles.push(h);
     await h.stats(); // the spec is pushed
     const cfg = groupKeys("slotgate:", name)[0]!;
@@ -254,10 +257,12 @@ describe("queue order", () => {
     const done: Promise<void>[] = [];
     for (const e of entries) {
       const p = g.acquire({ scopes: ["global"], queueTimeoutMs: 20_000, priority: { class: e.cls, offsetMs: e.offsetMs } });
-      done.push(p.then(async (r) => {
-        order.push(e.label);
-        if (r.ok) await r.lease.release();
-      }));
+      done.push(
+        p.then(async (r) => {
+          order.push(e.label);
+          if (r.ok) await r.lease.release();
+        }),
+      );
       await sleep(5);
     }
     const queue = groupKeys("slotgate:", g.group)[5]!;

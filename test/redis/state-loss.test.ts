@@ -185,7 +185,12 @@ describe("rule 12 on a replica promoted after it missed writes", () => {
     const { fences } = holders;
     const take = () => holders.take(a.guard);
     const first = await take();
-    await waitUntil("the replica has the grant", async () => String(await sendCommand(replica.port, ["HGET", groupKeys("slotgate:", group)[1]!, "\0fence"])) === String(first.fence), 2_000, 10);
+    await waitUntil(
+      "the replica has the grant",
+      async () => String(await sendCommand(replica.port, ["HGET", groupKeys("slotgate:", group)[1]!, "\0fence"])) === String(first.fence),
+      2_000,
+      10,
+    );
 
     // The replica stops replicating; the old master goes on granting (higher fences) what it never sees.
     await sendCommand(replica.port, ["REPLICAOF", "NO", "ONE"]);
@@ -197,7 +202,16 @@ describe("rule 12 on a replica promoted after it missed writes", () => {
     await master.kill9();
     via.switchTo(replica.port);
     const fresh = await node(via.port, group, { limits: { global: 2 } }); // a node with no history of the group
-    await waitUntil("A is connected to the replica", async () => (await a.guard.stats().then(() => true, () => false)), 5_000, 20);
+    await waitUntil(
+      "A is connected to the replica",
+      async () =>
+        await a.guard.stats().then(
+          () => true,
+          () => false,
+        ),
+      5_000,
+      20,
+    );
     // A's acquire finds the counter below fences A was granted: the group learns, nothing is granted.
     const waiting = track(a.guard.acquire({ scopes: ["global"], queueTimeoutMs: 5_000 }));
     const waitingFresh = track(fresh.guard.acquire({ scopes: ["global"], queueTimeoutMs: 5_000 }));

@@ -83,14 +83,23 @@ export interface Reply {
   reused: boolean;
 }
 
-export function request(url: string, init: { method?: string; headers?: http.OutgoingHttpHeaders; agent?: http.Agent | false; body?: string } = {}): Promise<Reply> {
+export function request(
+  url: string,
+  init: { method?: string; headers?: http.OutgoingHttpHeaders; agent?: http.Agent | false; body?: string } = {},
+): Promise<Reply> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: init.method ?? "GET", headers: init.headers, agent: init.agent ?? false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.once("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("latin1"), ms: performance.now() - t0, reused: req.reusedSocket }),
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("latin1"),
+          ms: performance.now() - t0,
+          reused: req.reusedSocket,
+        }),
       );
       res.once("error", reject);
     });
@@ -181,7 +190,12 @@ export function parseResponses(data: string): RawResponse[] {
  * Sends raw bytes on one connection and resolves once `responses` complete responses came back,
  * the server closed, or `ms` passed, whichever is first.
  */
-export function rawExchange(port: number, bytes: Buffer | string, responses = 1, ms = 3000): Promise<{ responses: RawResponse[]; closed: boolean; data: string }> {
+export function rawExchange(
+  port: number,
+  bytes: Buffer | string,
+  responses = 1,
+  ms = 3000,
+): Promise<{ responses: RawResponse[]; closed: boolean; data: string }> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
     let data = "";

@@ -114,7 +114,8 @@ export function parseResponses(buf: Buffer, closed: boolean): ParseResult {
     const headEnd = buf.indexOf("\r\n\r\n", at);
     if (headEnd === -1) {
       const partial = buf.toString("latin1", at, Math.min(buf.length, at + 12));
-      if (!"HTTP/1.1 ".startsWith(partial.slice(0, 9)) && !"HTTP/1.0 ".startsWith(partial.slice(0, 9))) return result(`not a status line: ${JSON.stringify(partial)}`);
+      if (!"HTTP/1.1 ".startsWith(partial.slice(0, 9)) && !"HTTP/1.0 ".startsWith(partial.slice(0, 9)))
+        return result(`not a status line: ${JSON.stringify(partial)}`);
       if (buf.length - at > 64 * 1024) return result("a response head longer than 64 KiB");
       responses.push({ status: 0, headers: {}, complete: false });
       break;

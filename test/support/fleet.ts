@@ -67,10 +67,14 @@ export async function ensureBuilt(): Promise<string> {
       // dependencies resolve from the repository's node_modules, a parent directory.
       copyFileSync(join(ROOT, "package.json"), join(PRIVATE, "package.json"));
       copyFileSync(join(ROOT, "bin", "slotgate.js"), bin);
-      spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", join(PRIVATE, "dist")], {
-        cwd: ROOT,
-        stdio: "ignore",
-      });
+      spawnSync(
+        process.execPath,
+        [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", join(PRIVATE, "dist")],
+        {
+          cwd: ROOT,
+          stdio: "ignore",
+        },
+      );
     }
   } finally {
     rmSync(BUILD_LOCK, { recursive: true, force: true });
@@ -155,7 +159,9 @@ async function spawnNode(configFile: string, options: StartNodeOptions): Promise
   const lines = collectJsonLines(child.stdout!);
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
 
   const timeoutMs = options.startTimeoutMs ?? 20_000;
   const t0 = Date.now();

@@ -278,7 +278,11 @@ export interface Blackhole {
  */
 export async function startBlackhole(): Promise<Blackhole> {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, ["-e", "const s=require('net').createServer();s.listen({host:'127.0.0.1',port:0,backlog:1},()=>console.log(s.address().port))"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    ["-e", "const s=require('net').createServer();s.listen({host:'127.0.0.1',port:0,backlog:1},()=>console.log(s.address().port))"],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim())));
     child.once("error", reject);

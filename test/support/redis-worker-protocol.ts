@@ -99,10 +99,7 @@ export interface Results {
   exit: null;
 }
 
-export type WorkerEvent =
-  | { event: "ready"; pid: number }
-  | { event: "granted"; at: number; fence: number }
-  | { event: "wait-ended"; reason: string };
+export type WorkerEvent = { event: "ready"; pid: number } | { event: "granted"; at: number; fence: number } | { event: "wait-ended"; reason: string };
 
 export type WorkerRequest = Command & { id: number };
 export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

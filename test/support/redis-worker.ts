@@ -74,9 +74,8 @@ const progress: Progress = {
 };
 
 function newClient(options: RedisOptions, clusterOptions: ClusterOptions = {}): Redis | Cluster {
-  const client = "url" in config.target
-    ? new Redis(config.target.url, options)
-    : new Cluster(config.target.nodes, { ...clusterOptions, redisOptions: options });
+  const client =
+    "url" in config.target ? new Redis(config.target.url, options) : new Cluster(config.target.nodes, { ...clusterOptions, redisOptions: options });
   client.on("error", () => progress.clientErrors++);
   return client;
 }

@@ -14,7 +14,9 @@ export const SERVER_MS = 60_000;
  * One HTTP frontend on 127.0.0.1:`port` (0: any free port; the node logs the real one) in front of
  * one server. The frontend has no maxconn of its own (slotgate still counts it as a scope).
  */
-export function slotgateConfig(o: ProxyLimits & { port: number; origin: string; store: { type: "memory" } | { type: "redis"; url: string }; group: string }): object {
+export function slotgateConfig(
+  o: ProxyLimits & { port: number; origin: string; store: { type: "memory" } | { type: "redis"; url: string }; group: string },
+): object {
   return {
     store: o.store,
     group: o.group,

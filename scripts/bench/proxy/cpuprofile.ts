@@ -140,7 +140,18 @@ export function summarizeProfile(file: string, top = 25, fromMs = 0, toMs = Infi
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, ms]) => ({ name, ms, pct: (100 * ms) / busyMs }));
-  return { file, fromMs: Number.isNaN(first) ? fromMs : first, toMs: Number.isNaN(last) ? fromMs : last, samples, totalMs, idleMs, busyMs, selfByFunction: rows(byFunction), selfByFile: rows(byFile), inclusiveSlotgate: rows(inclusive) };
+  return {
+    file,
+    fromMs: Number.isNaN(first) ? fromMs : first,
+    toMs: Number.isNaN(last) ? fromMs : last,
+    samples,
+    totalMs,
+    idleMs,
+    busyMs,
+    selfByFunction: rows(byFunction),
+    selfByFile: rows(byFile),
+    inclusiveSlotgate: rows(inclusive),
+  };
 }
 
 export function formatProfile(s: ProfileSummary, title: string): string {

@@ -65,7 +65,9 @@ export function parseWrk(out: string): WrkResult {
     meanMs: lat ? duration(lat[1]!) : NaN,
     maxMs: lat ? duration(lat[2]!) : NaN,
     non2xx: non2xx ? Number(non2xx[1]) : 0,
-    errors: sock ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) } : { connect: 0, read: 0, write: 0, timeout: 0 },
+    errors: sock
+      ? { connect: Number(sock[1]), read: Number(sock[2]), write: Number(sock[3]), timeout: Number(sock[4]) }
+      : { connect: 0, read: 0, write: 0, timeout: 0 },
   };
 }
 

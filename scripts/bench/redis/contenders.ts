@@ -103,7 +103,12 @@ export async function createLimiter(lib: LibName, cfg: LimiterConfig): Promise<B
 async function slotgate(cfg: LimiterConfig): Promise<BenchLimiter> {
   const redis = await libConnection(cfg.port);
   const store = createRedisStore({ redis });
-  const guard = createGuard({ store, group: cfg.key, limits: { global: cfg.limit }, defaults: { leaseTtlMs: cfg.leaseTtlMs, queueTimeoutMs: cfg.queueTimeoutMs } });
+  const guard = createGuard({
+    store,
+    group: cfg.key,
+    limits: { global: cfg.limit },
+    defaults: { leaseTtlMs: cfg.leaseTtlMs, queueTimeoutMs: cfg.queueTimeoutMs },
+  });
   const scopes = ["global"];
   const plain: AcquireOptions = { scopes };
   const byClass = new Map<number, AcquireOptions>();

@@ -45,7 +45,9 @@ async function handle(req: Request): Promise<unknown> {
       marker ??= await benchConnection(req.port);
       limiter = await createLimiter(req.lib, req);
       // One acquire → release so connections, scripts and subscriptions are in place before timing.
-      await (await limiter.acquire())();
+      await (
+        await limiter.acquire()
+      )();
       const reply: SetupReply = {
         pid: process.pid,
         skewMs: Date.now() - (performance.timeOrigin + performance.now()),
@@ -151,7 +153,19 @@ async function runLoop(lim: BenchLimiter, m: Redis, req: Extract<Request, { t: "
   };
   await Promise.all(Array.from({ length: req.callers }, caller));
   const cpu = process.cpuUsage(cpu0);
-  return { ops, grants, acquireStarts, releases, maxHolders, overLimit, cpuMs: (cpu.user + cpu.system) / 1000, sent: sentSnapshot(), faults: lim.faults() + escaped - faults0, acquireErrors, firstError: firstError ?? null };
+  return {
+    ops,
+    grants,
+    acquireStarts,
+    releases,
+    maxHolders,
+    overLimit,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    sent: sentSnapshot(),
+    faults: lim.faults() + escaped - faults0,
+    acquireErrors,
+    firstError: firstError ?? null,
+  };
 }
 
 process.on("message", (message: RequestMessage) => {

@@ -268,7 +268,17 @@ export class GroupState {
       const backend = l.backend === undefined ? undefined : this.#backends.get(l.backend);
       const server = l.server === undefined ? undefined : backend?.server(l.server);
       for (const s of chain) s.restoreHold();
-      const record: LeaseRecord = { id: l.id, fence: l.fence, chain, backend, server, deadline: l.expiresAt, ttlMs: l.ttlMs, grantedAt: l.grantedAt, heapIndex: -1 };
+      const record: LeaseRecord = {
+        id: l.id,
+        fence: l.fence,
+        chain,
+        backend,
+        server,
+        deadline: l.expiresAt,
+        ttlMs: l.ttlMs,
+        grantedAt: l.grantedAt,
+        heapIndex: -1,
+      };
       this.#leases.set(l.id, record);
       this.#leaseDeadlines.push(record);
     }
@@ -380,9 +390,12 @@ export class GroupState {
     for (const name of req.scopes) {
       let scope = this.#scopes.get(name);
       if (scope && (scope.kind === "aggregate" || scope.kind === "backend")) {
-        throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", scope.kind === "aggregate"
-          ? `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`
-          : `scope ${name}: name backends with the backend option`);
+        throw new SlotgateError(
+          "SLOTGATE_UNKNOWN_SCOPE",
+          scope.kind === "aggregate"
+            ? `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`
+            : `scope ${name}: name backends with the backend option`,
+        );
       }
       scope ??= this.#tryKeyed(name);
       if (!scope) {
@@ -416,7 +429,15 @@ export class GroupState {
     return chooseServer(backend) ?? false;
   }
 
-  #grant(fixed: ScopeState[], backend: BackendState | undefined, server: ServerState | undefined, balanced: boolean, ttlMs: number, now: number, waitedMs: number): LeaseGrant {
+  #grant(
+    fixed: ScopeState[],
+    backend: BackendState | undefined,
+    server: ServerState | undefined,
+    balanced: boolean,
+    ttlMs: number,
+    now: number,
+    waitedMs: number,
+  ): LeaseGrant {
     const chain = fixed.slice();
     if (server && backend && balanced) {
       commitChoice(backend, server);

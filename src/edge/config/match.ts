@@ -43,9 +43,7 @@ export type LimitKey =
   | { kind: "path" }
   | { kind: "query"; name: string };
 
-export type HeaderBag =
-  | Readonly<Record<string, string | readonly string[] | undefined>>
-  | { get(name: string): string | null };
+export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>> | { get(name: string): string | null };
 
 /** What the edge node knows about a request (HTTP) or a connection (TCP: `src` only). */
 export interface RequestFacts {

@@ -280,7 +280,19 @@ const STORE_KEYS_BY_TYPE: Record<StoreType, readonly string[]> = {
   "redis-cluster": ["type", "url", "urls", "prefix"],
   "durable-object": ["type", "url", "token"],
 };
-const FRONTEND_KEYS = ["bind", "mode", "maxconn", "default_backend", "deny_status", "priority", "limits", "delay_before_close", "timeout", "buffer_request", "forwarded_for"];
+const FRONTEND_KEYS = [
+  "bind",
+  "mode",
+  "maxconn",
+  "default_backend",
+  "deny_status",
+  "priority",
+  "limits",
+  "delay_before_close",
+  "timeout",
+  "buffer_request",
+  "forwarded_for",
+];
 const FRONTEND_TIMEOUT_KEYS = ["client", "http_request"];
 const FORWARDED_FOR_KEYS = ["trusted"];
 const RULE_KEYS = ["if", "class", "offset"];
@@ -308,7 +320,8 @@ export function validateEdgeConfig(raw: unknown): EdgeConfig {
 /** The error for a list of issues, capped at {@link MAX_REPORTED_ISSUES} (plus one line saying how many more). */
 export function configError(list: readonly ConfigIssue[]): SlotgateConfigError {
   // A path can quote a hostile key (join() escapes it, but keeps its length): cut long ones.
-  const clip = (issue: ConfigIssue): ConfigIssue => (issue.path.length > MAX_PATH_SHOWN ? { ...issue, path: `${issue.path.slice(0, MAX_PATH_SHOWN)}…` } : issue);
+  const clip = (issue: ConfigIssue): ConfigIssue =>
+    issue.path.length > MAX_PATH_SHOWN ? { ...issue, path: `${issue.path.slice(0, MAX_PATH_SHOWN)}…` } : issue;
   const shown = (list.length > MAX_REPORTED_ISSUES ? list.slice(0, MAX_REPORTED_ISSUES) : list).map(clip);
   if (list.length > MAX_REPORTED_ISSUES) {
     shown.push({ path: ROOT_PATH, expected: `at most ${MAX_REPORTED_ISSUES} problems reported`, received: `${list.length - MAX_REPORTED_ISSUES} more` });
@@ -327,7 +340,8 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
 
   const store = parseStore(issues, raw.store);
   const group = raw.group === undefined ? "default" : checkName(issues, "group", raw.group);
-  const version = raw.version === undefined ? null : checkInt(issues, "version", raw.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" });
+  const version =
+    raw.version === undefined ? null : checkInt(issues, "version", raw.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" });
   const onStoreError = raw.on_store_error === undefined ? "fail-closed" : checkOneOf(issues, "on_store_error", raw.on_store_error, STORE_ERROR_POLICIES);
   let localShare: number | null = null;
   if (raw.local_share !== undefined) {
@@ -347,7 +361,8 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
   crossCheckBackends(issues, raw.frontends, frontends.items, backends);
   crossCheckBinds(issues, raw.frontends, stats ?? null);
 
-  if (!issues.empty || !store || group === undefined || version === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log) return undefined;
+  if (!issues.empty || !store || group === undefined || version === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log)
+    return undefined;
   return { store, group, version, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
 }
 
@@ -736,7 +751,8 @@ function parseFrontendClientSide(
     else if (t) {
       checkKnownKeys(issues, tp, t, FRONTEND_TIMEOUT_KEYS);
       if (t.client !== undefined) timeout.clientMs = checkDuration(issues, join(tp, "client"), t.client, { min: 1, max: MAX_TTL_MS }) ?? timeout.clientMs;
-      if (t.http_request !== undefined) timeout.httpRequestMs = checkDuration(issues, join(tp, "http_request"), t.http_request, { min: 1, max: MAX_TTL_MS }) ?? timeout.httpRequestMs;
+      if (t.http_request !== undefined)
+        timeout.httpRequestMs = checkDuration(issues, join(tp, "http_request"), t.http_request, { min: 1, max: MAX_TTL_MS }) ?? timeout.httpRequestMs;
     }
   }
 
@@ -773,7 +789,8 @@ function parseRule(issues: Issues, path: string, value: unknown, mode: FrontendM
     return undefined;
   }
   const cls = obj.class === undefined ? 0 : checkInt(issues, join(path, "class"), obj.class, { min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX });
-  const offsetMs = obj.offset === undefined ? 0 : checkDuration(issues, join(path, "offset"), obj.offset, { min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
+  const offsetMs =
+    obj.offset === undefined ? 0 : checkDuration(issues, join(path, "offset"), obj.offset, { min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
   let conditions: Conditions | null | undefined = null;
   if (obj.if !== undefined) conditions = parseConditions(issues, join(path, "if"), obj.if, mode);
   if (cls === undefined || offsetMs === undefined || conditions === undefined) return undefined;
@@ -805,7 +822,9 @@ function parseConditions(issues: Issues, path: string, value: unknown, mode: Fro
     }
     switch (kind) {
       case "path_beg":
-        out.pathBeg = stringList(issues, p, v, "a path prefix starting with / (printable ASCII, up to 1024 characters)", (s) => (PATH_PREFIX.test(s) ? s : undefined)) ?? fail();
+        out.pathBeg =
+          stringList(issues, p, v, "a path prefix starting with / (printable ASCII, up to 1024 characters)", (s) => (PATH_PREFIX.test(s) ? s : undefined)) ??
+          fail();
         break;
       case "path_reg": {
         if (typeof v !== "string") {
@@ -848,7 +867,9 @@ function parseConditions(issues: Issues, path: string, value: unknown, mode: Fro
             ok = false;
             continue;
           }
-          const values = stringList(issues, hp, hv, "a header value (1–1024 printable ASCII characters, no surrounding spaces)", (s) => (HEADER_VALUE.test(s) ? s : undefined));
+          const values = stringList(issues, hp, hv, "a header value (1–1024 printable ASCII characters, no surrounding spaces)", (s) =>
+            HEADER_VALUE.test(s) ? s : undefined,
+          );
           if (values) record[lower] = values;
           else ok = false;
         }
@@ -867,8 +888,12 @@ function parseKeyedLimit(issues: Issues, path: string, value: unknown, mode: Fro
   const obj = checkObject(issues, path, value);
   if (!obj) return undefined;
   checkKnownKeys(issues, path, obj, LIMIT_KEYS);
-  const name = obj.name === undefined ? (issues.add(join(path, "name"), "a limit name", undefined), undefined) : configName(issues, join(path, "name"), obj.name, "limit");
-  const maxconn = obj.maxconn === undefined ? (issues.add(join(path, "maxconn"), "a positive integer (per key value)", undefined), undefined) : positive(issues, join(path, "maxconn"), obj.maxconn);
+  const name =
+    obj.name === undefined ? (issues.add(join(path, "name"), "a limit name", undefined), undefined) : configName(issues, join(path, "name"), obj.name, "limit");
+  const maxconn =
+    obj.maxconn === undefined
+      ? (issues.add(join(path, "maxconn"), "a positive integer (per key value)", undefined), undefined)
+      : positive(issues, join(path, "maxconn"), obj.maxconn);
   const maxqueue = optionalPositive(issues, join(path, "maxqueue"), obj.maxqueue);
   const key = parseLimitKey(issues, join(path, "key"), obj.key, mode);
   if (name === undefined || maxconn === undefined || key === undefined) return undefined;
@@ -923,7 +948,13 @@ function parseLimitKey(issues: Issues, path: string, value: unknown, mode: Front
       }
       checkKnownKeys(issues, p, v, ["ipv4", "ipv6"]);
       const prefix = (family: "ipv4" | "ipv6", bits: number, fallback: number) =>
-        v[family] === undefined ? fallback : checkInt(issues, join(p, family), v[family], { min: 0, max: bits, expected: `an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix length from 0 to ${bits}` });
+        v[family] === undefined
+          ? fallback
+          : checkInt(issues, join(p, family), v[family], {
+              min: 0,
+              max: bits,
+              expected: `an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix length from 0 to ${bits}`,
+            });
       const ipv4Prefix = prefix("ipv4", 32, SRC_KEY_IPV4_PREFIX);
       const ipv6Prefix = prefix("ipv6", 128, SRC_KEY_IPV6_PREFIX);
       return ipv4Prefix === undefined || ipv6Prefix === undefined ? undefined : { kind: "src", ipv4Prefix, ipv6Prefix };
@@ -959,7 +990,10 @@ function parseBackend(issues: Issues, path: string, name: string, value: unknown
     }
   }
   queueMs ??= connectMs; // HAProxy: timeout queue defaults to timeout connect
-  const leaseTtlMs = obj.lease_ttl === undefined ? DEFAULT_LEASE_TTL_MS : checkDuration(issues, join(path, "lease_ttl"), obj.lease_ttl, { min: MIN_LEASE_TTL_MS, max: MAX_TTL_MS });
+  const leaseTtlMs =
+    obj.lease_ttl === undefined
+      ? DEFAULT_LEASE_TTL_MS
+      : checkDuration(issues, join(path, "lease_ttl"), obj.lease_ttl, { min: MIN_LEASE_TTL_MS, max: MAX_TTL_MS });
 
   const defaults: ServerDefaults = { maxconn: null, maxqueue: null, weight: 1 };
   if (obj.default_server !== undefined) {
@@ -1023,7 +1057,11 @@ function parseStats(issues: Issues, value: unknown): StatsConfig | undefined {
   if (obj.token !== undefined) {
     token = checkToken(issues, "stats.token", obj.token, "") ?? null;
   } else if (bind && !bind.loopback) {
-    issues.add("stats.token", `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters when stats.bind is not a loopback address`, undefined);
+    issues.add(
+      "stats.token",
+      `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters when stats.bind is not a loopback address`,
+      undefined,
+    );
   }
   const showKeys = optionalBoolean(issues, "stats.show_keys", obj.show_keys);
   if (!bind || showKeys === undefined) return undefined;

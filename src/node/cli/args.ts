@@ -16,7 +16,6 @@ export interface Parsed {
   flags: Set<string>;
 }
 
-
 type Options = NonNullable<ParseArgsConfig["options"]>;
 const HELP_OPTION: Options = { help: { type: "boolean", short: "h" } };
 const CONFIG: Options = { config: { type: "string", short: "c" } };
@@ -26,7 +25,15 @@ const OPTIONS: Record<string, Options> = {
   serve: { ...HELP_OPTION, ...CONFIG, grace: { type: "string" }, "log-level": { type: "string" } },
   check: { ...HELP_OPTION, ...CONFIG },
   stats: { ...HELP_OPTION, ...CONFIG, json: { type: "boolean" } },
-  demo: { ...HELP_OPTION, port: { type: "string" }, "stats-port": { type: "string" }, duration: { type: "string" }, clients: { type: "string" }, "log-level": { type: "string" }, "no-load": { type: "boolean" } },
+  demo: {
+    ...HELP_OPTION,
+    port: { type: "string" },
+    "stats-port": { type: "string" },
+    duration: { type: "string" },
+    clients: { type: "string" },
+    "log-level": { type: "string" },
+    "no-load": { type: "boolean" },
+  },
 };
 /** Before a command, only these. */
 const TOP: Options = { ...HELP_OPTION, version: { type: "boolean", short: "v" } };
@@ -62,7 +69,8 @@ export function configPath(parsed: Parsed): string {
 
 export function logLevel(parsed: Parsed, fallback: LogLevel): LogLevel {
   const level = parsed.values.get("log-level") ?? fallback;
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}, got ${level.slice(0, 40)}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}, got ${level.slice(0, 40)}`);
   return level as LogLevel;
 }
 
@@ -70,14 +78,16 @@ export function durationOption(parsed: Parsed, name: string, fallback: number): 
   const raw = parsed.values.get(name);
   if (raw === undefined) return fallback;
   const ms = parseDuration(raw);
-  if (ms === undefined || ms < 0 || ms > 24 * 3_600_000) throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 2m, got ${raw.slice(0, 40)}`);
+  if (ms === undefined || ms < 0 || ms > 24 * 3_600_000)
+    throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 2m, got ${raw.slice(0, 40)}`);
   return ms;
 }
 
 export function intOption(parsed: Parsed, name: string, fallback: number, min: number, max: number): number {
   const raw = parsed.values.get(name);
   if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got ${raw.slice(0, 40)}`);
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max)
+    throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got ${raw.slice(0, 40)}`);
   return Number(raw);
 }
 

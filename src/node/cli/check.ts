@@ -28,7 +28,9 @@ export async function check(parsed: Parsed, io: CliIo): Promise<number> {
       `warning: ${file}: store ${config.store.type} is shared by the fleet, and the config has no version: the last node to start sets the fleet's limits (a rolling deploy, or a node started with an old file, changes them for every node). Add a top-level version and raise it with every change of limits.\n`,
     );
   }
-  out.push(`  group ${config.group}${config.version === null ? "" : ` · version ${config.version}`} · store ${describeStore(config)} · on_store_error ${config.onStoreError}${config.localShare === null ? "" : ` (local_share ${config.localShare})`}`);
+  out.push(
+    `  group ${config.group}${config.version === null ? "" : ` · version ${config.version}`} · store ${describeStore(config)} · on_store_error ${config.onStoreError}${config.localShare === null ? "" : ` (local_share ${config.localShare})`}`,
+  );
   if (config.global.maxconn !== null || config.node.maxconn !== null) {
     out.push(`  global maxconn ${config.global.maxconn ?? "-"} · node maxconn ${config.node.maxconn ?? "-"}`);
   }
@@ -41,12 +43,18 @@ export async function check(parsed: Parsed, io: CliIo): Promise<number> {
     out.push(`  frontend ${f.name}: ${f.mode} on ${f.bind.text}, maxconn ${f.maxconn ?? "-"} → ${f.defaultBackend} · ${extra.join(" · ")}`);
   }
   for (const b of Object.values(config.backends)) {
-    const servers = b.servers.map((s) => `${s.name} ${s.address.form === "url" ? s.address.url : `${s.address.host}:${s.address.port}`} (maxconn ${s.maxconn ?? "-"}${s.down ? ", down" : ""})`);
+    const servers = b.servers.map(
+      (s) =>
+        `${s.name} ${s.address.form === "url" ? s.address.url : `${s.address.host}:${s.address.port}`} (maxconn ${s.maxconn ?? "-"}${s.down ? ", down" : ""})`,
+    );
     out.push(
       `  backend ${b.name}: ${b.balance}, maxconn ${b.maxconn ?? "-"}, maxqueue ${b.maxqueue ?? "-"}, timeout queue ${formatDuration(b.timeout.queueMs)} connect ${formatDuration(b.timeout.connectMs)} server ${formatDuration(b.timeout.serverMs)} · ${servers.join(", ")}`,
     );
   }
-  if (config.stats) out.push(`  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}${config.stats.showKeys ? " · keyed values shown raw" : ""}`);
+  if (config.stats)
+    out.push(
+      `  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}${config.stats.showKeys ? " · keyed values shown raw" : ""}`,
+    );
   if (config.log.query) out.push("  log: request paths with their query strings");
   io.stdout(`${out.join("\n")}\n`);
   return EXIT.ok;

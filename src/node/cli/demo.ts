@@ -19,7 +19,9 @@ export async function demo(parsed: Parsed, io: CliIo): Promise<number> {
     handle = await startDemo({ port, statsPort, load, durationMs, clients, logger: createLogger({ level }), print });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    io.stderr(`slotgate demo: cannot start: ${errorMessage(error)}${code === "EADDRINUSE" ? " (pick other ports with --port / --stats-port, or 0 for free ones)" : ""}\n`);
+    io.stderr(
+      `slotgate demo: cannot start: ${errorMessage(error)}${code === "EADDRINUSE" ? " (pick other ports with --port / --stats-port, or 0 for free ones)" : ""}\n`,
+    );
     return EXIT.runtime;
   }
   if (load) {

@@ -21,13 +21,17 @@ export async function stats(parsed: Parsed, io: CliIo): Promise<number> {
   let node: NodeStats | undefined;
   if (config.store.type === "memory") {
     if (!config.stats) {
-      io.stderr(`slotgate stats: ${file} uses the memory store, whose numbers live inside the serving process, and has no stats listener to ask (add stats: { bind: 127.0.0.1:8404 })\n`);
+      io.stderr(
+        `slotgate stats: ${file} uses the memory store, whose numbers live inside the serving process, and has no stats listener to ask (add stats: { bind: 127.0.0.1:8404 })\n`,
+      );
       return EXIT.runtime;
     }
     try {
       ({ stats: snapshot, node } = await fetchStatsJson(config));
     } catch (error) {
-      io.stderr(`slotgate stats: the memory store's numbers live inside the serving process, and its stats listener (${config.stats.bind.text}) did not answer: ${errorMessage(error)}\n`);
+      io.stderr(
+        `slotgate stats: the memory store's numbers live inside the serving process, and its stats listener (${config.stats.bind.text}) did not answer: ${errorMessage(error)}\n`,
+      );
       return EXIT.runtime;
     }
   } else {

@@ -13,7 +13,19 @@
  * syntax problems `line L, column C`.
  */
 import { open } from "node:fs/promises";
-import { Lexer, isPair, isScalar, isSeq, parseAllDocuments, visit, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions, type YAMLError } from "yaml";
+import {
+  Lexer,
+  isPair,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  visit,
+  type Document,
+  type DocumentOptions,
+  type ParseOptions,
+  type SchemaOptions,
+  type YAMLError,
+} from "yaml";
 import { join } from "../../core/validate.js";
 import type { SlotgateConfigError, ConfigIssue } from "../../core/errors.js";
 import { configError, validateEdgeConfig, type EdgeConfig } from "../../edge/config/schema.js";
@@ -112,7 +124,9 @@ export function parseConfigText(input: string | Uint8Array): unknown {
   if (new TextEncoder().encode(text).length > MAX_CONFIG_BYTES) throw tooBig(new TextEncoder().encode(text).length);
   const at = controlCharAt(text);
   if (at !== -1) {
-    throw configError([{ path: position(text, at), expected: "text without control characters", received: `U+${text.charCodeAt(at).toString(16).padStart(4, "0")}` }]);
+    throw configError([
+      { path: position(text, at), expected: "text without control characters", received: `U+${text.charCodeAt(at).toString(16).padStart(4, "0")}` },
+    ]);
   }
 
   try {

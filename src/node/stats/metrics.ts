@@ -109,13 +109,34 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
   const storeErrors = counter("slotgate_store_errors_total", "This node's renew and release calls that failed on a store fault.");
   const storeUp = gauge("slotgate_store_up", "1 if the store answered this scrape, 0 if it could not be read.");
 
-  const specVersion = gauge("slotgate_spec_version", "The version of this node's spec (absent when unversioned); nodes below the fleet's highest run under the store's newer spec.");
-  const specSuperseded = gauge("slotgate_spec_superseded", "1 when the store runs another spec than this node's (a newer version), so this node runs an older version; else 0.");
-  const scopeUnavailable = counter("slotgate_scope_unavailable_total", "This node's acquires answered unavailable because the store's spec has no scope they named (removed or renamed by a newer version).");
-  const reregistered = counter("slotgate_leases_reregistered_total", "Leases re-created by their holders' renewals after the store lost the group's state, cluster-wide (absent when the store cannot lose its state).");
-  const lost = counter("slotgate_leases_lost_total", "Leases lost with the store's state that could not be re-created, cluster-wide (absent when the store cannot lose its state).");
-  const learning = gauge("slotgate_learning", "1 while the group is in a learning window after a state loss (nothing new is granted), else 0; cluster-wide (absent when the store cannot lose its state).");
-  const learningLeft = gauge("slotgate_learning_remaining_seconds", "Seconds left of the current learning window on the store's clock, 0 when none (absent when the store cannot lose its state).");
+  const specVersion = gauge(
+    "slotgate_spec_version",
+    "The version of this node's spec (absent when unversioned); nodes below the fleet's highest run under the store's newer spec.",
+  );
+  const specSuperseded = gauge(
+    "slotgate_spec_superseded",
+    "1 when the store runs another spec than this node's (a newer version), so this node runs an older version; else 0.",
+  );
+  const scopeUnavailable = counter(
+    "slotgate_scope_unavailable_total",
+    "This node's acquires answered unavailable because the store's spec has no scope they named (removed or renamed by a newer version).",
+  );
+  const reregistered = counter(
+    "slotgate_leases_reregistered_total",
+    "Leases re-created by their holders' renewals after the store lost the group's state, cluster-wide (absent when the store cannot lose its state).",
+  );
+  const lost = counter(
+    "slotgate_leases_lost_total",
+    "Leases lost with the store's state that could not be re-created, cluster-wide (absent when the store cannot lose its state).",
+  );
+  const learning = gauge(
+    "slotgate_learning",
+    "1 while the group is in a learning window after a state loss (nothing new is granted), else 0; cluster-wide (absent when the store cannot lose its state).",
+  );
+  const learningLeft = gauge(
+    "slotgate_learning_remaining_seconds",
+    "Seconds left of the current learning window on the store's clock, 0 when none (absent when the store cannot lose its state).",
+  );
   const optional = [specVersion, specSuperseded, scopeUnavailable, reregistered, lost, learning, learningLeft];
 
   const nodeInUse = gauge("slotgate_node_in_use", "Slots this process holds (process-local).");
@@ -123,7 +144,10 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
   const feActive = gauge("slotgate_node_frontend_active", "Requests or connections this process holds, per frontend.", ["frontend"]);
   const feQueued = gauge("slotgate_node_frontend_queued", "Requests or connections this process has queued, per frontend.", ["frontend"]);
   const feRequests = counter("slotgate_node_frontend_requests_total", "Requests or connections this process received, per frontend.", ["frontend"]);
-  const feRejected = counter("slotgate_node_frontend_rejected_total", "Requests or connections this process rejected, per frontend and reason.", ["frontend", "reason"]);
+  const feRejected = counter("slotgate_node_frontend_rejected_total", "Requests or connections this process rejected, per frontend and reason.", [
+    "frontend",
+    "reason",
+  ]);
 
   function update(stats: GuardStats | null, node: NodeStats): void {
     registry.resetMetrics();

@@ -134,7 +134,9 @@ export function buildView(stats: GuardStats, config: EdgeConfig, options: ViewOp
     }),
   }));
 
-  const otherNames = Object.keys(scopes).filter((n) => !claimed.has(n)).sort();
+  const otherNames = Object.keys(scopes)
+    .filter((n) => !claimed.has(n))
+    .sort();
   const other = otherNames.slice(0, maxOther).map((n) => row(n, "other"));
   return { global, frontends, backends, other, moreOther: otherNames.length - other.length };
 }

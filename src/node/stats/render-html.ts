@@ -62,7 +62,9 @@ ${refresh === null ? "· auto-refresh off" : `· refreshes every ${refresh} s`} 
 
   if (input.error || !stats) {
     const e = input.error ?? { code: "SLOTGATE_STORE_UNAVAILABLE", message: "no stats" };
-    parts.push(`<div class="error" id="store-error"><b>Store unavailable</b> — cluster-wide numbers cannot be read right now (${html(e.code)}: ${displayName(e.message, "msg")}). This node's own numbers follow.</div>\n`);
+    parts.push(
+      `<div class="error" id="store-error"><b>Store unavailable</b> — cluster-wide numbers cannot be read right now (${html(e.code)}: ${displayName(e.message, "msg")}). This node's own numbers follow.</div>\n`,
+    );
   }
 
   parts.push(`<div class="panels">\n`);
@@ -177,14 +179,18 @@ function renderLegend(): string {
 function renderNode(node: NodeStats, config: EdgeConfig): string {
   const rows: string[] = [];
   const cue = cueClass(node.nodeInUse, node.nodeMaxconn);
-  rows.push(`<tr class="node${cue ? ` ${cue}` : ""}" data-scope="node"><td class="pxname">node</td><td>${num(node.nodeInUse)}</td><td>${limit(node.nodeMaxconn)}</td><td>-</td><td>-</td><td>-</td><td>-</td></tr>`);
+  rows.push(
+    `<tr class="node${cue ? ` ${cue}` : ""}" data-scope="node"><td class="pxname">node</td><td>${num(node.nodeInUse)}</td><td>${limit(node.nodeMaxconn)}</td><td>-</td><td>-</td><td>-</td><td>-</td></tr>`,
+  );
   const names = new Set([...Object.keys(config.frontends), ...Object.keys(node.frontends)]);
   for (const name of names) {
     const f = Object.hasOwn(node.frontends, name) ? node.frontends[name] : undefined;
     const rejected = f ? Object.entries(f.rejected).filter(([, n]) => n > 0) : [];
     const total = rejected.reduce((sum, [, n]) => sum + n, 0);
     const detail = rejected.length === 0 ? "-" : rejected.map(([reason, n]) => `${html(reason)} ${num(n)}`).join(", ");
-    rows.push(`<tr class="frontend" data-scope="node:${html(name)}"><td>${displayName(name)}</td><td>${num(f?.active)}</td><td>-</td><td>${num(f?.queued)}</td><td>${num(f?.requests)}</td><td>${num(f ? total : undefined)}</td><td class="left">${detail}</td></tr>`);
+    rows.push(
+      `<tr class="frontend" data-scope="node:${html(name)}"><td>${displayName(name)}</td><td>${num(f?.active)}</td><td>-</td><td>${num(f?.queued)}</td><td>${num(f?.requests)}</td><td>${num(f ? total : undefined)}</td><td class="left">${detail}</td></tr>`,
+    );
   }
   return `<section class="px" id="node">
 <table class="tbl">

@@ -116,7 +116,10 @@ export function createStatsListener(options: StatsListenerOptions): StatsListene
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `the store did not answer within ${STATS_TIMEOUT_MS} ms`, { retryable: true })), STATS_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `the store did not answer within ${STATS_TIMEOUT_MS} ms`, { retryable: true })),
+          STATS_TIMEOUT_MS,
+        );
         timer.unref?.();
       });
       const stats = await Promise.race([readPublicStats(guard, config), timeout]);
@@ -141,7 +144,12 @@ export function createStatsListener(options: StatsListenerOptions): StatsListene
       return send(res, 400, "text/plain; charset=utf-8", "400 bad request\n");
     }
     if (!auth && !isLoopbackHostHeader(req.headers.host)) {
-      return send(res, 421, "text/plain; charset=utf-8", "421 misdirected request: without a token, this listener answers only Host: localhost or a loopback address\n");
+      return send(
+        res,
+        421,
+        "text/plain; charset=utf-8",
+        "421 misdirected request: without a token, this listener answers only Host: localhost or a loopback address\n",
+      );
     }
     let linkQuery = "";
     if (auth) {
@@ -216,7 +224,10 @@ export function createStatsListener(options: StatsListenerOptions): StatsListene
       server = s;
       const a = s.address() as AddressInfo;
       bound = { host: bind.host, port: a.port };
-      logger?.info({ address: bind.family === 6 ? `[${bind.host}]:${a.port}` : `${bind.host}:${a.port}`, auth: auth ? "token" : "none" }, "stats listener started");
+      logger?.info(
+        { address: bind.family === 6 ? `[${bind.host}]:${a.port}` : `${bind.host}:${a.port}`, auth: auth ? "token" : "none" },
+        "stats listener started",
+      );
     },
 
     async stop() {

@@ -72,10 +72,15 @@ export function createDurableObjectHttpStore(options: DurableObjectHttpStoreOpti
   for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.add(key, `one of the keys ${OPTION_KEYS.join(", ")}`, key);
   const base = checkUrl(issues, options.url);
   if (typeof options.token !== "string" || !TOKEN.test(options.token)) {
-    issues.add("token", "the slot API token: 16 to 4096 printable ASCII characters without spaces", typeof options.token === "string" ? `(${options.token.length} characters, not shown)` : options.token);
+    issues.add(
+      "token",
+      "the slot API token: 16 to 4096 printable ASCII characters without spaces",
+      typeof options.token === "string" ? `(${options.token.length} characters, not shown)` : options.token,
+    );
   }
   if (options.fetch !== undefined && typeof options.fetch !== "function") issues.add("fetch", "a fetch function", options.fetch);
-  if (options.fetch === undefined && typeof globalThis.fetch !== "function") issues.add("fetch", "a fetch function (this runtime has no global fetch)", undefined);
+  if (options.fetch === undefined && typeof globalThis.fetch !== "function")
+    issues.add("fetch", "a fetch function (this runtime has no global fetch)", undefined);
   const retries = options.retries === undefined ? 3 : checkInt(issues, "retries", options.retries, { min: 0, max: 10 });
   const retryDelayMs = options.retryDelayMs === undefined ? 50 : checkInt(issues, "retryDelayMs", options.retryDelayMs, { min: 0, max: 60_000 });
   const timeoutMs = options.timeoutMs === undefined ? 10_000 : checkInt(issues, "timeoutMs", options.timeoutMs, { min: 100, max: 600_000 });
@@ -85,7 +90,8 @@ export function createDurableObjectHttpStore(options: DurableObjectHttpStoreOpti
   const api = new SlotApiClient(base!, options.token, options.fetch ?? ((input, init) => globalThis.fetch(input, init)), timeoutMs!);
   return {
     kind: "durable-object",
-    open: (group: string, spec: GroupSpec, openOptions: OpenOptions = {}): GroupStore => new DurableObjectGroup(api.group(group), group, spec, openOptions.version ?? null, policy),
+    open: (group: string, spec: GroupSpec, openOptions: OpenOptions = {}): GroupStore =>
+      new DurableObjectGroup(api.group(group), group, spec, openOptions.version ?? null, policy),
     // Read-only: the stats route writes no spec (and a lease token may call it).
     readStats: (group: string): Promise<GroupStatsSnapshot | undefined> => readStats(group, policy, (g) => api.group(g)),
     ping: (signal?: AbortSignal) => api.call<unknown>(null, "ping", undefined, signal).then((reply) => void unwrap(reply)),
@@ -108,10 +114,16 @@ function checkUrl(issues: Issues, value: unknown): string | undefined {
   }
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const loopback = host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if ((url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) || url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || value.includes("#")) {
+  if (
+    (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) ||
+    url.username !== "" ||
+    url.password !== "" ||
+    url.search !== "" ||
+    url.hash !== "" ||
+    value.includes("#")
+  ) {
     issues.add("url", expected, redactCredentials(value));
     return undefined;
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
-

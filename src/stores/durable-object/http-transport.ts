@@ -72,7 +72,10 @@ export class SlotApiClient {
     try {
       sent = this.#fetch(this.#base + path, {
         method,
-        headers: body === undefined ? { authorization: this.#authorization, accept: "application/json" } : { authorization: this.#authorization, accept: "application/json", "content-type": "application/json" },
+        headers:
+          body === undefined
+            ? { authorization: this.#authorization, accept: "application/json" }
+            : { authorization: this.#authorization, accept: "application/json", "content-type": "application/json" },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         redirect: "manual",
         signal,
@@ -217,5 +220,7 @@ function httpFault(op: string, status: number, base: string): SlotgateError {
   let hint = "";
   if (status === 404) hint = ` (is ${base} the slotgate Worker, with SLOTGATE_API_TOKENS or SLOTGATE_API_TOKEN set?)`;
   else if (status >= 300 && status < 400) hint = " (redirected: use the final URL)";
-  return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: HTTP ${status} without an answer of the store${hint}`, { retryable: RETRYABLE_STATUS.has(status) });
+  return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: HTTP ${status} without an answer of the store${hint}`, {
+    retryable: RETRYABLE_STATUS.has(status),
+  });
 }

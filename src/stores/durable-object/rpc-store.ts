@@ -45,7 +45,8 @@ export interface DurableObjectStoreOptions {
 const OPTION_KEYS = ["namespace", "group", "retries", "retryDelayMs", "configureOnce"];
 
 export function createDurableObjectStore(options: DurableObjectStoreOptions): SlotStore {
-  if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object { namespace, group?, retries?, retryDelayMs? }", received: options }]);
+  if (!isPlainObject(options as unknown))
+    throw new SlotgateConfigError([{ path: "options", expected: "an object { namespace, group?, retries?, retryDelayMs? }", received: options }]);
   const issues = new Issues();
   for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.add(key, `one of the keys ${OPTION_KEYS.join(", ")}`, key);
   const ns = options.namespace as Partial<SlotGroupNamespace> | undefined;

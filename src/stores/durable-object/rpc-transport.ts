@@ -118,13 +118,10 @@ export class RpcTransport implements Transport {
       sent = Promise.reject(error);
     }
     // (Both handlers: a stub's call is an RPC promise, whose `then` takes no placeholder.)
-    return sent.then(
-      same,
-      (error: unknown) => {
-        // Forgets a stub that failed, so the next call builds a new one.
-        if (stub !== undefined && this.#stub === stub) this.#stub = undefined;
-        throw storeFault(op, error);
-      },
-    );
+    return sent.then(same, (error: unknown) => {
+      // Forgets a stub that failed, so the next call builds a new one.
+      if (stub !== undefined && this.#stub === stub) this.#stub = undefined;
+      throw storeFault(op, error);
+    });
   }
 }

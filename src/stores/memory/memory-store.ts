@@ -132,12 +132,15 @@ class MemoryGroup {
     }
     this.#disarm();
     this.#timerAt = next;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.state.tick(this.now());
-      this.flush();
-    }, Math.max(0, next - this.now()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Infinity;
+        this.state.tick(this.now());
+        this.flush();
+      },
+      Math.max(0, next - this.now()),
+    );
     // Lease expiry alone must not keep a process alive; a queued waiter should.
     if (this.waiters.size === 0) unref(this.#timer);
   }

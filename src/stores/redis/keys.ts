@@ -9,8 +9,14 @@ import { wtf8Encode } from "./wtf8.js";
 
 /** Every key a script touches, in KEYS order (the scripts' contract), with what it holds. */
 export const KEY_LAYOUT = [
-  ["cfg", "hash    the spec, pushed by configure: `s<scope>` -> 'kind|max|maxqueue', `b<backend>` -> its spec (JSON), `\\0spec` -> the GroupSpec (canonical JSON), `\\0ver` -> its version (absent: unversioned), `\\0nd`/`\\0ng` -> deadline hints (set while configured)"],
-  ["sc", "hash    counters: `<scope>\\0<stat>` -> in_use, queued, peaks, counters, keys; group-wide `\\0fence`, `\\0seq`, `\\0base` (queue score origin), wait histogram `\\0w<bucket>` and `\\0wsum`, state loss (rule 12) `\\0epoch`, `\\0blind`, `\\0learn`/`\\0lstart` (learning window), `\\0reregistered`, `\\0lost`"],
+  [
+    "cfg",
+    "hash    the spec, pushed by configure: `s<scope>` -> 'kind|max|maxqueue', `b<backend>` -> its spec (JSON), `\\0spec` -> the GroupSpec (canonical JSON), `\\0ver` -> its version (absent: unversioned), `\\0nd`/`\\0ng` -> deadline hints (set while configured)",
+  ],
+  [
+    "sc",
+    "hash    counters: `<scope>\\0<stat>` -> in_use, queued, peaks, counters, keys; group-wide `\\0fence`, `\\0seq`, `\\0base` (queue score origin), wait histogram `\\0w<bucket>` and `\\0wsum`, state loss (rule 12) `\\0epoch`, `\\0blind`, `\\0learn`/`\\0lstart` (learning window), `\\0reregistered`, `\\0lost`",
+  ],
   ["srv", "hash    `<backend>\\0last` -> leastconn cursor; `<backend>/<server>\\0up|sd|cw` -> up, spec down, rr weight"],
   ["leases", "zset    lease id -> expiry (store ms)"],
   ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket, w: waited} (k, w: granted from a queue, until renewed)"],

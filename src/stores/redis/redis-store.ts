@@ -137,11 +137,28 @@ type Outcome = { granted: true; lease: LeaseGrant; epoch: number } | { granted: 
 
 /** Parses the JSON a script records and publishes for a ticket's waiter. */
 function parseOutcome(raw: string): { ticketId: string; outcome: Outcome } {
-  const m = JSON.parse(raw) as { k?: unknown; o?: unknown; l?: unknown; f?: unknown; x?: unknown; t?: unknown; w?: unknown; b?: unknown; s?: unknown; e?: unknown };
+  const m = JSON.parse(raw) as {
+    k?: unknown;
+    o?: unknown;
+    l?: unknown;
+    f?: unknown;
+    x?: unknown;
+    t?: unknown;
+    w?: unknown;
+    b?: unknown;
+    s?: unknown;
+    e?: unknown;
+  };
   const ticketId = str(m.k, "ticket id");
   if (m.o === "t") return { ticketId, outcome: { granted: false } };
   if (m.o !== "g") throw protocol(`redis store: unknown outcome ${String(m.o)}`);
-  const lease: LeaseGrant = { id: str(m.l, "lease id"), fence: fenceOf(m.f), expiresAt: int(m.x, "expiry"), ttlMs: int(m.t, "ttl"), waitedMs: int(m.w, "wait") };
+  const lease: LeaseGrant = {
+    id: str(m.l, "lease id"),
+    fence: fenceOf(m.f),
+    expiresAt: int(m.x, "expiry"),
+    ttlMs: int(m.t, "ttl"),
+    waitedMs: int(m.w, "wait"),
+  };
   if (typeof m.b === "string") lease.backend = m.b;
   if (typeof m.s === "string") lease.server = m.s;
   return { ticketId, outcome: { granted: true, lease, epoch: m.e === undefined ? 0 : fenceOf(m.e) } };
@@ -179,8 +196,10 @@ class RedisStore implements RedisSlotStore {
 
   constructor(options: RedisStoreOptions) {
     const issues: ConfigIssue[] = [];
-    if (typeof options !== "object" || options === null) throw new SlotgateConfigError([{ path: "options", expected: "an object { redis, prefix?, … }", received: options }]);
-    for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.push({ path: key, expected: `one of the keys ${OPTION_KEYS.join(", ")}`, received: key });
+    if (typeof options !== "object" || options === null)
+      throw new SlotgateConfigError([{ path: "options", expected: "an object { redis, prefix?, … }", received: options }]);
+    for (const key of Object.keys(options))
+      if (!OPTION_KEYS.includes(key)) issues.push({ path: key, expected: `one of the keys ${OPTION_KEYS.join(", ")}`, received: key });
     const client = options.redis as Partial<Client> | undefined;
     if (typeof client?.defineCommand !== "function" || typeof client.duplicate !== "function") {
       issues.push({ path: "redis", expected: "an ioredis client (new Redis(…) or new Cluster(…))", received: options.redis });
@@ -293,7 +312,13 @@ class RedisStore implements RedisSlotStore {
    * that arrives after the timeout goes to `late`, so the caller can undo what it did. A call made
    * `via` a group or a handle turns a reply that the group has no spec into a new push of it and one retry.
    */
-  call(def: ScriptDef<CommandName>, keys: readonly string[], argv: readonly Arg[], options: CallOptions = NO_OPTIONS, via?: Reconfigurer | "retried"): Promise<Reply> {
+  call(
+    def: ScriptDef<CommandName>,
+    keys: readonly string[],
+    argv: readonly Arg[],
+    options: CallOptions = NO_OPTIONS,
+    via?: Reconfigurer | "retried",
+  ): Promise<Reply> {
     const client = this.client;
     if (client.status !== "ready") {
       // A lazyConnect client connects on first use; calls made meanwhile wait for that one connect.
@@ -307,7 +332,11 @@ class RedisStore implements RedisSlotStore {
           this.#connecting = undefined;
         });
       }
-      if (this.#connecting) return this.#connecting.then(() => this.call(def, keys, argv, options, via), (error: unknown) => Promise.reject(toStoreError(error)));
+      if (this.#connecting)
+        return this.#connecting.then(
+          () => this.call(def, keys, argv, options, via),
+          (error: unknown) => Promise.reject(toStoreError(error)),
+        );
       return Promise.reject(unavailable(`redis is not connected (client status: ${client.status})`));
     }
     const commands = client as Client & ScriptCommands;
@@ -478,7 +507,6 @@ interface Reconfigurer {
 
 // ── one group, shared by every handle of this store instance ──────────────────────────────────
 
-
 class RedisGroup {
   readonly store: RedisStore;
   readonly name: string;
@@ -611,21 +639,23 @@ class RedisGroup {
 
   subscribe(): Promise<void> {
     if (this.#subscribed) return Promise.resolve();
-    this.#subscribing ??= Promise.resolve().then(() => {
-      if (this.#closed) return;
-      const sub = this.store.subscriber();
-      return this.store.sharded ? sub.ssubscribe(this.channel) : sub.subscribe(this.channel);
-    }).then(
-      () => {
-        this.#subscribing = undefined;
-        this.#subscribed = !this.#closed;
-      },
-      (error: unknown) => {
-        this.#subscribing = undefined;
-        this.store.fault("subscriber");
-        throw toStoreError(error);
-      },
-    );
+    this.#subscribing ??= Promise.resolve()
+      .then(() => {
+        if (this.#closed) return;
+        const sub = this.store.subscriber();
+        return this.store.sharded ? sub.ssubscribe(this.channel) : sub.subscribe(this.channel);
+      })
+      .then(
+        () => {
+          this.#subscribing = undefined;
+          this.#subscribed = !this.#closed;
+        },
+        (error: unknown) => {
+          this.#subscribing = undefined;
+          this.store.fault("subscriber");
+          throw toStoreError(error);
+        },
+      );
     return this.#subscribing;
   }
 
@@ -677,7 +707,7 @@ class RedisGroup {
       epoch: epoch > 0 ? epoch : this.epoch,
       fence: lease.fence,
       backend: lease.backend ?? "",
-      server: lease.backend !== undefined ? lease.server ?? "" : "",
+      server: lease.backend !== undefined ? (lease.server ?? "") : "",
       scopes,
       until: Date.now() + lease.ttlMs,
     });
@@ -722,16 +752,19 @@ class RedisGroup {
     const waiting = (only ?? [...this.waiters.values()]).filter((w) => w.waiting);
     for (let i = 0; i < waiting.length; i += CLAIM_BATCH) {
       const batch = waiting.slice(i, i + CLAIM_BATCH);
-      this.exec(SCRIPTS.claim, batch.flatMap((w) => [w.ticketId, w.leaseId])).then(
-        (reply) => {
+      this.exec(
+        SCRIPTS.claim,
+        batch.flatMap((w) => [w.ticketId, w.leaseId]),
+      )
+        .then((reply) => {
           this.arm(int(reply[0], "next deadline"));
           batch.forEach((w, j) => {
             const code = int(reply[1 + 2 * j], "claim status");
             if (code === REPLY.OUTCOME) w.deliver(parseOutcome(str(reply[2 + 2 * j], "outcome")).outcome, "claim");
             else if (code === REPLY.NOT_FOUND) w.lost();
           });
-        },
-      ).catch(() => this.store.fault("recheck"));
+        })
+        .catch(() => this.store.fault("recheck"));
     }
   }
 
@@ -782,7 +815,16 @@ class Waiter {
   readonly settled: Promise<void>;
   #markSettled!: () => void;
 
-  constructor(group: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, resolve: (r: StoreAcquireResult) => void, reject: (e: unknown) => void, onDone: (w: Waiter) => void) {
+  constructor(
+    group: RedisGroup,
+    scopes: readonly Arg[],
+    ticketId: string,
+    leaseId: string,
+    timeoutMs: number,
+    resolve: (r: StoreAcquireResult) => void,
+    reject: (e: unknown) => void,
+    onDone: (w: Waiter) => void,
+  ) {
     this.group = group;
     this.scopes = scopes;
     this.ticketId = ticketId;
@@ -969,24 +1011,40 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     const late = (reply: Reply) => {
       if (reply[0] === REPLY.GRANTED) g.releaseQuietly(String(reply[1]));
       else if (reply[0] === REPLY.QUEUED) {
-        g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted", leaseId]).then((r) => {
-          if (r[0] === REPLY.OUTCOME) {
-            const { outcome } = parseOutcome(str(r[1], "outcome"));
-            if (outcome.granted) g.releaseQuietly(outcome.lease.id);
-          }
-        }).catch(() => g.store.fault("cleanup"));
+        g.exec(SCRIPTS.cancel, [String(reply[1]), "aborted", leaseId])
+          .then((r) => {
+            if (r[0] === REPLY.OUTCOME) {
+              const { outcome } = parseOutcome(str(r[1], "outcome"));
+              if (outcome.granted) g.releaseQuietly(outcome.lease.id);
+            }
+          })
+          .catch(() => g.store.fault("cleanup"));
       }
     };
     return this.exec(SCRIPTS.acquire, argv, { late }).then((reply) => this.#acquired(g, request, scopes, leaseId, reply, signal, subscribedBefore));
   }
 
-  #acquired(g: RedisGroup, request: ChainRequest, scopes: readonly Arg[], leaseId: string, reply: Reply, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> | StoreAcquireResult {
+  #acquired(
+    g: RedisGroup,
+    request: ChainRequest,
+    scopes: readonly Arg[],
+    leaseId: string,
+    reply: Reply,
+    signal: AbortSignal | undefined,
+    subscribedBefore: boolean,
+  ): Promise<StoreAcquireResult> | StoreAcquireResult {
     const status = int(reply[0], "acquire status");
     switch (status) {
       case REPLY.GRANTED: {
         g.arm(int(reply[7], "next deadline"));
         g.sawEpoch(reply[8]);
-        const lease: LeaseGrant = { id: str(reply[1], "lease id"), fence: fenceOf(reply[2]), expiresAt: int(reply[5], "expiry"), ttlMs: int(reply[6], "ttl"), waitedMs: 0 };
+        const lease: LeaseGrant = {
+          id: str(reply[1], "lease id"),
+          fence: fenceOf(reply[2]),
+          expiresAt: int(reply[5], "expiry"),
+          ttlMs: int(reply[6], "ttl"),
+          waitedMs: 0,
+        };
         const backend = str(reply[3], "backend");
         const server = str(reply[4], "server");
         if (backend !== "") lease.backend = backend;
@@ -1014,7 +1072,15 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     }
   }
 
-  #wait(g: RedisGroup, scopes: readonly Arg[], ticketId: string, leaseId: string, timeoutMs: number, signal: AbortSignal | undefined, subscribedBefore: boolean): Promise<StoreAcquireResult> {
+  #wait(
+    g: RedisGroup,
+    scopes: readonly Arg[],
+    ticketId: string,
+    leaseId: string,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    subscribedBefore: boolean,
+  ): Promise<StoreAcquireResult> {
     return new Promise<StoreAcquireResult>((resolve, reject) => {
       const onAbort = () => void waiter.abort();
       const waiter = new Waiter(g, scopes, ticketId, leaseId, timeoutMs, resolve, reject, (w) => {
@@ -1029,7 +1095,11 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
       if (this.#closed || signal?.aborted) return void waiter.abort();
       signal?.addEventListener("abort", onAbort, { once: true });
       // Not subscribed when the ticket was queued: a wake-up may have been missed.
-      if (!subscribedBefore) g.subscribe().then(() => g.recheck([waiter]), () => undefined);
+      if (!subscribedBefore)
+        g.subscribe().then(
+          () => g.recheck([waiter]),
+          () => undefined,
+        );
     });
   }
 
@@ -1044,9 +1114,8 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
     if (ttlMs > g.maxTtlMs) g.maxTtlMs = ttlMs;
     const reg = g.leases.get(leaseId);
     // What re-creates the lease if the group's state lost it (rule 12); the fast path reads only the id and TTL.
-    const argv: Arg[] = reg === undefined
-      ? [leaseId, ttlMs, 0, 0, 0, "", ""]
-      : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes];
+    const argv: Arg[] =
+      reg === undefined ? [leaseId, ttlMs, 0, 0, 0, "", ""] : [leaseId, ttlMs, reg.epoch, reg.fence, g.maxTtlMs, reg.backend, reg.server, ...reg.scopes];
     return this.exec(SCRIPTS.renew, argv).then((reply): RenewResult => {
       const status = int(reply[0], "renew status");
       if (status === REPLY.NOT_FOUND || status === REPLY.LEASE_LOST) {
@@ -1147,7 +1216,14 @@ export function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStat
     if (flag === 2) s.up = up === 1;
     scopes[name] = s;
   }
-  const snapshot: GroupStatsSnapshot = { now, fence, scopes: spec === undefined ? sortedRows(scopes) : inSpecOrder(scopes, spec), queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs }, holders, tickets };
+  const snapshot: GroupStatsSnapshot = {
+    now,
+    fence,
+    scopes: spec === undefined ? sortedRows(scopes) : inSpecOrder(scopes, spec),
+    queueWait: { bounds: WAIT_BUCKETS_MS, counts, count, sumMs },
+    holders,
+    tickets,
+  };
   if (i < reply.length) {
     const reregistered = next("reregistered");
     const lost = next("lost");

@@ -72,7 +72,11 @@ export { REPLY, replyError, type ReplyCode } from "./replies.js";
   const codes = new Map<string, number>();
   for (const m of assemble(new URL("includes/replies.lua", LUA_DIR)).matchAll(/^local ([A-Z_]+) = (-?\d+)$/gm)) codes.set(m[1]!, Number(m[2]));
   const expected = Object.entries(REPLY);
-  if (codes.size !== expected.length || expected.some(([name, code]) => codes.get(name) !== code)) throw mismatch("includes/replies.lua differs from REPLY in replies.ts");
-  const bounds = /^local BOUNDS = \{([^}]*)\}/m.exec(assemble(new URL("includes/bounds.lua", LUA_DIR)))?.[1]?.split(",").map(Number);
+  if (codes.size !== expected.length || expected.some(([name, code]) => codes.get(name) !== code))
+    throw mismatch("includes/replies.lua differs from REPLY in replies.ts");
+  const bounds = /^local BOUNDS = \{([^}]*)\}/m
+    .exec(assemble(new URL("includes/bounds.lua", LUA_DIR)))?.[1]
+    ?.split(",")
+    .map(Number);
   if (bounds?.join() !== WAIT_BUCKETS_MS.join()) throw mismatch("BOUNDS in includes/bounds.lua differs from WAIT_BUCKETS_MS");
 }
