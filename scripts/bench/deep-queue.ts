@@ -133,7 +133,8 @@ function memory(): void {
     state.release(holder, now);
     samples.push(performance.now() - t0);
     const granted = state.drainEffects().granted;
-    if (granted.length !== 1 || granted[0]!.ticketId !== tickets[i]) throw new Error(`memory: hand-off ${i} granted ${JSON.stringify(granted.map((g) => g.ticketId))}, expected ${tickets[i]}`);
+    if (granted.length !== 1 || granted[0]!.ticketId !== tickets[i])
+      throw new Error(`memory: hand-off ${i} granted ${JSON.stringify(granted.map((g) => g.ticketId))}, expected ${tickets[i]}`);
     holder = granted[0]!.lease.id;
   }
   row("memory", "hand-off on the deep key", TICKETS - samples.length, latency(samples), "µs", "in queue order");
