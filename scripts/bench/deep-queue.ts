@@ -161,8 +161,12 @@ async function redisBench(): Promise<void> {
     const acquireScript = script("acquire");
     const releaseScript = script("release");
 
-    const pairs = async (): Promise<{ l: Latency; slow: number; slowMaxMs: number }> => {
+    /** Redis's own time per script call since the last CONFIG RESETSTAT (INFO commandstats, EVALSHA). */
+    const scriptUs = async (): Promise<number> =>
+      Number(/cmdstat_evalsha:calls=\d+,usec=\d+,usec_per_call=([\d.]+)/.exec(await admin.info("commandstats"))?.[1] ?? NaN);
+    const pairs = async (): Promise<{ l: Latency; slow: number; slowMaxMs: number; us: number }> => {
       await admin.slowlog("RESET");
+      await admin.config("RESETSTAT");
       const samples: number[] = [];
       const until = performance.now() + REDIS_LOOP_MAX_MS;
       for (let i = 0; i < REDIS_PAIRS && performance.now() < until; i++) {
@@ -173,12 +177,12 @@ async function redisBench(): Promise<void> {
         samples.push(performance.now() - t0);
       }
       const slow = (await admin.slowlog("GET", 100000)) as [number, number, number, string[]][];
-      return { l: latency(samples), slow: slow.length, slowMaxMs: slow.reduce((m, e) => Math.max(m, e[2] / 1000), 0) };
+      return { l: latency(samples), slow: slow.length, slowMaxMs: slow.reduce((m, e) => Math.max(m, e[2] / 1000), 0), us: await scriptUs() };
     };
 
     await pairs(); // warm-up, and the guard pushes its spec
     const empty = await pairs();
-    row("redis", "acquire+release, other key", 0, empty.l, "ms", `slowlog>5ms: ${empty.slow}`);
+    row("redis", "acquire+release, other key", 0, empty.l, "ms", `slowlog>5ms: ${empty.slow}; Redis ${empty.us.toFixed(1)} µs/script call`);
 
     const hot = await guard.acquire({ scopes: ["tenant:hot"], leaseTtlMs: LEASE_TTL_MS });
     if (!hot.ok) throw new Error("redis: the hot holder was not granted");
@@ -194,11 +198,19 @@ async function redisBench(): Promise<void> {
     console.log(`(queued ${TICKETS} tickets in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 
     const deep = await pairs();
-    row("redis", "acquire+release, other key", TICKETS, deep.l, "ms", `slowlog>5ms: ${deep.slow}, slowest ${deep.slowMaxMs.toFixed(1)} ms`);
+    row(
+      "redis",
+      "acquire+release, other key",
+      TICKETS,
+      deep.l,
+      "ms",
+      `slowlog>5ms: ${deep.slow}, slowest ${deep.slowMaxMs.toFixed(1)} ms; Redis ${deep.us.toFixed(1)} µs/script call`,
+    );
 
     // Hand-off on the hot key: each release grants the next ticket in queue order.
     await admin.slowlog("RESET");
     await hot.lease.release();
+    await admin.config("RESETSTAT");
     const samples: number[] = [];
     for (let i = 0; i < Math.min(HANDOFFS, TICKETS - 1); i++) {
       if ((await admin.hexists(keys[4]!, lease(i))) !== 1) throw new Error(`redis: hand-off ${i}: ticket ${i} does not hold the slot`);
@@ -209,7 +221,14 @@ async function redisBench(): Promise<void> {
     }
     if ((await admin.hexists(keys[4]!, lease(samples.length))) !== 1) throw new Error("redis: the last hand-off went to the wrong ticket");
     const slow = (await admin.slowlog("GET", 100000)) as unknown[];
-    row("redis", "hand-off on the deep key (script)", TICKETS - samples.length, latency(samples), "ms", `in queue order; slowlog>5ms: ${slow.length}`);
+    row(
+      "redis",
+      "hand-off on the deep key (script)",
+      TICKETS - samples.length,
+      latency(samples),
+      "ms",
+      `in queue order; slowlog>5ms: ${slow.length}; Redis ${(await scriptUs()).toFixed(1)} µs/script call`,
+    );
   } finally {
     await guard.close();
     client.disconnect();
