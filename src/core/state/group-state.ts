@@ -17,7 +17,7 @@ import { backendScope, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
-import { DeadlineHeap, OrderHeap, type HeapEntry, type OrderEntry } from "./heap.js";
+import { DeadlineHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type OrderEntry } from "./heap.js";
 import { compareOrder } from "./order.js";
 import { BackendState, ScopeState, ServerState } from "./scopes.js";
 import { blockerOf, type Ticket, type WaitPoint } from "./tickets.js";
@@ -78,7 +78,7 @@ export class GroupState {
   readonly #leases = new Map<string, LeaseRecord>();
   readonly #tickets = new Map<string, Ticket>();
   readonly #leaseDeadlines = new DeadlineHeap<LeaseRecord>();
-  readonly #ticketDeadlines = new DeadlineHeap<Ticket>();
+  readonly #ticketDeadlines = new TicketDeadlineHeap<Ticket>();
   #fence = 0;
   #seq = 0;
   #histogram: WaitHistogram = emptyHistogram();

@@ -107,6 +107,16 @@ export class DeadlineHeap<T extends HeapEntry> extends IndexedHeap<T> {
   }
 }
 
+/**
+ * Tickets by queue deadline; at the same deadline in arrival order, which is how the Redis scripts
+ * settle them (key tdl: equal scores sort by ticket id, the padded arrival sequence).
+ */
+export class TicketDeadlineHeap<T extends HeapEntry & OrderKey> extends DeadlineHeap<T> {
+  protected override before(a: T, b: T): boolean {
+    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+  }
+}
+
 export interface OrderEntry extends OrderKey {
   /** Position in the order heap it waits in, -1 when in none. Owned by the heap. */
   orderIndex: number;
