@@ -49,17 +49,12 @@ export interface ProxyContext {
   worker: WorkerConfig;
   /** This request's guard (a Durable Object stub cannot outlive its request, so neither can a guard). */
   guard: Guard;
-  /** `on_store_error: local`: the isolate's own limits while the object is unreachable. */
-  localFallback: Guard | undefined;
   nodeLimit: NodeLimit;
   /** Picks a server for a lease without one (fail-open): round robin over the servers up. */
   nextServer: () => ServerConfig | undefined;
   fetch: (input: string, init: RequestInit) => Promise<Response>;
   waitUntil: (promise: Promise<unknown>) => void;
 }
-
-/** Local fallback leases are released explicitly; their TTL only bounds a leak to the isolate's life. */
-const LOCAL_LEASE_TTL_MS = 24 * 3600 * 1000;
 
 export async function proxy(request: Request, pc: ProxyContext): Promise<Response> {
   const { frontend, backend } = pc.worker;
@@ -89,10 +84,6 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     let result: Awaited<ReturnType<Guard["acquire"]>>;
     try {
       result = await pc.guard.acquire({ ...plan.options, signal: request.signal });
-      if (!result.ok && result.reason === "unavailable" && pc.localFallback) {
-        // No queue and no timers: they would belong to one request, while the limits are the isolate's.
-        result = await pc.localFallback.acquire({ ...plan.options, queueTimeoutMs: 0, leaseTtlMs: LOCAL_LEASE_TTL_MS, autoRenew: false });
-      }
     } catch (error) {
       return guardFault(error, denyStatus);
     }
