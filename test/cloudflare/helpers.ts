@@ -5,16 +5,6 @@ import { buildGroupSpec, type BackendsOption, type LimitsOption } from "../../sr
 import type { ChainRequest, GroupSpec } from "../../src/index.js";
 import type { SlotGroup, SlotGroupNamespace, SlotGroupRpc } from "../../src/cloudflare/index.js";
 
-/** A namespace whose every call fails, as an unreachable object's would. */
-export const unreachable: SlotGroupNamespace = {
-  idFromName: (name) => ({ toString: () => name }),
-  get: () => {
-    const fail = () => Promise.reject(Object.assign(new Error("Network connection lost."), { retryable: false }));
-    const stub: SlotGroupRpc = { acquire: fail, cancel: fail, release: fail, renew: fail, configure: fail, setServerState: fail, stats: fail };
-    return stub;
-  },
-};
-
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` every 10 ms until it holds; fails after `timeoutMs`. */

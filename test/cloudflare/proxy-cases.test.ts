@@ -11,13 +11,12 @@
  */
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
-import { createDurableObjectStore } from "../../src/cloudflare/index.js";
+import { createDurableObjectStore, type SlotGroupNamespace, type SlotGroupRpc } from "../../src/cloudflare/index.js";
 import { createGuard, type Guard } from "../../src/index.js";
 import { parseWorkerConfig } from "../../workers/config.js";
 import { createSlotgateHandler, type SlotgateEnv } from "../../workers/handler.js";
 import { caseConfig, type CaseConfig, type CaseRequest, type CaseResponse, type CaseServer, type InFlight, type SeenRequest } from "../proxy-cases/cases.js";
 import { runProxyCases, type StartedEdge } from "../proxy-cases/proxy.case.js";
-import { unreachable } from "./helpers.js";
 
 const control = inject("proxyCaseControl");
 
@@ -31,6 +30,27 @@ async function controlCall<T>(method: string, path: string): Promise<T> {
   const res = await fetch(`${control}${path}`, { method });
   if (!res.ok) throw new Error(`origin control ${method} ${path}: ${res.status} ${await res.text()}`);
   return res.json<T>();
+}
+
+/** The bundle's SlotGroup objects behind a switch: while `state.down`, every call fails as an unreachable object's would. */
+function switchable(real: SlotGroupNamespace, state: { down: boolean }): SlotGroupNamespace {
+  const lost = () => Promise.reject(Object.assign(new Error("Network connection lost."), { retryable: false }));
+  return {
+    idFromName: (name) => real.idFromName(name),
+    get: (id) => {
+      const stub = real.get(id);
+      const gated: SlotGroupRpc = {
+        acquire: (...a) => (state.down ? lost() : stub.acquire(...a)),
+        cancel: (...a) => (state.down ? lost() : stub.cancel(...a)),
+        release: (...a) => (state.down ? lost() : stub.release(...a)),
+        renew: (...a) => (state.down ? lost() : stub.renew(...a)),
+        configure: (...a) => (state.down ? lost() : stub.configure(...a)),
+        setServerState: (...a) => (state.down ? lost() : stub.setServerState(...a)),
+        stats: (...a) => (state.down ? lost() : stub.stats(...a)),
+      };
+      return gated;
+    },
+  };
 }
 
 function clientRequest(r: CaseRequest, signal?: AbortSignal): Request {
@@ -85,9 +105,10 @@ runProxyCases({
       fleet = createGuard({ ...newer.guardOptions, store: createDurableObjectStore({ namespace: env.SLOT_GROUP_BUNDLE }) });
       await fleet.open();
     }
+    const state = { down: c.storeDown ?? false };
     const handler = createSlotgateHandler();
     const workerEnv: SlotgateEnv = {
-      SLOT_GROUP: c.storeDown ? unreachable : env.SLOT_GROUP_BUNDLE,
+      SLOT_GROUP: switchable(env.SLOT_GROUP_BUNDLE, state),
       SLOTGATE_CONFIG: JSON.stringify(caseConfig(c, group, address)),
     };
     const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p.catch(() => undefined)) };
@@ -127,16 +148,19 @@ runProxyCases({
     return {
       send: async (r) => readAll(await handler.fetch(clientRequest(r), workerEnv, ctx), ""),
       start,
+      setStoreDown: (down) => {
+        state.down = down;
+      },
       seen: async () => (await controlCall<{ requests: SeenRequest[] }>("GET", `/origins/${origin.id}`)).requests,
       originCurrent: async () => (await controlCall<{ current: number }>("GET", `/origins/${origin.id}`)).current,
       scope: async (name) => {
-        if (c.storeDown) return { in_use: 0, queued: 0, aborted: 0 };
+        if (state.down) return { in_use: 0, queued: 0, aborted: 0 };
         const s = (await stats()).scopes[name];
         return { in_use: s?.in_use ?? 0, queued: s?.queued ?? 0, aborted: s?.aborted ?? 0 };
       },
       idle: async () => {
         // With the store down, what the isolate holds is checked by the cases themselves (a next request gets the slot).
-        if (c.storeDown) return true;
+        if (state.down) return true;
         const s = await stats();
         return s.holders === 0 && s.tickets === 0;
       },

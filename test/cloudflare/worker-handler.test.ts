@@ -4,10 +4,10 @@
  * that cannot be reached, with a scripted upstream `fetch`.
  */
 import { describe, expect, it } from "vitest";
+import type { SlotGroupNamespace, SlotGroupRpc } from "../../src/cloudflare/index.js";
 import { parseWorkerConfig } from "../../workers/config.js";
 import { createSlotgateHandler, type SlotgateEnv } from "../../workers/handler.js";
 import { upstreamHeaders, upstreamUrl } from "../../workers/proxy.js";
-import { unreachable } from "./helpers.js";
 
 const minimal = {
   frontends: { web: { default_backend: "app" } },
@@ -104,6 +104,16 @@ describe("the Worker's config", () => {
 });
 
 // ── the handler, with an unreachable object and a scripted upstream ──────────────────────────────
+
+/** A namespace whose every call fails, as an unreachable object's would. */
+const unreachable: SlotGroupNamespace = {
+  idFromName: (name) => ({ toString: () => name }),
+  get: () => {
+    const fail = () => Promise.reject(Object.assign(new Error("Network connection lost."), { retryable: false }));
+    const stub: SlotGroupRpc = { acquire: fail, cancel: fail, release: fail, renew: fail, configure: fail, setServerState: fail, stats: fail };
+    return stub;
+  },
+};
 
 function harness(config: unknown) {
   const pending: Promise<unknown>[] = [];

@@ -22,6 +22,8 @@ export interface CaseServer {
   form?: "host-port" | "url";
   base?: string;
   maxconn?: number;
+  /** Marked down in the config. */
+  down?: boolean;
 }
 
 export interface CaseConfig {
@@ -37,7 +39,7 @@ export interface CaseConfig {
    * same config, with its frontend named `frontend` instead of `web`.
    */
   fleet?: { version: number; frontend: string };
-  /** The shared store cannot be reached (every call fails as an unreachable store's would): the outage policy decides. */
+  /** The shared store cannot be reached from the start (see {@link ProxyEdge.setStoreDown}). */
   storeDown?: boolean;
 }
 
@@ -88,6 +90,11 @@ export interface ProxyEdge {
   seen(): Promise<SeenRequest[]>;
   /** Requests the origin is serving right now. */
   originCurrent(): Promise<number>;
+  /**
+   * Makes the shared store unreachable (every call fails as an unreachable store's would: the
+   * outage policy decides), or reachable again.
+   */
+  setStoreDown(down: boolean): void;
   /** A scope's numbers in the store (`in_use`, `queued`, `aborted`); zeros for a scope the store has not used yet. */
   scope(name: string): Promise<{ in_use: number; queued: number; aborted: number }>;
   /**
@@ -130,7 +137,11 @@ export function caseConfig(c: CaseConfig, group: string, address: (server: CaseS
   const servers: Record<string, Record<string, unknown>> = {};
   for (const [name, s] of Object.entries(c.servers)) {
     const where = address(s);
-    servers[name] = { address: s.form === "url" ? `http://${where}${s.base ?? ""}` : where, ...(s.maxconn === undefined ? {} : { maxconn: s.maxconn }) };
+    servers[name] = {
+      address: s.form === "url" ? `http://${where}${s.base ?? ""}` : where,
+      ...(s.maxconn === undefined ? {} : { maxconn: s.maxconn }),
+      ...(s.down ? { down: true } : {}),
+    };
   }
   return {
     ...c.top,
@@ -440,6 +451,25 @@ export const PROXY_CASES: ProxyCase[] = [
       }
       expect(fourth.status).toBe(200);
       held[1]!.abort();
+    },
+  },
+  {
+    name: "store unreachable, on_store_error fail-open, every server down: 503 no-server",
+    config: { servers: { a: { to: "origin", down: true } }, storeDown: true, top: { on_store_error: "fail-open" } },
+    request: { target: "/none" },
+    response: { status: 503, headers: { "x-slotgate-error": "no-server" } },
+  },
+  {
+    name: "a lease lost while the request waits on its server (renewals fail past lease_ttl): 503 lease-lost, the origin's request cut",
+    config: { servers: { a: { to: "origin", maxconn: 1 } }, backend: { lease_ttl: "1s" } },
+    async scenario(edge) {
+      const waiting = edge.start({ target: "/hang" });
+      await until(async () => (await edge.originCurrent()) === 1, 3000, "the request at the origin");
+      edge.setStoreDown(true);
+      const head = await waiting.head;
+      expect({ status: head.status, error: head.headers["x-slotgate-error"] }).toEqual({ status: 503, error: "lease-lost" });
+      await until(async () => (await edge.originCurrent()) === 0, 3000, "the origin's request cut");
+      edge.setStoreDown(false);
     },
   },
   // ── upstream errors ──

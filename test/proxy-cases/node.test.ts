@@ -4,7 +4,7 @@
  * sockets, so every case can be expressed.
  */
 import http from "node:http";
-import { SlotgateError, createGuard, createMemoryStore, type Guard, type SlotStore } from "../../src/index.js";
+import { SlotgateError, createGuard, createMemoryStore, type GroupStore, type Guard, type SlotStore } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createEdgeNode } from "../../src/node/edge-node.js";
@@ -15,13 +15,32 @@ import { closedPort, flatHeaders, startOrigin } from "../support/origin.js";
 
 let seq = 0;
 
-/** A store none of whose calls succeed, as an unreachable Redis's would: the outage policy decides. */
-function unreachableStore(): SlotStore {
-  const down = () => Promise.reject(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", "connection refused (test)", { retryable: true }));
+/**
+ * The memory store behind a switch: while `state.down`, every call fails as an unreachable
+ * Redis's would (the outage policy decides); closing always works.
+ */
+function switchableStore(inner: SlotStore, state: { down: boolean }): SlotStore {
+  const fault = () => Promise.reject(new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", "connection refused (test)", { retryable: true }));
+  const gate =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> =>
+      state.down ? fault() : fn(...args);
   return {
-    kind: "unreachable",
-    open: () => ({ ready: down, acquire: down, release: down, renew: down, configure: down, setServerState: down, stats: down, close: async () => undefined }),
-    readStats: down,
+    kind: "switchable",
+    open(group, spec, options): GroupStore {
+      const h = inner.open(group, spec, options);
+      return {
+        ready: gate(() => h.ready()),
+        acquire: gate((request, signal) => h.acquire(request, signal)),
+        release: gate((id) => h.release(id)),
+        renew: gate((id, ttl) => h.renew(id, ttl)),
+        configure: gate((spec, version) => h.configure(spec, version)),
+        setServerState: gate((backend, server, up) => h.setServerState(backend, server, up)),
+        stats: gate(() => h.stats()),
+        close: () => h.close(),
+      };
+    },
+    readStats: gate((group) => inner.readStats(group)),
   };
 }
 
@@ -97,7 +116,8 @@ runProxyCases({
     const refused = await closedPort();
     const address = (s: CaseServer) => (s.to === "origin" ? origin.address : `127.0.0.1:${refused}`);
     const group = `proxy-cases-${process.pid}-${++seq}`;
-    const store = c.storeDown ? unreachableStore() : createMemoryStore();
+    const state = { down: false };
+    const store = switchableStore(createMemoryStore(), state);
     let fleet: Guard | undefined;
     if (c.fleet) {
       const newer = caseConfig({ ...c, top: { ...c.top, version: c.fleet.version } }, group, address, c.fleet.frontend);
@@ -106,15 +126,19 @@ runProxyCases({
     }
     const node = await createEdgeNode(validateEdgeConfig(withBinds(caseConfig(c, group, address))), { store });
     await node.start();
+    state.down = c.storeDown ?? false;
     const port = node.addresses.web!.port;
     const send = async (r: CaseRequest): Promise<CaseResponse> => startRequest(port, r).rest();
     return {
       send,
       start: (r) => startRequest(port, r),
+      setStoreDown: (down) => {
+        state.down = down;
+      },
       seen: async () => origin.requests.map((r) => ({ method: r.method, url: r.url, headers: flatHeaders(r.headers) })),
       originCurrent: async () => origin.current,
       scope: async (name) => {
-        if (c.storeDown) return { in_use: 0, queued: 0, aborted: 0 };
+        if (state.down) return { in_use: 0, queued: 0, aborted: 0 };
         const s = (await node.guard.stats()).scopes[name];
         return { in_use: s?.in_use ?? 0, queued: s?.queued ?? 0, aborted: s?.aborted ?? 0 };
       },
@@ -123,7 +147,7 @@ runProxyCases({
         return { status: responses[0]?.status ?? 0, body: responses[0]?.body ?? "" };
       },
       idle: async () => {
-        if (c.storeDown) return node.nodeStats().nodeInUse === 0;
+        if (state.down) return node.nodeStats().nodeInUse === 0;
         const s = await node.guard.stats();
         return s.holders === 0 && s.tickets === 0 && node.nodeStats().nodeInUse === 0;
       },
