@@ -93,6 +93,10 @@ runProxyCases({
       reason: "a Worker's request is a URL: the asterisk-form (OPTIONS *) cannot reach it",
       cases: ["an asterisk-form target (OPTIONS *) reaches a URL server as its base path"],
     },
+    {
+      reason: "a Worker's request URL is parsed by the runtime (WHATWG URL), which resolves dot segments before the Worker sees the path",
+      cases: ["dot segments in the path go through as the client wrote them (the origin resolves them, as HAProxy leaves them)"],
+    },
   ],
   async start(c: CaseConfig): Promise<StartedEdge> {
     const origin = await controlCall<OriginHandle>("POST", "/origins");

@@ -325,6 +325,20 @@ export const PROXY_CASES: ProxyCase[] = [
     response: { status: 200 },
   },
   {
+    name: "dot segments in the path go through as the client wrote them (the origin resolves them, as HAProxy leaves them)",
+    config: { servers: { a: { to: "origin" } } },
+    request: { target: "/a/../b/./c" },
+    origin: { url: "/a/../b/./c" },
+    response: { status: 200 },
+  },
+  {
+    name: "an empty POST reaches the origin with content-length 0",
+    config: { servers: { a: { to: "origin" } } },
+    request: { method: "POST", target: "/empty", headers: { "content-length": "0" }, body: "" },
+    origin: { method: "POST", url: "/empty", headers: { "content-length": "0", "transfer-encoding": null } },
+    response: { status: 200 },
+  },
+  {
     name: "a URL server gets its base path before the client's path, the query kept",
     config: { servers: { a: { to: "origin", form: "url", base: "/base" } } },
     request: { target: "/p/q?x=1", host: "shop.example" },
