@@ -104,7 +104,7 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/cloudflare/**/*.test.ts"],
-          globalSetup: ["test/cloudflare/bundle.global-setup.ts"],
+          globalSetup: ["test/cloudflare/bundle.global-setup.ts", "test/cloudflare/proxy-origins.global-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },

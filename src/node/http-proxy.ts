@@ -56,6 +56,7 @@ import {
   clientAddress,
   DEFAULT_RETRY_AFTER_MS,
   denyAnswer,
+  leaseLostAnswer,
   upstreamErrorAnswer,
   type DenyReason,
   type UpstreamErrorKind,
@@ -513,7 +514,8 @@ class HttpFrontend implements FrontendListener {
       res.destroy();
       return;
     }
-    this.#answer(res, 503, "503 Service Unavailable: the slot was lost\n", { connection: "close", "x-slotgate-error": "lease-lost" });
+    const answer = leaseLostAnswer();
+    this.#answer(res, answer.status, answer.body, { ...answer.headers, connection: "close" });
   }
 
   /** The server of a lease; a fail-open lease has none, so one is picked here (round robin over the servers up). */
