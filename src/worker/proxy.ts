@@ -36,12 +36,12 @@
  * A lease lost mid-request (SPEC §2 rule 12) stops the request: the upstream call is aborted, so
  * the response is cut rather than run on beside a new holder.
  */
-import type { Guard } from "../src/core/guard.js";
-import type { Lease } from "../src/core/lease.js";
-import { classifyGuardFault, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type Answer, type UpstreamErrorKind } from "../src/edge/answers.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
-import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../src/edge/forwarding.js";
-import type { NodeLimit } from "../src/edge/node-limit.js";
+import type { Guard } from "../core/guard.js";
+import type { Lease } from "../core/lease.js";
+import { classifyGuardFault, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type Answer, type UpstreamErrorKind } from "../edge/answers.js";
+import type { ServerConfig } from "../edge/config/schema.js";
+import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../edge/forwarding.js";
+import type { NodeLimit } from "../edge/node-limit.js";
 import type { WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 

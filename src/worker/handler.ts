@@ -14,16 +14,16 @@
  * guard, because a Durable Object stub, and so a guard's handle on its object, cannot be used
  * by any request but the one that made it.
  */
-import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../src/cloudflare/index.js";
-import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
-import type { Guard } from "../src/core/guard.js";
-import { createGuard } from "../src/index.js";
-import { localMax } from "../src/core/local-fallback.js";
-import type { SlotStore } from "../src/core/store.js";
-import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
-import { createMemoryStore } from "../src/stores/memory/memory-store.js";
-import { NodeLimit } from "../src/edge/node-limit.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
+import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../cloudflare/index.js";
+import type { SlotGroupNamespace } from "../cloudflare/index.js";
+import type { Guard } from "../core/guard.js";
+import { createGuard } from "../index.js";
+import { localMax } from "../core/local-fallback.js";
+import type { SlotStore } from "../core/store.js";
+import type { BackendsOption, LimitOption, LimitsOption } from "../core/spec.js";
+import { createMemoryStore } from "../stores/memory/memory-store.js";
+import { NodeLimit } from "../edge/node-limit.js";
+import type { ServerConfig } from "../edge/config/schema.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 import { proxy } from "./proxy.js";
