@@ -1,7 +1,9 @@
 // The cost of slotgate's framework middleware: for hono (@hono/node-server), express and fastify,
 // the same one-route app with the middleware (memory store, a limit never reached) and without it,
-// each loaded by wrk for one run. Prints requests/s, the ratio, and the added time per request at
-// saturation (1/rps with − 1/rps without: one core serves the app, so this is CPU time).
+// each loaded by wrk for one run. Prints requests/s and their ratio, and the app process's CPU time
+// per request with and without the middleware: the difference is the middleware's cost per
+// request, a figure that holds on a busy machine (requests/s do not: compare them only when the
+// machine is otherwise idle).
 // Usage: npm run bench:middleware [-- --seconds 5 --connections 50]   (needs wrk)
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -14,7 +16,13 @@ const connections = Number(values.connections);
 const APP = fileURLToPath(new URL("./middleware/app.ts", import.meta.url));
 const FRAMEWORKS = ["hono", "express", "fastify"] as const;
 
-async function measure(framework: string, mode: "bare" | "guarded"): Promise<WrkResult> {
+interface Run {
+  wrk: WrkResult;
+  /** The app's CPU time (user + system) per request during the run, in µs. */
+  cpuUs: number;
+}
+
+async function measure(framework: string, mode: "bare" | "noop" | "guarded"): Promise<Run> {
   const child = fork(APP, [framework, mode], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -24,21 +32,30 @@ async function measure(framework: string, mode: "bare" | "guarded"): Promise<Wrk
     });
     const url = `http://127.0.0.1:${port}/api/x`;
     await runWrk({ url, threads: 1, connections, durationS: 1 }); // warm-up: JIT, connections
-    return await runWrk({ url, threads: 1, connections, durationS: seconds });
+    const cpu = () =>
+      new Promise<NodeJS.CpuUsage>((resolve) => {
+        child.once("message", (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu));
+        child.send("cpu");
+      });
+    const before = await cpu();
+    const wrk = await runWrk({ url, threads: 1, connections, durationS: seconds });
+    const after = await cpu();
+    return { wrk, cpuUs: (after.user - before.user + after.system - before.system) / wrk.requests };
   } finally {
     child.kill("SIGTERM");
   }
 }
 
 console.log(`wrk -t1 -c${connections} -d${seconds}s per run, one run each, app in its own process (Node ${process.version})`);
-console.log("framework  without (req/s)  with (req/s)  ratio   added per request   p99 without / with");
+console.log("framework  req/s without  req/s with  ratio   CPU/request without  with   added   CPU ratio");
 for (const framework of FRAMEWORKS) {
   const bare = await measure(framework, "bare");
   const guarded = await measure(framework, "guarded");
-  const addedUs = (1 / guarded.rps - 1 / bare.rps) * 1e6;
+  const errors = bare.wrk.non2xx + guarded.wrk.non2xx;
   console.log(
-    `${framework.padEnd(9)}  ${bare.rps.toFixed(0).padStart(15)}  ${guarded.rps.toFixed(0).padStart(12)}  ${(guarded.rps / bare.rps).toFixed(2).padStart(5)}×  ` +
-      `${addedUs.toFixed(1).padStart(12)} µs      ${bare.p99Ms.toFixed(2)} / ${guarded.p99Ms.toFixed(2)} ms` +
-      (bare.non2xx + guarded.non2xx > 0 ? `  (non-2xx: ${bare.non2xx} / ${guarded.non2xx})` : ""),
+    `${framework.padEnd(9)}  ${bare.wrk.rps.toFixed(0).padStart(13)}  ${guarded.wrk.rps.toFixed(0).padStart(10)}  ${(guarded.wrk.rps / bare.wrk.rps).toFixed(2).padStart(5)}×  ` +
+      `${bare.cpuUs.toFixed(1).padStart(16)} µs  ${guarded.cpuUs.toFixed(1).padStart(5)} µs  ${(guarded.cpuUs - bare.cpuUs).toFixed(1).padStart(5)} µs  ` +
+      `${(guarded.cpuUs / bare.cpuUs).toFixed(2)}×` +
+      (errors > 0 ? `  (non-2xx: ${bare.wrk.non2xx} / ${guarded.wrk.non2xx})` : ""),
   );
 }

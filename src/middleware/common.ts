@@ -82,33 +82,40 @@ export type Entry =
  */
 export class Hold {
   readonly lease: Lease;
-  /** Settles once the slot is given back (and a guard made for the request closed). */
-  readonly done: Promise<void>;
   readonly #ownGuard: Guard | undefined;
-  #settle!: () => void;
-  #released = false;
+  #released: Promise<void> | undefined;
+  /** Made on first use of `done` (only Workers need it): a promise per request is not free. */
+  #done: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(lease: Lease, ownGuard: Guard | undefined) {
     this.lease = lease;
     this.#ownGuard = ownGuard;
-    this.done = new Promise((resolve) => (this.#settle = resolve));
   }
 
   get released(): boolean {
-    return this.#released;
+    return this.#released !== undefined;
+  }
+
+  /** Settles once the slot is given back (and a guard made for the request closed). */
+  get done(): Promise<void> {
+    if (this.#released) return this.#released;
+    if (!this.#done) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#done = { promise, resolve };
+    }
+    return this.#done.promise;
   }
 
   /** Idempotent; never rejects (a store fault is the guard's to report, and the TTL reclaims the slot). */
   release(): Promise<void> {
-    if (!this.#released) {
-      this.#released = true;
-      void this.lease
-        .release()
-        .then(() => this.#ownGuard?.close())
-        .catch(() => undefined)
-        .then(this.#settle);
-    }
-    return this.done;
+    if (this.#released) return this.#released;
+    const guard = this.#ownGuard;
+    this.#released = (guard ? this.lease.release().then(() => guard.close()) : this.lease.release()).then(
+      () => this.#done?.resolve(),
+      () => this.#done?.resolve(),
+    );
+    return this.#released;
   }
 }
 
@@ -180,9 +187,9 @@ export function createGate<Req>(options: SlotgateMiddlewareOptions<Req>, onRejec
   return {
     async enter(req, signal) {
       const acquire: AcquireOptions = { scopes: await resolve(scopes, req, []), signal };
-      const b = await resolve(backend, req, undefined);
+      const b = backend === undefined ? undefined : await resolve(backend, req, undefined);
       if (b !== undefined) acquire.backend = b;
-      const p = await resolve(priority, req, undefined);
+      const p = priority === undefined ? undefined : await resolve(priority, req, undefined);
       if (p !== undefined) acquire.priority = p;
       if (queueTimeoutMs !== undefined) acquire.queueTimeoutMs = queueTimeoutMs;
       if (leaseTtlMs !== undefined) acquire.leaseTtlMs = leaseTtlMs;
@@ -218,9 +225,10 @@ export function createGate<Req>(options: SlotgateMiddlewareOptions<Req>, onRejec
 
 const BAD_REQUEST: Answer = { status: 400, headers: {}, body: "400 Bad Request\n" };
 
-async function resolve<Req, T>(value: PerRequest<Req, T> | undefined, req: Req, fallback: T): Promise<T> {
+/** The value for this request: a function's result (which may be a promise), or the value itself. */
+function resolve<Req, T>(value: PerRequest<Req, T> | undefined, req: Req, fallback: T): T | Promise<T> {
   if (value === undefined) return fallback;
-  return typeof value === "function" ? await (value as (req: Req) => T | Promise<T>)(req) : value;
+  return typeof value === "function" ? (value as (req: Req) => T | Promise<T>)(req) : value;
 }
 
 function isGuard(value: unknown): value is Guard {

@@ -53,14 +53,14 @@ export function slotgate<E extends Env = any>(options: SlotgateHonoOptions<E>): 
     const entering = gate.enter(context, signal);
     // Workers end an invocation's I/O when its client goes away, unless waitUntil holds it: the
     // queued acquire must live on to leave the queue, and the release to reach the store.
-    keepAlive(c, entering);
+    if (!watch) keepAlive(c, entering);
     const entry = await entering;
     if (entry.kind === "rejected") return onRejected ? onRejected(context, entry.rejection) : respond(entry.rejection.answer);
     if (entry.kind === "bad-request") return respond(entry.answer);
     if (entry.kind === "gone") return new Response(null, { status: 499 });
 
     const { hold } = entry;
-    keepAlive(c, hold.done);
+    if (!watch) keepAlive(c, hold.done);
     const release = () => void hold.release();
     if (watch) watch.hold(hold);
     else {
@@ -98,13 +98,20 @@ function respond(answer: Answer): Response {
   return new Response(answer.body, { status: answer.status, headers: answerHeaders(answer) });
 }
 
-/** `waitUntil` where the runtime has one (Workers); elsewhere a promise keeps running by itself. */
+/**
+ * `waitUntil` where the runtime has one (Workers); elsewhere a promise keeps running by itself.
+ * hono throws when the runtime gave it no execution context, and a thrown error costs more than
+ * the rest of the middleware: once seen missing, it is not asked for again.
+ */
+let noExecutionContext = false;
 function keepAlive(c: Context, promise: Promise<unknown>): void {
-  let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
+  if (noExecutionContext) return;
+  let ctx: { waitUntil(p: Promise<unknown>): void };
   try {
     ctx = c.executionCtx;
   } catch {
-    return; // hono throws when the runtime gave it no execution context
+    noExecutionContext = true;
+    return;
   }
   ctx.waitUntil(promise.catch(() => undefined));
 }
