@@ -1,6 +1,7 @@
 // The cost of slotgate's framework middleware: for hono (@hono/node-server), express and fastify,
 // the same one-route app with the middleware (memory store, a limit never reached) and without it,
-// each loaded by wrk for one run. Prints requests/s and their ratio, and the app process's CPU time
+// each loaded by wrk for one run, and beside them the same app with an async middleware that does
+// nothing (what any async middleware costs there). Prints requests/s and their ratio, and the app process's CPU time
 // per request with and without the middleware: the difference is the middleware's cost per
 // request, a figure that holds on a busy machine (requests/s do not: compare them only when the
 // machine is otherwise idle).
@@ -47,15 +48,18 @@ async function measure(framework: string, mode: "bare" | "noop" | "guarded"): Pr
 }
 
 console.log(`wrk -t1 -c${connections} -d${seconds}s per run, one run each, app in its own process (Node ${process.version})`);
-console.log("framework  req/s without  req/s with  ratio   CPU/request without  with   added   CPU ratio");
+console.log("framework  req/s: without  async no-op  with   ratio   CPU/request: without  async no-op  with      added   ratio");
 for (const framework of FRAMEWORKS) {
   const bare = await measure(framework, "bare");
+  const noop = await measure(framework, "noop");
   const guarded = await measure(framework, "guarded");
-  const errors = bare.wrk.non2xx + guarded.wrk.non2xx;
+  const errors = bare.wrk.non2xx + noop.wrk.non2xx + guarded.wrk.non2xx;
+  const rps = (r: Run) => r.wrk.rps.toFixed(0);
+  const us = (r: Run) => `${r.cpuUs.toFixed(1)} µs`;
   console.log(
-    `${framework.padEnd(9)}  ${bare.wrk.rps.toFixed(0).padStart(13)}  ${guarded.wrk.rps.toFixed(0).padStart(10)}  ${(guarded.wrk.rps / bare.wrk.rps).toFixed(2).padStart(5)}×  ` +
-      `${bare.cpuUs.toFixed(1).padStart(16)} µs  ${guarded.cpuUs.toFixed(1).padStart(5)} µs  ${(guarded.cpuUs - bare.cpuUs).toFixed(1).padStart(5)} µs  ` +
+    `${framework.padEnd(9)}  ${rps(bare).padStart(14)}  ${rps(noop).padStart(11)}  ${rps(guarded).padStart(5)}  ${(guarded.wrk.rps / bare.wrk.rps).toFixed(2).padStart(5)}×  ` +
+      `${us(bare).padStart(21)}  ${us(noop).padStart(11)}  ${us(guarded).padStart(8)}  ${(guarded.cpuUs - bare.cpuUs).toFixed(1).padStart(6)} µs  ` +
       `${(guarded.cpuUs / bare.cpuUs).toFixed(2)}×` +
-      (errors > 0 ? `  (non-2xx: ${bare.wrk.non2xx} / ${guarded.wrk.non2xx})` : ""),
+      (errors > 0 ? `  (non-2xx: ${bare.wrk.non2xx} / ${noop.wrk.non2xx} / ${guarded.wrk.non2xx})` : ""),
   );
 }

@@ -97,6 +97,20 @@ describe.each(FRAMEWORKS)("slotgate/%s: 2 processes on one Redis limit", (framew
     await idle("after /api/lease");
   });
 
+  it("requests one after another on a kept-alive connection (the first queued behind a full limit) leave no listener behind", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // 5 holders fill the limit; the connection's requests then queue (the first at least) and run one by one.
+      const holders = Array.from({ length: LIMIT }, () => httpRequest(`${apps[1]!.url}/api/work?delay=300`));
+      for (let i = 0; i < 20; i++) expect((await httpRequest(`${apps[0]!.url}/api/work?delay=0`, { agent })).status).toBe(200);
+      expect((await Promise.all(holders)).map((r) => r.status)).toEqual(Array(LIMIT).fill(200));
+      await idle("after the kept-alive requests");
+      expect(apps[0]!.output()).not.toContain("MaxListenersExceeded");
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("a streamed response holds its slot until the stream ends", async () => {
     const t0 = performance.now();
     const stream = await openStream(`${apps[1]!.url}/api/stream?chunks=8&interval=100`);
