@@ -5,7 +5,7 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import express from "express";
-import Fastify from "fastify";
+import Fastify, { type FastifyReply } from "fastify";
 import { Hono } from "hono";
 import { afterAll, describe, expect, it } from "vitest";
 import { createGuard, type Lease } from "../../src/index.js";
@@ -49,9 +49,7 @@ async function fastifyHarness(onRejected: boolean): Promise<Harness> {
   const app = Fastify();
   await app.register(fastifySlotgate, {
     ...base,
-    ...(onRejected
-      ? { onRejected: (_q: unknown, reply: import("fastify").FastifyReply, r: { reason: string }) => reply.code(429).send(`own ${r.reason}`) }
-      : {}),
+    ...(onRejected ? { onRejected: (_q: unknown, reply: FastifyReply, r: { reason: string }) => reply.code(429).send(`own ${r.reason}`) } : {}),
   });
   app.get("/x", async () => "ok");
   return {
