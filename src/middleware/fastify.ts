@@ -46,7 +46,8 @@ const plugin: FastifyPluginAsync<SlotgateFastifyOptions> = async (app, options) 
   const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...ours } = options as SlotgateFastifyOptions & Record<string, unknown>;
   const gate = createGate<FastifyRequest>(ours, options.onRejected);
   const onRejected = options.onRejected;
-  app.decorateRequest("slotgate", null);
+  // Two registrations in one scope (two guards, say) share the decorator.
+  if (!app.hasRequestDecorator("slotgate")) app.decorateRequest("slotgate", null);
   app.addHook("onRequest", async (request, reply) => {
     const watch = watchResponse(reply.raw);
     const entry = await gate.enter(request, watch.signal);
