@@ -1,6 +1,6 @@
 /**
  * What a proxy changes in the headers it forwards, both ways, for every runtime: the Node edge
- * node (src/node/http-proxy.ts) and the Worker (workers/proxy.ts) loop over their own header
+ * node (src/node/http-proxy.ts) and the Worker (src/worker/proxy.ts) loop over their own header
  * structures and ask these rules, so that each rule is written once.
  *
  * Framing is the part an attacker aims at. `Connection` may list header names to drop at this hop,

@@ -1,6 +1,6 @@
 /**
  * The proxy case suite against the Worker, inside workerd: the Worker's own `fetch`
- * (workers/handler.ts, with the runtime's `fetch` to the servers) and the `SlotGroup` object of
+ * (src/worker/handler.ts, with the runtime's `fetch` to the servers) and the `SlotGroup` object of
  * the deployable bundle (SLOT_GROUP_BUNDLE), in front of the same test origin the Node edge
  * node's cases use: a real server on 127.0.0.1, started per case by
  * proxy-origins.global-setup.ts and reached over loopback. Each case runs on a group of its own.
@@ -13,8 +13,8 @@ import { env } from "cloudflare:workers";
 import { inject } from "vitest";
 import { createDurableObjectStore, type SlotGroupNamespace, type SlotGroupRpc } from "../../src/cloudflare/index.js";
 import { createGuard, type Guard } from "../../src/index.js";
-import { parseWorkerConfig } from "../../workers/config.js";
-import { createSlotgateHandler, type SlotgateEnv } from "../../workers/handler.js";
+import { parseWorkerConfig } from "../../src/worker/config.js";
+import { createSlotgateHandler, type SlotgateEnv } from "../../src/worker/handler.js";
 import { caseConfig, type CaseConfig, type CaseRequest, type CaseResponse, type CaseServer, type InFlight, type SeenRequest } from "../proxy-cases/cases.js";
 import { runProxyCases, type StartedEdge } from "../proxy-cases/proxy.case.js";
 
@@ -86,7 +86,7 @@ runProxyCases({
       cases: ["Connection cannot remove the framing of a chunked body (raw bytes on the client's socket)"],
     },
     {
-      reason: "a Worker's fetch derives Host from the server's URL and cannot send another (documented in workers/proxy.ts)",
+      reason: "a Worker's fetch derives Host from the server's URL and cannot send another (documented in src/worker/proxy.ts)",
       cases: ["a host:port server gets the client's Host"],
     },
     {

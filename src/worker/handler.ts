@@ -14,15 +14,15 @@
  * guard, because a Durable Object stub, and so a guard's handle on its object, cannot be used
  * by any request but the one that made it.
  */
-import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../src/cloudflare/index.js";
-import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
-import { guardFactory, type Guard, type GuardOptions } from "../src/core/guard.js";
-import { LocalFallback } from "../src/core/local-fallback.js";
-import type { SlotStore } from "../src/core/store.js";
-import { buildGroupSpec } from "../src/core/spec.js";
-import { createMemoryStore } from "../src/stores/memory/memory-store.js";
-import { NodeLimit } from "../src/edge/node-limit.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
+import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../cloudflare/index.js";
+import type { SlotGroupNamespace } from "../cloudflare/index.js";
+import { guardFactory, type Guard, type GuardOptions } from "../core/guard.js";
+import { LocalFallback } from "../core/local-fallback.js";
+import type { SlotStore } from "../core/store.js";
+import { buildGroupSpec } from "../core/spec.js";
+import { createMemoryStore } from "../stores/memory/memory-store.js";
+import { NodeLimit } from "../edge/node-limit.js";
+import type { ServerConfig } from "../edge/config/schema.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 import { proxy } from "./proxy.js";

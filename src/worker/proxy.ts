@@ -38,8 +38,8 @@
  * aborted, and the client gets 503 `x-slotgate-error: lease-lost` before the response started, a
  * cut response after, so that nothing runs on beside a new holder (as on the Node edge node).
  */
-import type { Guard } from "../src/core/guard.js";
-import type { Lease } from "../src/core/lease.js";
+import type { Guard } from "../core/guard.js";
+import type { Lease } from "../core/lease.js";
 import {
   classifyGuardFault,
   DEFAULT_RETRY_AFTER_MS,
@@ -48,10 +48,10 @@ import {
   upstreamErrorAnswer,
   type Answer,
   type UpstreamErrorKind,
-} from "../src/edge/answers.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
-import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../src/edge/forwarding.js";
-import type { NodeLimit } from "../src/edge/node-limit.js";
+} from "../edge/answers.js";
+import type { ServerConfig } from "../edge/config/schema.js";
+import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../edge/forwarding.js";
+import type { NodeLimit } from "../edge/node-limit.js";
 import type { WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 
