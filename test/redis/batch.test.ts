@@ -1,5 +1,6 @@
-// Batching: what one store instance asks of one group in the same turn of the event loop goes to
-// Redis as one call of the batch script, and each caller still gets its own answer.
+// Batching: what one store instance asks of one group in the same turn of the event loop, while
+// another call of the group is in flight, goes to Redis as one call of the batch script, and each
+// caller still gets its own answer. A call made while none is in flight goes out at once, alone.
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createGuard, type Guard } from "../../src/index.js";
@@ -59,10 +60,11 @@ async function scriptCalls<T>(fn: () => Promise<T>): Promise<{ value: T; batch: 
 
 describe("batching", () => {
   it("acquires made in one turn go out as one call; each caller gets its own result", async () => {
-    const g = guard({ global: 3, other: 1 });
+    const g = guard({ global: 3, other: 1, first: 1 });
     await g.stats(); // the spec is pushed
     const { value, batch, other } = await scriptCalls(() =>
       Promise.all([
+        g.acquire({ scopes: ["first"] }), // nothing in flight: goes out at once, alone
         g.acquire({ scopes: ["global"] }),
         g.acquire({ scopes: ["global"] }),
         g.acquire({ scopes: ["nope"] }).then(
@@ -74,8 +76,8 @@ describe("batching", () => {
         g.acquire({ scopes: ["other"] }),
       ]),
     );
-    expect({ batch, other }).toEqual({ batch: 1, other: 0 });
-    const [a, b, unknown, c, d, e] = value as unknown as [Granted, Granted, string, Granted, { ok: false; reason: string }, Granted];
+    expect({ batch, other }).toEqual({ batch: 1, other: 1 });
+    const [, a, b, unknown, c, d, e] = value as unknown as [Granted, Granted, Granted, string, Granted, { ok: false; reason: string }, Granted];
     expect(unknown).toBe("SLOTGATE_UNKNOWN_SCOPE");
     // In arrival order: three grants on global, the fourth is full; other is independent.
     expect([a, b, c, e].map((r) => r.ok)).toEqual([true, true, true, true]);
@@ -87,19 +89,19 @@ describe("batching", () => {
   });
 
   it("a release and an acquire of one turn keep their order: the acquire gets the freed slot", async () => {
-    const g = guard({ global: 1 });
+    const g = guard({ global: 1, other: 1 });
     const first = await g.acquire({ scopes: ["global"] });
     if (!first.ok) throw new Error("expected a grant");
-    const { value, batch } = await scriptCalls(() => Promise.all([first.lease.release(), g.acquire({ scopes: ["global"] })]));
+    const { value, batch } = await scriptCalls(() => Promise.all([g.acquire({ scopes: ["other"] }), first.lease.release(), g.acquire({ scopes: ["global"] })]));
     expect(batch).toBe(1);
-    expect(value[1]).toMatchObject({ ok: true });
-    if (value[1].ok) await value[1].lease.release();
+    expect(value[2]).toMatchObject({ ok: true });
+    if (value[2].ok) await value[2].lease.release();
   });
 
   it("a waiter of this node is woken through the batch reply, one on another node by its publish", async () => {
-    const g = guard({ global: 2 });
+    const g = guard({ global: 2, other: 1 });
     const store2 = createRedisStore({ redis: new Redis(server!.url), sweepIntervalMs: 60_000, safetyRecheckMs: 60_000 });
-    const g2 = createGuard({ store: store2, group: g.group, limits: { global: 2 } });
+    const g2 = createGuard({ store: store2, group: g.group, limits: { global: 2, other: 1 } });
     guards.push(g2);
     const held = await Promise.all([g.acquire({ scopes: ["global"] }), g.acquire({ scopes: ["global"] })]);
     const waitingHere = g.acquire({ scopes: ["global"], queueTimeoutMs: 10_000 });
@@ -107,7 +109,9 @@ describe("batching", () => {
     const waitingThere = g2.acquire({ scopes: ["global"], queueTimeoutMs: 10_000 });
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Both releases in one batch: the first grant goes to the earlier ticket, the second to the later.
-    const { batch } = await scriptCalls(() => Promise.all(held.map((r) => (r.ok ? r.lease.release() : undefined))));
+    const { batch } = await scriptCalls(() =>
+      Promise.all([g.stats(), g.acquire({ scopes: ["other"] }), ...held.map((r) => (r.ok ? r.lease.release() : undefined))]),
+    );
     expect(batch).toBe(1);
     const [here, there] = await Promise.all([waitingHere, waitingThere]);
     expect(here).toMatchObject({ ok: true });
@@ -118,7 +122,7 @@ describe("batching", () => {
     (store2 as unknown as { client: Redis }).client.disconnect();
   });
 
-  it("a lone call goes out as its own script, not as a batch", async () => {
+  it("a call made while none of the group's calls is in flight goes out at once, as its own script", async () => {
     const g = guard({ global: 1 });
     await g.stats();
     const { value, batch, other } = await scriptCalls(() => g.acquire({ scopes: ["global"] }));

@@ -621,15 +621,18 @@ class RedisGroup {
   /** Acquires, releases, renewals and cancels made in this turn of the event loop, in order. */
   #queued: Queued[] = [];
   #flushing: ReturnType<typeof setImmediate> | undefined;
+  /** Calls of those scripts (alone or batched) that Redis has not answered yet. */
+  #inFlight = 0;
 
   /**
-   * Runs a script of this group. Acquires, releases, renewals and cancels wait for the end of the
-   * current turn of the event loop (setImmediate: after the I/O callbacks and promise jobs of this
-   * turn, so a burst of replies that each lead to a new call makes one batch), then all that
-   * waits goes out as one call of the batch script: the same ops, in the same order, one atomic
-   * step. A lone op goes out as its own script, as without batching. Any other script first sends
-   * what waits, so calls reach Redis in the order they were made (a release followed by an
-   * acquire, a release followed by stats, are never reordered).
+   * Runs a script of this group. An acquire, release, renewal or cancel made while none of this
+   * group's calls is in flight goes out at once, as its own script: a lone caller waits for
+   * nothing. Made while one is in flight, it waits for the end of the current turn of the event
+   * loop (setImmediate: after the I/O callbacks and promise jobs of this turn, so a burst of
+   * replies that each lead to a new call makes one batch), then all that waits goes out as one
+   * call of the batch script: the same ops, in the same order, one atomic step. Any other script
+   * first sends what waits, so calls reach Redis in the order they were made (a release followed
+   * by an acquire, a release followed by stats, are never reordered).
    */
   run(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions, via: Reconfigurer): Promise<Reply> {
     const code = BATCHED.get(def.command);
@@ -637,10 +640,21 @@ class RedisGroup {
       this.flushBatch();
       return this.store.call(def, this.keys, argv, options, via);
     }
+    if (this.#inFlight === 0 && this.#queued.length === 0) return this.#tracked(this.store.call(def, this.keys, argv, options, via));
     return new Promise<Reply>((resolve, reject) => {
       this.#queued.push({ code, def, argv, options, via, resolve, reject });
       this.#flushing ??= setImmediate(() => this.flushBatch());
     });
+  }
+
+  /** Counts a call in flight until it settles. */
+  #tracked(call: Promise<Reply>): Promise<Reply> {
+    this.#inFlight++;
+    const settled = () => {
+      this.#inFlight--;
+    };
+    call.then(settled, settled);
+    return call;
   }
 
   /** Sends what waits to be batched, now. */
@@ -652,7 +666,7 @@ class RedisGroup {
     this.#queued = [];
     if (ops.length === 1) {
       const op = ops[0]!;
-      this.store.call(op.def, this.keys, op.argv, op.options, op.via).then(op.resolve, op.reject);
+      this.#tracked(this.store.call(op.def, this.keys, op.argv, op.options, op.via)).then(op.resolve, op.reject);
       return;
     }
     const argv: Arg[] = [this.wireChannel];
@@ -666,8 +680,7 @@ class RedisGroup {
         if (Array.isArray(r)) op.options.late?.(r);
       });
     };
-    this.store
-      .call(SCRIPTS.batch, this.keys, argv, { late }, this)
+    this.#tracked(this.store.call(SCRIPTS.batch, this.keys, argv, { late }, this))
       .then((reply) => {
         if (reply[0] !== REPLY.DONE) throw replyError(int(reply[0], "batch status"), typeof reply[1] === "string" ? reply[1] : "batch");
         this.#deliverLocal(reply, ops.length);
