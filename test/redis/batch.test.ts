@@ -122,6 +122,17 @@ describe("batching", () => {
     (store2 as unknown as { client: Redis }).client.disconnect();
   });
 
+  it("a burst is cut into calls of at most 128 ops, in order", async () => {
+    const g = guard({ global: 250 });
+    await g.stats();
+    const { value, batch, other } = await scriptCalls(() => Promise.all(Array.from({ length: 300 }, () => g.acquire({ scopes: ["global"] }))));
+    // The first goes out at once, alone; the other 299 wait for it: 128 + 128 + 43.
+    expect({ batch, other }).toEqual({ batch: 3, other: 1 });
+    const granted = value.map((r) => r.ok);
+    expect(granted.slice(0, 250).every(Boolean)).toBe(true);
+    expect(granted.slice(250).some(Boolean)).toBe(false);
+  });
+
   it("a call made while none of the group's calls is in flight goes out at once, as its own script", async () => {
     const g = guard({ global: 1 });
     await g.stats();
