@@ -440,6 +440,7 @@ try {
     name: `client-${v}`,
     modules: true,
     scriptPath: join(outdir, `client-${v}.js`),
+    modulesRoot: outdir,
     compatibilityDate: date,
     compatibilityFlags: flags,
     durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: v === "current" ? "slotgate" : "slotgate-baseline", useSQLite: true } },

@@ -102,6 +102,8 @@ export class SlotGroup extends DurableObject {
   readonly #parked = new Map<string, Parked>();
   /** Waiter ids of parked outcomes nobody has collected yet, with the time each arrived, oldest first. */
   readonly #unclaimed = new Map<string, number>();
+  /** True while a batch runs: its ops leave the alarm to the end of the batch. */
+  #inBatch = false;
   /** The alarm as last set. NaN means unknown (a setAlarm failed), so the next change re-arms. */
   #alarmAt: number | null = null;
 
@@ -271,8 +273,15 @@ export class SlotGroup extends DurableObject {
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_BATCH_OPS) {
       return { status: StoreStatus.BadRequest, detail: `ops: expected an array of 1 to ${MAX_BATCH_OPS} calls` };
     }
-    this.#sweepParked(Date.now());
-    return ok(ops.map((op: unknown) => this.#batchOp(op)));
+    // The alarm is set once, after the last op: a storage write per op would buy nothing.
+    this.#inBatch = true;
+    try {
+      this.#sweepParked(Date.now());
+      return ok(ops.map((op: unknown) => this.#batchOp(op)));
+    } finally {
+      this.#inBatch = false;
+      this.#arm();
+    }
   }
 
   /** See {@link SlotGroupRpc.wait}. */
@@ -397,7 +406,7 @@ export class SlotGroup extends DurableObject {
         waiter?.({ ok: false, reason: "queue-timeout" });
       }
     }
-    this.#arm();
+    if (!this.#inBatch) this.#arm();
   }
 
   #rememberCancel(id: string, token: string | undefined): void {

@@ -221,8 +221,8 @@ export class HttpTransport implements Transport {
   /**
    * Sends a run of calls: one on its own route, more as one `batch` request (bounded like any
    * call). Each op's own signal still ends its wait for the answer. A fault of the request is
-   * every op's fault. A Worker without the batch route (404: older than batches) is sent runs
-   * one by one from then on.
+   * every op's fault. A Worker without the batch route (404, or a success that is not one reply
+   * per op: older than batches) is sent runs one by one from then on.
    */
   #flush(run: Pending<HttpOp>[]): void {
     if (run.length === 1 || !this.#api.batches) {
@@ -240,19 +240,29 @@ export class HttpTransport implements Transport {
     this.#api.call<unknown[]>(this.#group, "batch", { ops }).then(
       (reply) => {
         for (const stop of stops) stop();
-        const replies = isDone(reply) && Array.isArray(reply.value) && reply.value.length === run.length ? reply.value : undefined;
-        // A refusal of the whole batch is each op's answer; a malformed one, each op's unreadable answer.
-        run.forEach((p, i) => p.resolve(replies === undefined ? (isDone(reply) ? undefined : reply) : replies[i]));
+        if (!isDone(reply)) {
+          // A refusal of the whole batch (401, 403, 400) is each op's answer.
+          for (const p of run) p.resolve(reply);
+        } else if (Array.isArray(reply.value) && reply.value.length === run.length) {
+          run.forEach((p, i) => p.resolve((reply.value as unknown[])[i]));
+        } else {
+          // Success, but not one reply per op: whatever answered does not know batches, so it
+          // applied none of these calls. They go one by one, from now on.
+          this.#unbatched(run);
+        }
       },
       (error: unknown) => {
         for (const stop of stops) stop();
-        if (isSlotgateError(error) && (error.cause as { httpStatus?: unknown } | undefined)?.httpStatus === 404) {
-          this.#api.batches = false;
-          return this.#flush(run);
-        }
-        for (const p of run) p.reject(error);
+        if (isSlotgateError(error) && (error.cause as { httpStatus?: unknown } | undefined)?.httpStatus === 404) this.#unbatched(run);
+        else for (const p of run) p.reject(error);
       },
     );
+  }
+
+  /** A Worker from before batches: this run, and every later one, goes call by call. */
+  #unbatched(run: Pending<HttpOp>[]): void {
+    this.#api.batches = false;
+    this.#flush(run);
   }
 
   /** The body of a release or renew: the lease's secret goes along when the store has it. */
