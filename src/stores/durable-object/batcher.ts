@@ -1,7 +1,10 @@
 /**
  * Collects the calls one transport makes in one turn of the event loop and hands them over
  * together, in the order they were made, at the end of that turn: the transport sends a run of
- * one as the plain call, and a longer run as one batch (`batch-protocol.ts`).
+ * one as the plain call, and a longer run as one batch (`batch-protocol.ts`). A call made while
+ * no other is open (queued, or sent and not yet answered) goes at once instead: so a lone caller
+ * pays nothing for batching, not even the end of the turn (measured: a Worker's lone caller ran
+ * 0.7–0.9× the unbatched pairs/s when every call waited for a timer).
  *
  * The end of the turn is `setImmediate` where the runtime has it (Node: right after the I/O that
  * woke the callers, so a lone call waits microseconds), elsewhere (Workers) a zero-delay
@@ -29,6 +32,8 @@ export class Batcher<Op> {
   readonly #max: number;
   #queue: Pending<Op>[] = [];
   #scheduled = false;
+  /** Calls added and not yet settled, queued or sent. */
+  #open = 0;
 
   /** `send` gets every run of calls, in order, each call to be settled by it. */
   constructor(send: (run: Pending<Op>[]) => void, max: number) {
@@ -36,10 +41,28 @@ export class Batcher<Op> {
     this.#max = max;
   }
 
-  /** Queues one call for the end of this turn; settles with what `send` settles it with. */
+  /**
+   * Queues one call for the end of this turn; settles with what `send` settles it with. A call
+   * made while none is open goes at once, alone: a lone caller never waits for company, and the
+   * calls that follow it in the same turn (if any) share the next batch.
+   */
   add<T>(op: Op): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      let settled = false;
+      const close = () => {
+        if (settled) return false;
+        settled = true;
+        this.#open--;
+        return true;
+      };
+      const call: Pending<Op> = {
+        op,
+        resolve: (value) => void (close() && resolve(value as T)),
+        reject: (error) => void (close() && reject(error)),
+      };
+      this.#open++;
+      if (this.#open === 1) return this.#send([call]);
+      this.#queue.push(call);
       if (this.#queue.length >= this.#max) this.flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -51,7 +74,7 @@ export class Batcher<Op> {
     });
   }
 
-  /** Hands over the calls queued so far (a call that must not wait, or must go alone, flushes first). */
+  /** Hands over the calls queued so far (a call that must go alone flushes first). */
   flush(): void {
     if (this.#queue.length === 0) return;
     const run = this.#queue;
