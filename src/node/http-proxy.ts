@@ -104,6 +104,8 @@ interface Exchange {
   req: http.IncomingMessage;
   res: http.ServerResponse;
   pipeline: Pipeline;
+  /** The connection's lease-lost hook: it stops the exchange in service if it holds that lease. */
+  onLeaseLost: (leaseId: string) => void;
   /** The response has been sent or the client went away. */
   ended: boolean;
   /** The node cut the exchange itself (a timeout): upstream errors that follow are not reported. */
@@ -245,8 +247,13 @@ class HttpFrontend implements FrontendListener {
   #pipeline(socket: Socket): Pipeline {
     let pipeline = this.#pipelines.get(socket);
     if (pipeline) return pipeline;
+    // One lease-lost hook per connection, not a closure per request (see LeaseWatch).
+    const onLeaseLost = (leaseId: string) => {
+      const ex = this.#current.get(p);
+      if (ex !== undefined && ex.lease?.id === leaseId) this.#leaseLost(ex);
+    };
     const p = new Pipeline(socket, {
-      start: (req, res) => this.#start(p, req, res),
+      start: (req, res) => this.#start(p, onLeaseLost, req, res),
       overflow: () =>
         this.#ctx.logger.warn({ frontend: this.name, src: clientAddress(socket.remoteAddress) }, "too many pipelined requests on one connection: closing it"),
     });
@@ -284,11 +291,12 @@ class HttpFrontend implements FrontendListener {
 
   // ── a request ────────────────────────────────────────────────────────────────────────────────
 
-  #start(pipeline: Pipeline, req: http.IncomingMessage, res: http.ServerResponse): void {
+  #start(pipeline: Pipeline, onLeaseLost: (leaseId: string) => void, req: http.IncomingMessage, res: http.ServerResponse): void {
     const ex: Exchange = {
       req,
       res,
       pipeline,
+      onLeaseLost,
       ended: false,
       cut: false,
       phase: "queued",
@@ -408,7 +416,7 @@ class HttpFrontend implements FrontendListener {
     ex.active = true;
     this.#counters.active++;
     // Through the guard's `lease-lost` event: reading lease.signal would make an AbortController per request.
-    this.#ctx.leases.watch(lease.id, () => this.#leaseLost(ex));
+    this.#ctx.leases.watch(lease.id, ex.onLeaseLost);
 
     const target = this.#target(lease);
     if (!target) {
