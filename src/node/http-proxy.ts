@@ -346,9 +346,10 @@ class HttpFrontend implements FrontendListener {
     this.#counters.requests++;
     ex.tookNodeSlot = this.#ctx.limit.tryTake();
     const end = () => this.#end(ex);
-    res.once("finish", end);
-    res.once("close", end);
-    req.on("error", () => undefined); // a client reset mid-upload: the connection's 'close' handles it
+    // `on`, not `once`: #end runs once anyway, and `once` wraps each listener in a bound function.
+    res.on("finish", end);
+    res.on("close", end);
+    req.on("error", ignore); // a client reset mid-upload: the connection's 'close' handles it
     if (this.#draining) res.setHeader("connection", "close");
 
     if (!ex.tookNodeSlot) {
@@ -631,7 +632,7 @@ class HttpFrontend implements FrontendListener {
         return;
       }
       ex.phase = "responding";
-      upstreamRes.on("error", () => undefined);
+      upstreamRes.on("error", ignore);
       upstreamRes.on("close", () => {
         // Ended before its end (server reset, server timeout): cut the client's response too.
         if (!upstreamRes.complete && !ex.ended) res.destroy();
@@ -789,6 +790,9 @@ function makeTarget(server: ServerConfig, idleMs: number): Target {
     servername: isHttps && !/^[\d.]+$/.test(a.host) && !a.host.includes(":") ? a.host : undefined,
   };
 }
+
+/** For the 'error' events handled elsewhere ('close'), one function rather than one per request. */
+function ignore(): void {}
 
 function tagged(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
