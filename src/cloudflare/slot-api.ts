@@ -24,7 +24,11 @@
  *   objects of the route's shape (400 otherwise). The object checks every field again.
  * - Faults never show internal text: 503 (the object unreachable) and 500 carry a fixed detail
  *   and a stable code; the error itself goes to the log.
- * - A queued acquire keeps its request open (long poll, see {@link acquire}). When the client
+ * - Batches: `batch` carries several calls of the routes in one request; each op is checked and
+ *   authorised as if sent alone ({@link prepare}, `permits`), a refused one answers in its place,
+ *   the rest go to the object as one `batch` RPC. A queued acquire of a batch answers `queued`
+ *   (with its lease secret), and `wait` long-polls its outcome.
+ * - A queued acquire keeps its request open (long poll, see {@link longPoll}). When the client
  *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
  *   `waitUntil` keeps the Worker alive for that clean-up.
  */
@@ -32,16 +36,18 @@ import { StoreStatus } from "../core/errors.js";
 import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
 import { isSpecVersion } from "../core/spec-version.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupBatchRpc, type SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import { MAX_BATCH_OPS, callAlone, isQueued, type BatchOp } from "../stores/durable-object/batch-protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
   SLOT_API_OPS,
   SLOT_API_PREFIX,
   type AcquireReply,
+  type SlotApiBatchOp,
   type SlotApiFault,
   type SlotApiOp,
 } from "../stores/durable-object/slot-api-protocol.js";
-import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
+import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup, type Credential } from "./slot-api-auth.js";
 import { storeFault, type SlotGroupNamespace } from "../stores/durable-object/rpc-transport.js";
 
 export interface SlotApiOptions {
@@ -118,42 +124,152 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
   const name = (options.group ?? ((g: string) => g))(group);
   const stub = options.namespace.get(options.namespace.idFromName(name));
   try {
-    switch (op) {
-      case "acquire":
-        return await acquire(request, stub, body, credential.owner, options.waitUntil);
-      case "cancel":
-        if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        return answer(await stub.cancel(body.waiterId, credential.owner));
-      case "release": {
-        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
-        return answer(await stub.release(body.leaseId, await leaseSecretHash(body.leaseSecret)));
-      }
-      case "renew": {
-        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        if (typeof body.ttlMs !== "number") return badRequest("ttlMs: expected a number of milliseconds");
-        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
-        return answer(await stub.renew(body.leaseId, body.ttlMs, await leaseSecretHash(body.leaseSecret)));
-      }
-      case "configure":
-        if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
-        if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version))
-          return badRequest("version: expected a positive integer, or null (unversioned)");
-        return answer(await stub.configure(body.spec as never, (body.version ?? null) as number | null));
-      case "server-state":
-        if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
-          return badRequest("expected { backend: string, server: string, up: boolean }");
-        }
-        return answer(await stub.setServerState(body.backend, body.server, body.up));
-      case "stats":
-        return answer(await stub.stats());
+    if (op === "batch") return await batch(request, stub, body, credential, group, options.waitUntil);
+    if (op === "wait") {
+      if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
+      const waiterId = body.waiterId;
+      // Only the token that queued the ticket may collect it.
+      return await longPoll(
+        request,
+        stub,
+        waiterId,
+        credential.owner,
+        () => (stub as SlotGroupBatchRpc).wait(waiterId, credential.owner),
+        "wait",
+        (r) => r,
+        options.waitUntil,
+      );
     }
+    const prepared = await prepare(op, body, credential.owner);
+    if ("refused" in prepared) return reply(400, prepared.refused);
+    const { call, secret } = prepared;
+    if (call.op === "acquire") {
+      const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
+      return await longPoll(
+        request,
+        stub,
+        call.waiterId,
+        credential.owner,
+        () => stub.acquire(call.request, call.waiterId, call.owner),
+        "acquire",
+        withSecret,
+        options.waitUntil,
+      );
+    }
+    return answer(await callAlone(stub, call));
   } catch (error) {
     return unavailable(op, group, error);
   }
 }
 
 const LEASE_SECRET_EXPECTED = "leaseSecret: expected the secret the acquire answered with the lease (22 characters of base64url)";
+const BATCH_ROUTES: readonly SlotApiBatchOp[] = ["acquire", "cancel", "release", "renew", "configure", "server-state", "stats"];
+
+/** A call of a route, checked as the route checks it, with the owner fields of `token`; or its refusal. */
+type Prepared = { call: BatchOp; secret?: string } | { refused: Reply<never> };
+
+/**
+ * Checks the body of one call (of its own route, or an op of a batch) and turns it into the
+ * object's call. The one place the routes' shapes are checked: the object checks every field again.
+ * Every acquire gets a fresh lease secret here, before it reaches the object, which stores its
+ * hash with the lease if it is granted.
+ */
+async function prepare(op: SlotApiBatchOp, body: Record<string, unknown>, token: string): Promise<Prepared> {
+  const refuse = (detail: string): Prepared => ({ refused: { status: StoreStatus.BadRequest, detail } });
+  const idExpected = (what: string) => `${what}: expected a string of 1 to ${MAX_ID_LENGTH} characters`;
+  switch (op) {
+    case "acquire": {
+      if (!isId(body.waiterId)) return refuse(idExpected("waiterId"));
+      if (!isPlainObject(body.request))
+        return refuse("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
+      const secret = newLeaseSecret();
+      const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
+      return { call: { op: "acquire", request: body.request as never, waiterId: body.waiterId, owner }, secret };
+    }
+    case "cancel":
+      if (!isId(body.waiterId)) return refuse(idExpected("waiterId"));
+      return { call: { op: "cancel", waiterId: body.waiterId, token } };
+    case "release":
+      if (!isId(body.leaseId)) return refuse(idExpected("leaseId"));
+      if (!isLeaseSecret(body.leaseSecret)) return refuse(LEASE_SECRET_EXPECTED);
+      return { call: { op: "release", leaseId: body.leaseId, secretHash: await leaseSecretHash(body.leaseSecret) } };
+    case "renew":
+      if (!isId(body.leaseId)) return refuse(idExpected("leaseId"));
+      if (typeof body.ttlMs !== "number") return refuse("ttlMs: expected a number of milliseconds");
+      if (!isLeaseSecret(body.leaseSecret)) return refuse(LEASE_SECRET_EXPECTED);
+      return { call: { op: "renew", leaseId: body.leaseId, ttlMs: body.ttlMs, secretHash: await leaseSecretHash(body.leaseSecret) } };
+    case "configure":
+      if (!isPlainObject(body.spec)) return refuse("spec: expected a group spec { limits, backends }");
+      if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version))
+        return refuse("version: expected a positive integer, or null (unversioned)");
+      return { call: { op: "configure", spec: body.spec as never, version: (body.version ?? null) as number | null } };
+    case "server-state":
+      if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
+        return refuse("expected { backend: string, server: string, up: boolean }");
+      }
+      return { call: { op: "setServerState", backend: body.backend, server: body.server, up: body.up } };
+    case "stats":
+      return { call: { op: "stats" } };
+  }
+}
+
+/**
+ * A batch: each op checked and authorised as if sent alone (a refused one answers at its index
+ * and is not sent), the rest sent to the object as one `batch` call, applied there in order. The
+ * answer holds one Reply per op, an acquire's with its lease secret (also when it queued: the
+ * client keeps it for the grant that `wait` brings). If the client left before the answer, its
+ * grants are released and its queued tickets cancelled.
+ */
+async function batch(
+  request: Request,
+  stub: SlotGroupRpc,
+  body: Record<string, unknown>,
+  credential: Credential,
+  group: string,
+  waitUntil: SlotApiOptions["waitUntil"],
+): Promise<Response> {
+  const ops = body.ops;
+  if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_BATCH_OPS) {
+    return badRequest(`ops: expected an array of 1 to ${MAX_BATCH_OPS} calls { op, …the route's body }`);
+  }
+  const prepared = await Promise.all(
+    ops.map((item: unknown): Prepared | Promise<Prepared> => {
+      if (!isPlainObject(item) || typeof item.op !== "string" || !(BATCH_ROUTES as readonly string[]).includes(item.op)) {
+        return { refused: { status: StoreStatus.BadRequest, detail: `op: expected an object { op: ${BATCH_ROUTES.join(" | ")}, … }` } };
+      }
+      const op = item.op as SlotApiBatchOp;
+      if (!permits(credential, op, group)) return { refused: { status: StoreStatus.Forbidden, detail: `this token may not ${op} on group ${group}` } };
+      return prepare(op, item, credential.owner);
+    }),
+  );
+  const sent = prepared.flatMap((p, index) => ("call" in p ? [{ index, call: p.call, secret: p.secret }] : []));
+  const replies: (Reply<unknown> & { leaseSecret?: string })[] = prepared.map((p) => ("refused" in p ? p.refused : { status: 0, value: null }));
+  if (sent.length > 0) {
+    const answer = await (stub as SlotGroupBatchRpc).batch(sent.map((s) => s.call));
+    if (answer.status !== 0 || !Array.isArray(answer.value) || answer.value.length !== sent.length) {
+      throw new Error("the object answered a batch with something other than one reply per op");
+    }
+    sent.forEach((s, i) => {
+      const r = answer.value[i]!;
+      const held = r.status === 0 && isPlainObject(r.value) && (r.value.ok === true || isQueued(r.value));
+      replies[s.index] = held && s.secret !== undefined ? { ...r, leaseSecret: s.secret } : r;
+    });
+    if ((request.signal as AbortSignal | undefined)?.aborted) waitUntil?.(giveBack(stub, sent, answer.value).catch(() => undefined));
+  }
+  return reply(200, { status: 0, value: replies });
+}
+
+/** Gives back what a batch took for a client that left: grants released, queued tickets cancelled (trusted calls). */
+function giveBack(stub: SlotGroupRpc, sent: { call: BatchOp }[], answers: Reply<unknown>[]): Promise<unknown> {
+  const undo: BatchOp[] = [];
+  sent.forEach((s, i) => {
+    const r = answers[i]!;
+    if (s.call.op !== "acquire" || r.status !== 0 || !isPlainObject(r.value)) return;
+    if (r.value.ok === true && isPlainObject(r.value.lease) && typeof r.value.lease.id === "string") undo.push({ op: "release", leaseId: r.value.lease.id });
+    else if (isQueued(r.value)) undo.push({ op: "cancel", waiterId: s.call.waiterId });
+  });
+  return undo.length === 0 ? Promise.resolve() : (stub as SlotGroupBatchRpc).batch(undo);
+}
 
 /** A queued acquire answered within this time gets a plain JSON response, with its reply's status. */
 export const LONG_POLL_PLAIN_MS = 500;
@@ -162,37 +278,32 @@ export const LONG_POLL_HEARTBEAT_MS = 15_000;
 const SPACE = new Uint8Array([0x20]);
 
 /**
- * A queued acquire is a long poll. An answer within {@link LONG_POLL_PLAIN_MS} (every grant or
- * rejection that does not queue) is a plain JSON response. After that, the response starts (200)
- * and its body is a space every {@link LONG_POLL_HEARTBEAT_MS}, then the reply: so no header or
- * idle timeout of a client or proxy ends a long wait, and a client that is gone shows up as a
- * failed write even when its disconnect was quiet. A client that goes away cancels the ticket;
- * a grant that finds it gone is released.
- *
- * Every acquire gets a fresh lease secret before it reaches the object, which stores its hash with
- * the lease if it is granted; a grant's answer carries the secret as `leaseSecret`.
+ * A queued acquire (or the `wait` for a ticket a batch queued) is a long poll. An answer within
+ * {@link LONG_POLL_PLAIN_MS} (every grant or rejection that does not queue) is a plain JSON
+ * response. After that, the response starts (200) and its body is a space every
+ * {@link LONG_POLL_HEARTBEAT_MS}, then the reply: so no header or idle timeout of a client or
+ * proxy ends a long wait, and a client that is gone shows up as a failed write even when its
+ * disconnect was quiet. A client that goes away cancels the ticket; a grant that finds it gone is
+ * released.
  */
-async function acquire(
+async function longPoll(
   request: Request,
   stub: SlotGroupRpc,
-  body: Record<string, unknown>,
+  waiterId: string,
   token: string,
+  send: () => Promise<Reply<StoreAcquireResult>>,
+  op: "acquire" | "wait",
+  present: (r: Reply<StoreAcquireResult>) => AcquireReply,
   waitUntil: SlotApiOptions["waitUntil"],
 ): Promise<Response> {
-  if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-  if (!isPlainObject(body.request))
-    return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
-  const waiterId = body.waiterId;
-  const secret = newLeaseSecret();
-  const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
-  const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
-  const call = stub.acquire(body.request as never, waiterId, owner);
+  const call = send();
   let gone = false;
   const leave = () => {
     if (gone) return;
     gone = true;
-    // The same stub, so the cancel reaches the object after the acquire (E-order).
-    waitUntil?.(stub.cancel(waiterId).catch(() => undefined));
+    // The same stub, so the cancel reaches the object after the acquire (E-order). With the
+    // token: a `wait` for another token's ticket must not cancel it by hanging up.
+    waitUntil?.(stub.cancel(waiterId, token).catch(() => undefined));
   };
   const signal = request.signal as AbortSignal | undefined;
   if (signal?.aborted) leave();
@@ -228,7 +339,7 @@ async function acquire(
   clearTimeout(timer);
   if (early !== undefined) {
     if ("error" in early) throw early.error;
-    return answer(withSecret(early.r));
+    return answer(present(early.r));
   }
 
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
@@ -242,7 +353,7 @@ async function acquire(
       async (r) => {
         clearInterval(heartbeat);
         try {
-          await writer.write(encoder.encode(JSON.stringify(withSecret(r))));
+          await writer.write(encoder.encode(JSON.stringify(present(r))));
           await writer.close();
         } catch {
           if (!gone) {
@@ -253,7 +364,7 @@ async function acquire(
       },
       async (error: unknown) => {
         clearInterval(heartbeat);
-        await writer.write(encoder.encode(JSON.stringify(faultBody("acquire", undefined, error)))).catch(() => undefined);
+        await writer.write(encoder.encode(JSON.stringify(faultBody(op, undefined, error)))).catch(() => undefined);
         await writer.close().catch(() => undefined);
       },
     )
@@ -277,6 +388,7 @@ function reply<T>(status: number, body: Reply<T>, headers: Record<string, string
 /** An answer of the object, with the HTTP status of its reply status. */
 function answer<T>(r: Reply<T>): Response {
   if (r.status === 0) return reply(200, r);
+  if (r.status === StoreStatus.TicketGone) return reply(410, r);
   return reply(r.status === StoreStatus.BadRequest ? 400 : 422, r);
 }
 
