@@ -194,7 +194,7 @@ local function dispatchKeys(keys)
     if clear(src) then
       local m = src.m
       tryTicket(m)
-      if nextMember(src, m) then hpush(heap, src) end
+      if clear(src) and nextMember(src, m) then hpush(heap, src) end
     end
   end
 end
