@@ -5,22 +5,18 @@
  */
 import type { BackendState, ServerState } from "./scopes.js";
 
-function eligible(s: ServerState): boolean {
-  return s.up && s.scope.hasRoom;
-}
-
 export function chooseServer(backend: BackendState): ServerState | undefined {
   const servers = backend.servers;
   const n = servers.length;
   switch (backend.balance) {
     case "first":
-      return servers.find(eligible);
+      return servers.find((s) => s.eligible);
     case "leastconn": {
       // Fewest cluster-wide holders; among equals, the first at or after the one past the last pick.
       let best: ServerState | undefined;
       for (let k = 1; k <= n; k++) {
         const s = servers[(backend.lastPick + k + n) % n]!;
-        if (eligible(s) && (best === undefined || s.scope.inUse < best.scope.inUse)) best = s;
+        if (s.eligible && (best === undefined || s.scope.inUse < best.scope.inUse)) best = s;
       }
       return best;
     }
@@ -29,7 +25,7 @@ export function chooseServer(backend: BackendState): ServerState | undefined {
       let best: ServerState | undefined;
       let bestWeight = -Infinity;
       for (const s of servers) {
-        if (!eligible(s)) continue;
+        if (!s.eligible) continue;
         const w = s.currentWeight + s.weight;
         if (w > bestWeight) {
           best = s;
@@ -46,7 +42,7 @@ export function commitChoice(backend: BackendState, chosen: ServerState): void {
   if (backend.balance !== "roundrobin") return;
   let total = 0;
   for (const s of backend.servers) {
-    if (!eligible(s) && s !== chosen) continue;
+    if (!s.eligible && s !== chosen) continue;
     s.currentWeight += s.weight;
     total += s.weight;
   }

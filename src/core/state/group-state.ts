@@ -8,7 +8,8 @@
  *
  * Invariant kept between calls: the queue is stable, no queued ticket fits. Every change that
  * adds room (release, expiry, limit raised, server up) dispatches at once, so a new acquire can
- * never take a slot a ticket was waiting for (no barging, rule 6).
+ * never take a slot a ticket was waiting for (no barging, rule 6). Each ticket waits on one thing
+ * that blocks it (tickets.ts), so a dispatch looks only at tickets that can have started to fit.
  */
 import { SlotgateError } from "../errors.js";
 import type { BackendSpec, GroupSpec } from "../spec.js";
@@ -16,9 +17,10 @@ import { backendScope, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
-import { DeadlineHeap, type HeapEntry } from "./heap.js";
-import { compareOrder, type OrderKey } from "./order.js";
+import { DeadlineHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type OrderEntry } from "./heap.js";
+import { compareOrder } from "./order.js";
 import { BackendState, ScopeState, ServerState } from "./scopes.js";
+import { blockerOf, type Ticket, type WaitPoint } from "./tickets.js";
 
 export interface LeaseRecord extends HeapEntry {
   id: string;
@@ -33,16 +35,9 @@ export interface LeaseRecord extends HeapEntry {
   grantedAt: number;
 }
 
-interface Ticket extends OrderKey, HeapEntry {
-  id: string;
-  /** Scopes the ticket needs and is queued on: named, keyed, backend, and a pinned server. */
-  fixed: ScopeState[];
-  backend?: BackendState;
-  /** Set when the request named a server (persistence); otherwise the server is chosen at grant time. */
-  pinned?: ServerState;
-  enqueuedAt: number;
-  deadline: number;
-  leaseTtlMs: number;
+/** A wait point in a dispatch, ordered by the first ticket waiting there. */
+interface Head extends OrderEntry {
+  point: WaitPoint;
 }
 
 export type AcquireDecision =
@@ -82,10 +77,8 @@ export class GroupState {
   readonly #backends = new Map<string, BackendState>();
   readonly #leases = new Map<string, LeaseRecord>();
   readonly #tickets = new Map<string, Ticket>();
-  /** Sorted by queue order. */
-  #queue: Ticket[] = [];
   readonly #leaseDeadlines = new DeadlineHeap<LeaseRecord>();
-  readonly #ticketDeadlines = new DeadlineHeap<Ticket>();
+  readonly #ticketDeadlines = new TicketDeadlineHeap<Ticket>();
   #fence = 0;
   #seq = 0;
   #histogram: WaitHistogram = emptyHistogram();
@@ -132,6 +125,8 @@ export class GroupState {
       deadline: now + req.queueTimeoutMs,
       leaseTtlMs: req.leaseTtlMs,
       heapIndex: -1,
+      orderIndex: -1,
+      waitsOn: blockerOf(fixed, backend, pinned)!,
     };
     this.#enqueue(ticket);
     return { status: "queued", ticketId: ticket.id, deadline: ticket.deadline };
@@ -143,7 +138,7 @@ export class GroupState {
     const lease = this.#leases.get(leaseId);
     if (!lease) return false;
     const opened = this.#endLease(lease, false);
-    if (opened) this.#dispatch(now, opened);
+    if (opened) this.#dispatch(now, pointsOf(opened));
     return true;
   }
 
@@ -183,15 +178,17 @@ export class GroupState {
   configure(spec: GroupSpec, now: number): void {
     this.#advance(now);
     this.#applySpec(spec);
-    this.#dispatch(now, null);
+    this.#dispatch(now, this.#allPoints());
   }
 
   setServerState(backend: string, server: string, up: boolean, now: number): void {
     this.#advance(now);
-    const s = this.#backendOrThrow(backend).server(server);
+    const b = this.#backendOrThrow(backend);
+    const s = b.server(server);
     if (!s) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown server: ${backend}/${server}`);
     s.up = up;
-    if (up) this.#dispatch(now, null);
+    // Up, the server can take the tickets pinned to it and those its backend chooses a server for.
+    if (up) this.#dispatch(now, [s, b]);
   }
 
   drainEffects(): Effects {
@@ -206,7 +203,7 @@ export class GroupState {
   }
 
   get ticketCount(): number {
-    return this.#queue.length;
+    return this.#tickets.size;
   }
 
   get holderCount(): number {
@@ -231,7 +228,7 @@ export class GroupState {
       scopes,
       queueWait: { bounds: h.bounds, counts: [...h.counts], count: h.count, sumMs: h.sumMs },
       holders: this.#leases.size,
-      tickets: this.#queue.length,
+      tickets: this.#tickets.size,
     };
   }
 
@@ -350,6 +347,8 @@ export class GroupState {
       let server = backend.server(s.name);
       if (!server) {
         server = new ServerState(s.name, new ScopeState(serverScope(name, s.name), "server", s.max, s.maxqueue), s.weight, s.down);
+        server.scope.server = server;
+        server.scope.pool = backend;
       } else if (server.specDown !== s.down) {
         server.up = !s.down;
         server.specDown = s.down;
@@ -477,7 +476,7 @@ export class GroupState {
 
   #enqueue(ticket: Ticket): void {
     for (const s of ticket.fixed) s.enqueue();
-    this.#queue.splice(this.#position(ticket), 0, ticket);
+    ticket.waitsOn.waiting.push(ticket);
     this.#tickets.set(ticket.id, ticket);
     this.#ticketDeadlines.push(ticket);
   }
@@ -485,54 +484,76 @@ export class GroupState {
   #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted"): void {
     this.#tickets.delete(ticket.id);
     this.#ticketDeadlines.remove(ticket);
-    const at = this.#position(ticket);
-    if (this.#queue[at] === ticket) this.#queue.splice(at, 1);
+    ticket.waitsOn.waiting.remove(ticket);
     for (const s of ticket.fixed) s.dequeue(how);
     this.#collect(ticket.fixed);
   }
 
-  /** Index of the first queued ticket not ordered before `ticket` (binary search). */
-  #position(ticket: OrderKey): number {
-    const q = this.#queue;
-    let lo = 0;
-    let hi = q.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareOrder(q[mid]!, ticket) < 0) lo = mid + 1;
-      else hi = mid;
+  /** Every wait point the group has, for a change that may clear any of them (a new spec). */
+  #allPoints(): WaitPoint[] {
+    const points: WaitPoint[] = [...this.#scopes.values()];
+    for (const b of this.#backends.values()) {
+      points.push(b);
+      for (const s of b.servers) points.push(s, s.scope);
     }
-    return lo;
+    return points;
   }
 
   /**
-   * Grants queued tickets in order (rule 5). `opened` limits the pass to tickets that need a
-   * scope which just went from full to having room; no other ticket can have started to fit.
-   * A ticket that does not fit is skipped; a later one that needs a scope it waits on cannot fit
-   * either (that scope is full, and grants only fill scopes), so there is no overtaking on a
-   * shared full scope, and no head-of-line blocking across unrelated ones.
+   * Grants queued tickets in order (rule 5) after `points` may have cleared; no ticket waiting
+   * elsewhere can have started to fit (its point is still blocked). The tickets waiting on the
+   * points that are clear are looked at in queue order across all of them, as one merged queue:
+   * a ticket that fits is granted; one that does not moves to what blocks it now, which stays
+   * blocked for the rest of the pass (grants only fill scopes). A point that a grant blocked
+   * again drops out with every ticket behind it: they need it, so there is no overtaking on a
+   * shared full scope, and no head-of-line blocking across unrelated ones. Each ticket looked at
+   * costs O(log n), whatever the length of the queue.
    */
-  #dispatch(now: number, opened: Set<ScopeState> | null): void {
-    if (this.#queue.length === 0) return;
-    const q = this.#queue;
-    for (let i = 0; i < q.length; ) {
-      const t = q[i]!;
-      if (opened !== null && !touches(t, opened)) {
-        i++;
-        continue;
-      }
-      const server = this.#fit(t.fixed, t.backend, t.pinned);
-      if (server === false) {
-        i++;
-        continue;
-      }
-      q.splice(i, 1);
-      this.#tickets.delete(t.id);
-      this.#ticketDeadlines.remove(t);
-      for (const s of t.fixed) s.dequeue();
-      const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, now - t.enqueuedAt);
-      this.#effects.granted.push({ ticketId: t.id, lease });
-      if (opened !== null && allFull(opened)) return;
+  #dispatch(now: number, points: readonly WaitPoint[]): void {
+    if (this.#tickets.size === 0) return;
+    const live = points.filter((p) => p.waiting.size > 0 && p.clear);
+    if (live.length === 0) return;
+    if (live.length === 1) {
+      // One point (the common case: a release that frees one full scope): its own queue, in order.
+      const p = live[0]!;
+      for (let t = p.waiting.peek(); t !== undefined && p.clear; t = p.waiting.peek()) this.#tryTicket(now, p, t);
+      return;
     }
+    const heads = new OrderHeap<Head>();
+    for (const point of live) this.#pushHead(heads, { cls: 0, at: 0, seq: 0, orderIndex: -1, point });
+    for (let h = heads.peek(); h !== undefined; h = heads.peek()) {
+      heads.remove(h);
+      const t = h.point.waiting.peek();
+      if (t === undefined || !h.point.clear) continue;
+      if (compareOrder(t, h) === 0) this.#tryTicket(now, h.point, t);
+      this.#pushHead(heads, h);
+    }
+  }
+
+  /** (Re)files a point under the ticket now first at it, if any. */
+  #pushHead(heads: OrderHeap<Head>, h: Head): void {
+    const t = h.point.waiting.peek();
+    if (t === undefined) return;
+    h.cls = t.cls;
+    h.at = t.at;
+    h.seq = t.seq;
+    heads.push(h);
+  }
+
+  /** Grants the ticket first at `point`, or moves it to what blocks it now. */
+  #tryTicket(now: number, point: WaitPoint, t: Ticket): void {
+    point.waiting.remove(t);
+    const server = this.#fit(t.fixed, t.backend, t.pinned);
+    if (server === false) {
+      t.waitsOn = blockerOf(t.fixed, t.backend, t.pinned)!;
+      t.waitsOn.waiting.push(t);
+      return;
+    }
+    this.#tickets.delete(t.id);
+    this.#ticketDeadlines.remove(t);
+    for (const s of t.fixed) s.dequeue();
+    const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, now - t.enqueuedAt);
+    this.#effects.granted.push({ ticketId: t.id, lease });
   }
 
   /**
@@ -559,7 +580,7 @@ export class GroupState {
           const o = this.#endLease(l, true);
           if (o) for (const s of o) (opened ??= new Set()).add(s);
         }
-        if (opened) this.#dispatch(now, opened);
+        if (opened) this.#dispatch(now, pointsOf(opened));
       } else {
         return;
       }
@@ -588,15 +609,18 @@ export class GroupState {
   }
 }
 
-function touches(t: Ticket, opened: Set<ScopeState>): boolean {
-  for (const s of t.fixed) if (opened.has(s)) return true;
-  if (t.backend && !t.pinned) for (const s of t.backend.servers) if (opened.has(s.scope)) return true;
-  return false;
-}
-
-function allFull(scopes: Set<ScopeState>): boolean {
-  for (const s of scopes) if (s.hasRoom) return false;
-  return true;
+/**
+ * The wait points that scopes going from full to having room may clear: each scope, and for a
+ * server's scope also the server (tickets pinned to it) and its backend (tickets it may be chosen for).
+ */
+function pointsOf(opened: Set<ScopeState>): WaitPoint[] {
+  const points: WaitPoint[] = [];
+  for (const s of opened) {
+    points.push(s);
+    if (s.server) points.push(s.server);
+    if (s.pool && !points.includes(s.pool)) points.push(s.pool);
+  }
+  return points;
 }
 
 function toGrant(l: LeaseRecord, waitedMs: number): LeaseGrant {

@@ -4,8 +4,10 @@
  */
 import type { BackendSpec, Balance } from "../spec.js";
 import { emptyCounters, type ScopeCounters, type ScopeStats } from "../stats.js";
+import { OrderHeap } from "./heap.js";
+import type { Ticket, WaitPoint } from "./tickets.js";
 
-export class ScopeState {
+export class ScopeState implements WaitPoint {
   readonly name: string;
   /** Infinity: unlimited. */
   max: number;
@@ -25,6 +27,11 @@ export class ScopeState {
    */
   retired = false;
   readonly kind: "named" | "keyed" | "aggregate" | "backend" | "server";
+  /** Tickets waiting for this scope to have room. */
+  readonly waiting = new OrderHeap<Ticket>();
+  /** On a server's scope: its server, and the backend whose tickets may take it once it has room. */
+  server: ServerState | undefined;
+  pool: BackendState | undefined;
 
   constructor(name: string, kind: ScopeState["kind"], max: number | null, maxqueue: number | null, parent?: ScopeState) {
     this.name = name;
@@ -36,6 +43,10 @@ export class ScopeState {
 
   get hasRoom(): boolean {
     return this.inUse < this.max && !this.retired;
+  }
+
+  get clear(): boolean {
+    return this.hasRoom;
   }
 
   get queueFull(): boolean {
@@ -101,7 +112,7 @@ export class ScopeState {
   }
 }
 
-export class ServerState {
+export class ServerState implements WaitPoint {
   readonly name: string;
   readonly scope: ScopeState;
   weight: number;
@@ -110,6 +121,8 @@ export class ServerState {
   specDown: boolean;
   /** Smooth weighted round-robin: current weight (nginx's algorithm, deterministic, cluster-wide). */
   currentWeight = 0;
+  /** Tickets pinned to this server, waiting for it to come up. */
+  readonly waiting = new OrderHeap<Ticket>();
 
   constructor(name: string, scope: ScopeState, weight: number, down: boolean) {
     this.name = name;
@@ -118,15 +131,26 @@ export class ServerState {
     this.up = !down;
     this.specDown = down;
   }
+
+  /** Up and with room: a backend may choose it. */
+  get eligible(): boolean {
+    return this.up && this.scope.hasRoom;
+  }
+
+  get clear(): boolean {
+    return this.eligible;
+  }
 }
 
-export class BackendState {
+/** A backend, and as a wait point its servers: tickets that let the store choose wait here while none is eligible. */
+export class BackendState implements WaitPoint {
   readonly name: string;
   readonly scope: ScopeState;
   balance: Balance;
   servers: ServerState[] = [];
   /** Index of the last server chosen: round-robin tie-break for leastconn. */
   lastPick = -1;
+  readonly waiting = new OrderHeap<Ticket>();
 
   constructor(name: string, spec: BackendSpec, scope: ScopeState) {
     this.name = name;
@@ -136,5 +160,10 @@ export class BackendState {
 
   server(name: string): ServerState | undefined {
     return this.servers.find((s) => s.name === name);
+  }
+
+  get clear(): boolean {
+    for (const s of this.servers) if (s.eligible) return true;
+    return false;
   }
 }

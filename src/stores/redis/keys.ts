@@ -21,10 +21,14 @@ export const KEY_LAYOUT = [
   ["leases", "zset    lease id -> expiry (store ms)"],
   ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket, w: waited} (k, w: granted from a queue, until renewed)"],
   ["queue", "zset    ticket id -> (class+2048)*2^40 + (arrival+offset-base); equal scores sort by id = padded seq"],
-  ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh}"],
+  ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh, w: wait key, o: order (see waits)}"],
   ["tdl", "zset    ticket id -> queue deadline (store ms)"],
   ["grants", "hash    ticket id -> outcome JSON kept for its waiter (a time-out, or the grant of a lease that expired unrenewed), until claimed"],
   ["gexp", "zset    ticket id -> when its `grants` entry is dropped unclaimed"],
+  [
+    "waits",
+    "zset    the queue by what each ticket waits on: members `<wait key><order><ticket id>` (order: its `queue` score; both 16 digits), all at score 0 (byte order); wait key `s<length>:<scope>` (a scope without room), `u<backend>/<server>/` (a pinned server, down), `p<backend>/` (the backend's servers, none eligible), `l` (a learning window); the ticket's `tickets` entry names it (w, o)",
+  ],
 ] as const;
 
 export const KEY_SUFFIXES: readonly string[] = KEY_LAYOUT.map(([suffix]) => suffix);

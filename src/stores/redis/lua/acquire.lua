@@ -2,8 +2,8 @@
   slotgateAcquire: grants at once (GroupState.acquire), rejects at once, or queues a ticket.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  lease id to grant under (random, chosen by the client)
     ARGV[2]  channel that wakes the caller's node, stored with a ticket
     ARGV[3]  1: wake with SPUBLISH (cluster), 0: PUBLISH
@@ -136,6 +136,13 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     local base = c[g + 4]
     if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
     local id = string.format('%016d', seq)
+    local score = (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
+    -- It waits on the last of its scopes without room (includes/dispatch, blocker).
+    local w
+    for i = 1, n do
+      if c[5 * i - 4] >= max[i] then w = 's' .. #names[i] .. ':' .. names[i] end
+    end
+    local o = string.format('%016d', score)
     set[1], set[2], set[3], set[4] = '\0seq', seq, '\0base', base
     for i = 1, n do
       local queued, k = c[5 * i - 3] + 1, #set
@@ -143,8 +150,9 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       if queued > c[5 * i - 1] then set[k + 3], set[k + 4] = sf[5 * i - 1], queued end
     end
     local d = NOW + queueTimeout
-    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded}))
-    redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1), id)
+    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o}))
+    redis.call('ZADD', K_QUEUE, score, id)
+    redis.call('ZADD', K_WAITS, 0, w .. o .. id)
     redis.call('ZADD', K_TDL, d, id)
     redis.call('HSET', K_SC, unpack(set))
     if d < nd then

@@ -5,8 +5,8 @@
   its event loop; each op gets its own reply, exactly what its own script would have replied.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
     ARGV[2..] the ops, one after the other, each as: code, n, then the n ARGV of its own script
       a  slotgateAcquire     r  slotgateRelease (its channel argument is not used: ARGV[1] is)

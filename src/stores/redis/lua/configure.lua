@@ -2,8 +2,8 @@
   slotgateConfigure: replaces the group's limits (GroupState.configure) under the version rule (decideSpec in core/spec-version.ts); counters and holders are kept.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
     ARGV[2]  its version, a positive integer, or '' (unversioned)
   Output:

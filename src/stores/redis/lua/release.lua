@@ -2,8 +2,8 @@
   slotgateRelease: ends a lease (GroupState.release) and dispatches the slots it frees; idempotent.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  lease id
     ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
   Output:
@@ -40,8 +40,8 @@ end -- of general()
 
 -- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the
 -- group configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
--- grants just the first ticket of the queue (it needs a scope that got room, has named scopes only,
--- fits, and leaves every such scope full again). Anything else goes to the general path before a
+-- grants just the first ticket waiting on a scope that got room (it has named scopes only, fits,
+-- and leaves every such scope full again). Anything else goes to the general path before a
 -- write.
 local id = ARGV[1]
 local raw = redis.call('HGET', K_LEASE, id)
@@ -82,7 +82,17 @@ if type(chain) == 'table' and #chain <= 100 then
         set[sf[2 * i]] = (tonumber(v[2 * i]) or 0) + 1
       end
     end
-    local head = anyOpened and redis.call('ZRANGE', K_QUEUE, 0, 0)[1]
+    -- The ticket first in queue order among those waiting on a scope that got room (key waits,
+    -- includes/dispatch): the one the general path would try first.
+    local member, head
+    if anyOpened then
+      for name in pairs(opened) do
+        local key = 's' .. #name .. ':' .. name
+        local m = redis.call('ZRANGEBYLEX', K_WAITS, '[' .. key, '(' .. key .. ':', 'LIMIT', 0, 1)[1]
+        if m and (not member or string.sub(m, -32) < string.sub(member, -32)) then member = m end
+      end
+      head = member and string.sub(member, -16)
+    end
     local t, granted, epoch
     if head then
       local traw = redis.call('HGET', K_TICKETS, head)
@@ -124,14 +134,11 @@ if type(chain) == 'table' and #chain <= 100 then
       -- A group that learns (rule 12) grants nothing: the general path leaves the ticket queued.
       if c[k + 4] and c[k + 4] ~= '0' then return general() end
       epoch = tonumber(c[k + 5]) or 0
-      local touched = false
       for i = 1, #ts do
         local name = ts[i]
-        if opened[name] then touched = true end
         if not inUse[name] then inUse[name] = tonumber(c[4 * i - 3]) or 0 end
         if inUse[name] >= max[name] then return general() end
       end
-      if not touched then return general() end
       for i = 1, #ts do
         local u = inUse[ts[i]] + 1
         inUse[ts[i]] = u
@@ -160,6 +167,7 @@ if type(chain) == 'table' and #chain <= 100 then
     if #flat > 0 then redis.call('HSET', K_SC, unpack(flat)) end
     if granted then
       redis.call('ZREM', K_QUEUE, head)
+      redis.call('ZREM', K_WAITS, member)
       redis.call('HDEL', K_TICKETS, head)
       redis.call('ZREM', K_TDL, head)
       local exp = NOW + t.t

@@ -2,8 +2,8 @@
   slotgateServerState: marks a server up or down (GroupState.setServerState); up dispatches the queue.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  backend name
     ARGV[2]  server name
     ARGV[3]  1: up, 0: down
@@ -36,6 +36,6 @@ if not sv then
 end
 redis.call('HSET', K_SRV, srvField(bname, sname, 'up'), up == '1' and '1' or '0')
 sv.up = (up == '1')
-if up == '1' then dispatch(nil) end
+if up == '1' then dispatchUp(bname, sname) end
 flush()
 return {DONE, '', nextIn()}

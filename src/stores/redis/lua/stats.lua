@@ -2,8 +2,8 @@
   slotgateStats: the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp: the group's keys, the same for
-      every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+      the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     (none)
   Output:
     {DONE, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}

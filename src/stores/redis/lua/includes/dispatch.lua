@@ -1,8 +1,26 @@
 --[[
-  Tickets (keys queue, tickets, tdl) and GroupState#dispatch: grants queued tickets in order.
+  Tickets (keys queue, tickets, tdl, waits) and GroupState#dispatch: grants queued tickets in order.
+
+  Each ticket waits on one wait key, the one thing that keeps it from fitting (as the core's wait
+  points, src/core/state/tickets.ts):
+    's<length>:<scope>'     a scope of its chain without room
+    'u<backend>/<server>/'  the server it is pinned to, down
+    'p<backend>/'           the backend's servers, none of them eligible
+    'l'                     nothing but a learning window (rule 12)
+  Key waits holds one member per ticket, <wait key><order><id> (order: its queue score, id: the
+  ticket id, 16 digits each), all at score 0, so ZRANGEBYLEX reads a wait key's tickets in queue
+  order in O(log n). Between calls every ticket's wait key is blocked: a dispatch reads only the
+  tickets waiting on keys that may just have cleared, never the whole queue.
 ]]
 --- @include "leases"
 --- @include "outcomes"
+
+local function scopeKey(name) return 's' .. #name .. ':' .. name end
+local function poolKey(bname) return 'p' .. bname .. '/' end
+local function downKey(bname, sname) return 'u' .. bname .. '/' .. sname .. '/' end
+local LEARN_KEY = 'l'
+-- A member's tail after its wait key: the order and the ticket id.
+local TAIL = 32
 
 local function loadTicket(id, raw)
   local t = cjson.decode(raw)
@@ -21,10 +39,12 @@ local function loadTicket(id, raw)
   return t
 end
 
-local function removeTicket(id)
+-- t: the ticket as loadTicket returns it, nil when its details are gone.
+local function removeTicket(id, t)
   redis.call('ZREM', K_QUEUE, id)
   redis.call('HDEL', K_TICKETS, id)
   redis.call('ZREM', K_TDL, id)
+  if t and t.w and t.o then redis.call('ZREM', K_WAITS, t.w .. t.o .. id) end
 end
 
 -- GroupState#fit: ok, and the server to take (nil when the chain names no backend).
@@ -44,55 +64,178 @@ local function fit(fixed, b, bk, p, pn)
   return false
 end
 
-local function touches(t, opened)
-  for _, s in ipairs(t.fx) do
-    if opened[s.name] then return true end
+-- blockerOf in src/core/state/tickets.ts: the wait key of a chain that does not fit, nil when it
+-- fits. The last scope without room (the narrowest), else the pinned server, else the backend.
+local function blocker(fixed, b, bk, p, pn)
+  for i = #fixed, 1, -1 do
+    if not room(fixed[i]) then return scopeKey(fixed[i].name) end
   end
-  if t.bk and not t.p then
-    for _, sv in ipairs(t.bk.servers) do
-      if opened[sv.sc.name] then return true end
+  if p then
+    if pn and pn.up then return nil end
+    return downKey(b, p)
+  end
+  if b and not (bk and choose(bk)) then return poolKey(b) end
+  return nil
+end
+
+-- A wait key in a dispatch: what it stands for, read from the spec and the counters. A scope is
+-- looked up, not made live: a keyed scope just collected must not come back (scope() would).
+local function source(key)
+  local kind = string.sub(key, 1, 1)
+  if kind == 's' then
+    local name = string.match(key, '^s%d+:(.*)$')
+    if name and not SC[name] then prepare({name}, true) end
+    return {key = key, s = name and SC[name]}
+  elseif kind == 'p' then
+    return {key = key, bk = backend(string.sub(key, 2, -2))}
+  elseif kind == 'u' then
+    local bname, sname = string.match(key, '^u([^/]*)/([^/]*)/$')
+    local bk = bname and backend(bname)
+    if bk then
+      for _, sv in ipairs(bk.servers) do
+        if sv.name == sname then return {key = key, sv = sv} end
+      end
+    end
+    return {key = key} -- a backend or server the spec no longer has: never clear
+  end
+  return {key = key, learn = true}
+end
+
+-- The key no longer keeps its tickets from fitting (a learning key: dispatch runs only after the window).
+local function clear(src)
+  if src.s then return room(src.s) end
+  if src.bk then return choose(src.bk) ~= nil end
+  if src.sv then return src.sv.up and room(src.sv.sc) end
+  return src.learn == true
+end
+
+-- Sets src.m to the key's first member after `after` (nil: its first), and src.tail; returns it.
+local function nextMember(src, after)
+  local from = after and ('(' .. after) or ('[' .. src.key)
+  local m = redis.call('ZRANGEBYLEX', K_WAITS, from, '(' .. src.key .. ':', 'LIMIT', 0, 1)[1]
+  src.m = m
+  if m then src.tail = string.sub(m, -TAIL) end
+  return m
+end
+
+-- A binary min-heap of sources by the tail of their first member: the merged queue of a dispatch.
+local function hpush(h, e)
+  local i = #h + 1
+  while i > 1 do
+    local up = math.floor(i / 2)
+    if h[up].tail <= e.tail then break end
+    h[i] = h[up]
+    i = up
+  end
+  h[i] = e
+end
+
+local function hpop(h)
+  local top, n = h[1], #h
+  local last = h[n]
+  h[n] = nil
+  n = n - 1
+  if n > 0 then
+    local i = 1
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      if c < n and h[c + 1].tail < h[c].tail then c = c + 1 end
+      if h[c].tail >= last.tail then break end
+      h[i] = h[c]
+      i = c
+    end
+    h[i] = last
+  end
+  return top
+end
+
+-- Grants the ticket of member m, or files it under what blocks it now.
+local function tryTicket(m)
+  local id = string.sub(m, -16)
+  local raw = redis.call('HGET', K_TICKETS, id)
+  redis.call('ZREM', K_WAITS, m)
+  if not raw then return end -- its details are gone: the member goes with them
+  local t = loadTicket(id, raw)
+  local ok, sv = fit(t.fx, t.b, t.bk, t.p, t.pn)
+  if ok then
+    t.w = nil
+    removeTicket(id, t)
+    for _, s in ipairs(t.fx) do dequeue(s) end
+    local rec = grant(t.fx, t.bk, sv, t.p == nil, t.t, NOW - t.e, t.l, id)
+    wake(t, outcome(id, t.l, rec, NOW + t.t))
+    return
+  end
+  local w = blocker(t.fx, t.b, t.bk, t.p, t.pn) or LEARN_KEY
+  redis.call('HSET', K_TICKETS, id, cjson.encode({s = t.s, b = t.b, p = t.p, e = t.e, d = t.d, t = t.t, l = t.l, ch = t.ch, sh = t.sh, w = w, o = t.o}))
+  redis.call('ZADD', K_WAITS, 0, w .. string.sub(m, -TAIL))
+end
+
+-- GroupState#dispatch: grants, in queue order, the tickets waiting on the wait keys given that
+-- are clear, as one queue merged across them. A ticket that does not fit moves to what blocks it
+-- now, which stays blocked for the rest of the call (grants only fill scopes); a key that a grant
+-- blocked again is dropped with every ticket behind it. Each ticket read costs O(log n).
+local function dispatchKeys(keys)
+  local names, seen, heap = {}, {}, {}
+  for _, key in ipairs(keys) do
+    local name = string.match(key, '^s%d+:(.*)$')
+    if name then names[#names + 1] = name end
+  end
+  if #names > 0 then prepare(names, true) end
+  for _, key in ipairs(keys) do
+    if not seen[key] then
+      seen[key] = true
+      local src = source(key)
+      if nextMember(src, nil) and clear(src) then hpush(heap, src) end
     end
   end
-  return false
-end
-
-local function allFull(opened)
-  for _, s in pairs(opened) do
-    if room(s) then return false end
+  while #heap > 0 do
+    local src = hpop(heap)
+    if clear(src) then
+      local m = src.m
+      tryTicket(m)
+      if clear(src) and nextMember(src, m) then hpush(heap, src) end
+    end
   end
-  return true
 end
 
--- GroupState#dispatch: grants queued tickets in order. With opened (name -> scope), only tickets
--- that need a scope which just got room are tried; a ticket that does not fit is skipped. Tickets
--- are read a few at a time at first: usually the first one tried takes the slot. Nothing is
--- granted while the group is learning (rule 12): settle dispatches when the window ends.
+-- Every wait key that has tickets, in byte order.
+local function allKeys()
+  local keys, from = {}, '-'
+  while true do
+    local m = redis.call('ZRANGEBYLEX', K_WAITS, from, '+', 'LIMIT', 0, 1)[1]
+    if not m then return keys end
+    local key = string.sub(m, 1, -TAIL - 1)
+    keys[#keys + 1] = key
+    from = '(' .. key .. ':'
+  end
+end
+
+-- GroupState#dispatch after scopes went from full to having room (opened: name -> scope), or,
+-- with nil, after anything may have changed (a new spec, the end of a learning window): every
+-- wait key is looked at. A server's scope also clears the tickets pinned to it and those its
+-- backend may choose it for. Nothing is granted while the group is learning (rule 12): settle
+-- dispatches when the window ends.
 local function dispatch(opened)
   if opened ~= nil and next(opened) == nil then return end
   if group().learn ~= 0 then return end
-  local pos, batch = 0, 4
-  while true do
-    local ids = redis.call('ZRANGE', K_QUEUE, pos, pos + batch - 1)
-    if #ids == 0 then return end
-    local raws = redis.call('HMGET', K_TICKETS, unpack(ids))
-    for i, id in ipairs(ids) do
-      if not raws[i] then
-        removeTicket(id)
-      else
-        local t = loadTicket(id, raws[i])
-        local ok, sv = false, nil
-        if opened == nil or touches(t, opened) then ok, sv = fit(t.fx, t.b, t.bk, t.p, t.pn) end
-        if not ok then
-          pos = pos + 1
-        else
-          removeTicket(id)
-          for _, s in ipairs(t.fx) do dequeue(s) end
-          local rec = grant(t.fx, t.bk, sv, t.p == nil, t.t, NOW - t.e, t.l, id)
-          wake(t, outcome(id, t.l, rec, NOW + t.t))
-          if opened ~= nil and allFull(opened) then return end
-        end
+  if opened == nil then return dispatchKeys(allKeys()) end
+  local keys = {}
+  for name, s in pairs(opened) do
+    keys[#keys + 1] = scopeKey(name)
+    if s.kind == 's' then
+      local bname, sname = string.match(name, '^server:([^/]*)/(.*)$')
+      if bname then
+        keys[#keys + 1] = downKey(bname, sname)
+        keys[#keys + 1] = poolKey(bname)
       end
     end
-    batch = math.min(batch * 4, 256)
   end
+  dispatchKeys(keys)
+end
+
+-- GroupState#setServerState: a server came up; its pinned tickets and its backend's may fit.
+local function dispatchUp(bname, sname)
+  if group().learn ~= 0 then return end
+  dispatchKeys({downKey(bname, sname), poolKey(bname)})
 end

@@ -103,15 +103,18 @@ local function acquireOp(a, o, n)
   put(g, 'seq', seq)
   put(g, 'base', base)
   local id = string.format('%016d', seq)
-  local rel = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
+  local score = (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
   local names = {}
   for i, s in ipairs(fixed) do
     enqueue(s)
     names[i] = s.name
   end
-  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded}
+  -- It waits on what blocks it (includes/dispatch), or, fitting while the group learns, on the window.
+  local w, o = blocker(fixed, b, bk, p, pn) or LEARN_KEY, string.format('%016d', score)
+  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o}
   redis.call('HSET', K_TICKETS, id, cjson.encode(t))
-  redis.call('ZADD', K_QUEUE, (cls + 2048) * CLASS_STEP + rel, id)
+  redis.call('ZADD', K_QUEUE, score, id)
+  redis.call('ZADD', K_WAITS, 0, w .. o .. id)
   redis.call('ZADD', K_TDL, t.d, id)
   due(t.d)
   return {QUEUED, id, queueTimeout, nextIn(), g.epoch}

@@ -10,7 +10,7 @@ local function cancelOp(id, how, leaseId)
   local raw = redis.call('HGET', K_TICKETS, id)
   if raw then
     local t = loadTicket(id, raw)
-    removeTicket(id)
+    removeTicket(id, t)
     for _, s in ipairs(t.fx) do dequeue(s, how) end
     collect(t.fx)
     -- Removing a ticket frees no slot, so no other ticket can start to fit: no dispatch.

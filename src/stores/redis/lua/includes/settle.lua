@@ -24,9 +24,9 @@ local function settle()
     elseif tDue and (not lDue or tAt <= lAt) then
       local id = t[1]
       local raw = redis.call('HGET', K_TICKETS, id)
-      removeTicket(id)
-      if raw then
-        local tk = loadTicket(id, raw)
+      local tk = raw and loadTicket(id, raw)
+      removeTicket(id, tk)
+      if tk then
         for _, s in ipairs(tk.fx) do dequeue(s, 'queue_timeouts') end
         collect(tk.fx)
         local msg = cjson.encode({k = id, o = 't'})
