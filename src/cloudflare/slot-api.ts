@@ -28,20 +28,21 @@
  *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
  *   `waitUntil` keeps the Worker alive for that clean-up.
  */
-import { StoreStatus } from "../core/errors.js";
-import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
-import { isSpecVersion } from "../core/spec-version.js";
+import type * as v from "valibot";
+import { SlotgateConfigError, StoreStatus } from "../core/errors.js";
+import { NAME_PATTERN, isPlainObject, parse, type Schema } from "../core/validate.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import type { LeaseOwner, Reply, SlotGroupRpc } from "../stores/durable-object/protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
+  SLOT_API_BODIES,
   SLOT_API_OPS,
   SLOT_API_PREFIX,
   type AcquireReply,
   type SlotApiFault,
   type SlotApiOp,
 } from "../stores/durable-object/slot-api-protocol.js";
-import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
+import { authenticate, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
 import { storeFault, type SlotGroupNamespace } from "../stores/durable-object/rpc-transport.js";
 
 export interface SlotApiOptions {
@@ -121,30 +122,26 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
     switch (op) {
       case "acquire":
         return await acquire(request, stub, body, credential.owner, options.waitUntil);
-      case "cancel":
-        if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        return answer(await stub.cancel(body.waiterId, credential.owner));
+      case "cancel": {
+        const b = checkBody("cancel", body);
+        return "response" in b ? b.response : answer(await stub.cancel(b.value.waiterId, credential.owner));
+      }
       case "release": {
-        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
-        return answer(await stub.release(body.leaseId, await leaseSecretHash(body.leaseSecret)));
+        const b = checkBody("release", body);
+        return "response" in b ? b.response : answer(await stub.release(b.value.leaseId, await leaseSecretHash(b.value.leaseSecret)));
       }
       case "renew": {
-        if (!isId(body.leaseId)) return badRequest(`leaseId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-        if (typeof body.ttlMs !== "number") return badRequest("ttlMs: expected a number of milliseconds");
-        if (!isLeaseSecret(body.leaseSecret)) return badRequest(LEASE_SECRET_EXPECTED);
-        return answer(await stub.renew(body.leaseId, body.ttlMs, await leaseSecretHash(body.leaseSecret)));
+        const b = checkBody("renew", body);
+        return "response" in b ? b.response : answer(await stub.renew(b.value.leaseId, b.value.ttlMs, await leaseSecretHash(b.value.leaseSecret)));
       }
-      case "configure":
-        if (!isPlainObject(body.spec)) return badRequest("spec: expected a group spec { limits, backends }");
-        if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version))
-          return badRequest("version: expected a positive integer, or null (unversioned)");
-        return answer(await stub.configure(body.spec as never, (body.version ?? null) as number | null));
-      case "server-state":
-        if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
-          return badRequest("expected { backend: string, server: string, up: boolean }");
-        }
-        return answer(await stub.setServerState(body.backend, body.server, body.up));
+      case "configure": {
+        const b = checkBody("configure", body);
+        return "response" in b ? b.response : answer(await stub.configure(b.value.spec as never, b.value.version));
+      }
+      case "server-state": {
+        const b = checkBody("server-state", body);
+        return "response" in b ? b.response : answer(await stub.setServerState(b.value.backend, b.value.server, b.value.up));
+      }
       case "stats":
         return answer(await stub.stats());
     }
@@ -153,7 +150,18 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
   }
 }
 
-const LEASE_SECRET_EXPECTED = "leaseSecret: expected the secret the acquire answered with the lease (22 characters of base64url)";
+/** A POST body against its schema; a bad one is answered 400, naming every problem. */
+function checkBody<Op extends keyof typeof SLOT_API_BODIES>(
+  op: Op,
+  body: Record<string, unknown>,
+): { value: v.InferOutput<(typeof SLOT_API_BODIES)[Op]> } | { response: Response } {
+  try {
+    return { value: parse(SLOT_API_BODIES[op] as Schema<v.InferOutput<(typeof SLOT_API_BODIES)[Op]>>, body) };
+  } catch (error) {
+    if (error instanceof SlotgateConfigError) return { response: badRequest(error.message) };
+    throw error;
+  }
+}
 
 /** A queued acquire answered within this time gets a plain JSON response, with its reply's status. */
 export const LONG_POLL_PLAIN_MS = 500;
@@ -179,14 +187,13 @@ async function acquire(
   token: string,
   waitUntil: SlotApiOptions["waitUntil"],
 ): Promise<Response> {
-  if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-  if (!isPlainObject(body.request))
-    return badRequest("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
-  const waiterId = body.waiterId;
+  const checked = checkBody("acquire", body);
+  if ("response" in checked) return checked.response;
+  const { waiterId, request: chain } = checked.value;
   const secret = newLeaseSecret();
   const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
   const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
-  const call = stub.acquire(body.request as never, waiterId, owner);
+  const call = stub.acquire(chain as never, waiterId, owner);
   let gone = false;
   const leave = () => {
     if (gone) return;
@@ -263,10 +270,6 @@ async function acquire(
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────
-
-function isId(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH;
-}
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
 
