@@ -47,8 +47,13 @@ function clone(): Loose {
 
 /** The issue lines of a failed load, or a failure if it loaded. */
 function issueLines(input: string | Uint8Array): string[] {
+  return rejection(() => parseEdgeConfig(input));
+}
+
+/** The issue lines of the config error `load` throws, or a failure if it returned. */
+function rejection(load: () => unknown): string[] {
   try {
-    parseEdgeConfig(input);
+    load();
   } catch (error) {
     expect(error).toBeInstanceOf(SlotgateConfigError);
     expect((error as SlotgateConfigError).code).toBe("SLOTGATE_INVALID_CONFIG");
@@ -1238,16 +1243,7 @@ describe("hostile keys and values through the schemas", () => {
   });
   const withKey = (obj: Record<string, unknown>, key: string, value: unknown) =>
     Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
-  const problems = (raw: unknown): string[] => {
-    try {
-      validateEdgeConfig(raw);
-    } catch (error) {
-      expect(error).toBeInstanceOf(SlotgateConfigError);
-      expect((error as SlotgateConfigError).code).toBe("SLOTGATE_INVALID_CONFIG");
-      return (error as Error).message.split("\n");
-    }
-    return [];
-  };
+  const problems = (raw: unknown): string[] => rejection(() => validateEdgeConfig(raw));
 
   // Each section, with an own key named like a prototype member: an unknown key, never a prototype.
   const sections: Array<[string, (c: ReturnType<typeof minimal> & Record<string, unknown>) => Record<string, unknown>]> = [

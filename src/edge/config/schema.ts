@@ -867,6 +867,16 @@ const headerConditions = refine(accept<Record<string, unknown>>(isPlainObject, "
   return ok ? record : undefined;
 });
 
+/** Each kind of condition: its key in {@link Conditions} and its schema. */
+const CONDITION_SCHEMAS: Record<string, [keyof Conditions, Schema<unknown>]> = {
+  path_beg: ["pathBeg", pathPrefixes],
+  path_reg: ["pathReg", pathRegex],
+  method: ["method", methods],
+  host: ["host", hosts],
+  header: ["header", headerConditions],
+  src: ["src", cidrs],
+};
+
 function conditionsSchema(mode: FrontendMode | undefined): Schema<Conditions> {
   return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
     reportUnknownKeys(addIssue, obj, CONDITION_KEYS);
@@ -885,26 +895,8 @@ function conditionsSchema(mode: FrontendMode | undefined): Schema<Conditions> {
         ok = false;
         continue;
       }
-      switch (kind) {
-        case "path_beg":
-          out.pathBeg = field(kind, pathPrefixes);
-          break;
-        case "path_reg":
-          out.pathReg = field(kind, pathRegex);
-          break;
-        case "method":
-          out.method = field(kind, methods);
-          break;
-        case "host":
-          out.host = field(kind, hosts);
-          break;
-        case "header":
-          out.header = field(kind, headerConditions);
-          break;
-        case "src":
-          out.src = field(kind, cidrs);
-          break;
-      }
+      const [key, schema] = CONDITION_SCHEMAS[kind]!;
+      (out as Record<string, unknown>)[key] = field(kind, schema);
     }
     return ok ? out : undefined;
   });
