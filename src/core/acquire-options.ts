@@ -7,7 +7,7 @@ import { SlotgateConfigError, SlotgateError } from "./errors.js";
 import { ownEntry, type GroupSpec } from "./spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
 import type { ChainRequest } from "./store.js";
-import { accept, fieldsOf, int, optional, parse } from "./validate.js";
+import { accept, int, parseLeaf } from "./validate.js";
 
 export interface AcquireOptions {
   /** Named and keyed scopes, e.g. `["global", "frontend:web", "tenant:acme"]`. */
@@ -41,13 +41,10 @@ function bad(path: string, expected: string, received: unknown): never {
   throw new SlotgateConfigError([{ path, expected, received }]);
 }
 
-const priority = fieldsOf(
-  {
-    class: optional(int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }), 0),
-    offsetMs: optional(int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }), 0),
-  },
-  "an object { class?, offsetMs? }",
-);
+// Leaves, run through parseLeaf: this is the hot path of every acquire.
+const priorityObject = accept<{ class?: unknown; offsetMs?: unknown }>((x) => typeof x === "object" && x !== null, "an object { class?, offsetMs? }");
+const priorityClassLeaf = int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX });
+const priorityOffset = int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
 const queueTimeout = int({ min: 0, max: MAX_TTL_MS });
 const leaseTtl = int({ min: 1, max: MAX_TTL_MS });
 const scopeList = accept<unknown[]>(Array.isArray, "an array of scope names");
@@ -60,9 +57,9 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
   let backend = options.backend;
   let server = options.server;
   const scopes: string[] = [];
-  const raw = options.scopes === undefined ? [] : parse(scopeList, options.scopes, "scopes");
+  const raw = options.scopes === undefined ? [] : parseLeaf(scopeList, options.scopes, "scopes");
   for (let i = 0; i < raw.length; i++) {
-    const name = parse(scopeName, raw[i], `scopes[${i}]`);
+    const name = parseLeaf(scopeName, raw[i], `scopes[${i}]`);
     if (name.startsWith("backend:")) {
       backend = sameOrThrow("backend", backend, name.slice(8));
     } else if (name.startsWith("server:")) {
@@ -74,7 +71,7 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
       if (!scopes.includes(name)) scopes.push(name);
     }
   }
-  if (server !== undefined) server = parse(serverName, server, "server");
+  if (server !== undefined) server = parseLeaf(serverName, server, "server");
   if (server !== undefined && backend === undefined) [backend, server] = splitServer("server", server);
   else if (server !== undefined && server.includes("/")) {
     const [b, s] = splitServer("server", server);
@@ -82,7 +79,7 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
     server = s;
   }
   if (backend !== undefined) {
-    backend = parse(backendName, backend, "backend");
+    backend = parseLeaf(backendName, backend, "backend");
     const b = ownEntry(spec.backends, backend);
     if (!b) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${clip(backend)}`);
     if (server !== undefined && !b.servers.some((s) => s.name === server)) {
@@ -90,10 +87,11 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
     }
   }
 
-  const { class: priorityClass, offsetMs: priorityOffsetMs } =
-    options.priority === undefined ? { class: 0, offsetMs: 0 } : parse(priority, options.priority, "priority");
-  const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : parse(queueTimeout, options.queueTimeoutMs, "queueTimeoutMs");
-  const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : parse(leaseTtl, options.leaseTtlMs, "leaseTtlMs");
+  const p = options.priority === undefined ? undefined : parseLeaf(priorityObject, options.priority, "priority");
+  const priorityClass = p?.class === undefined ? 0 : parseLeaf(priorityClassLeaf, p.class, "priority.class");
+  const priorityOffsetMs = p?.offsetMs === undefined ? 0 : parseLeaf(priorityOffset, p.offsetMs, "priority.offsetMs");
+  const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : parseLeaf(queueTimeout, options.queueTimeoutMs, "queueTimeoutMs");
+  const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : parseLeaf(leaseTtl, options.leaseTtlMs, "leaseTtlMs");
 
   const request: ChainRequest = { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs };
   if (backend !== undefined) request.backend = backend;

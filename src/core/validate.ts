@@ -138,9 +138,20 @@ export function own(obj: Record<string, unknown>, key: string): unknown {
   return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
+/** A schema of one predicate (valibot's `custom`), which {@link parseLeaf} can run without a valibot pass. */
+export type Leaf<T> = Schema<T> & { readonly check: (value: unknown) => boolean };
+
 /** A value `test` accepts, else one issue saying `expected`. */
-export function accept<T>(test: (value: unknown) => boolean, expected: string): Schema<T> {
-  return v.custom<T>(test, expected);
+export function accept<T>(test: (value: unknown) => boolean, expected: string): Leaf<T> {
+  return v.custom<T>(test, expected) as unknown as Leaf<T>;
+}
+
+/**
+ * {@link parse} for the hot path (every acquire): the leaf's own predicate decides, and only a
+ * value it refuses takes the valibot pass that words the error. Same rule, same message.
+ */
+export function parseLeaf<T>(leaf: Leaf<T>, value: unknown, path: string): T {
+  return leaf.check(value) ? (value as T) : parse(leaf, value, path);
 }
 
 export interface IntRange {
@@ -150,7 +161,7 @@ export interface IntRange {
 }
 
 /** An integer in a range; one issue whatever is wrong (type, fraction or range). */
-export function int(range: IntRange = {}): Schema<number> {
+export function int(range: IntRange = {}): Leaf<number> {
   const { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = range;
   return accept((x) => typeof x === "number" && Number.isInteger(x) && x >= min && x <= max, range.expected ?? describeRange(min, max));
 }
@@ -252,19 +263,8 @@ export function looseObject<F extends Fields>(fields: F, expected = "an object")
   return v.pipe(accept<Record<string, unknown>>(isPlainObject, expected), readFields(fields, "loose")) as unknown as Schema<Parsed<F>>;
 }
 
-/**
- * Any object, of which only the keys of `fields` are read (as properties, inherited ones too) and
- * checked; other keys are left alone. For arguments of calls (acquire options), not for data.
- */
-export function fieldsOf<F extends Fields>(fields: F, expected = "an object"): Schema<Parsed<F>> {
-  return v.pipe(
-    accept<Record<string, unknown>>((x) => typeof x === "object" && x !== null, expected),
-    readFields(fields, "properties"),
-  ) as unknown as Schema<Parsed<F>>;
-}
-
-/** `strict`: unknown own keys are errors; `loose`: ignored; `properties`: fields read as properties (inherited too). */
-function readFields<F extends Fields>(fields: F, mode: "strict" | "loose" | "properties") {
+/** `strict`: unknown own keys are errors; `loose`: they are left out. */
+function readFields<F extends Fields>(fields: F, mode: "strict" | "loose") {
   const known = Object.keys(fields);
   return v.rawTransform<Record<string, unknown>, Parsed<F>>(({ dataset, addIssue, NEVER }) => {
     const obj = dataset.value;
@@ -272,7 +272,7 @@ function readFields<F extends Fields>(fields: F, mode: "strict" | "loose" | "pro
     const out: Record<string, unknown> = {};
     let ok = true;
     for (const key of known) {
-      const value = mode === "properties" || Object.hasOwn(obj, key) ? obj[key] : undefined;
+      const value = own(obj, key);
       const result = v.safeParse(fields[key]!, value);
       if (result.success) out[key] = result.output;
       else {
