@@ -3,6 +3,7 @@
  * a chain request, hands it to the store, wraps grants in self-renewing {@link Lease}s, and applies
  * the outage policy of SPEC §2 rule 11 when the store cannot be reached.
  */
+import * as v from "valibot";
 import { toChainRequest, type AcquireOptions, type RequestDefaults } from "./acquire-options.js";
 import { SlotgateConfigError, SlotgateError, SlotgateRejectedError, isSlotgateError, type RejectReason } from "./errors.js";
 import { Lease, type LeaseOwner } from "./lease.js";
@@ -117,27 +118,38 @@ const specVersion = int({ min: 1, max: MAX_SPEC_VERSION, expected: "a positive i
 const STORE_EXPECTED = "a store (createMemoryStore(), createRedisStore(…), …)";
 const isStore = (x: unknown) => typeof x === "object" && x !== null && typeof (x as SlotStore).open === "function";
 const LOCAL_SHARE_EXPECTED = "a number in (0, 1]";
-const guardOptions = object({
-  store: optional(accept<SlotStore>(isStore, STORE_EXPECTED), undefined),
-  group: optional(nameSchema, "default"),
-  limits: optional(limitsSchema, {}),
-  backends: optional(backendsSchema, {}),
-  version: optional(specVersion, null),
-  defaults: optional(
-    looseObject({ queueTimeoutMs: optional(int({ min: 0 }), 0), leaseTtlMs: optional(int({ min: 1 }), 30_000) }, "an object { queueTimeoutMs?, leaseTtlMs? }"),
-    { queueTimeoutMs: 0, leaseTtlMs: 30_000 },
-  ),
-  onStoreError: optional(oneOf(STORE_ERROR_POLICIES), "fail-closed" as const),
-  localShare: optional(
-    finite(LOCAL_SHARE_EXPECTED, (n) => n > 0 && n <= 1),
-    undefined,
-  ),
-  retryAfterMs: optional(int({ min: 0 }), 1000),
-  onEvent: optional(
-    accept<(event: GuardEvent) => void>((x) => typeof x === "function", "a function"),
-    undefined,
-  ),
-});
+// Checked in this order (the spec last), listed in the declaration's order.
+const guardOptions = object(
+  {
+    group: optional(nameSchema, "default"),
+    store: optional(accept<SlotStore>(isStore, STORE_EXPECTED), undefined),
+    onStoreError: optional(oneOf(STORE_ERROR_POLICIES), "fail-closed" as const),
+    localShare: optional(
+      finite(LOCAL_SHARE_EXPECTED, (n) => n > 0 && n <= 1),
+      undefined,
+    ),
+    // `null` reads as absent here, as `options.defaults ?? {}` always did.
+    defaults: v.pipe(
+      v.nullish(
+        looseObject(
+          { queueTimeoutMs: optional(int({ min: 0 }), 0), leaseTtlMs: optional(int({ min: 1 }), 30_000) },
+          "an object { queueTimeoutMs?, leaseTtlMs? }",
+        ),
+      ),
+      v.transform((d) => d ?? { queueTimeoutMs: 0, leaseTtlMs: 30_000 }),
+    ),
+    retryAfterMs: optional(int({ min: 0 }), 1000),
+    onEvent: optional(
+      accept<(event: GuardEvent) => void>((x) => typeof x === "function", "a function"),
+      undefined,
+    ),
+    version: optional(specVersion, null),
+    limits: optional(limitsSchema, {}),
+    backends: optional(backendsSchema, {}),
+  },
+  "an object",
+  ["store", "group", "limits", "backends", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"],
+);
 /** `localShare` is each node's share of every maxconn under the `local` policy: required there. */
 const checkedGuardOptions = refine(guardOptions, (o, addIssue) => {
   if (o.onStoreError !== "local" || o.localShare !== undefined) return o;

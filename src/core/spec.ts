@@ -20,6 +20,10 @@ import {
   report,
   refine,
   type Schema,
+  rule,
+  reportUnknownKeys,
+  own,
+  nested,
 } from "./validate.js";
 
 export type Balance = "leastconn" | "roundrobin" | "first";
@@ -99,13 +103,16 @@ const limitName = refine(nameSchema, (limit, addIssue) => {
   return undefined;
 });
 
-const limitObject = refine(
-  object({ max: optionalLimit, perKey: optionalLimit, maxqueue: optionalLimit }),
-  ({ max, perKey, maxqueue }, addIssue): ScopeSpec | undefined => {
-    if ((max === null) === (perKey === null)) return report(addIssue, "exactly one of max or perKey", { max, perKey, maxqueue });
-    return perKey === null ? { max, maxqueue, keyed: false } : { max: perKey, maxqueue, keyed: true };
-  },
-);
+const limitObject = rule((value, addIssue): ScopeSpec | undefined => {
+  const obj = value as Record<string, unknown>;
+  reportUnknownKeys(addIssue, obj, ["max", "perKey", "maxqueue"]);
+  const keyed = own(obj, "perKey") !== undefined;
+  if (keyed === (own(obj, "max") !== undefined)) return report(addIssue, "exactly one of max or perKey", obj);
+  const key = keyed ? "perKey" : "max";
+  const max = nested(addIssue, key, limitValue, own(obj, key));
+  const maxqueue = nested(addIssue, "maxqueue", optionalLimit, own(obj, "maxqueue"));
+  return max === undefined || maxqueue === undefined ? undefined : { max, maxqueue, keyed };
+});
 
 const limit: Schema<ScopeSpec> = choose((value) =>
   typeof value === "number"
@@ -115,18 +122,25 @@ const limit: Schema<ScopeSpec> = choose((value) =>
       : refuse("a number, { max, maxqueue? } or { perKey, maxqueue? }"),
 );
 
-const server = object({
-  max: optionalLimit,
-  maxqueue: optionalLimit,
-  weight: optional(int({ min: 1, max: MAX_WEIGHT }), 1),
-  down: optional(boolean(), false),
-});
+const server = object(
+  {
+    weight: optional(int({ min: 1, max: MAX_WEIGHT }), 1),
+    down: optional(boolean(), false),
+    max: optionalLimit,
+    maxqueue: optionalLimit,
+  },
+  "an object",
+  ["max", "maxqueue", "weight", "down"],
+);
 
 const servers = refine(
   mapping(nameSchema, () => server),
   ({ entries, names }, addIssue): ServerSpec[] | undefined => {
     if (names.length === 0) return report(addIssue, "at least one server", entries);
-    return names.map((n) => ({ name: n, ...entries[n]! }));
+    return names.map((n) => {
+      const { max, maxqueue, weight, down } = entries[n]!;
+      return { name: n, max, maxqueue, weight, down };
+    });
   },
 );
 

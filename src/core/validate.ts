@@ -251,11 +251,12 @@ type Parsed<F extends Fields> = { [K in keyof F]: v.InferOutput<F[K]> };
 /**
  * A plain object with the keys of `fields` only. Every unknown key is reported, so that a typo
  * (`maxcon`) is an error, not a silent default; then every field is checked (an absent key reads
- * as undefined, so each field's schema says what an absence means). Own properties only: a key
+ * as undefined, so each field's schema says what an absence means), in the order of `fields`.
+ * `keysInMessage` lists the keys in another order for the message. Own properties only: a key
  * named like one of Object.prototype's never reads the prototype.
  */
-export function object<F extends Fields>(fields: F, expected = "an object"): Schema<Parsed<F>> {
-  return v.pipe(accept<Record<string, unknown>>(isPlainObject, expected), readFields(fields, "strict")) as unknown as Schema<Parsed<F>>;
+export function object<F extends Fields>(fields: F, expected = "an object", keysInMessage?: readonly (keyof F & string)[]): Schema<Parsed<F>> {
+  return v.pipe(accept<Record<string, unknown>>(isPlainObject, expected), readFields(fields, "strict", keysInMessage)) as unknown as Schema<Parsed<F>>;
 }
 
 /** A plain object of which the keys of `fields` are checked and others left out (wire messages that may grow). */
@@ -264,11 +265,11 @@ export function looseObject<F extends Fields>(fields: F, expected = "an object")
 }
 
 /** `strict`: unknown own keys are errors; `loose`: they are left out. */
-function readFields<F extends Fields>(fields: F, mode: "strict" | "loose") {
+function readFields<F extends Fields>(fields: F, mode: "strict" | "loose", keysInMessage: readonly string[] = Object.keys(fields)) {
   const known = Object.keys(fields);
   return v.rawTransform<Record<string, unknown>, Parsed<F>>(({ dataset, addIssue, NEVER }) => {
     const obj = dataset.value;
-    if (mode === "strict") reportUnknownKeys(addIssue, obj, known);
+    if (mode === "strict") reportUnknownKeys(addIssue, obj, keysInMessage);
     const out: Record<string, unknown> = {};
     let ok = true;
     for (const key of known) {

@@ -129,6 +129,7 @@ describe("options are validated at construction", () => {
     ]);
     expect(messages({ limits: { t: own("__proto__", { max: 1 }) } })).toEqual([
       'limits.t.__proto__: expected one of the keys max, perKey, maxqueue, got "__proto__"',
+      "limits.t: expected exactly one of max or perKey, got an object",
     ]);
     expect(messages({ backends: { api: { servers: JSON.parse('{"__proto__": {"max": 1}}') } } })).toEqual([
       'backends.api.servers.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"',

@@ -968,11 +968,15 @@ interface ServerDefaults {
 
 const weight = int({ min: 1, max: MAX_WEIGHT });
 
-const backendTimeout = object({
-  queue: optional(duration({ min: 0, max: MAX_TTL_MS }), undefined),
-  connect: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_CONNECT_TIMEOUT_MS),
-  server: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_SERVER_TIMEOUT_MS),
-});
+const backendTimeout = object(
+  {
+    connect: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_CONNECT_TIMEOUT_MS),
+    server: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_SERVER_TIMEOUT_MS),
+    queue: optional(duration({ min: 0, max: MAX_TTL_MS }), undefined),
+  },
+  "an object",
+  ["queue", "connect", "server"],
+);
 
 const defaultServer = object({ maxconn: optionalPositive, maxqueue: optionalPositive, weight: optional(weight, 1) });
 

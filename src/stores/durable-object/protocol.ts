@@ -15,7 +15,7 @@
  * trust its callers: the slot API forwards requests from other processes.
  */
 import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../../core/acquire-options.js";
-import { SlotgateError, StoreStatus, storeStatusError } from "../../core/errors.js";
+import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../../core/errors.js";
 import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance, type GroupSpec } from "../../core/spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
@@ -36,6 +36,8 @@ import {
   report,
   rule,
   refine,
+  own,
+  parseLeaf,
   type Schema,
 } from "../../core/validate.js";
 
@@ -210,31 +212,21 @@ export function checkVersion(value: unknown): number | null {
 }
 
 /** Field by field, what `toChainRequest` produces; scope names are resolved against the spec afterwards. */
-const chainRequest = refine(
-  looseObject(
-    {
-      scopes: refine(
-        list(
-          () => accept<string>((s) => typeof s === "string" && s.length > 0 && s.length <= MAX_KEY_LENGTH + 129, "scope names"),
-          MAX_CHAIN_SCOPES,
-          `an array of at most ${MAX_CHAIN_SCOPES} scope names`,
-        ),
-        (scopes, addIssue) => {
-          const duplicate = scopes.find((s, i) => scopes.indexOf(s) !== i);
-          return duplicate === undefined ? scopes : report(addIssue, "no duplicate scopes", duplicate);
-        },
-      ),
-      priorityClass: int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }),
-      priorityOffsetMs: int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }),
-      queueTimeoutMs: int({ min: 0, max: MAX_TTL_MS }),
-      leaseTtlMs: ttl,
-      backend: optional(nameSchema, undefined),
-      server: optional(nameSchema, undefined),
-    },
-    "an object",
-  ),
-  (request, addIssue): ChainRequest | undefined => {
-    const { backend, server, ...rest } = request;
+const requestObject = accept<Record<string, unknown>>(isPlainObject, "an object");
+const scopeList = accept<unknown[]>((x) => Array.isArray(x) && x.length <= MAX_CHAIN_SCOPES, `an array of at most ${MAX_CHAIN_SCOPES} scope names`);
+const scopeName = accept<string>((s) => typeof s === "string" && s.length > 0 && s.length <= MAX_KEY_LENGTH + 129, "scope names");
+
+/** The fields of a chain request but its scopes, which are resolved first, one by one. */
+const chainFields = refine(
+  looseObject({
+    priorityClass: int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }),
+    priorityOffsetMs: int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }),
+    queueTimeoutMs: int({ min: 0, max: MAX_TTL_MS }),
+    leaseTtlMs: ttl,
+    backend: optional(nameSchema, undefined),
+    server: optional(nameSchema, undefined),
+  }),
+  ({ backend, server, ...rest }, addIssue) => {
     if (server !== undefined && backend === undefined) return report(addIssue, "a server only together with its backend", server, { path: ["server"] });
     return { ...rest, ...(backend === undefined ? {} : { backend }), ...(server === undefined ? {} : { server }) };
   },
@@ -242,12 +234,19 @@ const chainRequest = refine(
 
 /**
  * Checks a chain request against the group's spec. Field by field, it is what `toChainRequest`
- * produces. Returns a copy holding only the known fields.
+ * produces. Returns a copy holding only the known fields. Scopes come first, each checked and
+ * resolved in turn, so that an unknown scope is reported as such whatever else is wrong.
  */
 export function checkChainRequest(value: unknown, spec: GroupSpec): ChainRequest {
-  const request = parse(chainRequest, value, "request");
-  for (const scope of request.scopes) checkScope(spec, scope);
-  return request;
+  const request = parseLeaf(requestObject, value, "request");
+  const seen = new Set<string>();
+  for (const item of parseLeaf(scopeList, own(request, "scopes"), "request.scopes")) {
+    const scope = parseLeaf(scopeName, item, "request.scopes");
+    if (seen.has(scope)) throw new SlotgateConfigError([{ path: "request.scopes", expected: "no duplicate scopes", received: scope }]);
+    seen.add(scope);
+    checkScope(spec, scope);
+  }
+  return { scopes: [...seen], ...parse(chainFields, request, "request") };
 }
 
 /** A limit as stored: `null` is no limit. */
