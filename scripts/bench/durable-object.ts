@@ -4,6 +4,7 @@
  *   npx tsx scripts/bench/durable-object.ts             # full run: 3 s per throughput phase
  *   npx tsx scripts/bench/durable-object.ts --quick     # short run, to check that it works
  *   npx tsx scripts/bench/durable-object.ts --duration 5000
+ *   npx tsx scripts/bench/durable-object.ts --baseline main --rounds 3   # against another commit, same run
  *
  * It builds the Worker as `wrangler deploy` would (a dry run), starts it with Miniflare's API (the
  * same workerd `wrangler dev` runs) on 127.0.0.1, and measures acquire → release through ONE
@@ -11,8 +12,14 @@
  * - `http`: from this Node process through the slot API, with the Node client
  *   (createDurableObjectHttpStore + a guard, autoRenew off): HTTP + the Worker + the object;
  * - `rpc`: inside a second Worker that loops acquire → release over Durable Object RPC (one stub
- *   per caller), so the numbers exclude HTTP. workerd's clock advances only on I/O and in whole
- *   milliseconds, so in-Worker latencies are coarse; throughput is exact.
+ *   per caller), so the numbers exclude HTTP and the store client. workerd's clock advances only
+ *   on I/O and in whole milliseconds, so in-Worker latencies are coarse; throughput is exact.
+ * - `rpc-client`: inside a third Worker (durable-object-rpc-worker.ts, bundled with esbuild), the
+ *   callers share ONE guard on the RPC store (createDurableObjectStore), so the store client
+ *   batches what they do in the same turn; it also counts the RPCs the client sent.
+ * With `--baseline <git ref>`, that commit's Worker and clients are built from a copy of its tree
+ * and run beside this tree's in the same workerd, round after round (`--rounds`), alternating, so
+ * the ratios compare like with like; the table shows the median of the rounds and their range.
  * Scenarios: uncontended (1 caller; 64 callers under a limit of 10 000), contended (limit 10,
  * 64 callers, each acquire may queue), and hand-off on limit 1 (the holder releases; time until
  * the queued waiter holds the slot).
@@ -24,10 +31,10 @@
  * loop is bounded in time.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Miniflare } from "miniflare";
 import { createGuard, type Guard } from "../../src/index.js";
@@ -45,12 +52,14 @@ const { values: args } = parseArgs({
     quick: { type: "boolean", default: false },
     duration: { type: "string" },
     storage: { type: "string", default: "memory" },
+    baseline: { type: "string" },
+    rounds: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
 });
 if (args.help) {
-  console.log("usage: npx tsx scripts/bench/durable-object.ts [--quick] [--duration <ms>] [--storage memory|disk]");
+  console.log("usage: npx tsx scripts/bench/durable-object.ts [--quick] [--duration <ms>] [--storage memory|disk] [--baseline <git ref>] [--rounds <n>]");
   process.exit(0);
 }
 const durationMs = args.duration !== undefined ? Number(args.duration) : args.quick ? 500 : 3000;
@@ -59,6 +68,11 @@ if (!Number.isInteger(durationMs) || durationMs < 100 || durationMs > 120_000) {
   process.exit(2);
 }
 const handoffs = args.quick ? 30 : HANDOFFS;
+const rounds = args.rounds !== undefined ? Number(args.rounds) : args.quick ? 1 : 3;
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
+  console.error(`--rounds: expected an integer from 1 to 20, got ${JSON.stringify(args.rounds)}`);
+  process.exit(2);
+}
 if (args.storage !== "memory" && args.storage !== "disk") {
   console.error(`--storage: expected memory or disk, got ${JSON.stringify(args.storage)}`);
   process.exit(2);
@@ -128,8 +142,27 @@ export default {
 };
 `;
 
+type Variant = "current" | "baseline";
+
+/** The two functions the HTTP rows need, from this tree or the baseline's. */
+interface Lib {
+  createGuard: typeof createGuard;
+  createDurableObjectHttpStore: typeof createDurableObjectHttpStore;
+}
+
+interface Target {
+  variant: Variant;
+  lib: Lib;
+  /** The slot API of this variant's Worker. */
+  url: string;
+  /** The Worker that loops through this variant's RPC store client. */
+  client: string;
+}
+
 interface Row {
-  path: "http" | "rpc";
+  variant: Variant;
+  round: number;
+  path: "http" | "rpc" | "rpc-client";
   scenario: string;
   limit: number;
   callers: number;
@@ -137,7 +170,7 @@ interface Row {
   elapsedMs: number;
   /** acquire → release pairs per second. */
   pairsPerSec: number;
-  /** Calls the object served per second (2 per pair). */
+  /** Requests (HTTP) or RPCs the object was sent per second. */
   objectCallsPerSec: number;
   p50Ms: number | null;
   p99Ms: number | null;
@@ -145,14 +178,42 @@ interface Row {
   note?: string;
 }
 
-function build(outdir: string): void {
+function build(tree: string, outdir: string): void {
   const r = spawnSync(process.execPath, [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir], {
-    cwd: root,
+    cwd: tree,
     encoding: "utf8",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+/** Bundles the rpc-client Worker of a tree (its own source of the store client). */
+async function buildClient(tree: string, outfile: string): Promise<void> {
+  const esbuild = await import("esbuild");
+  await esbuild.build({
+    entryPoints: [join(tree, "scripts/bench/durable-object-rpc-worker.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    external: ["cloudflare:*"],
+    outfile,
+    logLevel: "error",
+  });
+}
+
+/** A copy of `ref`'s tree, with this tree's node_modules and rpc-client Worker. */
+function checkout(ref: string): string {
+  if (!/^[A-Za-z0-9_./~^-]{1,100}$/.test(ref) || ref.startsWith("-")) throw new Error(`--baseline: expected a git ref, got ${JSON.stringify(ref)}`);
+  const dir = mkdtempSync(join(os.tmpdir(), "slotgate-bench-do-baseline-"));
+  const tar = spawnSync("git", ["-C", root, "archive", "--format=tar", ref], { maxBuffer: 512 * 1024 * 1024 });
+  if (tar.status !== 0) throw new Error(`git archive ${ref} failed: ${tar.stderr.toString()}`);
+  const x = spawnSync("tar", ["-x", "-C", dir], { input: tar.stdout });
+  if (x.status !== 0) throw new Error(`tar failed: ${x.stderr.toString()}`);
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  copyFileSync(join(root, "scripts/bench/durable-object-rpc-worker.ts"), join(dir, "scripts/bench/durable-object-rpc-worker.ts"));
+  return dir;
 }
 
 function compatibility(): { date: string; flags: string[] } {
@@ -165,34 +226,40 @@ function compatibility(): { date: string; flags: string[] } {
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+const median = (xs: number[]) =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 // ── HTTP scenarios (Node → slot API → object) ───────────────────────────────────────────────────
 
-async function httpLoop(url: string, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
-  const guard = createGuard({
-    store: createDurableObjectHttpStore({ url, token: TOKEN }),
-    group: `bench-http-${scenario}-${Date.now()}`,
-    limits: { global: limit },
-  });
+async function httpLoop(t: Target, round: number, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
+  let requests = 0;
+  const store = t.lib.createDurableObjectHttpStore({ url: t.url, token: TOKEN, fetch: (input, init) => (requests++, globalThis.fetch(input, init)) });
+  const guard = t.lib.createGuard({ store, group: `bench-http-${t.variant}-${scenario}-${Date.now()}`, limits: { global: limit } });
   // Warm-up: the spec is pushed, connections opened.
   for (let i = 0; i < 20; i++) await once(guard);
+  await Promise.all(Array.from({ length: callers }, () => once(guard)));
   const lat: number[] = [];
+  requests = 0;
   const started = performance.now();
   const deadline = started + ms;
   await Promise.all(
     Array.from({ length: callers }, async () => {
       while (performance.now() < deadline) {
-        const t = performance.now();
+        const t0 = performance.now();
         await once(guard);
-        lat.push(performance.now() - t);
+        lat.push(performance.now() - t0);
       }
     }),
   );
   const elapsedMs = performance.now() - started;
+  const sent = requests;
   await guard.close();
   lat.sort((a, b) => a - b);
-  return row("http", scenario, limit, callers, lat, elapsedMs);
+  return { ...row(t.variant, round, "http", scenario, limit, callers, lat, elapsedMs), objectCallsPerSec: Math.round(sent / (elapsedMs / 1000)) };
 }
 
 async function once(guard: Guard): Promise<void> {
@@ -201,8 +268,12 @@ async function once(guard: Guard): Promise<void> {
   await r.lease.release();
 }
 
-async function httpHandoff(url: string, n: number): Promise<Row> {
-  const guard = createGuard({ store: createDurableObjectHttpStore({ url, token: TOKEN }), group: `bench-http-handoff-${Date.now()}`, limits: { global: 1 } });
+async function httpHandoff(t: Target, round: number, n: number): Promise<Row> {
+  const guard = t.lib.createGuard({
+    store: t.lib.createDurableObjectHttpStore({ url: t.url, token: TOKEN }),
+    group: `bench-http-handoff-${t.variant}-${Date.now()}`,
+    limits: { global: 1 },
+  });
   for (let i = 0; i < 10; i++) await once(guard);
   const lat: number[] = [];
   const started = performance.now();
@@ -215,10 +286,10 @@ async function httpHandoff(url: string, n: number): Promise<Row> {
       if (performance.now() > queuedBy) throw new Error("the waiter never queued");
       await sleep(1);
     }
-    const t = performance.now();
+    const t0 = performance.now();
     void holder.lease.release();
     const granted = await waiting;
-    lat.push(performance.now() - t);
+    lat.push(performance.now() - t0);
     if (!granted.ok) throw new Error("waiter not granted");
     await granted.lease.release();
   }
@@ -226,16 +297,27 @@ async function httpHandoff(url: string, n: number): Promise<Row> {
   await guard.close();
   lat.sort((a, b) => a - b);
   return {
-    ...row("http", "hand-off", 1, 2, lat, elapsedMs),
+    ...row(t.variant, round, "http", "hand-off", 1, 2, lat, elapsedMs),
     pairsPerSec: NaN,
     objectCallsPerSec: NaN,
     note: "release sent → waiter's long poll answered (client clock)",
   };
 }
 
-function row(path: Row["path"], scenario: string, limit: number, callers: number, sortedLat: number[], elapsedMs: number): Row {
+function row(
+  variant: Variant,
+  round: number,
+  path: Row["path"],
+  scenario: string,
+  limit: number,
+  callers: number,
+  sortedLat: number[],
+  elapsedMs: number,
+): Row {
   const pairs = sortedLat.length / (elapsedMs / 1000);
   return {
+    variant,
+    round,
     path,
     scenario,
     limit,
@@ -259,29 +341,33 @@ interface RpcResult {
   p99Ms: number | null;
   meanMs: number | null;
   cycleMs?: number;
+  rpcs?: number;
 }
 
-async function rpc(mf: Miniflare, path: string, params: Record<string, string | number>): Promise<RpcResult> {
+async function rpc(mf: Miniflare, worker: string | undefined, path: string, params: Record<string, string | number>): Promise<RpcResult> {
   const q = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
-  const res = await mf.dispatchFetch(`http://bench.local${path}?${q}`);
+  const url = `http://bench.local${path}?${q}`;
+  const res =
+    worker === undefined
+      ? await mf.dispatchFetch(url)
+      : await ((await mf.getWorker(worker)) as unknown as { fetch(url: string): Promise<Response> }).fetch(url);
   if (res.status !== 200) throw new Error(`bench worker: ${res.status} ${await res.text()}`);
   return (await res.json()) as RpcResult;
 }
 
-async function rpcLoop(mf: Miniflare, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
-  const group = `bench-rpc-${scenario}-${Date.now()}`;
-  await rpc(mf, "/loop", { group, limit, callers, ms: Math.min(200, ms) }); // warm-up
-  const r = await rpc(mf, "/loop", { group, limit, callers, ms });
+function rpcRow(variant: Variant, round: number, path: Row["path"], scenario: string, limit: number, callers: number, r: RpcResult): Row {
   const pairs = r.ops / (r.elapsedMs / 1000);
   return {
-    path: "rpc",
+    variant,
+    round,
+    path,
     scenario,
     limit,
     callers,
     ops: r.ops,
     elapsedMs: r.elapsedMs,
     pairsPerSec: Math.round(pairs),
-    objectCallsPerSec: Math.round(pairs * 2),
+    objectCallsPerSec: Math.round(r.rpcs === undefined ? pairs * 2 : r.rpcs / (r.elapsedMs / 1000)),
     p50Ms: r.p50Ms,
     p99Ms: r.p99Ms,
     meanMs: r.meanMs,
@@ -289,9 +375,23 @@ async function rpcLoop(mf: Miniflare, scenario: string, limit: number, callers: 
   };
 }
 
-async function rpcHandoff(mf: Miniflare, n: number): Promise<Row> {
-  const r = await rpc(mf, "/handoff", { group: `bench-rpc-handoff-${Date.now()}`, limit: 1, n });
+async function rpcLoop(mf: Miniflare, round: number, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
+  const group = `bench-rpc-${scenario}-${Date.now()}`;
+  await rpc(mf, undefined, "/loop", { group, limit, callers, ms: Math.min(200, ms) }); // warm-up
+  return rpcRow("current", round, "rpc", scenario, limit, callers, await rpc(mf, undefined, "/loop", { group, limit, callers, ms }));
+}
+
+async function clientLoop(mf: Miniflare, t: Target, round: number, scenario: string, limit: number, callers: number, ms: number): Promise<Row> {
+  const group = `bench-client-${t.variant}-${scenario}-${Date.now()}`;
+  await rpc(mf, t.client, "/loop", { group, limit, callers, ms: Math.min(200, ms) }); // warm-up
+  return rpcRow(t.variant, round, "rpc-client", scenario, limit, callers, await rpc(mf, t.client, "/loop", { group, limit, callers, ms }));
+}
+
+async function rpcHandoff(mf: Miniflare, round: number, n: number): Promise<Row> {
+  const r = await rpc(mf, undefined, "/handoff", { group: `bench-rpc-handoff-${Date.now()}`, limit: 1, n });
   return {
+    variant: "current",
+    round,
     path: "rpc",
     scenario: "hand-off",
     limit: 1,
@@ -311,11 +411,40 @@ async function rpcHandoff(mf: Miniflare, n: number): Promise<Row> {
 
 const outdir = mkdtempSync(join(os.tmpdir(), "slotgate-bench-do-"));
 const stateDir = mkdtempSync(join(storageRoot, "slotgate-bench-do-state-"));
+let baselineTree: string | undefined;
 let mf: Miniflare | undefined;
 try {
-  console.log("building the Worker (wrangler deploy --dry-run)…");
-  build(outdir);
+  console.log("building the Worker (wrangler deploy --dry-run) and the rpc-client Worker (esbuild)…");
+  build(root, join(outdir, "current"));
+  await buildClient(root, join(outdir, "client-current.js"));
+  if (args.baseline !== undefined) {
+    console.log(`building the baseline ${args.baseline}'s Worker and rpc-client Worker…`);
+    baselineTree = checkout(args.baseline);
+    build(baselineTree, join(outdir, "baseline"));
+    await buildClient(baselineTree, join(outdir, "client-baseline.js"));
+  }
   const { date, flags } = compatibility();
+  const variants: Variant[] = args.baseline === undefined ? ["current"] : ["baseline", "current"];
+  const slotgateWorker = (v: Variant) => ({
+    name: v === "current" ? "slotgate" : "slotgate-baseline",
+    modules: true,
+    scriptPath: join(outdir, v, "index.js"),
+    modulesRoot: join(outdir, v),
+    compatibilityDate: date,
+    compatibilityFlags: flags,
+    bindings: { SLOTGATE_API_TOKEN: TOKEN },
+    durableObjects: { SLOT_GROUP: { className: "SlotGroup", useSQLite: true } },
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+  });
+  const clientWorker = (v: Variant) => ({
+    name: `client-${v}`,
+    modules: true,
+    scriptPath: join(outdir, `client-${v}.js`),
+    modulesRoot: outdir,
+    compatibilityDate: date,
+    compatibilityFlags: flags,
+    durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: v === "current" ? "slotgate" : "slotgate-baseline", useSQLite: true } },
+  });
   mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
@@ -328,24 +457,28 @@ try {
         compatibilityDate: date,
         durableObjects: { SLOT_GROUP: { className: "SlotGroup", scriptName: "slotgate", useSQLite: true } },
       },
-      {
-        name: "slotgate",
-        modules: true,
-        scriptPath: join(outdir, "index.js"),
-        modulesRoot: outdir,
-        compatibilityDate: date,
-        compatibilityFlags: flags,
-        bindings: { SLOTGATE_API_TOKEN: TOKEN },
-        durableObjects: { SLOT_GROUP: { className: "SlotGroup", useSQLite: true } },
-        unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-      },
+      ...variants.map(slotgateWorker),
+      ...variants.map(clientWorker),
     ],
   });
   await mf.ready;
-  // The slot API straight on the slotgate worker's own socket (no entry worker in between).
-  const url = (await mf.unsafeGetDirectURL("slotgate")).origin;
+  const currentLib: Lib = { createGuard, createDurableObjectHttpStore };
+  const targets: Target[] = [];
+  for (const v of variants) {
+    // The slot API straight on the slotgate worker's own socket (no entry worker in between).
+    const url = (await mf.unsafeGetDirectURL(v === "current" ? "slotgate" : "slotgate-baseline")).origin;
+    const lib: Lib =
+      v === "current"
+        ? currentLib
+        : {
+            createGuard: ((await import(pathToFileURL(join(baselineTree!, "src/index.ts")).href)) as Lib).createGuard,
+            createDurableObjectHttpStore: ((await import(pathToFileURL(join(baselineTree!, "src/stores/durable-object/index.ts")).href)) as Lib)
+              .createDurableObjectHttpStore,
+          };
+    targets.push({ variant: v, lib, url, client: `client-${v}` });
+  }
   console.log(
-    `workerd up; slot API at ${url}; object storage on ${args.storage === "memory" ? "tmpfs" : "disk"} (${stateDir}); ${durationMs} ms per throughput phase\n`,
+    `workerd up; object storage on ${args.storage === "memory" ? "tmpfs" : "disk"} (${stateDir}); ${durationMs} ms per throughput phase; ${rounds} round(s)${args.baseline === undefined ? "" : `; baseline ${args.baseline}`}\n`,
   );
 
   const rows: Row[] = [];
@@ -353,38 +486,87 @@ try {
     process.stdout.write(`  ${label}… `);
     const r = await f();
     rows.push(r);
-    console.log(`${r.ops} ops`);
+    console.log(`${r.ops} ops, ${Number.isNaN(r.pairsPerSec) ? "-" : r.pairsPerSec} pairs/s`);
   };
-  await run("http uncontended, 1 caller", () => httpLoop(url, "uncontended", UNCONTENDED_LIMIT, 1, durationMs));
-  await run(`http uncontended, ${CALLERS} callers`, () => httpLoop(url, "uncontended", UNCONTENDED_LIMIT, CALLERS, durationMs));
-  await run(`http contended (limit ${CONTENDED_LIMIT}), ${CALLERS} callers`, () => httpLoop(url, "contended", CONTENDED_LIMIT, CALLERS, durationMs));
-  await run("http hand-off (limit 1)", () => httpHandoff(url, handoffs));
-  await run("rpc uncontended, 1 caller", () => rpcLoop(mf!, "uncontended", UNCONTENDED_LIMIT, 1, durationMs));
-  await run(`rpc uncontended, ${CALLERS} callers`, () => rpcLoop(mf!, "uncontended", UNCONTENDED_LIMIT, CALLERS, durationMs));
-  await run(`rpc contended (limit ${CONTENDED_LIMIT}), ${CALLERS} callers`, () => rpcLoop(mf!, "contended", CONTENDED_LIMIT, CALLERS, durationMs));
-  await run("rpc hand-off (limit 1)", () => rpcHandoff(mf!, handoffs));
+  for (let round = 1; round <= rounds; round++) {
+    console.log(`round ${round}/${rounds}`);
+    // Alternating variants inside each scenario, so a drift of the machine hits both alike.
+    const each = async (f: (t: Target) => Promise<void>) => {
+      for (const t of round % 2 === 0 ? [...targets].reverse() : targets) await f(t);
+    };
+    await each((t) => run(`${t.variant} http uncontended, 1 caller`, () => httpLoop(t, round, "uncontended", UNCONTENDED_LIMIT, 1, durationMs)));
+    await each((t) =>
+      run(`${t.variant} http uncontended, ${CALLERS} callers`, () => httpLoop(t, round, "uncontended", UNCONTENDED_LIMIT, CALLERS, durationMs)),
+    );
+    await each((t) =>
+      run(`${t.variant} http contended (limit ${CONTENDED_LIMIT}), ${CALLERS} callers`, () =>
+        httpLoop(t, round, "contended", CONTENDED_LIMIT, CALLERS, durationMs),
+      ),
+    );
+    await each((t) => run(`${t.variant} http hand-off (limit 1)`, () => httpHandoff(t, round, handoffs)));
+    await each((t) => run(`${t.variant} rpc-client uncontended, 1 caller`, () => clientLoop(mf!, t, round, "uncontended", UNCONTENDED_LIMIT, 1, durationMs)));
+    await each((t) =>
+      run(`${t.variant} rpc-client uncontended, ${CALLERS} callers`, () => clientLoop(mf!, t, round, "uncontended", UNCONTENDED_LIMIT, CALLERS, durationMs)),
+    );
+    await each((t) =>
+      run(`${t.variant} rpc-client contended (limit ${CONTENDED_LIMIT}), ${CALLERS} callers`, () =>
+        clientLoop(mf!, t, round, "contended", CONTENDED_LIMIT, CALLERS, durationMs),
+      ),
+    );
+    await run("raw rpc uncontended, 1 caller", () => rpcLoop(mf!, round, "uncontended", UNCONTENDED_LIMIT, 1, durationMs));
+    await run(`raw rpc uncontended, ${CALLERS} callers`, () => rpcLoop(mf!, round, "uncontended", UNCONTENDED_LIMIT, CALLERS, durationMs));
+    await run(`raw rpc contended (limit ${CONTENDED_LIMIT}), ${CALLERS} callers`, () => rpcLoop(mf!, round, "contended", CONTENDED_LIMIT, CALLERS, durationMs));
+    await run("raw rpc hand-off (limit 1)", () => rpcHandoff(mf!, round, handoffs));
+  }
 
+  // One line per variant and scenario: the median of the rounds, with their range.
   const fmt = (n: number | null, digits = 2) => (n === null || Number.isNaN(n) ? "-" : n.toFixed(digits));
-  console.log("\nacquire → release through ONE SlotGroup object (local workerd)\n");
-  const header = ["path", "scenario", "limit", "callers", "ops", "pairs/s", "object calls/s", "p50 ms", "p99 ms", "mean ms"];
-  const lines = rows.map((r) => [
-    r.path,
-    r.scenario,
-    String(r.limit),
-    String(r.callers),
-    String(r.ops),
-    fmt(r.pairsPerSec, 0),
-    fmt(r.objectCallsPerSec, 0),
-    fmt(r.p50Ms),
-    fmt(r.p99Ms),
-    fmt(r.meanMs),
-  ]);
+  const range = (xs: number[], digits = 0) => {
+    const ok = xs.filter((x) => !Number.isNaN(x));
+    return ok.length === 0
+      ? "-"
+      : ok.length === 1
+        ? fmt(ok[0]!, digits)
+        : `${fmt(median(ok), digits)} (${fmt(Math.min(...ok), digits)}–${fmt(Math.max(...ok), digits)})`;
+  };
+  const keyOf = (r: Row) => `${r.path}|${r.scenario}|${r.callers}`;
+  const keys = [...new Set(rows.map(keyOf))];
+  console.log(`\nacquire → release through ONE SlotGroup object (local workerd); median of ${rounds} round(s) (min–max)\n`);
+  const header = ["path", "scenario", "limit", "callers", "variant", "pairs/s", "object calls/s", "p50 ms", "p99 ms", "vs baseline (pairs/s)"];
+  const lines: string[][] = [];
+  for (const key of keys) {
+    for (const v of variants) {
+      const mine = rows.filter((r) => keyOf(r) === key && r.variant === v);
+      if (mine.length === 0) continue;
+      const base = rows.filter((r) => keyOf(r) === key && r.variant === "baseline");
+      const ratios = v === "current" && base.length > 0 ? mine.map((r) => r.pairsPerSec / (base.find((b) => b.round === r.round)?.pairsPerSec ?? NaN)) : [];
+      lines.push([
+        mine[0]!.path,
+        mine[0]!.scenario,
+        String(mine[0]!.limit),
+        String(mine[0]!.callers),
+        v,
+        range(mine.map((r) => r.pairsPerSec)),
+        range(mine.map((r) => r.objectCallsPerSec)),
+        range(
+          mine.map((r) => r.p50Ms ?? NaN),
+          2,
+        ),
+        range(
+          mine.map((r) => r.p99Ms ?? NaN),
+          2,
+        ),
+        ratios.length === 0 ? "" : `${range(ratios, 2)}×`,
+      ]);
+    }
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const print = (cells: string[]) => console.log(cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  const print = (cells: string[]) => console.log(cells.map((c, i) => (i < 2 || i === 4 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
   print(header);
   print(widths.map((w) => "-".repeat(w)));
   for (const l of lines) print(l);
-  for (const r of rows) if (r.note) console.log(`  ${r.path} ${r.scenario}: ${r.note}`);
+  const notes = new Map(rows.filter((r) => r.note).map((r) => [`${r.path} ${r.scenario}`, r.note!]));
+  for (const [what, note] of notes) console.log(`  ${what}: ${note}`);
 
   const out = join(root, "scripts", "bench", "results", "durable-object-latest.json");
   mkdirSync(dirname(out), { recursive: true });
@@ -397,6 +579,8 @@ try {
     loadAvg: os.loadavg(),
     durationMs,
     handoffs,
+    rounds,
+    baseline: args.baseline ?? null,
     quick: args.quick === true,
     runtime: "workerd via Miniflare (local), SQLite-backed SlotGroup",
     storage: args.storage === "memory" ? `tmpfs (${storageRoot})` : `disk (${storageRoot})`,
@@ -407,4 +591,5 @@ try {
   await mf?.dispose();
   rmSync(outdir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
+  if (baselineTree !== undefined) rmSync(baselineTree, { recursive: true, force: true });
 }

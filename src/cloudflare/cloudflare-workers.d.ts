@@ -1,5 +1,5 @@
 /**
- * The few Workers runtime types `src/cloudflare` uses, declared for the Node-side compile only
+ * The few Workers runtime types `src/cloudflare` and `src/worker` use, declared for the Node-side compile only
  * (root `tsconfig.json`, `tsconfig.build.json`). They are a strict subset of the real ones, with
  * the same names and shapes. `workers/tsconfig.json` excludes this file and checks the same
  * sources against the runtime types that `wrangler types` generates. This file is not emitted to
@@ -38,4 +38,10 @@ type SqlStorageValue = ArrayBuffer | string | number | null;
 
 interface SqlStorage {
   exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): { toArray(): T[] };
+}
+
+// The Worker's pass-through streams (src/worker/proxy.ts): native, no JavaScript per chunk.
+declare class IdentityTransformStream extends TransformStream<Uint8Array, Uint8Array> {}
+declare class FixedLengthStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(expectedLength: number | bigint);
 }

@@ -22,7 +22,7 @@ export { SlotGroup } from "./slot-group.js";
 export { createDurableObjectStore } from "../stores/durable-object/rpc-store.js";
 export type { DurableObjectStoreOptions } from "../stores/durable-object/rpc-store.js";
 export type { SlotGroupNamespace, DurableObjectIdLike } from "../stores/durable-object/rpc-transport.js";
-export type { LeaseOwner, Reply, SlotGroupRpc } from "../stores/durable-object/protocol.js";
+export type { LeaseOwner, Reply, SlotGroupBatchRpc, SlotGroupRpc } from "../stores/durable-object/protocol.js";
 export { handleSlotApiRequest, isSlotApiRequest } from "./slot-api.js";
 export type { SlotApiOptions } from "./slot-api.js";
 export type { SlotApiPermission, SlotApiTokenEntry } from "./slot-api-auth.js";

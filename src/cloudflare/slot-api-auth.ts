@@ -49,6 +49,9 @@ const ROUTE_PERMISSIONS: Readonly<Record<SlotApiOp, readonly SlotApiPermission[]
   stats: ["lease", "admin"],
   configure: ["admin"],
   "server-state": ["admin"],
+  // A batch needs some access to the group; each of its ops is then checked as if sent alone.
+  batch: ["lease", "admin"],
+  wait: ["lease"],
 };
 
 /** A validated token, ready to be compared. */

@@ -24,7 +24,11 @@
  *   objects of the route's shape (400 otherwise). The object checks every field again.
  * - Faults never show internal text: 503 (the object unreachable) and 500 carry a fixed detail
  *   and a stable code; the error itself goes to the log.
- * - A queued acquire keeps its request open (long poll, see {@link acquire}). When the client
+ * - Batches: `batch` carries several calls of the routes in one request; each op is checked and
+ *   authorised as if sent alone ({@link prepare}, `permits`), a refused one answers in its place,
+ *   the rest go to the object as one `batch` RPC. A queued acquire of a batch answers `queued`
+ *   (with its lease secret), and `wait` long-polls its outcome.
+ * - A queued acquire keeps its request open (long poll, see {@link longPoll}). When the client
  *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
  *   `waitUntil` keeps the Worker alive for that clean-up.
  */
@@ -32,17 +36,19 @@ import type * as v from "valibot";
 import { SlotgateConfigError, StoreStatus } from "../core/errors.js";
 import { NAME_PATTERN, isPlainObject, parse, type Schema } from "../core/validate.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import type { LeaseOwner, Reply, SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import type { LeaseOwner, Reply, SlotGroupBatchRpc, SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import { MAX_BATCH_OPS, callAlone, isQueued, type BatchOp } from "../stores/durable-object/batch-protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
   SLOT_API_BODIES,
   SLOT_API_OPS,
   SLOT_API_PREFIX,
   type AcquireReply,
+  type SlotApiBatchOp,
   type SlotApiFault,
   type SlotApiOp,
 } from "../stores/durable-object/slot-api-protocol.js";
-import { authenticate, leaseSecretHash, newLeaseSecret, permits, tokenSetup } from "./slot-api-auth.js";
+import { authenticate, leaseSecretHash, newLeaseSecret, permits, tokenSetup, type Credential } from "./slot-api-auth.js";
 import { storeFault, type SlotGroupNamespace } from "../stores/durable-object/rpc-transport.js";
 
 export interface SlotApiOptions {
@@ -119,48 +125,158 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
   const name = (options.group ?? ((g: string) => g))(group);
   const stub = options.namespace.get(options.namespace.idFromName(name));
   try {
-    switch (op) {
-      case "acquire":
-        return await acquire(request, stub, body, credential.owner, options.waitUntil);
-      case "cancel": {
-        const b = checkBody("cancel", body);
-        return "response" in b ? b.response : answer(await stub.cancel(b.value.waiterId, credential.owner));
-      }
-      case "release": {
-        const b = checkBody("release", body);
-        return "response" in b ? b.response : answer(await stub.release(b.value.leaseId, await leaseSecretHash(b.value.leaseSecret)));
-      }
-      case "renew": {
-        const b = checkBody("renew", body);
-        return "response" in b ? b.response : answer(await stub.renew(b.value.leaseId, b.value.ttlMs, await leaseSecretHash(b.value.leaseSecret)));
-      }
-      case "configure": {
-        const b = checkBody("configure", body);
-        return "response" in b ? b.response : answer(await stub.configure(b.value.spec as never, b.value.version));
-      }
-      case "server-state": {
-        const b = checkBody("server-state", body);
-        return "response" in b ? b.response : answer(await stub.setServerState(b.value.backend, b.value.server, b.value.up));
-      }
-      case "stats":
-        return answer(await stub.stats());
+    if (op === "batch") return await batch(request, stub, body, credential, group, options.waitUntil);
+    if (op === "wait") {
+      const checked = checkBody("wait", body);
+      if ("detail" in checked) return badRequest(checked.detail);
+      const { waiterId } = checked.value;
+      // Only the token that queued the ticket may collect it.
+      return await longPoll(
+        request,
+        stub,
+        waiterId,
+        credential.owner,
+        () => (stub as SlotGroupBatchRpc).wait(waiterId, credential.owner),
+        "wait",
+        (r) => r,
+        options.waitUntil,
+      );
     }
+    const prepared = await prepare(op, body, credential.owner);
+    if ("refused" in prepared) return reply(400, prepared.refused);
+    const { call, secret } = prepared;
+    if (call.op === "acquire") {
+      const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
+      return await longPoll(
+        request,
+        stub,
+        call.waiterId,
+        credential.owner,
+        () => stub.acquire(call.request, call.waiterId, call.owner),
+        "acquire",
+        withSecret,
+        options.waitUntil,
+      );
+    }
+    return answer(await callAlone(stub, call));
   } catch (error) {
     return unavailable(op, group, error);
   }
 }
 
-/** A POST body against its schema; a bad one is answered 400, naming every problem. */
+const BATCH_ROUTES: readonly SlotApiBatchOp[] = ["acquire", "cancel", "release", "renew", "configure", "server-state", "stats"];
+
+/** A body against its route's schema, or the detail of a 400 naming every problem. */
 function checkBody<Op extends keyof typeof SLOT_API_BODIES>(
   op: Op,
   body: Record<string, unknown>,
-): { value: v.InferOutput<(typeof SLOT_API_BODIES)[Op]> } | { response: Response } {
+): { value: v.InferOutput<(typeof SLOT_API_BODIES)[Op]> } | { detail: string } {
   try {
     return { value: parse(SLOT_API_BODIES[op] as Schema<v.InferOutput<(typeof SLOT_API_BODIES)[Op]>>, body) };
   } catch (error) {
-    if (error instanceof SlotgateConfigError) return { response: badRequest(error.message) };
+    if (error instanceof SlotgateConfigError) return { detail: error.message };
     throw error;
   }
+}
+
+/** A call of a route, checked as the route checks it, with the owner fields of `token`; or its refusal. */
+type Prepared = { call: BatchOp; secret?: string } | { refused: Reply<never> };
+
+/**
+ * Checks the body of one call (of its own route, or an op of a batch) and turns it into the
+ * object's call. The one place the routes' shapes are checked (their schemas are in
+ * slot-api-protocol.ts): the object checks every field again. Every acquire gets a fresh lease
+ * secret here, before it reaches the object, which stores its hash with the lease if it is granted.
+ */
+async function prepare(op: SlotApiBatchOp, body: Record<string, unknown>, token: string): Promise<Prepared> {
+  if (op === "stats") return { call: { op: "stats" } };
+  const checked = checkBody(op, body);
+  if ("detail" in checked) return { refused: { status: StoreStatus.BadRequest, detail: checked.detail } };
+  const b = checked.value;
+  switch (op) {
+    case "acquire": {
+      const { waiterId, request } = b as v.InferOutput<(typeof SLOT_API_BODIES)["acquire"]>;
+      const secret = newLeaseSecret();
+      const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
+      return { call: { op: "acquire", request: request as never, waiterId, owner }, secret };
+    }
+    case "cancel":
+      return { call: { op: "cancel", waiterId: (b as v.InferOutput<(typeof SLOT_API_BODIES)["cancel"]>).waiterId, token } };
+    case "release": {
+      const { leaseId, leaseSecret } = b as v.InferOutput<(typeof SLOT_API_BODIES)["release"]>;
+      return { call: { op: "release", leaseId, secretHash: await leaseSecretHash(leaseSecret) } };
+    }
+    case "renew": {
+      const { leaseId, ttlMs, leaseSecret } = b as v.InferOutput<(typeof SLOT_API_BODIES)["renew"]>;
+      return { call: { op: "renew", leaseId, ttlMs, secretHash: await leaseSecretHash(leaseSecret) } };
+    }
+    case "configure": {
+      const { spec, version } = b as v.InferOutput<(typeof SLOT_API_BODIES)["configure"]>;
+      return { call: { op: "configure", spec: spec as never, version } };
+    }
+    case "server-state": {
+      const { backend, server, up } = b as v.InferOutput<(typeof SLOT_API_BODIES)["server-state"]>;
+      return { call: { op: "setServerState", backend, server, up } };
+    }
+  }
+}
+
+/**
+ * A batch: each op checked and authorised as if sent alone (a refused one answers at its index
+ * and is not sent), the rest sent to the object as one `batch` call, applied there in order. The
+ * answer holds one Reply per op, an acquire's with its lease secret (also when it queued: the
+ * client keeps it for the grant that `wait` brings). If the client left before the answer, its
+ * grants are released and its queued tickets cancelled.
+ */
+async function batch(
+  request: Request,
+  stub: SlotGroupRpc,
+  body: Record<string, unknown>,
+  credential: Credential,
+  group: string,
+  waitUntil: SlotApiOptions["waitUntil"],
+): Promise<Response> {
+  const ops = body.ops;
+  if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_BATCH_OPS) {
+    return badRequest(`ops: expected an array of 1 to ${MAX_BATCH_OPS} calls { op, …the route's body }`);
+  }
+  const prepared = await Promise.all(
+    ops.map((item: unknown): Prepared | Promise<Prepared> => {
+      if (!isPlainObject(item) || typeof item.op !== "string" || !(BATCH_ROUTES as readonly string[]).includes(item.op)) {
+        return { refused: { status: StoreStatus.BadRequest, detail: `op: expected an object { op: ${BATCH_ROUTES.join(" | ")}, … }` } };
+      }
+      const op = item.op as SlotApiBatchOp;
+      if (!permits(credential, op, group)) return { refused: { status: StoreStatus.Forbidden, detail: `this token may not ${op} on group ${group}` } };
+      return prepare(op, item, credential.owner);
+    }),
+  );
+  const sent = prepared.flatMap((p, index) => ("call" in p ? [{ index, call: p.call, secret: p.secret }] : []));
+  const replies: (Reply<unknown> & { leaseSecret?: string })[] = prepared.map((p) => ("refused" in p ? p.refused : { status: 0, value: null }));
+  if (sent.length > 0) {
+    const answer = await (stub as SlotGroupBatchRpc).batch(sent.map((s) => s.call));
+    if (answer.status !== 0 || !Array.isArray(answer.value) || answer.value.length !== sent.length) {
+      throw new Error("the object answered a batch with something other than one reply per op");
+    }
+    sent.forEach((s, i) => {
+      const r = answer.value[i]!;
+      const held = r.status === 0 && isPlainObject(r.value) && (r.value.ok === true || isQueued(r.value));
+      replies[s.index] = held && s.secret !== undefined ? { ...r, leaseSecret: s.secret } : r;
+    });
+    if ((request.signal as AbortSignal | undefined)?.aborted) waitUntil?.(giveBack(stub, sent, answer.value).catch(() => undefined));
+  }
+  return reply(200, { status: 0, value: replies });
+}
+
+/** Gives back what a batch took for a client that left: grants released, queued tickets cancelled (trusted calls). */
+function giveBack(stub: SlotGroupRpc, sent: { call: BatchOp }[], answers: Reply<unknown>[]): Promise<unknown> {
+  const undo: BatchOp[] = [];
+  sent.forEach((s, i) => {
+    const r = answers[i]!;
+    if (s.call.op !== "acquire" || r.status !== 0 || !isPlainObject(r.value)) return;
+    if (r.value.ok === true && isPlainObject(r.value.lease) && typeof r.value.lease.id === "string") undo.push({ op: "release", leaseId: r.value.lease.id });
+    else if (isQueued(r.value)) undo.push({ op: "cancel", waiterId: s.call.waiterId });
+  });
+  return undo.length === 0 ? Promise.resolve() : (stub as SlotGroupBatchRpc).batch(undo);
 }
 
 /** A queued acquire answered within this time gets a plain JSON response, with its reply's status. */
@@ -170,36 +286,32 @@ export const LONG_POLL_HEARTBEAT_MS = 15_000;
 const SPACE = new Uint8Array([0x20]);
 
 /**
- * A queued acquire is a long poll. An answer within {@link LONG_POLL_PLAIN_MS} (every grant or
- * rejection that does not queue) is a plain JSON response. After that, the response starts (200)
- * and its body is a space every {@link LONG_POLL_HEARTBEAT_MS}, then the reply: so no header or
- * idle timeout of a client or proxy ends a long wait, and a client that is gone shows up as a
- * failed write even when its disconnect was quiet. A client that goes away cancels the ticket;
- * a grant that finds it gone is released.
- *
- * Every acquire gets a fresh lease secret before it reaches the object, which stores its hash with
- * the lease if it is granted; a grant's answer carries the secret as `leaseSecret`.
+ * A queued acquire (or the `wait` for a ticket a batch queued) is a long poll. An answer within
+ * {@link LONG_POLL_PLAIN_MS} (every grant or rejection that does not queue) is a plain JSON
+ * response. After that, the response starts (200) and its body is a space every
+ * {@link LONG_POLL_HEARTBEAT_MS}, then the reply: so no header or idle timeout of a client or
+ * proxy ends a long wait, and a client that is gone shows up as a failed write even when its
+ * disconnect was quiet. A client that goes away cancels the ticket; a grant that finds it gone is
+ * released.
  */
-async function acquire(
+async function longPoll(
   request: Request,
   stub: SlotGroupRpc,
-  body: Record<string, unknown>,
+  waiterId: string,
   token: string,
+  send: () => Promise<Reply<StoreAcquireResult>>,
+  op: "acquire" | "wait",
+  present: (r: Reply<StoreAcquireResult>) => AcquireReply,
   waitUntil: SlotApiOptions["waitUntil"],
 ): Promise<Response> {
-  const checked = checkBody("acquire", body);
-  if ("response" in checked) return checked.response;
-  const { waiterId, request: chain } = checked.value;
-  const secret = newLeaseSecret();
-  const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
-  const withSecret = (r: Reply<StoreAcquireResult>): AcquireReply => (r.status === 0 && r.value.ok ? { ...r, leaseSecret: secret } : r);
-  const call = stub.acquire(chain as never, waiterId, owner);
+  const call = send();
   let gone = false;
   const leave = () => {
     if (gone) return;
     gone = true;
-    // The same stub, so the cancel reaches the object after the acquire (E-order).
-    waitUntil?.(stub.cancel(waiterId).catch(() => undefined));
+    // The same stub, so the cancel reaches the object after the acquire (E-order). With the
+    // token: a `wait` for another token's ticket must not cancel it by hanging up.
+    waitUntil?.(stub.cancel(waiterId, token).catch(() => undefined));
   };
   const signal = request.signal as AbortSignal | undefined;
   if (signal?.aborted) leave();
@@ -235,7 +347,7 @@ async function acquire(
   clearTimeout(timer);
   if (early !== undefined) {
     if ("error" in early) throw early.error;
-    return answer(withSecret(early.r));
+    return answer(present(early.r));
   }
 
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
@@ -249,7 +361,7 @@ async function acquire(
       async (r) => {
         clearInterval(heartbeat);
         try {
-          await writer.write(encoder.encode(JSON.stringify(withSecret(r))));
+          await writer.write(encoder.encode(JSON.stringify(present(r))));
           await writer.close();
         } catch {
           if (!gone) {
@@ -260,7 +372,7 @@ async function acquire(
       },
       async (error: unknown) => {
         clearInterval(heartbeat);
-        await writer.write(encoder.encode(JSON.stringify(faultBody("acquire", undefined, error)))).catch(() => undefined);
+        await writer.write(encoder.encode(JSON.stringify(faultBody(op, undefined, error)))).catch(() => undefined);
         await writer.close().catch(() => undefined);
       },
     )
@@ -280,6 +392,7 @@ function reply<T>(status: number, body: Reply<T>, headers: Record<string, string
 /** An answer of the object, with the HTTP status of its reply status. */
 function answer<T>(r: Reply<T>): Response {
   if (r.status === 0) return reply(200, r);
+  if (r.status === StoreStatus.TicketGone) return reply(410, r);
   return reply(r.status === StoreStatus.BadRequest ? 400 : 422, r);
 }
 

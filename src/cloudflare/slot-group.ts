@@ -16,6 +16,10 @@
  *   remembers its token, and only that token may cancel it. A mismatch answers exactly as a lease
  *   or ticket that does not exist, and changes nothing. Calls without it come from the Worker's
  *   own store (code bound to the namespace, inside the account) and are not checked.
+ * - Batches: `batch` runs several calls through the methods below, in order, in one synchronous
+ *   step, each answered at its index as alone (`batch-protocol.ts`). A ticket a batch queued is
+ *   parked: `wait` collects its outcome (pending until it has one); an outcome nobody collects
+ *   within `PARKED_OUTCOME_MS` is dropped at the next batch or wait, a grant released.
  * - Atomicity: every method is synchronous, from the state change to the SQL writes. Nothing
  *   interleaves, and the writes of one call commit together (the runtime's implicit
  *   transaction). The output gate holds every reply, a woken waiter's included, until they are
@@ -23,7 +27,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { MAX_TTL_MS } from "../core/acquire-options.js";
-import { SlotgateError } from "../core/errors.js";
+import { SlotgateError, StoreStatus } from "../core/errors.js";
 import type { GroupSpec } from "../core/spec.js";
 import { GroupState } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
@@ -44,6 +48,8 @@ import {
   type LeaseOwner,
   type Reply,
 } from "../stores/durable-object/protocol.js";
+import { MAX_BATCH_OPS, PARKED_OUTCOME_MS, QUEUED, type BatchOp, type BatchOpName } from "../stores/durable-object/batch-protocol.js";
+import { isPlainObject } from "../core/validate.js";
 import { GroupTables } from "./tables.js";
 
 const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
@@ -51,6 +57,29 @@ const EMPTY_SPEC: GroupSpec = { limits: {}, backends: {} };
 const MAX_CANCELLED = 10_000;
 
 type Waiter = (result: StoreAcquireResult) => void;
+
+/** The arguments a batch op may carry, by name, as received: each method checks its own. */
+interface BatchArguments {
+  request: ChainRequest;
+  waiterId: string;
+  owner?: LeaseOwner;
+  token?: string;
+  leaseId: string;
+  ttlMs: number;
+  secretHash?: string;
+  spec: GroupSpec;
+  version?: number | null;
+  backend: string;
+  server: string;
+  up: boolean;
+}
+
+/** A ticket queued by a batch: who queued it, and its outcome or the `wait` call that collects it. */
+interface Parked {
+  token: string | undefined;
+  outcome?: Reply<StoreAcquireResult>;
+  collect?: (outcome: Reply<StoreAcquireResult>) => void;
+}
 
 export class SlotGroup extends DurableObject {
   #state!: GroupState;
@@ -69,6 +98,12 @@ export class SlotGroup extends DurableObject {
    * overtake its acquire. That acquire must not queue a ticket nobody waits for.
    */
   readonly #cancelled = new Map<string, { at: number; token: string | undefined }>();
+  /** Tickets queued inside a batch, by waiter id, until `wait` collects their outcome. */
+  readonly #parked = new Map<string, Parked>();
+  /** Waiter ids of parked outcomes nobody has collected yet, with the time each arrived, oldest first. */
+  readonly #unclaimed = new Map<string, number>();
+  /** True while a batch runs: its ops leave the alarm to the end of the batch. */
+  #inBatch = false;
   /** The alarm as last set. NaN means unknown (a setAlarm failed), so the next change re-arms. */
   #alarmAt: number | null = null;
 
@@ -105,7 +140,7 @@ export class SlotGroup extends DurableObject {
     return this.#run(() => {
       const id = checkId("waiterId", waiterId);
       const who = checkLeaseOwner(owner);
-      if (this.#waiters.has(id)) throw new SlotgateError("SLOTGATE_INVALID_OPTION", `waiterId ${id} is already queued`);
+      if (this.#waiters.has(id) || this.#parked.has(id)) throw new SlotgateError("SLOTGATE_INVALID_OPTION", `waiterId ${id} is already queued`);
       const decision = this.#state.acquire(checkChainRequest(request, this.#spec), Date.now(), id);
       const early = this.#cancelled.get(id);
       this.#cancelled.delete(id);
@@ -230,6 +265,46 @@ export class SlotGroup extends DurableObject {
     return this.#run(() => ok(this.#state.stats(Date.now())));
   }
 
+  /**
+   * See {@link SlotGroupRpc.batch}. Synchronous from the first op to the last: the batch is one
+   * atomic step, and each op runs through its own method, so it answers what it would alone.
+   */
+  batch(ops: BatchOp[]): Reply<Reply<unknown>[]> {
+    if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_BATCH_OPS) {
+      return { status: StoreStatus.BadRequest, detail: `ops: expected an array of 1 to ${MAX_BATCH_OPS} calls` };
+    }
+    // The alarm is set once, after the last op: a storage write per op would buy nothing.
+    this.#inBatch = true;
+    try {
+      this.#sweepParked(Date.now());
+      return ok(ops.map((op: unknown) => this.#batchOp(op)));
+    } finally {
+      this.#inBatch = false;
+      this.#arm();
+    }
+  }
+
+  /** See {@link SlotGroupRpc.wait}. */
+  wait(waiterId: string, token?: string): Promise<Reply<StoreAcquireResult>> | Reply<StoreAcquireResult> {
+    return this.#run(() => {
+      const id = checkId("waiterId", waiterId);
+      const who = checkOwnerToken(token);
+      this.#sweepParked(Date.now());
+      const parked = this.#parked.get(id);
+      if (parked === undefined || parked.collect !== undefined || (who !== undefined && parked.token !== who)) {
+        return { status: StoreStatus.TicketGone, detail: `no queued ticket ${id} to wait for (the object restarted, or it was collected already)` };
+      }
+      if (parked.outcome !== undefined) {
+        this.#parked.delete(id);
+        this.#unclaimed.delete(id);
+        return parked.outcome;
+      }
+      return new Promise<Reply<StoreAcquireResult>>((resolve) => {
+        parked.collect = resolve;
+      });
+    });
+  }
+
   /** Fires at the next lease expiry or queue timeout. */
   override alarm(): void {
     this.#alarmAt = null;
@@ -238,6 +313,63 @@ export class SlotGroup extends DurableObject {
   }
 
   // ── internals ───────────────────────────────────────────────────────────────────────────────
+
+  /** One op of a batch, through the method of its name. Anything malformed answers BadRequest in its place. */
+  #batchOp(raw: unknown): Reply<unknown> {
+    if (!isPlainObject(raw)) return { status: StoreStatus.BadRequest, detail: "a batch op must be an object { op, … }" };
+    // Typed as the methods take them; each method checks its own arguments, as when called alone.
+    const a = raw as unknown as BatchArguments;
+    switch (raw.op as BatchOpName | undefined) {
+      case "acquire": {
+        const answer = this.acquire(a.request, a.waiterId, a.owner);
+        if (!(answer instanceof Promise)) return answer;
+        this.#park(a.waiterId, (a.owner as LeaseOwner | undefined)?.token, answer);
+        return ok(QUEUED);
+      }
+      case "cancel":
+        return this.cancel(a.waiterId, a.token);
+      case "release":
+        return this.release(a.leaseId, a.secretHash);
+      case "renew":
+        return this.renew(a.leaseId, a.ttlMs, a.secretHash);
+      case "configure":
+        return this.configure(a.spec, a.version);
+      case "setServerState":
+        return this.setServerState(a.backend, a.server, a.up);
+      case "stats":
+        return this.stats();
+      default:
+        return { status: StoreStatus.BadRequest, detail: "op: expected acquire, cancel, release, renew, configure, setServerState or stats" };
+    }
+  }
+
+  /** Keeps the outcome of a ticket a batch queued until `wait` collects it. */
+  #park(waiterId: string, token: string | undefined, answer: Promise<Reply<StoreAcquireResult>>): void {
+    const parked: Parked = { token };
+    this.#parked.set(waiterId, parked);
+    void answer.then((outcome) => {
+      if (parked.collect !== undefined) {
+        this.#parked.delete(waiterId);
+        parked.collect(outcome);
+      } else {
+        parked.outcome = outcome;
+        this.#unclaimed.set(waiterId, Date.now());
+      }
+    });
+  }
+
+  /** Drops outcomes nobody collected in time (oldest first); a grant among them is given back (rule 7). */
+  #sweepParked(now: number): void {
+    let released = false;
+    for (const [id, since] of this.#unclaimed) {
+      if (since > now - PARKED_OUTCOME_MS) break;
+      this.#unclaimed.delete(id);
+      const outcome = this.#parked.get(id)?.outcome;
+      this.#parked.delete(id);
+      if (outcome?.status === 0 && outcome.value.ok) released = this.#state.release(outcome.value.lease.id, now) || released;
+    }
+    if (released) this.#settle();
+  }
 
   /** Runs one call. Known faults become a status reply. In every case the effects are delivered and the alarm re-armed. */
   #run<T>(fn: () => T): T | Reply<never> {
@@ -274,7 +406,7 @@ export class SlotGroup extends DurableObject {
         waiter?.({ ok: false, reason: "queue-timeout" });
       }
     }
-    this.#arm();
+    if (!this.#inBatch) this.#arm();
   }
 
   #rememberCancel(id: string, token: string | undefined): void {

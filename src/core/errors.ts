@@ -125,6 +125,8 @@ export const StoreStatus = {
   Unauthorized: -5,
   /** The slot API knows the token, but it does not grant this operation on this group. */
   Forbidden: -6,
+  /** A queued ticket the caller waits for is not known (any more): the object restarted, or it was collected already. */
+  TicketGone: -7,
 } as const;
 export type StoreStatus = (typeof StoreStatus)[keyof typeof StoreStatus];
 
@@ -143,6 +145,9 @@ export function storeStatusError(status: number, detail: string): SlotgateError 
     case StoreStatus.Forbidden:
       // Not retryable: the same token will be refused again until the Worker's tokens change.
       return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `store refused the operation for this token: ${detail}`);
+    case StoreStatus.TicketGone:
+      // As when the call of a queued acquire breaks: the ticket is gone, asking again may help.
+      return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `the store lost a queued ticket: ${detail}`, { retryable: true });
     default:
       return new SlotgateError("SLOTGATE_STORE_PROTOCOL", `store returned unknown status ${status}: ${detail}`);
   }

@@ -164,9 +164,19 @@ const MAX_UNAVAILABLE_REPORTED = 256;
  */
 export type InProcessStore = () => SlotStore;
 
+/** What the guards of one factory share beyond their options. */
+export interface SharedByGuards {
+  /**
+   * The `local` outage policy's fallback, used instead of one per guard (which would last as long
+   * as its guard). For a runtime whose guards live for one request, as a Worker's do: it makes one
+   * per isolate. The guards neither reconfigure nor close it.
+   */
+  localFallback?: LocalFallback;
+}
+
 /** The `createGuard` of an entry point, with its in-process store. */
-export function guardFactory(inProcess: InProcessStore): (options?: GuardOptions) => Guard {
-  return (options: GuardOptions = {}) => new GuardImpl(options, inProcess);
+export function guardFactory(inProcess: InProcessStore, shared: SharedByGuards = {}): (options?: GuardOptions) => Guard {
+  return (options: GuardOptions = {}) => new GuardImpl(options, inProcess, shared.localFallback);
 }
 
 /**
@@ -224,6 +234,8 @@ class GuardImpl implements Guard, LeaseOwner {
   readonly #retryAfterMs: number;
   readonly #onEvent: ((event: GuardEvent) => void) | undefined;
   readonly #local: LocalFallback | undefined;
+  /** The fallback is this guard's own, not one shared by its factory's guards: it configures and closes it. */
+  readonly #ownsLocal: boolean;
   readonly #held = new Set<Lease>();
   readonly renewals = new RenewalSchedule();
   readonly #fallback: FallbackCounters = { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 };
@@ -234,7 +246,7 @@ class GuardImpl implements Guard, LeaseOwner {
   #unavailable = 0;
   readonly #reportedUnavailable = new Set<string>();
 
-  constructor(options: GuardOptions, inProcess: InProcessStore) {
+  constructor(options: GuardOptions, inProcess: InProcessStore, sharedLocal: LocalFallback | undefined) {
     if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object", received: options }]);
     const {
       store: given,
@@ -262,7 +274,8 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#onEvent = onEvent;
     this.#version = version;
     this.#handle = store.open(this.group, spec, version === null ? {} : { version });
-    if (policy === "local") this.#local = new LocalFallback(inProcess(), spec, localShare!);
+    this.#ownsLocal = policy === "local" && sharedLocal === undefined;
+    if (policy === "local") this.#local = sharedLocal ?? new LocalFallback(inProcess(), spec, localShare!);
   }
 
   async acquire(options: AcquireOptions = {}): Promise<AcquireResult> {
@@ -324,7 +337,7 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#version = version;
     this.#limitsOption = limits;
     this.#backendsOption = backends;
-    this.#local?.configure(spec);
+    if (this.#ownsLocal) this.#local?.configure(spec);
     this.#superseded = false;
     return this.#noteStatus(status);
   }
@@ -332,7 +345,7 @@ class GuardImpl implements Guard, LeaseOwner {
   async setServerState(backend: string, server: string, state: "up" | "down"): Promise<void> {
     if (state !== "up" && state !== "down") throw new SlotgateConfigError([{ path: "state", expected: '"up" or "down"', received: state }]);
     await this.#handle.setServerState(backend, server, state === "up");
-    await this.#local?.setServerState(backend, server, state === "up");
+    if (this.#ownsLocal) await this.#local?.setServerState(backend, server, state === "up");
   }
 
   async close(): Promise<void> {
@@ -343,7 +356,7 @@ class GuardImpl implements Guard, LeaseOwner {
     await Promise.all([...this.#held].map((lease) => lease.release()));
     this.renewals.stop();
     await this.#handle.close();
-    await this.#local?.close();
+    if (this.#ownsLocal) await this.#local?.close();
   }
 
   // ── LeaseOwner: what leases granted by the store call back into ─────────────────────────────
@@ -435,7 +448,7 @@ class GuardImpl implements Guard, LeaseOwner {
         const local = this.#local!;
         const result = await local.acquire(request, signal);
         if (!result.ok) return this.#reject(result.reason);
-        return this.#grant(new Lease(result.lease, local.ownerFor(this), autoRenew, "local"));
+        return this.#grant(new Lease(result.lease, local.ownerFor(this), autoRenew && local.renews, "local"));
       }
     }
   }

@@ -8,6 +8,11 @@
  * keep admitting something; the fleet may then exceed such a limit by up to its number of nodes
  * while the store is down. Leases granted here stay local until released, also after the store
  * is back.
+ *
+ * A guard makes its own fallback, unless its factory hands it one to share (`guardFactory`'s
+ * `localFallback`): a Worker's guard lives for one request (a Durable Object stub cannot outlive
+ * it), while its fallback limits must be the isolate's, so the Worker makes one per isolate, with
+ * `perRequestGuards`.
  */
 import type { GroupSpec, ScopeSpec } from "./spec.js";
 import type { LeaseOwner, Lease } from "./lease.js";
@@ -15,23 +20,44 @@ import type { ChainRequest, GroupStore, SlotStore, StoreAcquireResult } from "./
 
 /**
  * One limit's in-process share: `max × share` rounded down, but at least 1 for a limit of at least 1
- * (a small limit keeps admitting something); 0 stays 0. The Worker's isolate limits use it too.
+ * (a small limit keeps admitting something); 0 stays 0.
  */
 export function localMax(max: number, share: number): number {
   return max === 0 ? 0 : Math.max(1, Math.floor(max * share));
 }
 
+export interface LocalFallbackOptions {
+  /**
+   * Shared by guards that each live for one request (a Worker's): no queue, as a waiter would be
+   * woken by another request's release, and leases that do not renew, as no timer of one request
+   * may run on in the next; their TTL then only bounds a leak to the life of the process (they
+   * are released explicitly). @default false
+   */
+  perRequestGuards?: boolean;
+}
+
+/** The TTL of a lease granted for a per-request guard: released explicitly, its TTL only bounds a leak. */
+const PER_REQUEST_LEASE_TTL_MS = 24 * 3600 * 1000;
+
 export class LocalFallback {
   readonly #share: number;
   readonly #handle: GroupStore;
+  readonly #perRequestGuards: boolean;
 
-  constructor(store: SlotStore, spec: GroupSpec, share: number) {
+  constructor(store: SlotStore, spec: GroupSpec, share: number, options: LocalFallbackOptions = {}) {
     this.#share = share;
+    this.#perRequestGuards = options.perRequestGuards ?? false;
     this.#handle = store.open("local-fallback", this.#scale(spec));
   }
 
+  /** Whether leases granted here renew while held (not for per-request guards). */
+  get renews(): boolean {
+    return !this.#perRequestGuards;
+  }
+
   acquire(request: ChainRequest, signal: AbortSignal | undefined): Promise<StoreAcquireResult> {
-    return this.#handle.acquire(request, signal);
+    const r = this.#perRequestGuards ? { ...request, queueTimeoutMs: 0, leaseTtlMs: PER_REQUEST_LEASE_TTL_MS } : request;
+    return this.#handle.acquire(r, signal);
   }
 
   async configure(spec: GroupSpec): Promise<void> {

@@ -285,6 +285,19 @@ function readFields<F extends Fields>(fields: F, mode: "strict" | "loose", keysI
   });
 }
 
+/** {@link reportUnknownKeys} into an {@link Issues}, for validators that build their result step by step. */
+export function checkKnownKeys(issues: Issues, path: string, obj: Record<string, unknown>, known: readonly string[]): void {
+  check(
+    issues,
+    path,
+    rule((value, addIssue) => {
+      reportUnknownKeys(addIssue, obj, known);
+      return value;
+    }),
+    obj,
+  );
+}
+
 /** Reports keys of `obj` that are not in `known`. */
 export function reportUnknownKeys(addIssue: AddIssue, obj: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(obj)) {

@@ -1,7 +1,7 @@
 /**
  * The answers a proxy gives itself, for every runtime: a rejection (`deny_status`, `Retry-After`,
- * `x-slotgate-reason`), an upstream failure (502/503/504 with `x-slotgate-error`), and how a fault
- * of the guard maps to a status. The Node edge node and the Worker build their responses from these.
+ * `x-slotgate-reason`), an upstream failure (502/503/504 with `x-slotgate-error`), a lease lost
+ * mid-request, and how a fault of the guard maps to a status. The Node edge node and the Worker build their responses from these.
  */
 import { isSlotgateError, type RejectReason } from "../core/errors.js";
 
@@ -46,6 +46,15 @@ const UPSTREAM: Record<UpstreamErrorKind, { status: number; text: string }> = {
 export function upstreamErrorAnswer(kind: UpstreamErrorKind): Answer {
   const u = UPSTREAM[kind];
   return { status: u.status, headers: { "x-slotgate-error": kind }, body: `${u.text}\n` };
+}
+
+/**
+ * The lease was lost before the response started (its renewals failed past its TTL, or the store
+ * lost it with its state: SPEC §2 rules 9 and 12): the slot may be someone else's now, so the
+ * request stops here. After the response started, the only signal left is a cut connection.
+ */
+export function leaseLostAnswer(): Answer {
+  return { status: 503, headers: { "x-slotgate-error": "lease-lost" }, body: "503 Service Unavailable: the slot was lost\n" };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * What a proxy changes in the headers it forwards, both ways, for every runtime: the Node edge
- * node (src/node/http-proxy.ts) and the Worker (workers/proxy.ts) loop over their own header
+ * node (src/node/http-proxy.ts) and the Worker (src/worker/proxy.ts) loop over their own header
  * structures and ask these rules, so that each rule is written once.
  *
  * Framing is the part an attacker aims at. `Connection` may list header names to drop at this hop,
@@ -36,15 +36,24 @@ export function requestFraming(contentLength: string | undefined, transferEncodi
   return transferEncoding !== undefined ? { kind: "chunked" } : { kind: "none" };
 }
 
-/** The names `Connection` lists, lower case, minus those that may never be dropped that way. */
-function connectionTokens(value: string | readonly string[] | null | undefined): Set<string> {
-  const out = new Set<string>();
-  if (value === undefined || value === null) return out;
+/**
+ * The names `Connection` lists, lower case, minus those that may never be dropped that way and
+ * those dropped anyway; undefined when that leaves none (`Connection: keep-alive`, or no header:
+ * the common case, which then allocates nothing).
+ */
+function connectionTokens(value: string | readonly string[] | null | undefined): Set<string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  let out: Set<string> | undefined;
   for (const part of (typeof value === "string" ? value : value.join(",")).split(",")) {
     const token = part.trim().toLowerCase();
-    if (token !== "" && !NOT_CONNECTION_LISTABLE.has(token)) out.add(token);
+    if (token !== "" && !NOT_CONNECTION_LISTABLE.has(token) && !HOP_BY_HOP.has(token)) (out ??= new Set()).add(token);
   }
   return out;
+}
+
+/** A header that stops at every hop, whatever `Connection` lists. */
+function alwaysHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith("proxy-");
 }
 
 /**
@@ -53,7 +62,8 @@ function connectionTokens(value: string | readonly string[] | null | undefined):
  */
 export function hopByHop(connection: string | readonly string[] | null | undefined): (name: string) => boolean {
   const listed = connectionTokens(connection);
-  return (name) => HOP_BY_HOP.has(name) || name.startsWith("proxy-") || listed.has(name);
+  if (listed === undefined) return alwaysHopByHop;
+  return (name) => alwaysHopByHop(name) || listed.has(name);
 }
 
 /** A forwarding header: set by the proxy, see {@link forwardingValues}. */
@@ -95,13 +105,13 @@ export function forwardingValues(i: ForwardingInput): Record<string, string> {
 
 /** One RFC 7239 element for this hop: `for=…;host="…";proto=…`. */
 function forwardedElement(client: string | undefined, host: string | undefined, proto: string): string {
-  const parts = [`for=${client === undefined ? "unknown" : client.includes(":") ? quoted(`[${client}]`) : client}`];
-  if (host !== undefined) parts.push(`host=${quoted(host)}`);
-  parts.push(`proto=${proto}`);
-  return parts.join(";");
+  const forNode = client === undefined ? "unknown" : client.includes(":") ? quoted(`[${client}]`) : client;
+  return host === undefined ? `for=${forNode};proto=${proto}` : `for=${forNode};host=${quoted(host)};proto=${proto}`;
 }
 
 function quoted(value: string): string {
+  // Most values have nothing to escape: no regular expression run for them.
+  if (!value.includes('"') && !value.includes("\\")) return `"${value}"`;
   return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
@@ -126,6 +136,8 @@ export class TrustedForwarders {
 
 /** The path to request from the server: its base path, then the client's origin-form target. */
 export function upstreamPath(base: string, target: string): string {
+  // The common case, an origin-form target and a server without a base path: as it is.
+  if (base === "" && target.startsWith("/")) return target;
   let t = target;
   if (/^https?:\/\//i.test(t)) {
     const { path, query } = splitTarget(t);

@@ -56,11 +56,17 @@ export interface FrontendContext {
  * Stops work whose lease was lost (SPEC §2 rules 9 and 12: the slot may be someone else's by now),
  * fed by the guard's `lease-lost` events. A map entry per proxied request costs far less than
  * reading `lease.signal`, which makes an AbortController per request.
+ *
+ * `onLost` is given the lost lease's id, so that a caller can register one callback per client
+ * connection rather than a closure per request: a long-lived map that takes and drops a value per
+ * request keeps those values alive through young-generation collections, and a closure over a
+ * request holds its whole object graph (sockets, parsers, buffers), which the collector then
+ * copies and promotes (see "Cost per request" in docs/edge-node.md).
  */
 export class LeaseWatch {
-  readonly #watching = new Map<string, () => void>();
+  readonly #watching = new Map<string, (leaseId: string) => void>();
 
-  watch(leaseId: string, onLost: () => void): void {
+  watch(leaseId: string, onLost: (leaseId: string) => void): void {
     this.#watching.set(leaseId, onLost);
   }
 
@@ -73,7 +79,7 @@ export class LeaseWatch {
     const onLost = this.#watching.get(leaseId);
     if (onLost === undefined) return;
     this.#watching.delete(leaseId);
-    onLost();
+    onLost(leaseId);
   }
 }
 

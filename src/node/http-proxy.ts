@@ -56,6 +56,7 @@ import {
   clientAddress,
   DEFAULT_RETRY_AFTER_MS,
   denyAnswer,
+  leaseLostAnswer,
   upstreamErrorAnswer,
   type DenyReason,
   type UpstreamErrorKind,
@@ -104,6 +105,8 @@ interface Exchange {
   req: http.IncomingMessage;
   res: http.ServerResponse;
   pipeline: Pipeline;
+  /** The connection's lease-lost hook: it stops the exchange in service if it holds that lease. */
+  onLeaseLost: (leaseId: string) => void;
   /** The response has been sent or the client went away. */
   ended: boolean;
   /** The node cut the exchange itself (a timeout): upstream errors that follow are not reported. */
@@ -245,8 +248,13 @@ class HttpFrontend implements FrontendListener {
   #pipeline(socket: Socket): Pipeline {
     let pipeline = this.#pipelines.get(socket);
     if (pipeline) return pipeline;
+    // One lease-lost hook per connection, not a closure per request (see LeaseWatch).
+    const onLeaseLost = (leaseId: string) => {
+      const ex = this.#current.get(p);
+      if (ex !== undefined && ex.lease?.id === leaseId) this.#leaseLost(ex);
+    };
     const p = new Pipeline(socket, {
-      start: (req, res) => this.#start(p, req, res),
+      start: (req, res) => this.#start(p, onLeaseLost, req, res),
       overflow: () =>
         this.#ctx.logger.warn({ frontend: this.name, src: clientAddress(socket.remoteAddress) }, "too many pipelined requests on one connection: closing it"),
     });
@@ -284,11 +292,12 @@ class HttpFrontend implements FrontendListener {
 
   // ── a request ────────────────────────────────────────────────────────────────────────────────
 
-  #start(pipeline: Pipeline, req: http.IncomingMessage, res: http.ServerResponse): void {
+  #start(pipeline: Pipeline, onLeaseLost: (leaseId: string) => void, req: http.IncomingMessage, res: http.ServerResponse): void {
     const ex: Exchange = {
       req,
       res,
       pipeline,
+      onLeaseLost,
       ended: false,
       cut: false,
       phase: "queued",
@@ -338,9 +347,10 @@ class HttpFrontend implements FrontendListener {
     this.#counters.requests++;
     ex.tookNodeSlot = this.#ctx.limit.tryTake();
     const end = () => this.#end(ex);
-    res.once("finish", end);
-    res.once("close", end);
-    req.on("error", () => undefined); // a client reset mid-upload: the connection's 'close' handles it
+    // `on`, not `once`: #end runs once anyway, and `once` wraps each listener in a bound function.
+    res.on("finish", end);
+    res.on("close", end);
+    req.on("error", ignore); // a client reset mid-upload: the connection's 'close' handles it
     if (this.#draining) res.setHeader("connection", "close");
 
     if (!ex.tookNodeSlot) {
@@ -408,7 +418,7 @@ class HttpFrontend implements FrontendListener {
     ex.active = true;
     this.#counters.active++;
     // Through the guard's `lease-lost` event: reading lease.signal would make an AbortController per request.
-    this.#ctx.leases.watch(lease.id, () => this.#leaseLost(ex));
+    this.#ctx.leases.watch(lease.id, ex.onLeaseLost);
 
     const target = this.#target(lease);
     if (!target) {
@@ -513,7 +523,8 @@ class HttpFrontend implements FrontendListener {
       res.destroy();
       return;
     }
-    this.#answer(res, 503, "503 Service Unavailable: the slot was lost\n", { connection: "close", "x-slotgate-error": "lease-lost" });
+    const answer = leaseLostAnswer();
+    this.#answer(res, answer.status, answer.body, { ...answer.headers, connection: "close" });
   }
 
   /** The server of a lease; a fail-open lease has none, so one is picked here (round robin over the servers up). */
@@ -623,7 +634,7 @@ class HttpFrontend implements FrontendListener {
         return;
       }
       ex.phase = "responding";
-      upstreamRes.on("error", () => undefined);
+      upstreamRes.on("error", ignore);
       upstreamRes.on("close", () => {
         // Ended before its end (server reset, server timeout): cut the client's response too.
         if (!upstreamRes.complete && !ex.ended) res.destroy();
@@ -781,6 +792,9 @@ function makeTarget(server: ServerConfig, idleMs: number): Target {
     servername: isHttps && !/^[\d.]+$/.test(a.host) && !a.host.includes(":") ? a.host : undefined,
   };
 }
+
+/** For the 'error' events handled elsewhere ('close'), one function rather than one per request. */
+function ignore(): void {}
 
 function tagged(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });

@@ -2,7 +2,7 @@
 // upstream: a keyed-limit value (an API key) or URL credentials must not reach them.
 
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { log } from "../../workers/log.js";
+import { log } from "../../src/worker/log.js";
 
 afterEach(() => vi.restoreAllMocks());
 

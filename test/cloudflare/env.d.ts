@@ -6,6 +6,8 @@ declare global {
     interface Env {
       /** SlotGroup from the deployable bundle, run as an auxiliary worker: no test-pool wrapper. */
       SLOT_GROUP_BUNDLE: DurableObjectNamespace<SlotGroup>;
+      /** A hono app guarded by slotgate/hono (fixtures/hono-app). */
+      HONO_APP: Fetcher;
       /** The fake origin (fixtures/origin-worker.mjs). */
       ORIGIN: Fetcher;
       /** Edge workers: the deployable bundle with a config of edge-fixtures.ts each. */

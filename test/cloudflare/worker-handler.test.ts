@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import type { SlotGroupNamespace, SlotGroupRpc } from "../../src/cloudflare/index.js";
-import { parseWorkerConfig } from "../../workers/config.js";
-import { createSlotgateHandler, type SlotgateEnv } from "../../workers/handler.js";
-import { upstreamHeaders, upstreamUrl } from "../../workers/proxy.js";
+import { parseWorkerConfig } from "../../src/worker/config.js";
+import { createSlotgateHandler, type SlotgateEnv } from "../../src/worker/handler.js";
+import { upstreamHeaders, upstreamUrl } from "../../src/worker/proxy.js";
 
 const minimal = {
   frontends: { web: { default_backend: "app" } },

@@ -14,6 +14,9 @@ import {
   type GuardEvent,
   type SlotStore,
 } from "../../src/index.js";
+import { guardFactory } from "../../src/core/guard.js";
+import { LocalFallback } from "../../src/core/local-fallback.js";
+import { buildGroupSpec } from "../../src/core/spec.js";
 
 /** The memory store, with a switch that makes every call fail as an unreachable store would. */
 function flakyStore(): { store: SlotStore; down: (v: boolean) => void } {
@@ -229,6 +232,34 @@ describe("rule 11: store outage policy", () => {
     expect(back.ok && back.lease.fallback).toBeUndefined();
     expect((await g.stats()).fallback.local).toBe(5);
     await g.close();
+  });
+
+  it("local, shared by per-request guards (a Worker's isolate): one set of limits, no queue, outlives each guard", async () => {
+    const { store, down } = flakyStore();
+    const shared = new LocalFallback(createMemoryStore(), buildGroupSpec({ global: 4 }, undefined), 0.5, { perRequestGuards: true });
+    const requestGuard = guardFactory(createMemoryStore, { localFallback: shared });
+    const options = { store, limits: { global: 4 }, onStoreError: "local" as const, localShare: 0.5 };
+    down(true);
+    const first = requestGuard(options);
+    const second = requestGuard(options);
+    const a = await first.acquire({ scopes: ["global"] });
+    const b = await second.acquire({ scopes: ["global"], queueTimeoutMs: 5_000 });
+    expect(a).toMatchObject({ ok: true, lease: { fallback: "local" } });
+    expect(b).toMatchObject({ ok: true, lease: { fallback: "local" } });
+    // 4 × 0.5 = 2, across both guards; no queue, whatever the request asked for.
+    const third = requestGuard(options);
+    const t0 = performance.now();
+    expect(await third.acquire({ scopes: ["global"], queueTimeoutMs: 5_000 })).toMatchObject({ ok: false, reason: "full" });
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    // Closing a guard releases its lease and leaves the shared limits open for the next guard.
+    await first.close();
+    const fourth = requestGuard(options);
+    expect(await fourth.acquire({ scopes: ["global"] })).toMatchObject({ ok: true, lease: { fallback: "local" } });
+    await Promise.all([second.close(), third.close(), fourth.close()]);
+    const fifth = requestGuard(options);
+    expect(await fifth.acquire({ scopes: ["global"] })).toMatchObject({ ok: true });
+    await fifth.close();
+    await shared.close();
   });
 
   it("a lease whose renewals fail past its TTL is lost, with its signal aborted", async () => {

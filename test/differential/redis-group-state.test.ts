@@ -17,6 +17,13 @@
  *
  * The script calls of a batch of steps go out in one pipeline.
  *
+ * Some runs of consecutive acquires, releases, renewals and cancels (a third of them, chosen by a
+ * second generator seeded from the seed, so the workload is the same as without) go to Redis as
+ * one call of the batch script, as the store sends what its callers ask for in one turn of the
+ * event loop. Each op's reply is held against GroupState's decision for it; the wake-ups of the
+ * whole run (published, or returned in the batch reply when it names the test's channel) against
+ * GroupState's, in order; the counters after the run.
+ *
  *   SLOTGATE_SEED=<n> npx vitest run test/differential              # one more seed
  *   SLOTGATE_DIFF_OPS=<n> npx vitest run test/differential          # operations per seed (default 10,000)
  *   SLOTGATE_DIFF_WATCH=<scope> ...                                  # print one scope's row after every step
@@ -59,8 +66,20 @@ const STATS_EVERY = 25;
 const PREFIX = "diff:";
 const CHANNEL = "diff:wake";
 const START = 10_000_000;
+/** The share of batchable steps that go to Redis in one batch-script call with their neighbours, and the most per call. */
+const BATCHED_SHARE = 0.33;
+const MAX_BATCH = 8;
 /** SLOTGATE_DIFF_WATCH=<scope>: print that scope's row from both sides after every step. */
 const WATCH = process.env.SLOTGATE_DIFF_WATCH;
+
+/** The steps that can go out in a batch-script call (runOp kinds), and their scripts' codes in it. */
+const BATCH_OPS = { acquire: true, release: true, renew: true, cancel: true };
+const BATCH_CODES: Record<string, string> = {
+  [SCRIPTS.acquire.command]: "a",
+  [SCRIPTS.release.command]: "r",
+  [SCRIPTS.renew.command]: "n",
+  [SCRIPTS.cancel.command]: "c",
+};
 
 type Pipe = Record<string, (...args: (string | number)[]) => Pipe> & { exec(): Promise<[Error | null, unknown][] | null> };
 
@@ -151,6 +170,8 @@ interface Expect {
   localOutcomes?: boolean;
   /** The step's commands start with an HSET of the clock. */
   clock: boolean;
+  /** A run of steps sent as one batch-script call: each step's expectations, in order. */
+  parts?: Expect[];
   /** The stats script runs after the step (else the raw counters are read). */
   full: boolean;
 }
@@ -178,6 +199,18 @@ interface Coverage {
   renewals: number;
   /** Calls that met the fast path's conditions as far as the test can tell (named scopes only, nothing due). */
   fastEligible: Record<string, number>;
+  /** Batch-script calls, and the steps they carried. */
+  batches: number;
+  batchedSteps: number;
+}
+
+/** A run of steps being gathered into one batch-script call. */
+interface OpenBatch {
+  size: number;
+  argv: (string | number)[];
+  parts: Expect[];
+  /** Wake-ups come back in the reply (the test's channel) instead of being published. */
+  local: boolean;
 }
 
 class Diff {
@@ -208,11 +241,26 @@ class Diff {
   pending: Expect[] = [];
   /** The step whose replies are being compared. */
   at: Expect | undefined;
-  readonly cov: Coverage = { grants: 0, queuedGrants: 0, timeouts: 0, expiries: 0, rejections: 0, cancels: 0, renewals: 0, fastEligible: {} };
+  readonly cov: Coverage = {
+    grants: 0,
+    queuedGrants: 0,
+    timeouts: 0,
+    expiries: 0,
+    rejections: 0,
+    cancels: 0,
+    renewals: 0,
+    fastEligible: {},
+    batches: 0,
+    batchedSteps: 0,
+  };
+  /** Decides which steps are batched, apart from the workload's generator. */
+  readonly batchRandom: Random;
+  batch: OpenBatch | undefined;
 
   constructor(seed: number) {
     this.seed = seed;
     this.r = new Random(seed);
+    this.batchRandom = new Random((seed ^ 0x5bd1e995) >>> 0);
     this.cfg = randomConfig(this.r);
     this.state = new GroupState(toSpec(this.cfg), { newId: () => `gs${++this.gsSeq}` });
     this.keys = groupKeys(PREFIX, `g${seed}`);
@@ -229,7 +277,58 @@ class Diff {
   }
 
   script(command: string, argv: readonly (string | number)[]): void {
+    if (this.batch) {
+      const code = BATCH_CODES[command];
+      if (code === undefined) throw new Error(`${command} cannot be batched`);
+      this.batch.argv.push(code, argv.length, ...argv);
+      return;
+    }
     this.pipe[command]!(...this.keys, ...argv);
+  }
+
+  /** The next batchable steps, up to size, go out as one batch-script call. */
+  beginBatch(size: number): void {
+    this.batch = { size, argv: [], parts: [], local: this.batchRandom.chance(0.5) };
+  }
+
+  /** Sends the open batch, with the reads and marker after it, as one step whose parts are held one by one. */
+  endBatch(): void {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = undefined;
+    if (b.parts.length === 0) return;
+    this.cov.batches++;
+    this.cov.batchedSteps += b.parts.length;
+    this.pipe[SCRIPTS.batch.command]!(...this.keys, b.local ? CHANNEL : "", ...b.argv);
+    const last = b.parts.at(-1)!;
+    const full = b.parts.some((p) => p.full);
+    this.reads(full);
+    this.pipe.publish!(CHANNEL, `#${last.step}`);
+    const effects: Effects = {
+      granted: b.parts.flatMap((p) => p.effects.granted),
+      timedOut: b.parts.flatMap((p) => p.effects.timedOut),
+      ended: b.parts.flatMap((p) => p.effects.ended),
+    };
+    this.pending.push({
+      ...last,
+      desc: `batch of ${b.parts.length}${b.local ? " local" : ""}: ${b.parts.map((p) => `#${p.step} ${p.desc}`).join("; ")}`,
+      effects,
+      clock: b.parts[0]!.clock,
+      full,
+      parts: b.parts,
+      localOutcomes: b.local,
+    });
+  }
+
+  /** What is read after a step: the stats script's reply, or the raw counters. */
+  reads(full: boolean): void {
+    if (full) {
+      this.script(SCRIPTS.stats.command, []);
+    } else {
+      this.pipe.hgetall!(this.keys[1]!);
+      this.pipe.zcard!(this.keys[3]!);
+      this.pipe.zcard!(this.keys[5]!);
+    }
   }
 
   /** One step: GroupState now, the scripts (queued in the pipeline), and how to compare them. */
@@ -246,16 +345,15 @@ class Diff {
     const effects = this.state.drainEffects();
     const stats = this.state.stats(this.now);
     if (this.state.hasEffects()) this.fail(undefined, `GroupState.stats settled something after ${desc}`);
-    if (full) {
-      this.script(SCRIPTS.stats.command, []);
-    } else {
-      this.pipe.hgetall!(this.keys[1]!);
-      this.pipe.zcard!(this.keys[3]!);
-      this.pipe.zcard!(this.keys[5]!);
-    }
-    this.pipe.publish!(CHANNEL, `#${this.step}`);
     const e: Expect = { step: this.step, now: this.now, desc, check, effects, stats, next: this.state.nextDeadline(), localOutcomes, clock, full };
     this.track(e);
+    if (this.batch) {
+      this.batch.parts.push(e);
+      if (this.batch.parts.length >= this.batch.size) this.endBatch();
+      return;
+    }
+    this.reads(full);
+    this.pipe.publish!(CHANNEL, `#${this.step}`);
     this.pending.push(e);
   }
 
@@ -533,10 +631,27 @@ class Diff {
         .slice(0, -1)
         .map((m) => JSON.parse(m) as Outcome);
       const list = reply as unknown[];
-      if (e.localOutcomes) outcomes.unshift(...list.slice(2).map((m) => JSON.parse(String(m)) as Outcome));
-      // Grants of queued tickets come first: deadlines are settled before the step's own work.
-      this.compareEffects(e, outcomes);
-      e.check(list, outcomes);
+      if (e.parts) {
+        // One reply per step, then the wake-ups for the test's channel (all of them, in order, when the batch named it).
+        if (list[0] !== REPLY.DONE || list.length < 1 + e.parts.length) this.fail(e, `the batch replied ${show(list)}`);
+        if (e.localOutcomes) outcomes.unshift(...list.slice(1 + e.parts.length).map((m) => JSON.parse(String(m)) as Outcome));
+        // Step by step: the wake-ups each step caused (they come in step order), then its own reply.
+        let k = 0;
+        e.parts.forEach((part, i) => {
+          this.at = part;
+          const n = part.effects.granted.length + part.effects.timedOut.length;
+          const own = outcomes.slice(k, (k += n));
+          this.compareEffects(part, own);
+          part.check(list[1 + i] as unknown[], own);
+        });
+        this.at = e;
+        if (k !== outcomes.length) this.fail(e, `wake-ups no step of the batch caused: ${show(outcomes.slice(k))}`);
+      } else {
+        if (e.localOutcomes) outcomes.unshift(...list.slice(2).map((m) => JSON.parse(String(m)) as Outcome));
+        // Grants of queued tickets come first: deadlines are settled before the step's own work.
+        this.compareEffects(e, outcomes);
+        e.check(list, outcomes);
+      }
       const redisStats = e.full
         ? parseStats(read[0]![1] as unknown[], undefined)
         : rawStats(
@@ -604,7 +719,10 @@ class Diff {
   async run(ops: number): Promise<void> {
     await this.begin();
     for (let op = 0; op < ops; op++) {
-      switch (randomOpKind(this.r)) {
+      const kind = randomOpKind(this.r);
+      if (!(kind in BATCH_OPS)) this.endBatch();
+      else if (!this.batch && this.batchRandom.chance(BATCHED_SHARE / 2)) this.beginBatch(this.batchRandom.int(2, MAX_BATCH));
+      switch (kind) {
         case "acquire":
           this.opAcquire();
           break;
@@ -633,8 +751,12 @@ class Diff {
           this.opAdvance();
           break;
       }
-      if (this.pending.length >= BATCH) await this.flushBatch();
+      if (this.pending.length >= BATCH) {
+        this.endBatch();
+        await this.flushBatch();
+      }
     }
+    this.endBatch();
     // Let every deadline pass: everything ends, on both sides alike.
     this.now += 10_000_000;
     this.opTick("tick", true);
@@ -657,6 +779,7 @@ describe("Redis scripts against GroupState, step by step", () => {
       expect(c.expiries, summary).toBeGreaterThan(50 * scale);
       expect(c.cancels, summary).toBeGreaterThan(20 * scale);
       for (const kind of ["acquire", "release", "renew", "sweep"]) expect(c.fastEligible[kind] ?? 0, summary).toBeGreaterThan(50 * scale);
+      expect(c.batchedSteps, summary).toBeGreaterThan(500 * scale);
     },
     300_000,
   );

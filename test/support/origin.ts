@@ -204,6 +204,13 @@ export async function startOrigin(options: OriginOptions = {}): Promise<Origin> 
   };
 }
 
+/** Header values as one string each, repeated headers joined with `, `. */
+export function flatHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value;
+  return out;
+}
+
 export interface TcpEchoOrigin {
   readonly port: number;
   readonly address: string;

@@ -8,8 +8,9 @@
  *   that push, and a failed push is retried by the next call. A push the object refuses for lack
  *   of permission (a `lease`-only token of the slot API) is no fault on open: the handle then uses
  *   the spec the object keeps, and reads as not installed.
- * - Order: once the spec has landed, each call leaves synchronously, in the order the guard makes
- *   it, so a release followed at once by an acquire reaches the object in that order (no barging).
+ * - Order: once the spec has landed, each call is handed to the transport synchronously, in the
+ *   order the guard makes it, so a release followed at once by an acquire reaches the object in
+ *   that order (no barging), alone or in one batch (applied in order, in one atomic step).
  * - Retries: only idempotent calls (release and renew by lease id, configure, server state, stats,
  *   cancel), with exponential backoff and jitter, and only on faults the transport marks
  *   `retryable`. An acquire is never retried: the guard applies its outage policy instead.
@@ -37,8 +38,9 @@ import { nameSchema, parse } from "../../core/validate.js";
 import { specStatusOf, unwrap, type Reply } from "./protocol.js";
 
 /**
- * One group's object, reached one way. Each method is one attempt: it sends at once (before it
- * returns, so calls leave in the order they are made) and resolves with the object's reply, as
+ * One group's object, reached one way. Each method is one attempt: it leaves in the order the
+ * calls are made, at the end of the current turn of the event loop at the latest (a transport
+ * sends the calls of one turn together, as one batch), and resolves with the object's reply, as
  * received: the client unwraps it, and refuses one it does not understand. It rejects only with a
  * fault, a `SlotgateError` whose `retryable` says whether another attempt may help. `signal`
  * bounds the attempt where the transport can stop one.

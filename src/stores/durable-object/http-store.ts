@@ -8,8 +8,10 @@
  * over the HTTP transport of `http-transport.ts` (token, lease secrets, faults); this module
  * checks the options. Runtime-neutral: only `fetch`, `AbortSignal`, `crypto` and timers.
  *
- * - Cost: one HTTPS request per uncontended acquire and one per release. A queued acquire is
- *   one open request (a long poll), with no polling. Each `open()` sends one `configure`.
+ * - Cost: one HTTPS request per uncontended acquire and one per release when alone; the calls a
+ *   handle makes in one turn of the event loop go as one `batch` request. A queued acquire is one
+ *   open request (its own long poll, or a `wait` after its batch), with no polling. Each `open()`
+ *   sends one `configure`.
  * - Bounds: each attempt of an idempotent call gives up after `timeoutMs`; an acquire after its
  *   queue timeout plus `timeoutMs`. Until the slot API has answered once (a cold start), idempotent
  *   calls retry for up to `timeoutMs` rather than `retries` times.

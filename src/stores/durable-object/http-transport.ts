@@ -8,6 +8,11 @@
  *   no Reply too: the client refuses it as `SLOTGATE_STORE_PROTOCOL`). A request that gets no
  *   usable answer (network error, timeout, a 5xx or 404 without a Reply, a redirect) is a
  *   `SLOTGATE_STORE_UNAVAILABLE` fault; its `retryable` says whether trying again may help.
+ * - Batching: the calls of a group made in one turn of the event loop leave together at its end
+ *   (`batcher.ts`): one call alone on its own route, several as one `batch` request, which the
+ *   object applies in order in one atomic step. An acquire the batch queued is then one `wait`
+ *   request (a long poll). Connections are kept alive by `fetch` itself (Node's undici pools and
+ *   reuses them per origin), so a lone call costs one request on a warm connection.
  * - A queued acquire is one open request (a long poll); its cancel is a second request.
  * - Security: the token goes in an `Authorization: Bearer` header, only to the configured origin
  *   (redirects are not followed). Errors never include it.
@@ -16,11 +21,13 @@
  *   client sees the grant, and sends it with every release and renew of that lease. It is
  *   forgotten once the lease is released, or long after the lease would have expired.
  */
-import { SlotgateError } from "../../core/errors.js";
+import { SlotgateError, isSlotgateError } from "../../core/errors.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, RenewResult } from "../../core/store.js";
 import { isPlainObject } from "../../core/validate.js";
+import { MAX_BATCH_OPS, isQueued } from "./batch-protocol.js";
+import { Batcher, type Pending } from "./batcher.js";
 import type { AcquireCall, Transport } from "./client.js";
 import type { Reply } from "./protocol.js";
 import { PING_PATH, SLOT_API_OPS, isSlotApiFault, slotApiPath, type SlotApiOp } from "./slot-api-protocol.js";
@@ -47,6 +54,8 @@ export class SlotApiClient {
   #sweptAt = 0;
   /** The slot API has answered at least once (any HTTP answer): the end of a cold start. */
   answered = false;
+  /** False once the Worker answered a batch with 404 (a version before batches): calls then go one by one. */
+  batches = true;
 
   constructor(base: string, token: string, fetch: FetchLike, timeoutMs: number) {
     this.#base = base;
@@ -136,10 +145,19 @@ export class SlotApiClient {
   }
 }
 
+/** One call of a group, as the slot API route of its name takes it. */
+interface HttpOp {
+  readonly name: Exclude<SlotApiOp, "batch" | "wait">;
+  readonly body?: Record<string, unknown>;
+  /** Bounds the call (an acquire: its long poll, which only the client ends). */
+  readonly signal?: AbortSignal;
+}
+
 /** One group's object through the slot API. */
 export class HttpTransport implements Transport {
   readonly #api: SlotApiClient;
   readonly #group: string;
+  readonly #batcher = new Batcher<HttpOp>((run) => this.#flush(run), MAX_BATCH_OPS);
 
   constructor(api: SlotApiClient, group: string) {
     this.#api = api;
@@ -153,41 +171,98 @@ export class HttpTransport implements Transport {
   acquire(request: ChainRequest, waiterId: string): AcquireCall {
     // No timeout of its own: a long poll lasts as long as the ticket's queue timeout (the client bounds it).
     const poll = new AbortController();
-    const reply = this.#api.call<unknown>(this.#group, "acquire", { request, waiterId }, poll.signal).then((r) => {
-      // Kept before anything else sees the grant, so even a grant that lost a race can be released.
-      const value = (r as { status?: unknown; value?: unknown }).status === 0 ? (r as { value?: unknown }).value : undefined;
-      if (isPlainObject(value) && value.ok === true && isPlainObject(value.lease)) {
-        this.#api.rememberSecret(this.#group, value.lease as { id: string; ttlMs: number }, (r as { leaseSecret?: unknown }).leaseSecret);
-      }
-      return r as Reply<never>;
-    });
-    return { reply, cancel: (s) => this.#api.call<boolean>(this.#group, "cancel", { waiterId }, s), abandon: () => poll.abort() };
+    let secret: unknown;
+    const reply = this.#batcher
+      .add<Reply<unknown>>({ name: "acquire", body: { request, waiterId }, signal: poll.signal })
+      .then((r) => {
+        secret = (r as { leaseSecret?: unknown }).leaseSecret;
+        // Queued inside a batch: the outcome is a long poll of its own, which the secret of the batch's answer goes with.
+        return isDone(r) && isQueued(r.value) ? this.#api.call<unknown>(this.#group, "wait", { waiterId }, poll.signal) : r;
+      })
+      .then((r) => {
+        // Kept before anything else sees the grant, so even a grant that lost a race can be released.
+        const value = isDone(r) ? r.value : undefined;
+        if (isPlainObject(value) && value.ok === true && isPlainObject(value.lease)) {
+          this.#api.rememberSecret(this.#group, value.lease as { id: string; ttlMs: number }, (r as { leaseSecret?: unknown }).leaseSecret ?? secret);
+        }
+        return r as Reply<never>;
+      });
+    return { reply, cancel: (s) => this.#batcher.add<Reply<boolean>>({ name: "cancel", body: { waiterId }, signal: s }), abandon: () => poll.abort() };
   }
 
   release(leaseId: string, signal?: AbortSignal): Promise<Reply<boolean>> {
-    return this.#api.call<boolean>(this.#group, "release", this.#leaseBody(leaseId), signal).then((r) => {
+    return this.#batcher.add<Reply<boolean>>({ name: "release", body: this.#leaseBody(leaseId), signal }).then((r) => {
       if (isDone(r)) this.#api.forgetSecret(this.#group, leaseId);
       return r;
     });
   }
 
   renew(leaseId: string, ttlMs: number, signal?: AbortSignal): Promise<Reply<RenewResult>> {
-    return this.#api.call<RenewResult>(this.#group, "renew", this.#leaseBody(leaseId, { ttlMs }), signal).then((r) => {
+    return this.#batcher.add<Reply<RenewResult>>({ name: "renew", body: this.#leaseBody(leaseId, { ttlMs }), signal }).then((r) => {
       if (isDone(r) && isPlainObject(r.value) && r.value.ok === true) this.#api.extendSecret(this.#group, leaseId, ttlMs);
       return r;
     });
   }
 
   configure(spec: GroupSpec, version: number | null, signal?: AbortSignal): Promise<Reply<unknown>> {
+    // Alone: a spec can be large, and it is pushed rarely.
+    this.#batcher.flush();
     return this.#api.call(this.#group, "configure", { spec, version }, signal);
   }
 
   setServerState(backend: string, server: string, up: boolean, signal?: AbortSignal): Promise<Reply<null>> {
-    return this.#api.call(this.#group, "server-state", { backend, server, up }, signal);
+    return this.#batcher.add({ name: "server-state", body: { backend, server, up }, signal });
   }
 
   stats(signal?: AbortSignal): Promise<Reply<GroupStatsSnapshot>> {
-    return this.#api.call(this.#group, "stats", undefined, signal);
+    return this.#batcher.add({ name: "stats", signal });
+  }
+
+  /**
+   * Sends a run of calls: one on its own route, more as one `batch` request (bounded like any
+   * call). Each op's own signal still ends its wait for the answer. A fault of the request is
+   * every op's fault. A Worker without the batch route (404, or a success that is not one reply
+   * per op: older than batches) is sent runs one by one from then on.
+   */
+  #flush(run: Pending<HttpOp>[]): void {
+    if (run.length === 1 || !this.#api.batches) {
+      for (const p of run) this.#api.call(this.#group, p.op.name, p.op.name === "stats" ? undefined : p.op.body, p.op.signal).then(p.resolve, p.reject);
+      return;
+    }
+    const stops = run.map((p) => {
+      const signal = p.op.name === "acquire" ? undefined : p.op.signal;
+      if (signal === undefined) return () => undefined;
+      const stop = () => p.reject(transportFault(p.op.name, signal.reason));
+      signal.addEventListener("abort", stop, { once: true });
+      return () => signal.removeEventListener("abort", stop);
+    });
+    const ops = run.map((p) => ({ op: p.op.name, ...p.op.body }));
+    this.#api.call<unknown[]>(this.#group, "batch", { ops }).then(
+      (reply) => {
+        for (const stop of stops) stop();
+        if (!isDone(reply)) {
+          // A refusal of the whole batch (401, 403, 400) is each op's answer.
+          for (const p of run) p.resolve(reply);
+        } else if (Array.isArray(reply.value) && reply.value.length === run.length) {
+          run.forEach((p, i) => p.resolve((reply.value as unknown[])[i]));
+        } else {
+          // Success, but not one reply per op: whatever answered does not know batches, so it
+          // applied none of these calls. They go one by one, from now on.
+          this.#unbatched(run);
+        }
+      },
+      (error: unknown) => {
+        for (const stop of stops) stop();
+        if (isSlotgateError(error) && (error.cause as { httpStatus?: unknown } | undefined)?.httpStatus === 404) this.#unbatched(run);
+        else for (const p of run) p.reject(error);
+      },
+    );
+  }
+
+  /** A Worker from before batches: this run, and every later one, goes call by call. */
+  #unbatched(run: Pending<HttpOp>[]): void {
+    this.#api.batches = false;
+    this.#flush(run);
   }
 
   /** The body of a release or renew: the lease's secret goes along when the store has it. */
@@ -222,5 +297,6 @@ function httpFault(op: string, status: number, base: string): SlotgateError {
   else if (status >= 300 && status < 400) hint = " (redirected: use the final URL)";
   return new SlotgateError("SLOTGATE_STORE_UNAVAILABLE", `slot API ${op}: HTTP ${status} without an answer of the store${hint}`, {
     retryable: RETRYABLE_STATUS.has(status),
+    cause: { httpStatus: status },
   });
 }

@@ -40,6 +40,7 @@ import {
   parseLeaf,
   type Schema,
 } from "../../core/validate.js";
+import type { BatchOp } from "./batch-protocol.js";
 
 /** One answer of the object. `status` 0 means success. A negative status is a {@link StoreStatus}. */
 export type Reply<T> = { status: 0; value: T } | { status: StoreStatus; detail: string };
@@ -79,6 +80,26 @@ export interface SlotGroupRpc {
   /** Idempotent. Marks a server up (dispatching the queue) or down. */
   setServerState(backend: string, server: string, up: boolean): Promise<Reply<null>>;
   stats(): Promise<Reply<GroupStatsSnapshot>>;
+}
+
+/**
+ * The batch methods of `SlotGroup` (`batch-protocol.ts`). Apart from {@link SlotGroupRpc}, so
+ * that a stub without them (a test double, a deployment from before batches) still fits that
+ * type: the RPC transport then sends the calls one by one.
+ */
+export interface SlotGroupBatchRpc extends SlotGroupRpc {
+  /**
+   * Several calls in one: applied in order, in one atomic step, each answered at its own index as
+   * the call alone would be; an acquire that queues answers `QUEUED` there, and {@link wait}
+   * collects its outcome. See `batch-protocol.ts`.
+   */
+  batch(ops: BatchOp[]): Promise<Reply<Reply<unknown>[]>>;
+  /**
+   * The outcome of an acquire that queued inside a batch: answers (or stays pending) exactly as
+   * that acquire's own call would have. `TicketGone` when the object does not know the ticket (it
+   * restarted, the outcome was collected or expired, or `token` is not the one that queued it).
+   */
+  wait(waiterId: string, token?: string): Promise<Reply<StoreAcquireResult>>;
 }
 
 /**

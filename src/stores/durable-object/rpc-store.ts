@@ -3,8 +3,9 @@
  * through the client (`client.ts`) over Durable Object RPC (`rpc-transport.ts`), backed by one
  * `SlotGroup` object per group. Exported as `createDurableObjectStore` from `slotgate/cloudflare`.
  *
- * - Cost: one RPC per uncontended acquire and one per release. A queued acquire is one pending
- *   RPC, with no polling. Each `open()` also sends one `configure` call.
+ * - Cost: one RPC per uncontended acquire and one per release when alone; the calls a handle makes
+ *   in one turn of the event loop go as one `batch` RPC. A queued acquire is one pending RPC (its
+ *   own, or a `wait` after its batch), with no polling. Each `open()` also sends one `configure`.
  * - `configureOnce`: for a store that lives as long as the isolate while guards live for one
  *   request (the slotgate Worker: a Durable Object stub cannot outlive the request that made it),
  *   the spec is pushed once per object and spec rather than on every `open()`.

@@ -3,10 +3,15 @@
  * runs inside Workers. The stub is structural ({@link SlotGroupRpc}), so this module imports
  * nothing from `cloudflare:*`: the namespace binding of the class fits it as is.
  *
- * - Order: every call of a handle goes out on one stub, and stubs keep that order (E-order), so a
- *   release followed at once by an acquire reaches the object in that order; a cancel goes on the
- *   stub its acquire went on, so it arrives after it. (The object also copes with a cancel that
- *   overtakes its acquire, after a reconnect.)
+ * - Batching: the calls a handle makes in one turn of the event loop leave together at its end
+ *   (`batcher.ts`): one call alone as itself, several as one `batch` RPC, which the object applies
+ *   in order in one atomic step (`batch-protocol.ts`). An acquire the batch queued is then one
+ *   pending `wait` call. So 64 callers that release in the same turn cost one RPC, and a lone call
+ *   costs what it did (a stub without `batch`, such as a test double, gets the calls one by one).
+ * - Order: every call of a handle goes out on one stub, in the order made, and stubs keep that
+ *   order (E-order), so a release followed at once by an acquire reaches the object in that order;
+ *   a cancel leaves after its acquire, so it arrives after it. (The object also copes with a
+ *   cancel that overtakes its acquire, after a reconnect.)
  * - Faults: a failed call becomes `SLOTGATE_STORE_UNAVAILABLE` ({@link storeFault}), whose
  *   `retryable` follows the runtime's flags. The stub is rebuilt after every fault, because a
  *   disconnected stub fails every later call. A queued acquire whose call broke (the object
@@ -17,9 +22,12 @@
 import { SlotgateError } from "../../core/errors.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
-import type { ChainRequest, RenewResult } from "../../core/store.js";
+import type { ChainRequest, RenewResult, StoreAcquireResult } from "../../core/store.js";
+import { isPlainObject } from "../../core/validate.js";
+import { MAX_BATCH_OPS, callAlone, isQueued, type BatchOp } from "./batch-protocol.js";
+import { Batcher, type Pending } from "./batcher.js";
 import type { AcquireCall, Transport } from "./client.js";
-import type { Reply, SlotGroupRpc } from "./protocol.js";
+import type { Reply, SlotGroupBatchRpc, SlotGroupRpc } from "./protocol.js";
 
 /**
  * The part of a Durable Object namespace binding the RPC transport uses. Pass the binding of the
@@ -68,60 +76,115 @@ export class RpcTransport implements Transport {
   readonly answered = true;
   readonly #connect: () => SlotGroupRpc;
   #stub: SlotGroupRpc | undefined;
+  readonly #batcher = new Batcher<BatchOp>((run) => this.#flush(run), MAX_BATCH_OPS);
 
   constructor(connect: () => SlotGroupRpc) {
     this.#connect = connect;
   }
 
   acquire(request: ChainRequest, waiterId: string): AcquireCall {
-    let on: SlotGroupRpc | undefined;
-    const reply = this.#send("acquire", (stub) => ((on = stub), stub.acquire(request, waiterId)));
-    return {
-      reply,
-      cancel: () => {
-        // The first on the acquire's stub, so that it arrives second; a retry on the current stub.
-        const via = on;
-        on = undefined;
-        return this.#send("cancel", (stub) => stub.cancel(waiterId), via);
-      },
-    };
+    const reply = this.#batcher.add<Reply<StoreAcquireResult>>({ op: "acquire", request, waiterId });
+    // Behind the acquire on the same stub, so it arrives second (E-order); a retry on the current stub.
+    return { reply, cancel: () => this.#batcher.add<Reply<boolean>>({ op: "cancel", waiterId }) };
   }
 
   release(leaseId: string): Promise<Reply<boolean>> {
-    return this.#send("release", (stub) => stub.release(leaseId));
+    return this.#batcher.add({ op: "release", leaseId });
   }
 
   renew(leaseId: string, ttlMs: number): Promise<Reply<RenewResult>> {
-    return this.#send("renew", (stub) => stub.renew(leaseId, ttlMs));
+    return this.#batcher.add({ op: "renew", leaseId, ttlMs });
   }
 
   configure(spec: GroupSpec, version: number | null): Promise<Reply<unknown>> {
-    return this.#send("configure", (stub) => stub.configure(spec, version));
+    // Alone: a spec can be large, and it is pushed rarely.
+    this.#batcher.flush();
+    const op: BatchOp = { op: "configure", spec, version };
+    return this.#send(op.op, (stub) => callAlone(stub, op));
   }
 
   setServerState(backend: string, server: string, up: boolean): Promise<Reply<null>> {
-    return this.#send("setServerState", (stub) => stub.setServerState(backend, server, up));
+    return this.#batcher.add({ op: "setServerState", backend, server, up });
   }
 
   stats(): Promise<Reply<GroupStatsSnapshot>> {
-    return this.#send("stats", (stub) => stub.stats());
+    return this.#batcher.add({ op: "stats" });
+  }
+
+  /**
+   * Sends a run of calls on the current stub: one as its own call, more as one `batch` (or one by
+   * one to a stub without it). A queued acquire's outcome is then collected with `wait`, on the
+   * stub of its batch. A fault of the batch is every op's fault, as each op's own call would see it.
+   */
+  #flush(run: Pending<BatchOp>[]): void {
+    let stub: SlotGroupRpc;
+    try {
+      stub = this.#current();
+    } catch (error) {
+      for (const p of run) p.reject(storeFault(p.op.op, error));
+      return;
+    }
+    const batching = stub as Partial<SlotGroupBatchRpc>;
+    if (run.length === 1 || typeof batching.batch !== "function") {
+      for (const p of run) this.#send(p.op.op, () => callAlone(stub, p.op), stub).then(p.resolve, p.reject);
+      return;
+    }
+    this.#raw(stub, () => batching.batch!(run.map((p) => p.op))).then(
+      (reply) => {
+        const replies = reply.status === 0 && Array.isArray(reply.value) && reply.value.length === run.length ? reply.value : undefined;
+        run.forEach((p, i) => {
+          // A refusal of the whole batch is each op's answer; a malformed one, each op's unreadable answer.
+          const answer = replies === undefined ? (reply.status === 0 ? undefined : reply) : replies[i];
+          if (p.op.op === "acquire" && isQueuedReply(answer)) p.resolve(this.#wait(stub, p.op.waiterId));
+          else p.resolve(answer);
+        });
+      },
+      (error: unknown) => {
+        for (const p of run) p.reject(storeFault(p.op.op, error));
+      },
+    );
+  }
+
+  /** The outcome of a ticket a batch queued: a pending call, like the acquire's own. */
+  #wait(stub: SlotGroupRpc, waiterId: string): Promise<Reply<unknown>> {
+    const batching = stub as Partial<SlotGroupBatchRpc>;
+    if (typeof batching.wait !== "function") return Promise.reject(storeFault("acquire", new Error("the object queued a ticket but has no wait method")));
+    return this.#send("acquire", () => batching.wait!(waiterId), stub);
+  }
+
+  #current(): SlotGroupRpc {
+    return (this.#stub ??= this.#connect());
   }
 
   /** One call, sent at once on `on` or the current stub; a fault drops that stub and rejects coded. */
   #send<T>(op: string, call: (stub: SlotGroupRpc) => Promise<Reply<T>>, on?: SlotGroupRpc): Promise<Reply<T>> {
-    let stub: SlotGroupRpc | undefined;
-    let sent: Promise<Reply<T>>;
+    let stub: SlotGroupRpc;
     try {
-      stub = on ?? (this.#stub ??= this.#connect());
+      stub = on ?? this.#current();
+    } catch (error) {
+      return Promise.reject(storeFault(op, error));
+    }
+    return this.#raw(stub, call).catch((error: unknown) => {
+      throw storeFault(op, error);
+    });
+  }
+
+  /** `call` on `stub`; a fault drops the stub (a disconnected stub fails every later call) and rejects as the runtime did. */
+  #raw<T>(stub: SlotGroupRpc, call: (stub: SlotGroupRpc) => Promise<T>): Promise<T> {
+    let sent: Promise<T>;
+    try {
       sent = call(stub);
     } catch (error) {
       sent = Promise.reject(error);
     }
     // (Both handlers: a stub's call is an RPC promise, whose `then` takes no placeholder.)
     return sent.then(same, (error: unknown) => {
-      // Forgets a stub that failed, so the next call builds a new one.
-      if (stub !== undefined && this.#stub === stub) this.#stub = undefined;
-      throw storeFault(op, error);
+      if (this.#stub === stub) this.#stub = undefined;
+      throw error;
     });
   }
+}
+
+function isQueuedReply(reply: unknown): boolean {
+  return isPlainObject(reply) && reply.status === 0 && isQueued(reply.value);
 }

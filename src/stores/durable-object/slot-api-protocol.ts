@@ -19,6 +19,16 @@
  * | POST   | `/groups/<group>/configure`   | `{ spec: GroupSpec, version? }`        | `ConfigureOutcome`      | admin         |
  * | POST   | `/groups/<group>/server-state`| `{ backend, server, up }`              | `null`                  | admin         |
  * | GET    | `/groups/<group>/stats`       | –                                      | `GroupStatsSnapshot`    | lease, admin  |
+ * | POST   | `/groups/<group>/batch`       | `{ ops: [{ op: <route>, …body }, …] }` | `Reply[]`, one per op   | each op's own |
+ * | POST   | `/groups/<group>/wait`        | `{ waiterId }`                         | `StoreAcquireResult`    | lease         |
+ *
+ * `batch` carries up to `MAX_BATCH_OPS` calls of the routes above (`op` names the route), applied
+ * in order in one atomic step of the object (`batch-protocol.ts`). Each op is checked and
+ * authorised as if sent alone and answered at its index with the Reply its route would give (an
+ * acquire's with its `leaseSecret`); a refused or malformed op leaves the others alone. A token
+ * needs lease or admin on the group to send a batch at all. An acquire that queues answers
+ * `{ status: 0, value: { queued: true }, leaseSecret }`: its outcome is then a long poll on `wait`
+ * (only the token that queued it may wait; an unknown ticket answers 410 `TicketGone`).
  *
  * `configure` applies the version rule (SPEC §2 rule 13): `version` is a positive integer, or
  * absent / null for an unversioned spec. `stats` writes no spec: read-only tools use it alone.
@@ -57,7 +67,7 @@ export const HEALTH_PATH = "/_slotgate/healthz";
 /** Requests bodies above this are refused with 413. A spec of a few thousand servers fits. */
 export const MAX_SLOT_API_BODY_BYTES = 1024 * 1024;
 
-export type SlotApiOp = "acquire" | "cancel" | "release" | "renew" | "configure" | "server-state" | "stats";
+export type SlotApiOp = "acquire" | "cancel" | "release" | "renew" | "configure" | "server-state" | "stats" | "batch" | "wait";
 
 /** The method of each group route. */
 export const SLOT_API_OPS: Readonly<Record<SlotApiOp, "GET" | "POST">> = {
@@ -68,7 +78,20 @@ export const SLOT_API_OPS: Readonly<Record<SlotApiOp, "GET" | "POST">> = {
   configure: "POST",
   "server-state": "POST",
   stats: "GET",
+  batch: "POST",
+  wait: "POST",
 };
+
+/** The routes whose calls a batch may carry, each as `{ op: <route>, …the route's body }`. */
+export type SlotApiBatchOp = Exclude<SlotApiOp, "batch" | "wait">;
+
+export interface BatchBody {
+  /** 1 to `MAX_BATCH_OPS` calls, applied in this order. */
+  ops: ({ op: SlotApiBatchOp } & Record<string, unknown>)[];
+}
+export interface WaitBody {
+  waiterId: string;
+}
 
 export interface AcquireBody {
   request: ChainRequest;
@@ -157,6 +180,7 @@ export const SLOT_API_BODIES = {
     ),
   }),
   cancel: looseObject({ waiterId: idSchema }),
+  wait: looseObject({ waiterId: idSchema }),
   release: looseObject({ leaseId: idSchema, leaseSecret }),
   renew: looseObject({ leaseId: idSchema, ttlMs: accept<number>((x) => typeof x === "number", "a number of milliseconds"), leaseSecret }),
   configure: looseObject({

@@ -66,7 +66,7 @@ class MemoryGroup {
     // Ids never leave this process, so a counter serves as well as a random UUID, for less.
     let seq = 0;
     // The state starts with the first opener's limits; its push (below) records them with their version.
-    this.state = new GroupState(spec, { recordEnded: false, newId: () => `m${++seq}` });
+    this.state = new GroupState(spec, { recordEnded: false, newId: () => `m${(++seq).toString(36)}` });
     this.#clock = clock;
   }
 

@@ -17,34 +17,14 @@
 ]]
 --- @include "includes/prelude"
 --- @include "includes/replies"
---- @include "includes/settle"
 --- @include "includes/flush"
+--- @include "includes/op-cancel"
 
 -- Counters this script usually moves, read up front with the others.
 READ[#READ + 1] = 'aborted'
 
-
-local id, how, leaseId = ARGV[1], ARGV[2], ARGV[3]
-if how ~= 'aborted' and how ~= 'queue_timeouts' then return {BAD_REQUEST, 'bad counter'} end
+if ARGV[2] ~= 'aborted' and ARGV[2] ~= 'queue_timeouts' then return {BAD_REQUEST, 'bad counter'} end
 if not start() then return {NOT_CONFIGURED} end
-advance()
-local raw = redis.call('HGET', K_TICKETS, id)
-if raw then
-  local t = loadTicket(id, raw)
-  removeTicket(id)
-  for _, s in ipairs(t.fx) do dequeue(s, how) end
-  collect(t.fx)
-  -- Removing a ticket frees no slot, so no other ticket can start to fit: no dispatch.
-  flush()
-  return {CANCELLED, '', nextIn()}
-end
+local reply = cancelOp(ARGV[1], ARGV[2], ARGV[3])
 flush()
-local kept = redis.call('HGET', K_GRANTS, id)
-if kept then
-  redis.call('HDEL', K_GRANTS, id)
-  redis.call('ZREM', K_GEXP, id)
-  return {OUTCOME, kept, nextIn()}
-end
-local granted = leaseOutcome(id, leaseId)
-if granted then return {OUTCOME, granted, nextIn()} end
-return {NOT_FOUND, '', nextIn()}
+return reply

@@ -20,8 +20,8 @@
 -- The general path: everything the fast path below does not handle. Its functions are made only
 -- when it runs (making a Lua function costs about what a simple call runs).
 local function general()
---- @include "includes/settle"
 --- @include "includes/flush"
+--- @include "includes/op-release"
 
 -- Counters this script usually moves, read up front with the others.
 READ[#READ + 1] = 'released'
@@ -32,15 +32,10 @@ if ARGV[2] and ARGV[2] ~= '' then LOCAL_CH = ARGV[2] end
 local raw = redis.call('HGET', K_LEASE, id)
 local rec = raw and cjson.decode(raw)
 if not start(rec and rec.c) then return {NOT_CONFIGURED} end
-advance()
-if not rec or ENDED[id] then
-  flush()
-  return {NOT_FOUND, nextIn(), unpack(LOCAL)}
-end
-local opened = endLease(id, rec, 'released')
-if opened then dispatch(opened) end
+local reply = releaseOp(id, rec)
 flush()
-return {RELEASED, nextIn(), unpack(LOCAL)}
+for i = 1, #LOCAL do reply[#reply + 1] = LOCAL[i] end
+return reply
 end -- of general()
 
 -- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the

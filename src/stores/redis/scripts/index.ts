@@ -55,6 +55,7 @@ export const SCRIPTS = {
   release: load("release", "slotgateRelease"),
   renew: load("renew", "slotgateRenew"),
   cancel: load("cancel", "slotgateCancel"),
+  batch: load("batch", "slotgateBatch"),
   claim: load("claim", "slotgateClaim"),
   sweep: load("sweep", "slotgateSweep"),
   configure: load("configure", "slotgateConfigure"),

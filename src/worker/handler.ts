@@ -14,16 +14,15 @@
  * guard, because a Durable Object stub, and so a guard's handle on its object, cannot be used
  * by any request but the one that made it.
  */
-import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../src/cloudflare/index.js";
-import type { SlotGroupNamespace } from "../src/cloudflare/index.js";
-import type { Guard } from "../src/core/guard.js";
-import { createGuard } from "../src/index.js";
-import { localMax } from "../src/core/local-fallback.js";
-import type { SlotStore } from "../src/core/store.js";
-import type { BackendsOption, LimitOption, LimitsOption } from "../src/core/spec.js";
-import { createMemoryStore } from "../src/stores/memory/memory-store.js";
-import { NodeLimit } from "../src/edge/node-limit.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
+import { HEALTH_PATH, createDurableObjectStore, handleSlotApiRequest, isSlotApiRequest } from "../cloudflare/index.js";
+import type { SlotGroupNamespace } from "../cloudflare/index.js";
+import { guardFactory, type Guard, type GuardOptions } from "../core/guard.js";
+import { LocalFallback } from "../core/local-fallback.js";
+import type { SlotStore } from "../core/store.js";
+import { buildGroupSpec } from "../core/spec.js";
+import { createMemoryStore } from "../stores/memory/memory-store.js";
+import { NodeLimit } from "../edge/node-limit.js";
+import type { ServerConfig } from "../edge/config/schema.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 import { proxy } from "./proxy.js";
@@ -58,7 +57,14 @@ interface Loaded {
   source: unknown;
   frontendName: string | undefined;
   result:
-    | { ok: true; worker: WorkerConfig; nodeLimit: NodeLimit; nextServer: () => ServerConfig | undefined; localFallback: Guard | undefined }
+    | {
+        ok: true;
+        worker: WorkerConfig;
+        nodeLimit: NodeLimit;
+        nextServer: () => ServerConfig | undefined;
+        /** Makes each request's guard; with `local`, they share the isolate's fallback limits. */
+        createGuard: (options: GuardOptions) => Guard;
+      }
     | { ok: false };
 }
 
@@ -81,7 +87,7 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
         worker,
         nodeLimit: new NodeLimit(worker.config.node.maxconn),
         nextServer: () => (up.length === 0 ? undefined : up[rr++ % up.length]),
-        localFallback: worker.config.onStoreError === "local" ? localFallbackGuard(worker, worker.config.localShare ?? 1) : undefined,
+        createGuard: guardFactory(createMemoryStore, worker.config.onStoreError === "local" ? { localFallback: isolateFallback(worker) } : {}),
       };
       log("info", "config loaded", {
         group: worker.config.group,
@@ -134,11 +140,8 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
 
       const { worker } = config;
       const policy = worker.config.onStoreError;
-      const guard = createGuard({
+      const guard = config.createGuard({
         ...worker.guardOptions,
-        // `local` is handled by the proxy with the isolate's limits; the guard's own would last one request.
-        onStoreError: policy === "local" ? "fail-closed" : policy,
-        localShare: undefined,
         store: storeFor(env),
         onEvent: (event) => {
           if (event.type === "fallback") log("warn", "store unreachable: outage policy applied", { policy, detail: String(event.error) });
@@ -149,7 +152,6 @@ export function createSlotgateHandler(options: SlotgateHandlerOptions = {}) {
       const handled = proxy(request, {
         worker,
         guard,
-        localFallback: config.localFallback,
         nodeLimit: config.nodeLimit,
         nextServer: config.nextServer,
         fetch: upstreamFetch,
@@ -178,24 +180,10 @@ function text(status: number, body: string, headers: Record<string, string> = {}
 
 /**
  * `on_store_error: local` in a Worker: while the object is unreachable, each isolate admits up to
- * `max × local_share` of every limit (at least 1), with no queue. A memory-store guard of the
- * isolate, on the same group spec scaled down.
+ * `max × local_share` of every limit (at least 1), with no queue: the core's local fallback, one
+ * per isolate, shared by the guards of its requests.
  */
-function localFallbackGuard(worker: WorkerConfig, share: number): Guard {
-  const scale = (max: number) => localMax(max, share);
-  const limits: LimitsOption = {};
-  for (const [name, l] of Object.entries(worker.guardOptions.limits)) {
-    let scaled: LimitOption;
-    if (typeof l === "number") scaled = scale(l);
-    else if ("perKey" in l) scaled = { ...l, perKey: scale(l.perKey) };
-    else scaled = { ...l, max: scale(l.max) };
-    limits[name] = scaled;
-  }
-  const backends: BackendsOption = {};
-  for (const [name, b] of Object.entries(worker.guardOptions.backends)) {
-    const servers: BackendsOption[string]["servers"] = {};
-    for (const [s, server] of Object.entries(b.servers)) servers[s] = server.max === undefined ? { ...server } : { ...server, max: scale(server.max) };
-    backends[name] = b.max === undefined ? { ...b, servers } : { ...b, max: scale(b.max), servers };
-  }
-  return createGuard({ group: worker.config.group, store: createMemoryStore(), limits, backends });
+function isolateFallback(worker: WorkerConfig): LocalFallback {
+  const spec = buildGroupSpec(worker.guardOptions.limits, worker.guardOptions.backends);
+  return new LocalFallback(createMemoryStore(), spec, worker.config.localShare ?? 1, { perRequestGuards: true });
 }

@@ -12,11 +12,11 @@
  *   member of the fleet pushes the same spec.
  * - `node.maxconn` counts the requests of one isolate (the closest thing a Worker has to a process).
  */
-import { SlotgateConfigError } from "../src/core/errors.js";
-import { isPlainObject } from "../src/core/validate.js";
-import { validateEdgeConfig, type BackendConfig, type EdgeConfig, type FrontendConfig, type ServerConfig } from "../src/edge/config/schema.js";
-import { TrustedForwarders } from "../src/edge/forwarding.js";
-import { createRequestPlanner, toGuardOptions, type EdgeGuardOptions, type RequestPlanner } from "../src/edge/config/to-guard.js";
+import { SlotgateConfigError } from "../core/errors.js";
+import { isPlainObject } from "../core/validate.js";
+import { validateEdgeConfig, type BackendConfig, type EdgeConfig, type FrontendConfig, type ServerConfig } from "../edge/config/schema.js";
+import { TrustedForwarders } from "../edge/forwarding.js";
+import { createRequestPlanner, toGuardOptions, type EdgeGuardOptions, type RequestPlanner } from "../edge/config/to-guard.js";
 
 /** Largest `SLOTGATE_CONFIG` accepted, in characters (the Node loader's file limit is 1 MiB). */
 export const MAX_CONFIG_CHARS = 1024 * 1024;

@@ -3,7 +3,7 @@
  * fallback decisions and lost leases, not every rejection: at the edge, rejections are traffic,
  * and the object counts them (slot API `stats`).
  */
-import { safeText } from "../src/core/redact.js";
+import { safeText } from "../core/redact.js";
 
 export type LogLevel = "info" | "warn" | "error";
 

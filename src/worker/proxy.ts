@@ -23,7 +23,8 @@
  * - 503 `x-slotgate-error: connect-failed` when `fetch` fails before a response (a Worker cannot
  *   tell a refused connection from a reset), 504 `x-slotgate-error: server-timeout` when no
  *   response head arrives within `timeout.connect + timeout.server`, 502 `bad-response` for a
- *   response the Worker cannot pass on, 500 on a fault of its own (logged).
+ *   response the Worker cannot pass on, 503 `lease-lost` when the lease is lost before the
+ *   response head, 500 on a fault of its own (logged).
  *
  * Forwarding follows the rules of src/edge/forwarding.ts, as the Node edge node does: hop-by-hop
  * headers dropped both ways, forwarding headers (`x-forwarded-*`, `Forwarded`) replaced with what
@@ -33,15 +34,24 @@
  * the server's own (`fetch` derives it from the URL), for `host:port` servers too, and `fetch`
  * frames the body itself.
  *
- * A lease lost mid-request (SPEC §2 rule 12) stops the request: the upstream call is aborted, so
- * the response is cut rather than run on beside a new holder.
+ * A lease lost mid-request (SPEC §2 rules 9 and 12) stops the request: the upstream call is
+ * aborted, and the client gets 503 `x-slotgate-error: lease-lost` before the response started, a
+ * cut response after, so that nothing runs on beside a new holder (as on the Node edge node).
  */
-import type { Guard } from "../src/core/guard.js";
-import type { Lease } from "../src/core/lease.js";
-import { classifyGuardFault, DEFAULT_RETRY_AFTER_MS, denyAnswer, upstreamErrorAnswer, type Answer, type UpstreamErrorKind } from "../src/edge/answers.js";
-import type { ServerConfig } from "../src/edge/config/schema.js";
-import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../src/edge/forwarding.js";
-import type { NodeLimit } from "../src/edge/node-limit.js";
+import type { Guard } from "../core/guard.js";
+import type { Lease } from "../core/lease.js";
+import {
+  classifyGuardFault,
+  DEFAULT_RETRY_AFTER_MS,
+  denyAnswer,
+  leaseLostAnswer,
+  upstreamErrorAnswer,
+  type Answer,
+  type UpstreamErrorKind,
+} from "../edge/answers.js";
+import type { ServerConfig } from "../edge/config/schema.js";
+import { forwardingValues, hopByHop, isForwardingHeader, upstreamPath } from "../edge/forwarding.js";
+import type { NodeLimit } from "../edge/node-limit.js";
 import type { WorkerConfig } from "./config.js";
 import { log } from "./log.js";
 
@@ -49,17 +59,12 @@ export interface ProxyContext {
   worker: WorkerConfig;
   /** This request's guard (a Durable Object stub cannot outlive its request, so neither can a guard). */
   guard: Guard;
-  /** `on_store_error: local`: the isolate's own limits while the object is unreachable. */
-  localFallback: Guard | undefined;
   nodeLimit: NodeLimit;
   /** Picks a server for a lease without one (fail-open): round robin over the servers up. */
   nextServer: () => ServerConfig | undefined;
   fetch: (input: string, init: RequestInit) => Promise<Response>;
   waitUntil: (promise: Promise<unknown>) => void;
 }
-
-/** Local fallback leases are released explicitly; their TTL only bounds a leak to the isolate's life. */
-const LOCAL_LEASE_TTL_MS = 24 * 3600 * 1000;
 
 export async function proxy(request: Request, pc: ProxyContext): Promise<Response> {
   const { frontend, backend } = pc.worker;
@@ -89,10 +94,6 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     let result: Awaited<ReturnType<Guard["acquire"]>>;
     try {
       result = await pc.guard.acquire({ ...plan.options, signal: request.signal });
-      if (!result.ok && result.reason === "unavailable" && pc.localFallback) {
-        // No queue and no timers: they would belong to one request, while the limits are the isolate's.
-        result = await pc.localFallback.acquire({ ...plan.options, queueTimeoutMs: 0, leaseTtlMs: LOCAL_LEASE_TTL_MS, autoRenew: false });
-      }
     } catch (error) {
       return guardFault(error, denyStatus);
     }
@@ -149,6 +150,8 @@ export async function proxy(request: Request, pc: ProxyContext): Promise<Respons
     } catch (error) {
       request.signal.removeEventListener("abort", onClientGone);
       if (request.signal.aborted) return clientGone();
+      // The lease was lost and aborted the call: the server was reached, the slot is what failed.
+      if (held.signal.aborted) return respond(leaseLostAnswer());
       const kind: UpstreamErrorKind = timedOut ? "server-timeout" : "connect-failed";
       log("warn", "upstream error", { frontend: frontend.name, backend: backend.name, server: server.name, error: kind, detail: String(error) });
       return respond(upstreamErrorAnswer(kind));
