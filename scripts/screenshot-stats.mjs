@@ -19,6 +19,7 @@ import { createGuard, createMemoryStore } from "../src/index.js";
 import { validateEdgeConfig } from "../src/edge/config/schema.js";
 import { toGuardOptions } from "../src/edge/config/to-guard.js";
 import { createStatsListener } from "../src/node/stats/index.js";
+import { CHROMIUM_TIMEOUT_MS, headlessChromiumArgs } from "./chromium.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const out = resolve(process.argv[2] ?? join(root, "docs", "stats-page.png"));
@@ -112,23 +113,8 @@ const dir = await mkdtemp(join(tmpdir(), "slotgate-shot-"));
 try {
   await promisify(execFile)(
     chromium,
-    [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--hide-scrollbars",
-      `--user-data-dir=${join(dir, "profile")}`,
-      `--screenshot=${out}`,
-      "--window-size=1400,1160",
-      `http://127.0.0.1:${port}/stats?refresh=0`,
-    ],
-    { timeout: 60_000 },
+    [...headlessChromiumArgs(join(dir, "profile")), `--screenshot=${out}`, "--window-size=1400,1160", `http://127.0.0.1:${port}/stats?refresh=0`],
+    { timeout: CHROMIUM_TIMEOUT_MS },
   );
   process.stdout.write(`wrote ${out} (${(await stat(out)).size} bytes)\n`);
 } finally {

@@ -284,10 +284,6 @@ export function globMatch(pattern: string, name: string): boolean {
 
 // ── lease secrets ────────────────────────────────────────────────────────────────────────────
 
-/** Length of a lease secret as sent: 128 random bits in base64url. */
-export const LEASE_SECRET_LENGTH = 22;
-const LEASE_SECRET = /^[A-Za-z0-9_-]{22}$/;
-
 /** A fresh lease secret: 128 bits from the platform's CSPRNG, base64url without padding. */
 export function newLeaseSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -295,10 +291,6 @@ export function newLeaseSecret(): string {
     .replace(/\+/g, "-")
     .replace(/\//g, "_")
     .replace(/=+$/, "");
-}
-
-export function isLeaseSecret(value: unknown): value is string {
-  return typeof value === "string" && LEASE_SECRET.test(value);
 }
 
 /** What the object stores and compares: the secret's SHA-256, hex. The secret itself is never stored. */

@@ -32,14 +32,15 @@
  *   disconnects, the ticket is cancelled; a grant that arrives after that is released.
  *   `waitUntil` keeps the Worker alive for that clean-up.
  */
-import { StoreStatus } from "../core/errors.js";
-import { NAME_PATTERN, isPlainObject } from "../core/validate.js";
-import { isSpecVersion } from "../core/spec-version.js";
+import type * as v from "valibot";
+import { SlotgateConfigError, StoreStatus } from "../core/errors.js";
+import { NAME_PATTERN, isPlainObject, parse, type Schema } from "../core/validate.js";
 import type { StoreAcquireResult } from "../core/store.js";
-import { MAX_ID_LENGTH, type LeaseOwner, type Reply, type SlotGroupBatchRpc, type SlotGroupRpc } from "../stores/durable-object/protocol.js";
+import type { LeaseOwner, Reply, SlotGroupBatchRpc, SlotGroupRpc } from "../stores/durable-object/protocol.js";
 import { MAX_BATCH_OPS, callAlone, isQueued, type BatchOp } from "../stores/durable-object/batch-protocol.js";
 import {
   MAX_SLOT_API_BODY_BYTES,
+  SLOT_API_BODIES,
   SLOT_API_OPS,
   SLOT_API_PREFIX,
   type AcquireReply,
@@ -47,7 +48,7 @@ import {
   type SlotApiFault,
   type SlotApiOp,
 } from "../stores/durable-object/slot-api-protocol.js";
-import { authenticate, isLeaseSecret, leaseSecretHash, newLeaseSecret, permits, tokenSetup, type Credential } from "./slot-api-auth.js";
+import { authenticate, leaseSecretHash, newLeaseSecret, permits, tokenSetup, type Credential } from "./slot-api-auth.js";
 import { storeFault, type SlotGroupNamespace } from "../stores/durable-object/rpc-transport.js";
 
 export interface SlotApiOptions {
@@ -126,8 +127,9 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
   try {
     if (op === "batch") return await batch(request, stub, body, credential, group, options.waitUntil);
     if (op === "wait") {
-      if (!isId(body.waiterId)) return badRequest(`waiterId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
-      const waiterId = body.waiterId;
+      const checked = checkBody("wait", body);
+      if ("detail" in checked) return badRequest(checked.detail);
+      const { waiterId } = checked.value;
       // Only the token that queued the ticket may collect it.
       return await longPoll(
         request,
@@ -162,54 +164,60 @@ async function serve(request: Request, options: SlotApiOptions): Promise<Respons
   }
 }
 
-const LEASE_SECRET_EXPECTED = "leaseSecret: expected the secret the acquire answered with the lease (22 characters of base64url)";
 const BATCH_ROUTES: readonly SlotApiBatchOp[] = ["acquire", "cancel", "release", "renew", "configure", "server-state", "stats"];
+
+/** A body against its route's schema, or the detail of a 400 naming every problem. */
+function checkBody<Op extends keyof typeof SLOT_API_BODIES>(
+  op: Op,
+  body: Record<string, unknown>,
+): { value: v.InferOutput<(typeof SLOT_API_BODIES)[Op]> } | { detail: string } {
+  try {
+    return { value: parse(SLOT_API_BODIES[op] as Schema<v.InferOutput<(typeof SLOT_API_BODIES)[Op]>>, body) };
+  } catch (error) {
+    if (error instanceof SlotgateConfigError) return { detail: error.message };
+    throw error;
+  }
+}
 
 /** A call of a route, checked as the route checks it, with the owner fields of `token`; or its refusal. */
 type Prepared = { call: BatchOp; secret?: string } | { refused: Reply<never> };
 
 /**
  * Checks the body of one call (of its own route, or an op of a batch) and turns it into the
- * object's call. The one place the routes' shapes are checked: the object checks every field again.
- * Every acquire gets a fresh lease secret here, before it reaches the object, which stores its
- * hash with the lease if it is granted.
+ * object's call. The one place the routes' shapes are checked (their schemas are in
+ * slot-api-protocol.ts): the object checks every field again. Every acquire gets a fresh lease
+ * secret here, before it reaches the object, which stores its hash with the lease if it is granted.
  */
 async function prepare(op: SlotApiBatchOp, body: Record<string, unknown>, token: string): Promise<Prepared> {
-  const refuse = (detail: string): Prepared => ({ refused: { status: StoreStatus.BadRequest, detail } });
-  const idExpected = (what: string) => `${what}: expected a string of 1 to ${MAX_ID_LENGTH} characters`;
+  if (op === "stats") return { call: { op: "stats" } };
+  const checked = checkBody(op, body);
+  if ("detail" in checked) return { refused: { status: StoreStatus.BadRequest, detail: checked.detail } };
+  const b = checked.value;
   switch (op) {
     case "acquire": {
-      if (!isId(body.waiterId)) return refuse(idExpected("waiterId"));
-      if (!isPlainObject(body.request))
-        return refuse("request: expected a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }");
+      const { waiterId, request } = b as v.InferOutput<(typeof SLOT_API_BODIES)["acquire"]>;
       const secret = newLeaseSecret();
       const owner: LeaseOwner = { secretHash: await leaseSecretHash(secret), token };
-      return { call: { op: "acquire", request: body.request as never, waiterId: body.waiterId, owner }, secret };
+      return { call: { op: "acquire", request: request as never, waiterId, owner }, secret };
     }
     case "cancel":
-      if (!isId(body.waiterId)) return refuse(idExpected("waiterId"));
-      return { call: { op: "cancel", waiterId: body.waiterId, token } };
-    case "release":
-      if (!isId(body.leaseId)) return refuse(idExpected("leaseId"));
-      if (!isLeaseSecret(body.leaseSecret)) return refuse(LEASE_SECRET_EXPECTED);
-      return { call: { op: "release", leaseId: body.leaseId, secretHash: await leaseSecretHash(body.leaseSecret) } };
-    case "renew":
-      if (!isId(body.leaseId)) return refuse(idExpected("leaseId"));
-      if (typeof body.ttlMs !== "number") return refuse("ttlMs: expected a number of milliseconds");
-      if (!isLeaseSecret(body.leaseSecret)) return refuse(LEASE_SECRET_EXPECTED);
-      return { call: { op: "renew", leaseId: body.leaseId, ttlMs: body.ttlMs, secretHash: await leaseSecretHash(body.leaseSecret) } };
-    case "configure":
-      if (!isPlainObject(body.spec)) return refuse("spec: expected a group spec { limits, backends }");
-      if (body.version !== undefined && body.version !== null && !isSpecVersion(body.version))
-        return refuse("version: expected a positive integer, or null (unversioned)");
-      return { call: { op: "configure", spec: body.spec as never, version: (body.version ?? null) as number | null } };
-    case "server-state":
-      if (typeof body.backend !== "string" || typeof body.server !== "string" || typeof body.up !== "boolean") {
-        return refuse("expected { backend: string, server: string, up: boolean }");
-      }
-      return { call: { op: "setServerState", backend: body.backend, server: body.server, up: body.up } };
-    case "stats":
-      return { call: { op: "stats" } };
+      return { call: { op: "cancel", waiterId: (b as v.InferOutput<(typeof SLOT_API_BODIES)["cancel"]>).waiterId, token } };
+    case "release": {
+      const { leaseId, leaseSecret } = b as v.InferOutput<(typeof SLOT_API_BODIES)["release"]>;
+      return { call: { op: "release", leaseId, secretHash: await leaseSecretHash(leaseSecret) } };
+    }
+    case "renew": {
+      const { leaseId, ttlMs, leaseSecret } = b as v.InferOutput<(typeof SLOT_API_BODIES)["renew"]>;
+      return { call: { op: "renew", leaseId, ttlMs, secretHash: await leaseSecretHash(leaseSecret) } };
+    }
+    case "configure": {
+      const { spec, version } = b as v.InferOutput<(typeof SLOT_API_BODIES)["configure"]>;
+      return { call: { op: "configure", spec: spec as never, version } };
+    }
+    case "server-state": {
+      const { backend, server, up } = b as v.InferOutput<(typeof SLOT_API_BODIES)["server-state"]>;
+      return { call: { op: "setServerState", backend, server, up } };
+    }
   }
 }
 
@@ -374,10 +382,6 @@ async function longPoll(
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────
-
-function isId(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH;
-}
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
 

@@ -7,6 +7,7 @@ import { SlotgateConfigError, SlotgateError } from "./errors.js";
 import { ownEntry, type GroupSpec } from "./spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
 import type { ChainRequest } from "./store.js";
+import { accept, int, parseLeaf } from "./validate.js";
 
 export interface AcquireOptions {
   /** Named and keyed scopes, e.g. `["global", "frontend:web", "tenant:acme"]`. */
@@ -40,21 +41,25 @@ function bad(path: string, expected: string, received: unknown): never {
   throw new SlotgateConfigError([{ path, expected, received }]);
 }
 
-function intIn(path: string, value: unknown, min: number, max: number): number {
-  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
-  return bad(path, `an integer from ${min} to ${max}`, value);
-}
+// Leaves, run through parseLeaf: this is the hot path of every acquire.
+const priorityObject = accept<{ class?: unknown; offsetMs?: unknown }>((x) => typeof x === "object" && x !== null, "an object { class?, offsetMs? }");
+const priorityClassLeaf = int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX });
+const priorityOffset = int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
+const queueTimeout = int({ min: 0, max: MAX_TTL_MS });
+const leaseTtl = int({ min: 1, max: MAX_TTL_MS });
+const scopeList = accept<unknown[]>(Array.isArray, "an array of scope names");
+const scopeName = accept<string>((x) => typeof x === "string", "a scope name (string)");
+const backendName = accept<string>((x) => typeof x === "string", "a backend name");
+const serverName = accept<string>((x) => typeof x === "string", "a server name");
 
 export function toChainRequest(options: AcquireOptions, spec: GroupSpec, defaults: RequestDefaults): ChainRequest {
   if (typeof options !== "object" || options === null) bad("options", "an object", options);
   let backend = options.backend;
   let server = options.server;
   const scopes: string[] = [];
-  const raw = options.scopes ?? [];
-  if (!Array.isArray(raw)) bad("scopes", "an array of scope names", raw);
+  const raw = options.scopes === undefined ? [] : parseLeaf(scopeList, options.scopes, "scopes");
   for (let i = 0; i < raw.length; i++) {
-    const name: unknown = raw[i];
-    if (typeof name !== "string") bad(`scopes[${i}]`, "a scope name (string)", name);
+    const name = parseLeaf(scopeName, raw[i], `scopes[${i}]`);
     if (name.startsWith("backend:")) {
       backend = sameOrThrow("backend", backend, name.slice(8));
     } else if (name.startsWith("server:")) {
@@ -66,7 +71,7 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
       if (!scopes.includes(name)) scopes.push(name);
     }
   }
-  if (server !== undefined && typeof server !== "string") bad("server", "a server name", server);
+  if (server !== undefined) server = parseLeaf(serverName, server, "server");
   if (server !== undefined && backend === undefined) [backend, server] = splitServer("server", server);
   else if (server !== undefined && server.includes("/")) {
     const [b, s] = splitServer("server", server);
@@ -74,7 +79,7 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
     server = s;
   }
   if (backend !== undefined) {
-    if (typeof backend !== "string") bad("backend", "a backend name", backend);
+    backend = parseLeaf(backendName, backend, "backend");
     const b = ownEntry(spec.backends, backend);
     if (!b) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown backend: ${clip(backend)}`);
     if (server !== undefined && !b.servers.some((s) => s.name === server)) {
@@ -82,12 +87,11 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
     }
   }
 
-  const p = options.priority;
-  if (p !== undefined && (typeof p !== "object" || p === null)) bad("priority", "an object { class?, offsetMs? }", p);
-  const priorityClass = p?.class === undefined ? 0 : intIn("priority.class", p.class, PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX);
-  const priorityOffsetMs = p?.offsetMs === undefined ? 0 : intIn("priority.offsetMs", p.offsetMs, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS);
-  const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : intIn("queueTimeoutMs", options.queueTimeoutMs, 0, MAX_TTL_MS);
-  const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : intIn("leaseTtlMs", options.leaseTtlMs, 1, MAX_TTL_MS);
+  const p = options.priority === undefined ? undefined : parseLeaf(priorityObject, options.priority, "priority");
+  const priorityClass = p?.class === undefined ? 0 : parseLeaf(priorityClassLeaf, p.class, "priority.class");
+  const priorityOffsetMs = p?.offsetMs === undefined ? 0 : parseLeaf(priorityOffset, p.offsetMs, "priority.offsetMs");
+  const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : parseLeaf(queueTimeout, options.queueTimeoutMs, "queueTimeoutMs");
+  const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : parseLeaf(leaseTtl, options.leaseTtlMs, "leaseTtlMs");
 
   const request: ChainRequest = { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs };
   if (backend !== undefined) request.backend = backend;

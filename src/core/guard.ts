@@ -3,14 +3,15 @@
  * a chain request, hands it to the store, wraps grants in self-renewing {@link Lease}s, and applies
  * the outage policy of SPEC §2 rule 11 when the store cannot be reached.
  */
+import * as v from "valibot";
 import { toChainRequest, type AcquireOptions, type RequestDefaults } from "./acquire-options.js";
 import { SlotgateConfigError, SlotgateError, SlotgateRejectedError, isSlotgateError, type RejectReason } from "./errors.js";
 import { Lease, type LeaseOwner } from "./lease.js";
-import { buildGroupSpec, ownEntry, type BackendsOption, type GroupSpec, type LimitsOption } from "./spec.js";
+import { backendsSchema, buildGroupSpec, limitsSchema, ownEntry, type BackendsOption, type GroupSpec, type LimitsOption } from "./spec.js";
 import { MAX_SPEC_VERSION } from "./spec-version.js";
 import { histogramQuantile, type GroupStatsSnapshot } from "./stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SlotStore, SpecStatus } from "./store.js";
-import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkOneOf, isPlainObject } from "./validate.js";
+import { accept, finite, int, isPlainObject, looseObject, nameSchema, object, oneOf, optional, parse, report, refine } from "./validate.js";
 import { LocalFallback } from "./local-fallback.js";
 import { RenewalSchedule } from "./renewals.js";
 
@@ -113,7 +114,47 @@ export interface Guard {
   close(): Promise<void>;
 }
 
-const GUARD_KEYS = ["store", "group", "limits", "backends", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"];
+const specVersion = int({ min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" });
+const STORE_EXPECTED = "a store (createMemoryStore(), createRedisStore(…), …)";
+const isStore = (x: unknown) => typeof x === "object" && x !== null && typeof (x as SlotStore).open === "function";
+const LOCAL_SHARE_EXPECTED = "a number in (0, 1]";
+// Checked in this order (the spec last), listed in the declaration's order.
+const guardOptions = object(
+  {
+    group: optional(nameSchema, "default"),
+    store: optional(accept<SlotStore>(isStore, STORE_EXPECTED), undefined),
+    onStoreError: optional(oneOf(STORE_ERROR_POLICIES), "fail-closed" as const),
+    localShare: optional(
+      finite(LOCAL_SHARE_EXPECTED, (n) => n > 0 && n <= 1),
+      undefined,
+    ),
+    // `null` reads as absent here, as `options.defaults ?? {}` always did.
+    defaults: v.pipe(
+      v.nullish(
+        looseObject(
+          { queueTimeoutMs: optional(int({ min: 0 }), 0), leaseTtlMs: optional(int({ min: 1 }), 30_000) },
+          "an object { queueTimeoutMs?, leaseTtlMs? }",
+        ),
+      ),
+      v.transform((d) => d ?? { queueTimeoutMs: 0, leaseTtlMs: 30_000 }),
+    ),
+    retryAfterMs: optional(int({ min: 0 }), 1000),
+    onEvent: optional(
+      accept<(event: GuardEvent) => void>((x) => typeof x === "function", "a function"),
+      undefined,
+    ),
+    version: optional(specVersion, null),
+    limits: optional(limitsSchema, {}),
+    backends: optional(backendsSchema, {}),
+  },
+  "an object",
+  ["store", "group", "limits", "backends", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"],
+);
+/** `localShare` is each node's share of every maxconn under the `local` policy: required there. */
+const checkedGuardOptions = refine(guardOptions, (o, addIssue) => {
+  if (o.onStoreError !== "local" || o.localShare !== undefined) return o;
+  return report(addIssue, `${LOCAL_SHARE_EXPECTED} when onStoreError is "local"`, undefined, { path: ["localShare"] });
+});
 /** Scopes reported through `scope-unavailable`, at most (each once). */
 const MAX_UNAVAILABLE_REPORTED = 256;
 
@@ -145,11 +186,13 @@ export function guardFactory(inProcess: InProcessStore, shared: SharedByGuards =
  * Undefined when the store has no state for the group.
  */
 export async function readGroupStats(store: SlotStore, group: string): Promise<GuardStats | undefined> {
-  const issues = new Issues();
-  checkName(issues, "group", group);
-  if (typeof store !== "object" || store === null || typeof (store as SlotStore).readStats !== "function")
-    issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
-  if (!issues.empty) throw new SlotgateConfigError(issues.list);
+  parse(
+    object({
+      group: nameSchema,
+      store: accept((x) => typeof x === "object" && x !== null && typeof (x as SlotStore).readStats === "function", STORE_EXPECTED),
+    }),
+    { group, store },
+  );
   const snapshot = await store.readStats(group);
   if (snapshot === undefined) return undefined;
   return withQuantiles(group, store.kind, snapshot, { fail_closed: 0, fail_open: 0, local: 0, store_errors: 0 }, 0, {
@@ -205,44 +248,30 @@ class GuardImpl implements Guard, LeaseOwner {
 
   constructor(options: GuardOptions, inProcess: InProcessStore, sharedLocal: LocalFallback | undefined) {
     if (!isPlainObject(options as unknown)) throw new SlotgateConfigError([{ path: "options", expected: "an object", received: options }]);
-    const issues = new Issues();
-    checkKnownKeys(issues, "", options as Record<string, unknown>, GUARD_KEYS);
-    const group = options.group === undefined ? "default" : checkName(issues, "group", options.group);
-    const store = options.store ?? inProcess();
-    if (typeof store !== "object" || store === null || typeof (store as SlotStore).open !== "function")
-      issues.add("store", "a store (createMemoryStore(), createRedisStore(…), …)", store);
-    const policy = options.onStoreError === undefined ? "fail-closed" : checkOneOf(issues, "onStoreError", options.onStoreError, STORE_ERROR_POLICIES);
-    let localShare: number | undefined;
-    if (options.localShare !== undefined) localShare = checkNumber(issues, "localShare", options.localShare, "a number in (0, 1]", (n) => n > 0 && n <= 1);
-    else if (policy === "local") issues.add("localShare", 'a number in (0, 1] when onStoreError is "local"', undefined);
-    const d: Partial<RequestDefaults> = options.defaults ?? {};
-    if (!isPlainObject(d as unknown)) issues.add("defaults", "an object { queueTimeoutMs?, leaseTtlMs? }", d);
-    const queueTimeoutMs = d.queueTimeoutMs === undefined ? 0 : checkInt(issues, "defaults.queueTimeoutMs", d.queueTimeoutMs, { min: 0 });
-    const leaseTtlMs = d.leaseTtlMs === undefined ? 30_000 : checkInt(issues, "defaults.leaseTtlMs", d.leaseTtlMs, { min: 1 });
-    const retryAfterMs = options.retryAfterMs === undefined ? 1000 : checkInt(issues, "retryAfterMs", options.retryAfterMs, { min: 0 });
-    if (options.onEvent !== undefined && typeof options.onEvent !== "function") issues.add("onEvent", "a function", options.onEvent);
-    const version =
-      options.version === undefined
-        ? null
-        : (checkInt(issues, "version", options.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null);
-    let spec: GroupSpec | undefined;
-    try {
-      spec = buildGroupSpec(options.limits, options.backends);
-    } catch (error) {
-      if (error instanceof SlotgateConfigError) issues.list.push(...error.issues);
-      else throw error;
-    }
-    if (!issues.empty || !spec) throw new SlotgateConfigError(issues.list);
-
-    this.group = group!;
+    const {
+      store: given,
+      group,
+      limits,
+      backends,
+      version,
+      defaults,
+      onStoreError: policy,
+      localShare,
+      retryAfterMs,
+      onEvent,
+    } = parse(checkedGuardOptions, options);
+    const store = given ?? inProcess();
+    if (!isStore(store)) throw new SlotgateConfigError([{ path: "store", expected: STORE_EXPECTED, received: store }]);
+    const spec: GroupSpec = { limits, backends };
+    this.group = group;
     this.#spec = spec;
     this.#limitsOption = options.limits;
     this.#backendsOption = options.backends;
     this.#store = store;
-    this.#defaults = { queueTimeoutMs: queueTimeoutMs!, leaseTtlMs: leaseTtlMs! };
-    this.#policy = policy!;
-    this.#retryAfterMs = retryAfterMs!;
-    this.#onEvent = options.onEvent;
+    this.#defaults = defaults;
+    this.#policy = policy;
+    this.#retryAfterMs = retryAfterMs;
+    this.#onEvent = onEvent;
     this.#version = version;
     this.#handle = store.open(this.group, spec, version === null ? {} : { version });
     this.#ownsLocal = policy === "local" && sharedLocal === undefined;
@@ -301,9 +330,7 @@ class GuardImpl implements Guard, LeaseOwner {
     const spec = buildGroupSpec(limits, backends);
     let version = this.#version;
     if (change.version !== undefined) {
-      const issues = new Issues();
-      version = checkInt(issues, "version", change.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }) ?? null;
-      if (!issues.empty) throw new SlotgateConfigError(issues.list);
+      version = parse(specVersion, change.version, "version");
     }
     const status = await this.#handle.configure(spec, version);
     this.#spec = spec;

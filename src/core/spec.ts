@@ -4,7 +4,27 @@
  * produces a {@link GroupSpec}. `null` means "no limit" (HAProxy's `maxconn 0`).
  */
 import { SlotgateConfigError } from "./errors.js";
-import { Issues, checkInt, checkKnownKeys, checkName, checkObject, checkOneOf, isPlainObject, join } from "./validate.js";
+import {
+  Issues,
+  boolean,
+  check,
+  choose,
+  int,
+  isPlainObject,
+  mapping,
+  nameSchema,
+  object,
+  oneOf,
+  optional,
+  refuse,
+  report,
+  refine,
+  type Schema,
+  rule,
+  reportUnknownKeys,
+  own,
+  nested,
+} from "./validate.js";
 
 export type Balance = "leastconn" | "roundrobin" | "first";
 export const BALANCES: readonly Balance[] = ["leastconn", "roundrobin", "first"];
@@ -71,96 +91,86 @@ export function ownEntry<T>(record: Record<string, T>, key: string): T | undefin
 }
 export const MAX_WEIGHT = 256;
 
+const LIMIT_EXPECTED = `an integer from 0 to ${MAX_LIMIT}`;
+const limitValue = int({ min: 0, max: MAX_LIMIT, expected: LIMIT_EXPECTED });
+/** Omitted: no limit. */
+const optionalLimit = optional(limitValue, null);
+
+/** A limit's name; `backend:` and `server:` scopes are implied by the backends. */
+const limitName = refine(nameSchema, (limit, addIssue) => {
+  if (!limit.startsWith("backend:") && !limit.startsWith("server:")) return limit;
+  report(addIssue, "a limit name not starting with backend: or server: (declare those under backends)", limit);
+  return undefined;
+});
+
+const limitObject = rule((value, addIssue): ScopeSpec | undefined => {
+  const obj = value as Record<string, unknown>;
+  reportUnknownKeys(addIssue, obj, ["max", "perKey", "maxqueue"]);
+  const keyed = own(obj, "perKey") !== undefined;
+  if (keyed === (own(obj, "max") !== undefined)) return report(addIssue, "exactly one of max or perKey", obj);
+  const key = keyed ? "perKey" : "max";
+  const max = nested(addIssue, key, limitValue, own(obj, key));
+  const maxqueue = nested(addIssue, "maxqueue", optionalLimit, own(obj, "maxqueue"));
+  return max === undefined || maxqueue === undefined ? undefined : { max, maxqueue, keyed };
+});
+
+const limit: Schema<ScopeSpec> = choose((value) =>
+  typeof value === "number"
+    ? refine(limitValue, (max) => ({ max, maxqueue: null, keyed: false }))
+    : isPlainObject(value)
+      ? limitObject
+      : refuse("a number, { max, maxqueue? } or { perKey, maxqueue? }"),
+);
+
+const server = object(
+  {
+    weight: optional(int({ min: 1, max: MAX_WEIGHT }), 1),
+    down: optional(boolean(), false),
+    max: optionalLimit,
+    maxqueue: optionalLimit,
+  },
+  "an object",
+  ["max", "maxqueue", "weight", "down"],
+);
+
+const servers = refine(
+  mapping(nameSchema, () => server),
+  ({ entries, names }, addIssue): ServerSpec[] | undefined => {
+    if (names.length === 0) return report(addIssue, "at least one server", entries);
+    return names.map((n) => {
+      const { max, maxqueue, weight, down } = entries[n]!;
+      return { name: n, max, maxqueue, weight, down };
+    });
+  },
+);
+
+const backend: Schema<BackendSpec> = object({
+  balance: optional(oneOf(BALANCES), "roundrobin" as const),
+  max: optionalLimit,
+  maxqueue: optionalLimit,
+  servers,
+});
+
+/** `limits` as users write them ({@link LimitsOption}), into the spec's scopes. */
+export const limitsSchema = refine(
+  mapping(limitName, () => limit),
+  ({ entries }) => ({ ...entries }),
+);
+/** `backends` as users write them ({@link BackendsOption}), into the spec's backends, servers in declared order. */
+export const backendsSchema = refine(
+  mapping(nameSchema, () => backend),
+  ({ entries }) => ({ ...entries }),
+);
+
 export function buildGroupSpec(limits: unknown, backends: unknown, path = ""): GroupSpec {
   const issues = new Issues();
-  const spec: GroupSpec = { limits: {}, backends: {} };
   const at = (key: string) => (path === "" ? key : `${path}.${key}`);
-
-  if (limits !== undefined) {
-    const obj = checkObject(issues, at("limits"), limits);
-    for (const [name, value] of Object.entries(obj ?? {})) {
-      const p = join(at("limits"), name);
-      if (checkName(issues, p, name) === undefined) continue;
-      if (name.startsWith("backend:") || name.startsWith("server:")) {
-        issues.add(p, "a limit name not starting with backend: or server: (declare those under backends)", name);
-        continue;
-      }
-      const scope = parseLimit(issues, p, value);
-      if (scope) spec.limits[name] = scope;
-    }
-  }
-
-  if (backends !== undefined) {
-    const obj = checkObject(issues, at("backends"), backends);
-    for (const [name, value] of Object.entries(obj ?? {})) {
-      const p = join(at("backends"), name);
-      if (checkName(issues, p, name) === undefined) continue;
-      const backend = parseBackend(issues, p, value);
-      if (backend) spec.backends[name] = backend;
-    }
-  }
-
+  const spec: GroupSpec = {
+    limits: limits === undefined ? {} : (check(issues, at("limits"), limitsSchema, limits) ?? {}),
+    backends: backends === undefined ? {} : (check(issues, at("backends"), backendsSchema, backends) ?? {}),
+  };
   if (!issues.empty) throw new SlotgateConfigError(issues.list);
   return spec;
-}
-
-function optionalLimit(issues: Issues, path: string, value: unknown): number | null {
-  if (value === undefined) return null;
-  return checkInt(issues, path, value, { min: 0, max: MAX_LIMIT, expected: `an integer from 0 to ${MAX_LIMIT}` }) ?? null;
-}
-
-function parseLimit(issues: Issues, path: string, value: unknown): ScopeSpec | undefined {
-  if (typeof value === "number") {
-    const max = checkInt(issues, path, value, { min: 0, max: MAX_LIMIT, expected: `an integer from 0 to ${MAX_LIMIT}` });
-    return max === undefined ? undefined : { max, maxqueue: null, keyed: false };
-  }
-  if (!isPlainObject(value)) {
-    issues.add(path, "a number, { max, maxqueue? } or { perKey, maxqueue? }", value);
-    return undefined;
-  }
-  checkKnownKeys(issues, path, value, ["max", "perKey", "maxqueue"]);
-  const keyed = value.perKey !== undefined;
-  if (keyed === (value.max !== undefined)) {
-    issues.add(path, "exactly one of max or perKey", value);
-    return undefined;
-  }
-  const limitPath = join(path, keyed ? "perKey" : "max");
-  const max = checkInt(issues, limitPath, keyed ? value.perKey : value.max, { min: 0, max: MAX_LIMIT, expected: `an integer from 0 to ${MAX_LIMIT}` });
-  const maxqueue = optionalLimit(issues, join(path, "maxqueue"), value.maxqueue);
-  return max === undefined ? undefined : { max, maxqueue, keyed };
-}
-
-function parseBackend(issues: Issues, path: string, value: unknown): BackendSpec | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, ["balance", "max", "maxqueue", "servers"]);
-  const balance = obj.balance === undefined ? "roundrobin" : checkOneOf(issues, join(path, "balance"), obj.balance, BALANCES);
-  const max = optionalLimit(issues, join(path, "max"), obj.max);
-  const maxqueue = optionalLimit(issues, join(path, "maxqueue"), obj.maxqueue);
-  const serversPath = join(path, "servers");
-  const serversObj = checkObject(issues, serversPath, obj.servers);
-  const servers: ServerSpec[] = [];
-  for (const [name, s] of Object.entries(serversObj ?? {})) {
-    const p = join(serversPath, name);
-    if (checkName(issues, p, name) === undefined) continue;
-    const server = checkObject(issues, p, s);
-    if (!server) continue;
-    checkKnownKeys(issues, p, server, ["max", "maxqueue", "weight", "down"]);
-    const weight = server.weight === undefined ? 1 : checkInt(issues, join(p, "weight"), server.weight, { min: 1, max: MAX_WEIGHT });
-    if (server.down !== undefined && typeof server.down !== "boolean") issues.add(join(p, "down"), "a boolean", server.down);
-    servers.push({
-      name,
-      max: optionalLimit(issues, join(p, "max"), server.max),
-      maxqueue: optionalLimit(issues, join(p, "maxqueue"), server.maxqueue),
-      weight: weight ?? 1,
-      down: server.down === true,
-    });
-  }
-  if (serversObj && servers.length === 0 && Object.keys(serversObj).length === 0) {
-    issues.add(serversPath, "at least one server", serversObj);
-  }
-  if (balance === undefined) return undefined;
-  return { balance, max, maxqueue, servers };
 }
 
 /** Scope names that the spec implies for backends and servers. */

@@ -11,7 +11,7 @@ import type { AcquireOptions } from "../core/acquire-options.js";
 import type { Guard } from "../core/guard.js";
 import type { Lease } from "../core/lease.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../core/state/order.js";
-import { Issues, checkInt, checkKnownKeys, isPlainObject } from "../core/validate.js";
+import { Issues, check, checkKnownKeys, int, isPlainObject } from "../core/validate.js";
 import { DEFAULT_RETRY_AFTER_MS, classifyGuardFault, denyAnswer, type Answer, type DenyReason } from "../edge/answers.js";
 
 /** A value given once, or computed per request from the framework's request (or context). */
@@ -170,8 +170,8 @@ export function createGate<Req>(options: SlotgateMiddlewareOptions<Req>, onRejec
     issues.add("backend", "a backend name or a function (request) => name", options.backend);
   }
   if (options.priority !== undefined && typeof options.priority !== "function") checkPriority(issues, "priority", options.priority);
-  if (options.queueTimeoutMs !== undefined) checkInt(issues, "queueTimeoutMs", options.queueTimeoutMs, { min: 0, max: MAX_TTL_MS });
-  if (options.leaseTtlMs !== undefined) checkInt(issues, "leaseTtlMs", options.leaseTtlMs, { min: 1, max: MAX_TTL_MS });
+  if (options.queueTimeoutMs !== undefined) check(issues, "queueTimeoutMs", int({ min: 0, max: MAX_TTL_MS }), options.queueTimeoutMs);
+  if (options.leaseTtlMs !== undefined) check(issues, "leaseTtlMs", int({ min: 1, max: MAX_TTL_MS }), options.leaseTtlMs);
   const denyStatus = options.denyStatus ?? 503;
   if (denyStatus !== 503 && denyStatus !== 429) issues.add("denyStatus", "503 or 429", denyStatus);
   if (onRejected !== undefined && typeof onRejected !== "function") issues.add("onRejected", "a function", onRejected);
@@ -246,6 +246,6 @@ function checkScopes(issues: Issues, scopes: unknown): void {
 function checkPriority(issues: Issues, path: string, p: unknown): void {
   if (!isPlainObject(p)) return issues.add(path, "an object { class?, offsetMs? } or a function (request) => priority", p);
   checkKnownKeys(issues, path, p, ["class", "offsetMs"]);
-  if (p.class !== undefined) checkInt(issues, `${path}.class`, p.class, { min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX });
-  if (p.offsetMs !== undefined) checkInt(issues, `${path}.offsetMs`, p.offsetMs, { min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
+  if (p.class !== undefined) check(issues, `${path}.class`, int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }), p.class);
+  if (p.offsetMs !== undefined) check(issues, `${path}.offsetMs`, int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }), p.offsetMs);
 }

@@ -6,14 +6,14 @@
 
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { createMemoryStore, type SlotStore } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { createEdgeNode, type EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/node/logger.js";
 import { keyDigest } from "../../src/node/stats/keys.js";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
-import { ensureBuilt, killChildren, run, useConfigDir } from "../support/cli.js";
+import { run, useCliTests } from "../support/cli.js";
 import { startOrigin, type Origin } from "../support/origin.js";
 
 const HEADER_SECRET = "sk_live_HEADERSECRET_4f1d9c";
@@ -22,14 +22,7 @@ const NEWER_SECRET = "NEWERSECRET_b0b0b0";
 const SECRETS = [HEADER_SECRET, QUERY_SECRET, NEWER_SECRET];
 const GROUP = "atk";
 
-beforeAll(ensureBuilt, 120_000);
-const writeConfig = useConfigDir();
-
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  killChildren();
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
+const { writeConfig, cleanups } = useCliTests();
 
 let redis: RedisProcess | undefined;
 afterAll(async () => {

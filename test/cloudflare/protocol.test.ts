@@ -62,6 +62,19 @@ describe("SlotGroup RPC surface", () => {
     expect(stats.value.scopes.tenant).toMatchObject({ keys: 0 });
   });
 
+  it("keys named like Object.prototype's members: names where names are allowed, otherwise ignored, never a prototype", async () => {
+    const stub = stubFor(freshGroup("rpc-proto-keys"));
+    expect(await stub.configure(spec({ constructor: 1 }, { prototype: { servers: { toString: {} } } }))).toMatchObject({ status: 0 });
+    // Extra keys of a wire message are left out (the message may grow); `__proto__` among them too.
+    const hostile = JSON.parse('{"__proto__": {"priorityClass": 99999, "polluted": true}}') as Record<string, unknown>;
+    const granted = await stub.acquire({ ...request(["constructor"], { backend: "prototype", server: "toString" }), ...hostile } as never, "w1");
+    expect(granted).toMatchObject({ status: 0, value: { ok: true } });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // A scope that only Object.prototype has is unknown.
+    expect(await stub.acquire(request(["toString"]), "w2")).toEqual({ status: StoreStatus.UnknownScope, detail: "toString" });
+    expect(await stub.acquire(request(["hasOwnProperty"]), "w3")).toMatchObject({ status: StoreStatus.UnknownScope });
+  });
+
   it("acquire, cancel, release, and renew by id", async () => {
     const stub = stubFor(freshGroup("rpc-ok"));
     await stub.configure(spec({ global: 1 }));

@@ -116,6 +116,45 @@ describe("options are validated at construction", () => {
     }
   });
 
+  it("keys named like Object.prototype's members are unknown keys or names, never prototypes", async () => {
+    const own = (key: string, value: unknown) => Object.defineProperty({}, key, { value, enumerable: true, configurable: true, writable: true });
+    const messages = (options: unknown): string[] => {
+      try {
+        createGuard(options as never);
+      } catch (e) {
+        expect(e).toBeInstanceOf(SlotgateConfigError);
+        return (e as Error).message.split("\n");
+      }
+      return [];
+    };
+    expect(messages(own("constructor", { limits: { x: 1 } }))).toEqual([
+      'constructor: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "constructor"',
+    ]);
+    expect(messages({ limits: { t: own("__proto__", { max: 1 }) } })).toEqual([
+      'limits.t.__proto__: expected one of the keys max, perKey, maxqueue, got "__proto__"',
+      "limits.t: expected exactly one of max or perKey, got an object",
+    ]);
+    expect(messages({ backends: { api: { servers: JSON.parse('{"__proto__": {"max": 1}}') } } })).toEqual([
+      'backends.api.servers.__proto__: expected a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__, got "__proto__"',
+    ]);
+    expect(messages({ backends: { api: { servers: { a: own("prototype", 1) } } } })).toEqual([
+      'backends.api.servers.a.prototype: expected one of the keys max, maxqueue, weight, down, got "prototype"',
+    ]);
+    // Defaults read only their own two keys, as before; an inherited-looking key is left alone.
+    const g = createGuard({
+      limits: { constructor: 1 },
+      backends: { prototype: { servers: { toString: {} } } },
+      defaults: JSON.parse('{"__proto__": {"leaseTtlMs": 0}}'),
+    });
+    expect(({} as Record<string, unknown>).leaseTtlMs).toBeUndefined();
+    expect(({} as Record<string, unknown>).max).toBeUndefined();
+    const r = await g.acquire({ scopes: ["constructor"], server: "prototype/toString" });
+    if (!r.ok) throw new Error(`expected a grant, got ${r.reason}`);
+    expect(r.lease.ttlMs).toBe(30_000);
+    await r.lease.release();
+    await g.close();
+  });
+
   it("names inherited from Object.prototype are not scopes", async () => {
     const g = createGuard({ limits: { global: 1, constructor: 2 } });
     await expect(g.acquire({ scopes: ["toString"] })).rejects.toMatchObject({ code: "SLOTGATE_UNKNOWN_SCOPE" });

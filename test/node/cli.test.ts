@@ -3,24 +3,16 @@
 
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { createGuard, createMemoryStore, type GuardStats } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { formatStatsTable } from "../../src/node/stats-table.js";
 import { sendCommand, startRedis, type RedisProcess } from "../harness/redis.js";
-import { ensureBuilt, killChildren, run, start, useConfigDir } from "../support/cli.js";
+import { run, start, useCliTests } from "../support/cli.js";
 import { closedPort, startOrigin, type Origin } from "../support/origin.js";
 
-beforeAll(ensureBuilt, 120_000);
-
-const writeConfig = useConfigDir();
-
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  killChildren();
-  while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
-});
+const { writeConfig, cleanups } = useCliTests();
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -47,8 +47,13 @@ function clone(): Loose {
 
 /** The issue lines of a failed load, or a failure if it loaded. */
 function issueLines(input: string | Uint8Array): string[] {
+  return rejection(() => parseEdgeConfig(input));
+}
+
+/** The issue lines of the config error `load` throws, or a failure if it returned. */
+function rejection(load: () => unknown): string[] {
   try {
-    parseEdgeConfig(input);
+    load();
   } catch (error) {
     expect(error).toBeInstanceOf(SlotgateConfigError);
     expect((error as SlotgateConfigError).code).toBe("SLOTGATE_INVALID_CONFIG");
@@ -1229,4 +1234,106 @@ describe("fuzz: the loader returns a config or throws a SlotgateConfigError", ()
     },
     60_000,
   );
+});
+
+describe("hostile keys and values through the schemas", () => {
+  const minimal = () => ({
+    frontends: { web: { bind: "127.0.0.1:0", default_backend: "app" } },
+    backends: { app: { servers: { s1: { address: "127.0.0.1:9" } } } },
+  });
+  const withKey = (obj: Record<string, unknown>, key: string, value: unknown) =>
+    Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
+  const problems = (raw: unknown): string[] => rejection(() => validateEdgeConfig(raw));
+
+  // Each section, with an own key named like a prototype member: an unknown key, never a prototype.
+  const sections: Array<[string, (c: ReturnType<typeof minimal> & Record<string, unknown>) => Record<string, unknown>]> = [
+    ["(top)", (c) => c],
+    ["store", (c) => ((c.store = { type: "memory" }), c.store as Record<string, unknown>)],
+    ["frontends.web", (c) => c.frontends.web],
+    ["backends.app", (c) => c.backends.app],
+    ["backends.app.servers.s1", (c) => c.backends.app.servers.s1],
+    ["stats", (c) => ((c.stats = { bind: "127.0.0.1:0" }), c.stats as Record<string, unknown>)],
+    ["log", (c) => ((c.log = {}), c.log as Record<string, unknown>)],
+  ];
+  for (const key of ["__proto__", "constructor", "prototype"]) {
+    for (const [where, section] of sections) {
+      it(`${key} as a key of ${where} is an unknown key`, () => {
+        const c = minimal() as ReturnType<typeof minimal> & Record<string, unknown>;
+        withKey(section(c), key, { polluted: true });
+        const lines = problems(c);
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(new RegExp(`${key}: expected one of the keys `));
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      });
+    }
+  }
+
+  it("constructor and toString are names like any other, read from own keys only", () => {
+    const c = minimal() as Loose;
+    c.backends = { constructor: { servers: { toString: { address: "127.0.0.1:9", maxconn: 3 } } } };
+    c.frontends.web.default_backend = "constructor";
+    const config = validateEdgeConfig(c);
+    expect(Object.keys(config.backends)).toEqual(["constructor"]);
+    expect(Object.values(config.backends)[0]!.servers.map((s) => [s.name, s.maxconn])).toEqual([["toString", 3]]);
+    // A section that does not declare them does not find Object.prototype's.
+    const other = validateEdgeConfig(minimal());
+    expect(Object.hasOwn(other.backends, "constructor")).toBe(false);
+    expect(other.backends.constructor).toBeUndefined();
+  });
+
+  it("__proto__ as a frontend, server, header or limit name is refused by name", () => {
+    const c = minimal() as Loose;
+    withKey(c.backends.app.servers, "__proto__", { address: "127.0.0.1:9" });
+    c.frontends.web.priority = [{ if: { header: JSON.parse('{"__proto__": "x"}') }, class: 1 }];
+    c.frontends.web.limits = [{ name: "__proto__", key: { header: "x-k" }, maxconn: 1 }];
+    const lines = problems(c);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^backends\.app\.servers\.__proto__: expected a server name/),
+        expect.stringMatching(/^frontends\.web\.priority\[0\]\.if\.header\.__proto__: expected a header name/),
+        expect.stringMatching(/^frontends\.web\.limits\[0\]\.name: expected a limit name/),
+      ]),
+    );
+    expect(({} as Record<string, unknown>).address).toBeUndefined();
+  });
+
+  it("non-plain objects, huge lists and deep values where a section is expected get a clean error", () => {
+    class Section {
+      bind = "127.0.0.1:0";
+      default_backend = "app";
+    }
+    const cases: Array<[string, (c: Loose) => void, RegExp]> = [
+      ["a class instance", (c) => (c.frontends.web = new Section()), /^frontends\.web: expected an object, got an object$/],
+      ["a Map", (c) => (c.backends.app.servers = new Map([["s1", { address: "127.0.0.1:9" }]])), /^backends\.app\.servers: expected an object/],
+      ["a Date", (c) => (c.store = new Date(0)), /^store: expected an object/],
+      ["an array", (c) => (c.backends = [c.backends.app]), /^backends: expected an object, got an array$/],
+      ["a function", (c) => (c.log = () => ({ query: true })), /^log: expected an object, got a function$/],
+      [
+        "a million rules",
+        (c) => (c.frontends.web.priority = new Array(1_000_000).fill({ class: 1 })),
+        /^frontends\.web\.priority: expected a list of up to 256 rules/,
+      ],
+      [
+        "a million trusted proxies",
+        (c) => (c.frontends.web.forwarded_for = { trusted: new Array(1_000_000).fill("10.0.0.0/8") }),
+        /^frontends\.web\.forwarded_for\.trusted: expected a CIDR/,
+      ],
+      [
+        "a deeply nested value",
+        (c) => {
+          let deep: unknown = 1;
+          for (let i = 0; i < 100_000; i++) deep = { a: deep };
+          c.backends.app.servers.s1.maxconn = deep;
+        },
+        /^backends\.app\.servers\.s1\.maxconn: expected a positive integer, got an object$/,
+      ],
+    ];
+    for (const [what, mutate, expected] of cases) {
+      const c = minimal() as Loose;
+      mutate(c);
+      const started = Date.now();
+      expect(problems(c), what).toEqual(expect.arrayContaining([expect.stringMatching(expected)]));
+      expect(Date.now() - started, what).toBeLessThan(2_000);
+    }
+  });
 });

@@ -13,6 +13,7 @@ import { createGuard, createMemoryStore, type Guard } from "../../src/index.js";
 import { validateEdgeConfig } from "../../src/edge/config/schema.js";
 import { toGuardOptions } from "../../src/edge/config/to-guard.js";
 import { createStatsListener } from "../../src/node/stats/index.js";
+import { CHROMIUM_TIMEOUT_MS, headlessChromiumArgs } from "../../scripts/chromium.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const HAS_CHROMIUM = existsSync(CHROMIUM);
@@ -78,24 +79,10 @@ afterAll(async () => {
 });
 
 async function chromium(args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(
-    CHROMIUM,
-    [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--hide-scrollbars",
-      `--user-data-dir=${join(dir, `profile-${Math.random().toString(36).slice(2)}`)}`,
-      ...args,
-    ],
-    { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 },
-  );
+  const { stdout } = await promisify(execFile)(CHROMIUM, [...headlessChromiumArgs(join(dir, `profile-${Math.random().toString(36).slice(2)}`)), ...args], {
+    timeout: CHROMIUM_TIMEOUT_MS,
+    maxBuffer: 32 * 1024 * 1024,
+  });
   return stdout;
 }
 

@@ -1,8 +1,8 @@
 // Shared by the Redis test files (not a test file itself).
 import { setTimeout as sleep } from "node:timers/promises";
 import { Cluster } from "ioredis";
-import { afterEach } from "vitest";
-import type { AcquireOptions, AcquireResult, Guard, GuardEvent, Lease } from "../../src/index.js";
+import { afterEach, expect } from "vitest";
+import type { AcquireOptions, AcquireResult, Guard, GuardEvent, GuardStats, Lease } from "../../src/index.js";
 import type { RedisClusterProcess } from "../harness/redis.js";
 
 /**
@@ -76,4 +76,44 @@ export function stopsAfterEach(): Array<() => Promise<unknown> | unknown> {
 export interface GuardNode {
   guard: Guard;
   events: GuardEvent[];
+}
+
+/**
+ * What a failover to a lagging replica must show, on a promoted standalone replica as on a
+ * cluster: `first` and `second` (the lease the replica never saw, re-registered) hold both slots,
+ * `waiting` (on node `a`, which re-registered) and `waitingFresh` (on a node with no history of the
+ * group) are still queued, and fences stay above `highest`. Checked past the learning window;
+ * returns `a`'s stats for the topology's own checks.
+ */
+export async function expectHeldPastLearningWindow(
+  a: GuardNode,
+  [first, second]: readonly [Lease, Lease],
+  [waiting, waitingFresh]: readonly [{ done: boolean }, { done: boolean }],
+  highest: number,
+): Promise<GuardStats> {
+  expect(waiting.done).toBe(false);
+  expect(waitingFresh.done).toBe(false);
+  expect(first.held && second.held).toBe(true);
+  const stats = await a.guard.stats();
+  expect(stats.scopes.global).toMatchObject({ in_use: 2, queued: 2 });
+  // The second lease, and the first too if its stale expiry on the replica had passed.
+  expect(stats.stateLoss?.reregistered).toBeGreaterThanOrEqual(1);
+  expect(stats.fence).toBeGreaterThanOrEqual(highest);
+  return stats;
+}
+
+/** Then both holders release: each waiter is granted a fence above every earlier one, and never more than two hold. */
+export async function expectWaitersGrantedAfterRelease(
+  holders: Holders,
+  [first, second]: readonly [Lease, Lease],
+  [waiting, waitingFresh]: readonly [{ promise: Promise<AcquireResult> }, { promise: Promise<AcquireResult> }],
+  highest: number,
+): Promise<void> {
+  await holders.release(first);
+  await holders.release(second);
+  const after = [granted(await waiting.promise), granted(await waitingFresh.promise)].map((l) => holders.hold(l));
+  for (const l of after) expect(l.fence).toBeGreaterThan(highest);
+  expect(new Set([...holders.fences, ...after.map((l) => l.fence)]).size).toBe(holders.fences.length + 2);
+  expect(holders.max).toBeLessThanOrEqual(2);
+  for (const l of after) await holders.release(l);
 }

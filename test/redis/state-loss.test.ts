@@ -18,7 +18,7 @@ import { groupKeys } from "../../src/stores/redis/keys.js";
 import { sendCommand, startRedis, startRedisReplica, type RedisProcess } from "../harness/redis.js";
 import { cleanups, origin, startNode } from "../support/edge.js";
 import { waitUntil } from "../support/redis-fleet.js";
-import { granted, Holders, stopsAfterEach, track, type GuardNode } from "./helpers.js";
+import { expectHeldPastLearningWindow, expectWaitersGrantedAfterRelease, granted, Holders, stopsAfterEach, track, type GuardNode } from "./helpers.js";
 
 /** Lease TTL of every holder here: renewals every TTL/3, and the learning window one TTL. */
 const TTL_MS = 900;
@@ -217,22 +217,8 @@ describe("rule 12 on a replica promoted after it missed writes", () => {
     const waitingFresh = track(fresh.guard.acquire({ scopes: ["global"], queueTimeoutMs: 5_000 }));
     await waitUntil("the second lease is re-registered", () => a.events.some((e) => e.type === "lease-reregistered"), TTL_MS + 1_000, 10);
     await sleep(TTL_MS + 300);
-    expect(waiting.done).toBe(false);
-    expect(waitingFresh.done).toBe(false);
-    expect(first.held && second.held).toBe(true);
-    const stats = await a.guard.stats();
-    expect(stats.scopes.global).toMatchObject({ in_use: 2, queued: 2 });
-    // The second lease, and the first too if its stale expiry on the replica had passed.
-    expect(stats.stateLoss?.reregistered).toBeGreaterThanOrEqual(1);
-    expect(stats.fence).toBeGreaterThanOrEqual(highest);
-
-    await holders.release(first);
-    await holders.release(second);
-    const after = [granted(await waiting.promise), granted(await waitingFresh.promise)].map((l) => holders.hold(l));
-    for (const l of after) expect(l.fence).toBeGreaterThan(highest);
-    expect(new Set([...fences, ...after.map((l) => l.fence)]).size).toBe(fences.length + 2);
-    expect(holders.max).toBeLessThanOrEqual(2);
-    for (const l of after) await holders.release(l);
+    await expectHeldPastLearningWindow(a, [first, second], [waiting, waitingFresh], highest);
+    await expectWaitersGrantedAfterRelease(holders, [first, second], [waiting, waitingFresh], highest);
   }, 20_000);
 });
 

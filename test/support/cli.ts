@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { stringify as toYaml } from "yaml";
 import { collectJsonLines } from "./json-lines.js";
 
@@ -123,4 +123,20 @@ export function useConfigDir(): (name: string, config: unknown) => Promise<strin
     await writeFile(file, toYaml(config));
     return file;
   };
+}
+
+/**
+ * The hooks of a test file that runs the CLI (call it at the top level): builds dist/ first, kills
+ * every child and runs the registered cleanups (last first) after each test, and keeps a config
+ * folder for the file's tests.
+ */
+export function useCliTests(): { writeConfig: (name: string, config: unknown) => Promise<string>; cleanups: Array<() => Promise<unknown>> } {
+  beforeAll(ensureBuilt, 120_000);
+  const writeConfig = useConfigDir();
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    killChildren();
+    while (cleanups.length > 0) await cleanups.pop()!().catch(() => undefined);
+  });
+  return { writeConfig, cleanups };
 }

@@ -7,8 +7,7 @@
  * HAProxy) and a value carries exactly one unit (no `1m30s`). A sign is accepted only where the
  * caller allows negative durations (a priority offset).
  */
-import { Issues } from "../../core/validate.js";
-import { SlotgateConfigError } from "../../core/errors.js";
+import { parse, report, rule, type Schema } from "../../core/validate.js";
 
 export const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export type DurationUnit = keyof typeof DURATION_UNITS;
@@ -46,27 +45,20 @@ export function parseDuration(value: unknown): number | undefined {
   return sign === "-" ? -Number(ms) : Number(ms);
 }
 
-/** Validates a duration into `issues`; returns the milliseconds, or undefined after recording an issue. */
-export function checkDuration(issues: Issues, path: string, value: unknown, range: DurationRange = {}): number | undefined {
+/** A duration in `range`, in whole milliseconds: {@link parseDuration} as a schema. */
+export function duration(range: DurationRange = {}): Schema<number> {
   const { min = 0, max = MAX_DURATION_MS } = range;
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    issues.add(path, min < 0 ? `${DURATION_SYNTAX}, optionally signed` : DURATION_SYNTAX, value);
-    return undefined;
-  }
-  if (ms < min || ms > max) {
-    issues.add(path, `a duration from ${formatDuration(min)} to ${formatDuration(max)}`, value);
-    return undefined;
-  }
-  return ms;
+  return rule((value, addIssue) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) return report(addIssue, min < 0 ? `${DURATION_SYNTAX}, optionally signed` : DURATION_SYNTAX, value);
+    if (ms < min || ms > max) return report(addIssue, `a duration from ${formatDuration(min)} to ${formatDuration(max)}`, value);
+    return ms;
+  });
 }
 
-/** {@link parseDuration} for programmatic use: throws a {@link SlotgateConfigError} naming `path`. */
+/** {@link parseDuration} for programmatic use: throws a `SlotgateConfigError` naming `path`. */
 export function toMilliseconds(value: unknown, path = "duration", range: DurationRange = {}): number {
-  const issues = new Issues();
-  const ms = checkDuration(issues, path, value, range);
-  if (ms === undefined) throw new SlotgateConfigError(issues.list, "SLOTGATE_INVALID_CONFIG");
-  return ms;
+  return parse(duration(range), value, path, "SLOTGATE_INVALID_CONFIG");
 }
 
 /** The shortest exact spelling of `ms`: 30000 → `30s`, 1500 → `1500ms`, 0 → `0ms`. */

@@ -80,9 +80,34 @@ import { STORE_ERROR_POLICIES, type StoreErrorPolicy } from "../../core/guard.js
 import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance } from "../../core/spec.js";
 import { MAX_SPEC_VERSION } from "../../core/spec-version.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
-import { Issues, checkInt, checkKnownKeys, checkName, checkNumber, checkObject, checkOneOf, isPlainObject, join } from "../../core/validate.js";
-import { checkDuration } from "./duration.js";
-import { checkSize } from "./size.js";
+import * as v from "valibot";
+import {
+  Issues,
+  accept,
+  boolean,
+  check,
+  finite,
+  int,
+  isPlainObject,
+  join,
+  list,
+  mapping,
+  matching,
+  nameSchema,
+  nested,
+  object,
+  oneOf,
+  optional,
+  own,
+  report,
+  reportUnknownKeys,
+  rule,
+  refine,
+  type AddIssue,
+  type Schema,
+} from "../../core/validate.js";
+import { duration } from "./duration.js";
+import { size } from "./size.js";
 import {
   compilePathRegex,
   formatCidr,
@@ -293,18 +318,10 @@ const FRONTEND_KEYS = [
   "buffer_request",
   "forwarded_for",
 ];
-const FRONTEND_TIMEOUT_KEYS = ["client", "http_request"];
-const FORWARDED_FOR_KEYS = ["trusted"];
 const RULE_KEYS = ["if", "class", "offset"];
 const CONDITION_KEYS = ["path_beg", "path_reg", "method", "host", "header", "src"];
 const LIMIT_KEYS = ["name", "key", "maxconn", "maxqueue"];
 const KEY_KINDS = ["header", "src", "path", "query"];
-const BACKEND_KEYS = ["balance", "maxconn", "maxqueue", "timeout", "lease_ttl", "default_server", "servers"];
-const TIMEOUT_KEYS = ["queue", "connect", "server"];
-const DEFAULT_SERVER_KEYS = ["maxconn", "maxqueue", "weight"];
-const SERVER_KEYS = ["address", "maxconn", "maxqueue", "weight", "down"];
-const STATS_KEYS = ["bind", "token", "show_keys"];
-const LOG_KEYS = ["query"];
 
 // ---------------------------------------------------------------------------------------------
 // Entry points
@@ -336,88 +353,108 @@ export function collectEdgeConfig(issues: Issues, raw: unknown): EdgeConfig | un
     issues.add(ROOT_PATH, "a mapping of settings (store, group, frontends, backends, …)", raw);
     return undefined;
   }
-  checkKnownKeys(issues, "", raw, TOP_KEYS);
+  return check(issues, "", edgeConfig, raw);
+}
 
-  const store = parseStore(issues, raw.store);
-  const group = raw.group === undefined ? "default" : checkName(issues, "group", raw.group);
-  const version =
-    raw.version === undefined ? null : checkInt(issues, "version", raw.version, { min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" });
-  const onStoreError = raw.on_store_error === undefined ? "fail-closed" : checkOneOf(issues, "on_store_error", raw.on_store_error, STORE_ERROR_POLICIES);
-  let localShare: number | null = null;
-  if (raw.local_share !== undefined) {
-    localShare = checkNumber(issues, "local_share", raw.local_share, "a number in (0, 1]", (n) => n > 0 && n <= 1) ?? null;
-  } else if (onStoreError === "local") {
-    issues.add("local_share", 'a number in (0, 1] when on_store_error is "local" (each node\'s share of every maxconn)', undefined);
+const edgeConfig = rule((value, addIssue): EdgeConfig | undefined => {
+  const raw = value as Record<string, unknown>;
+  reportUnknownKeys(addIssue, raw, TOP_KEYS);
+  const at = <T>(key: string, schema: Schema<T>) => nested(addIssue, key, schema, own(raw, key));
+
+  const store = at("store", storeSchema);
+  const group = at("group", optional(nameSchema, "default"));
+  const version = at("version", optional(int({ min: 1, max: MAX_SPEC_VERSION, expected: "a positive integer" }), null));
+  const onStoreError = at("on_store_error", optional(oneOf(STORE_ERROR_POLICIES), "fail-closed" as const));
+  let localShare: number | null | undefined = at(
+    "local_share",
+    optional(
+      finite("a number in (0, 1]", (n) => n > 0 && n <= 1),
+      null,
+    ),
+  );
+  if (own(raw, "local_share") === undefined && onStoreError === "local") {
+    localShare = report(addIssue, 'a number in (0, 1] when on_store_error is "local" (each node\'s share of every maxconn)', undefined, {
+      path: ["local_share"],
+    });
   }
-  const global = { maxconn: parseMaxconnSection(issues, "global", raw.global) };
-  const node = { maxconn: parseMaxconnSection(issues, "node", raw.node) };
+  const global = at("global", maxconnSection);
+  const node = at("node", maxconnSection);
 
-  const backends = parseNamed(issues, "backends", raw.backends, "backend", parseBackend);
-  const frontends = parseNamed(issues, "frontends", raw.frontends, "frontend", parseFrontend);
-  const stats = raw.stats === undefined ? null : parseStats(issues, raw.stats);
-  const log = raw.log === undefined ? { query: false } : parseLog(issues, raw.log);
+  const backends = namedSections(addIssue, raw, "backends", "backend", backendSchema);
+  const frontends = namedSections(addIssue, raw, "frontends", "frontend", frontendSchema);
+  const stats = at("stats", optional(statsSchema, null));
+  const log = at("log", optional(object({ query: optionalBoolean }), { query: false }));
 
   // Cross-checks run on whatever parsed, so that one bad section does not hide other problems.
-  crossCheckBackends(issues, raw.frontends, frontends.items, backends);
-  crossCheckBinds(issues, raw.frontends, stats ?? null);
+  crossCheckBackends(addIssue, own(raw, "frontends"), frontends.items, backends);
+  crossCheckBinds(addIssue, own(raw, "frontends"), stats ?? null);
 
-  if (!issues.empty || !store || group === undefined || version === undefined || !onStoreError || !frontends.ok || !backends.ok || stats === undefined || !log)
+  if (
+    store === undefined ||
+    group === undefined ||
+    version === undefined ||
+    onStoreError === undefined ||
+    localShare === undefined ||
+    global === undefined ||
+    node === undefined ||
+    !frontends.ok ||
+    !backends.ok ||
+    stats === undefined ||
+    log === undefined
+  )
     return undefined;
   return { store, group, version, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
-}
+});
 
 // ---------------------------------------------------------------------------------------------
-// Small checkers
+// Small schemas
 
-function positive(issues: Issues, path: string, value: unknown): number | undefined {
-  if (typeof value === "number" && Number.isInteger(value) && value >= 1) {
-    if (value <= MAX_LIMIT) return value;
-    issues.add(path, `a positive integer up to ${MAX_LIMIT}`, value);
-    return undefined;
+/** Positive integers up to {@link MAX_LIMIT}: 0 is an error here (omit the key for unlimited). */
+const positive = refine(int({ min: 1, expected: "a positive integer" }), (n, addIssue) =>
+  n <= MAX_LIMIT ? n : report(addIssue, `a positive integer up to ${MAX_LIMIT}`, n),
+);
+
+const optionalPositive = optional(positive, null);
+
+/** `true` or `false`; absent is false. YAML's `yes`/`on` are strings here (YAML 1.2), hence errors. */
+const optionalBoolean = optional(boolean(), false);
+
+const configNames = new Map<string, Schema<string>>();
+/** Names of frontends, backends, servers and keyed limits (see the decisions above). */
+function configName(what: string): Schema<string> {
+  let schema = configNames.get(what);
+  if (!schema) {
+    schema = accept(
+      (x) => typeof x === "string" && CONFIG_NAME.test(x) && x !== "__proto__",
+      `a ${what} name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _`,
+    );
+    configNames.set(what, schema);
   }
-  issues.add(path, "a positive integer", value);
-  return undefined;
-}
-
-function optionalPositive(issues: Issues, path: string, value: unknown): number | null {
-  return value === undefined ? null : (positive(issues, path, value) ?? null);
-}
-
-function checkString(issues: Issues, path: string, value: unknown, pattern: RegExp, expected: string): string | undefined {
-  if (typeof value === "string" && pattern.test(value)) return value;
-  issues.add(path, expected, value);
-  return undefined;
-}
-
-function configName(issues: Issues, path: string, value: unknown, what: string): string | undefined {
-  if (typeof value === "string" && CONFIG_NAME.test(value) && value !== "__proto__") return value;
-  issues.add(path, `a ${what} name of 1–48 characters from [A-Za-z0-9_.-], starting with a letter or _`, value);
-  return undefined;
+  return schema;
 }
 
 /** What a list item checker returns: the normalised value, or what was expected instead. */
 type ItemResult = string | { problem: string } | undefined;
 
 /** A string or a non-empty list of strings, each checked by `each`. */
-function stringList(issues: Issues, path: string, value: unknown, expected: string, each: (v: string) => ItemResult): string[] | undefined {
-  const items: unknown[] | undefined = typeof value === "string" ? [value] : Array.isArray(value) ? value : undefined;
-  if (items === undefined || items.length === 0 || items.length > MAX_LIST) {
-    issues.add(path, `${expected}, or a list of 1 to ${MAX_LIST} of them`, value);
-    return undefined;
-  }
-  const out: string[] = [];
-  let ok = true;
-  items.forEach((item, i) => {
-    const p = typeof value === "string" ? path : join(path, i);
-    const r: ItemResult = typeof item === "string" ? each(item) : undefined;
-    if (typeof r === "string") {
-      out.push(r);
-    } else {
-      issues.add(p, r?.problem ?? expected, item);
-      ok = false;
-    }
+function stringList(expected: string, each: (v: string) => ItemResult): Schema<string[]> {
+  return rule((value, addIssue) => {
+    const items: unknown[] | undefined = typeof value === "string" ? [value] : Array.isArray(value) ? value : undefined;
+    if (items === undefined || items.length === 0 || items.length > MAX_LIST)
+      return report(addIssue, `${expected}, or a list of 1 to ${MAX_LIST} of them`, value);
+    const out: string[] = [];
+    let ok = true;
+    items.forEach((item, i) => {
+      const r: ItemResult = typeof item === "string" ? each(item) : undefined;
+      if (typeof r === "string") {
+        out.push(r);
+      } else {
+        report(addIssue, r?.problem ?? expected, item, typeof value === "string" ? {} : { path: [i] });
+        ok = false;
+      }
+    });
+    return ok ? out : undefined;
   });
-  return ok ? out : undefined;
 }
 
 /** A CIDR list item, normalised (`10.0.0.0/8`), or why it is not one. */
@@ -435,11 +472,17 @@ function redactToken(value: unknown): unknown {
   return typeof value === "string" ? `(${value.length} characters, not shown)` : value;
 }
 
-function checkToken(issues: Issues, path: string, value: unknown, why: string): string | undefined {
-  if (typeof value === "string" && value.length >= MIN_TOKEN_LENGTH && value.length <= MAX_TOKEN_LENGTH && TOKEN.test(value)) return value;
-  issues.add(path, `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters without spaces${why}`, redactToken(value));
-  return undefined;
+/** A bearer token; the issue shows its length, never its text. */
+function token(why: string): Schema<string> {
+  return rule((value, addIssue) =>
+    typeof value === "string" && value.length >= MIN_TOKEN_LENGTH && value.length <= MAX_TOKEN_LENGTH && TOKEN.test(value)
+      ? value
+      : report(addIssue, `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters without spaces${why}`, redactToken(value)),
+  );
 }
+
+/** A listening address, parsed by {@link parseBind}. */
+const bindSchema = rule((value, addIssue) => parseBind(value) ?? report(addIssue, BIND_EXPECTED, value));
 
 function nullRecord<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
@@ -453,48 +496,39 @@ interface Named<T> {
   ok: boolean;
 }
 
-/** A mapping of named sections (frontends, backends), at least one. */
-function parseNamed<T>(
-  issues: Issues,
-  path: string,
-  value: unknown,
-  what: string,
-  parse: (issues: Issues, path: string, name: string, value: unknown) => T | undefined,
-): Named<T> {
+/**
+ * A mapping of named sections (frontends, backends), at least one. Sections that parse are kept
+ * even when others do not, so that the cross-checks can still look at them.
+ */
+function namedSections<T>(addIssue: AddIssue, raw: Record<string, unknown>, key: string, what: string, section: (name: string) => Schema<T>): Named<T> {
   const result: Named<T> = { items: nullRecord<T>(), names: new Set(), ok: false };
+  const value = own(raw, key);
   if (value === undefined) {
-    issues.add(path, `a mapping of ${what} names to ${what}s (at least one)`, value);
+    report(addIssue, `a mapping of ${what} names to ${what}s (at least one)`, value, { path: [key] });
     return result;
   }
-  const obj = checkObject(issues, path, value);
+  const obj = nested(addIssue, key, accept<Record<string, unknown>>(isPlainObject, "an object"), value);
   if (!obj) return result;
   result.ok = true;
   if (Object.keys(obj).length === 0) {
-    issues.add(path, `at least one ${what}`, obj);
+    report(addIssue, `at least one ${what}`, obj, { path: [key] });
     result.ok = false;
   }
   for (const [name, v] of Object.entries(obj)) {
-    const p = join(path, name);
-    if (configName(issues, p, name, what) === undefined) {
+    if (nested(addIssue, [key, name], configName(what), name) === undefined) {
       result.ok = false;
       continue;
     }
     result.names.add(name);
-    const parsed = parse(issues, p, name, v);
+    const parsed = nested(addIssue, [key, name], section(name), v);
     if (parsed === undefined) result.ok = false;
     else result.items[name] = parsed;
   }
   return result;
 }
 
-function parseMaxconnSection(issues: Issues, path: string, value: unknown): number | null {
-  if (value === undefined) return null;
-  const obj = checkObject(issues, path, value);
-  if (!obj) return null;
-  checkKnownKeys(issues, path, obj, ["maxconn"]);
-  return optionalPositive(issues, join(path, "maxconn"), obj.maxconn);
-}
-
+/** `global` and `node`: `{ maxconn? }`. */
+const maxconnSection = optional(object({ maxconn: optionalPositive }), { maxconn: null });
 // ---------------------------------------------------------------------------------------------
 // Addresses
 
@@ -593,65 +627,67 @@ function parseHostCondition(value: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Sections
 
-function parseStore(issues: Issues, value: unknown): StoreConfig | undefined {
-  if (value === undefined) return { type: "memory" };
-  const obj = checkObject(issues, "store", value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, "store", obj, STORE_KEYS);
-  if (obj.type === undefined) {
-    issues.add("store.type", `one of ${STORE_TYPES.map((t) => JSON.stringify(t)).join(", ")}`, undefined);
-    return undefined;
-  }
-  const type = checkOneOf(issues, "store.type", obj.type, STORE_TYPES);
-  if (!type) return undefined;
-  for (const key of STORE_KEYS) {
-    if (obj[key] !== undefined && !STORE_KEYS_BY_TYPE[type].includes(key)) {
-      const hint = key === "token" && type.startsWith("redis") ? " (put a Redis password in the URL)" : "";
-      issues.add(join("store", key), `no ${key} with store type "${type}"${hint}`, key === "token" ? redactToken(obj[key]) : obj[key]);
-    }
-  }
-  let prefix: string | null = null;
-  if (obj.prefix !== undefined && type !== "memory" && type !== "durable-object") {
-    prefix = checkString(issues, "store.prefix", obj.prefix, PREFIX, "a key prefix of 1–64 characters from [A-Za-z0-9_.:-]") ?? null;
-  }
-  const redisUrl = (path: string, v: unknown): string | undefined => {
-    if (typeof v === "string" && v.length <= 2048 && /^rediss?:\/\/[^\s]+$/.test(v) && urlParses(v)) return v;
-    issues.add(path, "a Redis URL such as redis://127.0.0.1:6379 or rediss://…", redactUrlValue(v));
-    return undefined;
-  };
-  switch (type) {
-    case "memory":
-      return { type };
-    case "redis": {
-      const url = redisUrl("store.url", obj.url);
-      return url === undefined ? undefined : { type, url, prefix };
-    }
-    case "redis-cluster": {
-      if ((obj.url === undefined) === (obj.urls === undefined)) {
-        issues.add("store.urls", "a list of Redis URLs of the cluster's nodes (or one url)", obj.urls);
-        return undefined;
+const STORE_TYPE_EXPECTED = `one of ${STORE_TYPES.map((t) => JSON.stringify(t)).join(", ")}`;
+
+const redisUrl = rule((v, addIssue) =>
+  typeof v === "string" && v.length <= 2048 && /^rediss?:\/\/[^\s]+$/.test(v) && urlParses(v)
+    ? v
+    : report(addIssue, "a Redis URL such as redis://127.0.0.1:6379 or rediss://…", redactUrlValue(v)),
+);
+
+const slotApiUrl = rule((v, addIssue) =>
+  typeof v === "string" && v.length <= 2048 && /^https?:\/\/[^\s@]+$/.test(v) && urlParses(v)
+    ? v
+    : report(addIssue, "the http(s):// URL of the Worker's slot API", redactUrlValue(v)),
+);
+
+const storePrefix = optional(matching(PREFIX, "a key prefix of 1–64 characters from [A-Za-z0-9_.:-]"), null);
+
+const storeSchema = optional(
+  refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue): StoreConfig | undefined => {
+    reportUnknownKeys(addIssue, obj, STORE_KEYS);
+    const field = <T>(key: string, schema: Schema<T>) => nested(addIssue, key, schema, own(obj, key));
+    if (own(obj, "type") === undefined) return report(addIssue, STORE_TYPE_EXPECTED, undefined, { path: ["type"] });
+    const type = field("type", oneOf(STORE_TYPES));
+    if (!type) return undefined;
+    for (const key of STORE_KEYS) {
+      const value = own(obj, key);
+      if (value !== undefined && !STORE_KEYS_BY_TYPE[type].includes(key)) {
+        const hint = key === "token" && type.startsWith("redis") ? " (put a Redis password in the URL)" : "";
+        report(addIssue, `no ${key} with store type "${type}"${hint}`, key === "token" ? redactToken(value) : value, { path: [key] });
       }
-      if (obj.url !== undefined) {
-        const url = redisUrl("store.url", obj.url);
-        return url === undefined ? undefined : { type, urls: [url], prefix };
-      }
-      if (!Array.isArray(obj.urls) || obj.urls.length === 0 || obj.urls.length > MAX_LIST) {
-        issues.add("store.urls", `a list of 1 to ${MAX_LIST} Redis URLs`, obj.urls);
-        return undefined;
-      }
-      const urls = obj.urls.map((u, i) => redisUrl(join("store.urls", i), u));
-      return urls.every((u) => u !== undefined) ? { type, urls: urls as string[], prefix } : undefined;
     }
-    case "durable-object": {
-      let url: string | undefined;
-      const v = obj.url;
-      if (typeof v === "string" && v.length <= 2048 && /^https?:\/\/[^\s@]+$/.test(v) && urlParses(v)) url = v;
-      else issues.add("store.url", "the http(s):// URL of the Worker's slot API", redactUrlValue(v));
-      const token = checkToken(issues, "store.token", obj.token, " (the Worker's slot API token)");
-      return url === undefined || token === undefined ? undefined : { type, url, token };
+    const prefix = type === "redis" || type === "redis-cluster" ? (field("prefix", storePrefix) ?? null) : null;
+    switch (type) {
+      case "memory":
+        return { type };
+      case "redis": {
+        const url = field("url", redisUrl);
+        return url === undefined ? undefined : { type, url, prefix };
+      }
+      case "redis-cluster": {
+        if ((own(obj, "url") === undefined) === (own(obj, "urls") === undefined)) {
+          return report(addIssue, "a list of Redis URLs of the cluster's nodes (or one url)", own(obj, "urls"), { path: ["urls"] });
+        }
+        if (own(obj, "url") !== undefined) {
+          const url = field("url", redisUrl);
+          return url === undefined ? undefined : { type, urls: [url], prefix };
+        }
+        const urls = field(
+          "urls",
+          list(() => redisUrl, MAX_LIST, `a list of 1 to ${MAX_LIST} Redis URLs`, 1),
+        );
+        return urls === undefined ? undefined : { type, urls, prefix };
+      }
+      case "durable-object": {
+        const url = field("url", slotApiUrl);
+        const apiToken = field("token", token(" (the Worker's slot API token)"));
+        return url === undefined || apiToken === undefined ? undefined : { type, url, token: apiToken };
+      }
     }
-  }
-}
+  }),
+  { type: "memory" } as StoreConfig,
+);
 
 function urlParses(text: string): boolean {
   try {
@@ -661,243 +697,223 @@ function urlParses(text: string): boolean {
   }
 }
 
-function parseFrontend(issues: Issues, path: string, name: string, value: unknown): FrontendConfig | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, FRONTEND_KEYS);
-  const bind = parseBind(obj.bind);
-  if (!bind) issues.add(join(path, "bind"), BIND_EXPECTED, obj.bind);
-  const mode = obj.mode === undefined ? "http" : checkOneOf(issues, join(path, "mode"), obj.mode, ["http", "tcp"] as const);
-  const maxconn = optionalPositive(issues, join(path, "maxconn"), obj.maxconn);
-  let defaultBackend: string | undefined;
-  if (obj.default_backend === undefined) issues.add(join(path, "default_backend"), "the name of a backend", undefined);
-  else defaultBackend = configName(issues, join(path, "default_backend"), obj.default_backend, "backend");
+const NO_TCP = {
+  timeout: "no timeout in a tcp frontend (the backend's timeout.server bounds a silent connection)",
+  buffer_request: "no buffer_request in a tcp frontend",
+  forwarded_for: "no forwarded_for in a tcp frontend",
+  deny_status: "no deny_status in a tcp frontend (a rejected connection is closed)",
+};
 
-  let denyStatus: DenyStatus | null = mode === "tcp" ? null : 503;
-  if (obj.deny_status !== undefined) {
-    if (mode === "tcp") {
-      issues.add(join(path, "deny_status"), "no deny_status in a tcp frontend (a rejected connection is closed)", obj.deny_status);
-    } else if (obj.deny_status === 429 || obj.deny_status === 503) {
-      denyStatus = obj.deny_status;
-    } else {
-      issues.add(join(path, "deny_status"), "429 or 503", obj.deny_status);
+function frontendSchema(name: string): Schema<FrontendConfig> {
+  return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
+    reportUnknownKeys(addIssue, obj, FRONTEND_KEYS);
+    const field = <T>(key: string, schema: Schema<T>) => nested(addIssue, key, schema, own(obj, key));
+    const bind = field("bind", bindSchema);
+    const mode = field("mode", optional(oneOf(["http", "tcp"] as const), "http" as const));
+    const maxconn = field("maxconn", optionalPositive);
+    const defaultBackend =
+      own(obj, "default_backend") === undefined
+        ? report(addIssue, "the name of a backend", undefined, { path: ["default_backend"] })
+        : field("default_backend", configName("backend"));
+
+    let denyStatus: DenyStatus | null = mode === "tcp" ? null : 503;
+    const deny = own(obj, "deny_status");
+    if (deny !== undefined) {
+      if (mode === "tcp") report(addIssue, NO_TCP.deny_status, deny, { path: ["deny_status"] });
+      else
+        denyStatus =
+          field(
+            "deny_status",
+            accept<DenyStatus>((x) => x === 429 || x === 503, "429 or 503"),
+          ) ?? denyStatus;
     }
-  }
 
-  let delayBeforeCloseMs = 0;
-  if (obj.delay_before_close !== undefined) {
-    if (mode === "http") {
-      issues.add(join(path, "delay_before_close"), "no delay_before_close in an http frontend (it applies to tcp)", obj.delay_before_close);
-    } else {
-      delayBeforeCloseMs = checkDuration(issues, join(path, "delay_before_close"), obj.delay_before_close, { max: MAX_DELAY_BEFORE_CLOSE_MS }) ?? 0;
+    let delayBeforeCloseMs = 0;
+    const delay = own(obj, "delay_before_close");
+    if (delay !== undefined) {
+      if (mode === "http") report(addIssue, "no delay_before_close in an http frontend (it applies to tcp)", delay, { path: ["delay_before_close"] });
+      else delayBeforeCloseMs = field("delay_before_close", duration({ max: MAX_DELAY_BEFORE_CLOSE_MS })) ?? 0;
     }
-  }
 
-  const { timeout, bufferRequestBytes, forwardedFor } = parseFrontendClientSide(issues, path, obj, mode);
+    const { timeout, bufferRequestBytes, forwardedFor } = frontendClientSide(addIssue, obj, mode);
 
-  const priority: PriorityRule[] = [];
-  if (obj.priority !== undefined) {
-    const p = join(path, "priority");
-    if (!Array.isArray(obj.priority) || obj.priority.length > MAX_LIST) {
-      issues.add(p, `a list of up to ${MAX_LIST} rules { if?, class?, offset? }`, obj.priority);
-    } else {
-      let catchAll: number | undefined;
-      obj.priority.forEach((rule: unknown, i) => {
-        const rp = join(p, i);
-        if (catchAll !== undefined) issues.add(rp, `no rule after ${join(p, catchAll)}, which has no "if" and always matches`, rule);
-        const parsed = parseRule(issues, rp, rule, mode);
-        if (parsed) {
-          priority.push(parsed);
-          if (parsed.if === null) catchAll ??= i;
-        }
-      });
+    const priority: PriorityRule[] = [];
+    const rules = own(obj, "priority");
+    if (rules !== undefined) {
+      if (!Array.isArray(rules) || rules.length > MAX_LIST) {
+        report(addIssue, `a list of up to ${MAX_LIST} rules { if?, class?, offset? }`, rules, { path: ["priority"] });
+      } else {
+        let catchAll: number | undefined;
+        rules.forEach((r: unknown, i) => {
+          if (catchAll !== undefined) {
+            report(addIssue, `no rule after ${join(join(join("frontends", name), "priority"), catchAll)}, which has no "if" and always matches`, r, {
+              path: ["priority", i],
+            });
+          }
+          const parsed = nested(addIssue, ["priority", i], priorityRule(mode), r);
+          if (parsed) {
+            priority.push(parsed);
+            if (parsed.if === null) catchAll ??= i;
+          }
+        });
+      }
     }
-  }
 
-  const limits: KeyedLimit[] = [];
-  if (obj.limits !== undefined) {
-    const p = join(path, "limits");
-    if (!Array.isArray(obj.limits) || obj.limits.length > MAX_LIST) {
-      issues.add(p, `a list of up to ${MAX_LIST} keyed limits { name, key, maxconn, maxqueue? }`, obj.limits);
-    } else {
-      const seen = new Set<string>();
-      obj.limits.forEach((limit: unknown, i) => {
-        const parsed = parseKeyedLimit(issues, join(p, i), limit, mode);
-        if (!parsed) return;
-        if (seen.has(parsed.name)) issues.add(join(join(p, i), "name"), "a name not used by another limit of this frontend", parsed.name);
-        seen.add(parsed.name);
-        limits.push(parsed);
-      });
+    const limits: KeyedLimit[] = [];
+    const keyed = own(obj, "limits");
+    if (keyed !== undefined) {
+      if (!Array.isArray(keyed) || keyed.length > MAX_LIST) {
+        report(addIssue, `a list of up to ${MAX_LIST} keyed limits { name, key, maxconn, maxqueue? }`, keyed, { path: ["limits"] });
+      } else {
+        const seen = new Set<string>();
+        keyed.forEach((l: unknown, i) => {
+          const parsed = nested(addIssue, ["limits", i], keyedLimit(mode), l);
+          if (!parsed) return;
+          if (seen.has(parsed.name)) report(addIssue, "a name not used by another limit of this frontend", parsed.name, { path: ["limits", i, "name"] });
+          seen.add(parsed.name);
+          limits.push(parsed);
+        });
+      }
     }
-  }
 
-  if (!bind || !mode || defaultBackend === undefined) return undefined;
-  return { name, bind, mode, maxconn, defaultBackend, denyStatus, priority, limits, delayBeforeCloseMs, timeout, bufferRequestBytes, forwardedFor };
+    if (!bind || !mode || maxconn === undefined || defaultBackend === undefined) return undefined;
+    return { name, bind, mode, maxconn, defaultBackend, denyStatus, priority, limits, delayBeforeCloseMs, timeout, bufferRequestBytes, forwardedFor };
+  });
 }
 
+const frontendTimeout = object({
+  client: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_CLIENT_TIMEOUT_MS),
+  http_request: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_HTTP_REQUEST_TIMEOUT_MS),
+});
+
+const forwardedForSchema = object({
+  trusted: optional(stringList("a CIDR of a proxy in front of this node, such as 10.0.0.0/8", cidrItem), [] as string[]),
+});
+
 /** The settings that defend a frontend against its clients: timeouts, request buffering, trusted forwarders. */
-function parseFrontendClientSide(
-  issues: Issues,
-  path: string,
+function frontendClientSide(
+  addIssue: AddIssue,
   obj: Record<string, unknown>,
   mode: FrontendMode | undefined,
 ): Pick<FrontendConfig, "timeout" | "bufferRequestBytes" | "forwardedFor"> {
   const http = mode !== "tcp";
   const timeout = http ? { clientMs: DEFAULT_CLIENT_TIMEOUT_MS, httpRequestMs: DEFAULT_HTTP_REQUEST_TIMEOUT_MS } : { clientMs: 0, httpRequestMs: 0 };
-  if (obj.timeout !== undefined) {
-    const tp = join(path, "timeout");
-    const t = checkObject(issues, tp, obj.timeout);
-    if (!http) issues.add(tp, "no timeout in a tcp frontend (the backend's timeout.server bounds a silent connection)", obj.timeout);
-    else if (t) {
-      checkKnownKeys(issues, tp, t, FRONTEND_TIMEOUT_KEYS);
-      if (t.client !== undefined) timeout.clientMs = checkDuration(issues, join(tp, "client"), t.client, { min: 1, max: MAX_TTL_MS }) ?? timeout.clientMs;
-      if (t.http_request !== undefined)
-        timeout.httpRequestMs = checkDuration(issues, join(tp, "http_request"), t.http_request, { min: 1, max: MAX_TTL_MS }) ?? timeout.httpRequestMs;
-    }
-  }
-
   let bufferRequestBytes = http ? DEFAULT_BUFFER_REQUEST_BYTES : 0;
-  if (obj.buffer_request !== undefined) {
-    const bp = join(path, "buffer_request");
-    if (!http) issues.add(bp, "no buffer_request in a tcp frontend", obj.buffer_request);
-    else if (obj.buffer_request === false) bufferRequestBytes = 0;
-    else bufferRequestBytes = checkSize(issues, bp, obj.buffer_request, { min: 0, max: MAX_BUFFER_REQUEST_BYTES }) ?? bufferRequestBytes;
-  }
-
   const forwardedFor = { trusted: [] as string[] };
-  if (obj.forwarded_for !== undefined) {
-    const fp = join(path, "forwarded_for");
-    const f = checkObject(issues, fp, obj.forwarded_for);
-    if (!http) issues.add(fp, "no forwarded_for in a tcp frontend", obj.forwarded_for);
-    else if (f) {
-      checkKnownKeys(issues, fp, f, FORWARDED_FOR_KEYS);
-      if (f.trusted !== undefined) {
-        forwardedFor.trusted =
-          stringList(issues, join(fp, "trusted"), f.trusted, "a CIDR of a proxy in front of this node, such as 10.0.0.0/8", cidrItem) ?? [];
-      }
+  for (const key of ["timeout", "buffer_request", "forwarded_for"] as const) {
+    const value = own(obj, key);
+    if (value === undefined) continue;
+    if (!http) {
+      if (key !== "buffer_request") nested(addIssue, key, accept(isPlainObject, "an object"), value);
+      report(addIssue, NO_TCP[key], value, { path: [key] });
+    } else if (key === "timeout") {
+      const t = nested(addIssue, key, frontendTimeout, value);
+      if (t) Object.assign(timeout, { clientMs: t.client, httpRequestMs: t.http_request });
+    } else if (key === "buffer_request") {
+      bufferRequestBytes = value === false ? 0 : (nested(addIssue, key, size({ min: 0, max: MAX_BUFFER_REQUEST_BYTES }), value) ?? bufferRequestBytes);
+    } else {
+      forwardedFor.trusted = nested(addIssue, key, forwardedForSchema, value)?.trusted ?? [];
     }
   }
   return { timeout, bufferRequestBytes, forwardedFor };
 }
 
-function parseRule(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): PriorityRule | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, RULE_KEYS);
-  if (obj.class === undefined && obj.offset === undefined) {
-    issues.add(path, "a rule with a class and/or an offset", value);
-    return undefined;
-  }
-  const cls = obj.class === undefined ? 0 : checkInt(issues, join(path, "class"), obj.class, { min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX });
-  const offsetMs =
-    obj.offset === undefined ? 0 : checkDuration(issues, join(path, "offset"), obj.offset, { min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS });
-  let conditions: Conditions | null | undefined = null;
-  if (obj.if !== undefined) conditions = parseConditions(issues, join(path, "if"), obj.if, mode);
-  if (cls === undefined || offsetMs === undefined || conditions === undefined) return undefined;
-  return { if: conditions, class: cls, offsetMs };
+function priorityRule(mode: FrontendMode | undefined): Schema<PriorityRule> {
+  return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
+    reportUnknownKeys(addIssue, obj, RULE_KEYS);
+    if (own(obj, "class") === undefined && own(obj, "offset") === undefined) return report(addIssue, "a rule with a class and/or an offset", obj);
+    const field = <T>(key: string, schema: Schema<T>) => nested(addIssue, key, schema, own(obj, key));
+    const cls = field("class", optional(int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }), 0));
+    const offsetMs = field("offset", optional(duration({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }), 0));
+    const conditions = field("if", optional(conditionsSchema(mode), null));
+    if (cls === undefined || offsetMs === undefined || conditions === undefined) return undefined;
+    return { if: conditions, class: cls, offsetMs };
+  });
 }
 
-function parseConditions(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): Conditions | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, CONDITION_KEYS);
-  const given = CONDITION_KEYS.filter((k) => obj[k] !== undefined);
-  if (given.length === 0) {
-    issues.add(path, `at least one condition (${CONDITION_KEYS.join(", ")}); omit "if" for a rule that always matches`, value);
-    return undefined;
-  }
-  const out: Conditions = {};
+const pathPrefixes = stringList("a path prefix starting with / (printable ASCII, up to 1024 characters)", (s) => (PATH_PREFIX.test(s) ? s : undefined));
+const methods = stringList("an HTTP method such as GET", (s) => (METHOD.test(s) ? s.toUpperCase() : undefined));
+const hosts = stringList("a host name or IP address, optionally with :port", parseHostCondition);
+const headerValues = stringList("a header value (1–1024 printable ASCII characters, no surrounding spaces)", (s) => (HEADER_VALUE.test(s) ? s : undefined));
+const cidrs = stringList("a CIDR such as 10.0.0.0/8 or 2001:db8::/32", cidrItem);
+
+/** `path_reg`: an RE2 pattern, compiled now (match.ts), with what RE2 refuses named in the issue. */
+const pathRegex = rule((value, addIssue) => {
+  if (typeof value !== "string") return report(addIssue, "a regular expression (string)", value);
+  const compiled = compilePathRegex(value);
+  return compiled.ok ? value : report(addIssue, compiled.expected, value, compiled.unsupported === undefined ? {} : { sentence: compiled.unsupported });
+});
+
+const headerConditions = refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (headers, addIssue) => {
+  if (Object.keys(headers).length === 0) return report(addIssue, "a mapping of header names to values (at least one)", headers);
+  const record = nullRecord<string[]>();
   let ok = true;
-  const fail = () => {
-    ok = false;
-    return undefined;
-  };
-  for (const kind of given) {
-    const p = join(path, kind);
-    const v = obj[kind];
-    if (mode === "tcp" && kind !== "src") {
-      issues.add(p, "only src conditions in a tcp frontend", v);
+  for (const [name, hv] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(name) || lower === "__proto__") {
+      report(addIssue, "a header name (an HTTP token of up to 128 characters)", name, { path: [name] });
       ok = false;
       continue;
     }
-    switch (kind) {
-      case "path_beg":
-        out.pathBeg =
-          stringList(issues, p, v, "a path prefix starting with / (printable ASCII, up to 1024 characters)", (s) => (PATH_PREFIX.test(s) ? s : undefined)) ??
-          fail();
-        break;
-      case "path_reg": {
-        if (typeof v !== "string") {
-          issues.add(p, "a regular expression (string)", v);
-          ok = false;
-          break;
-        }
-        const compiled = compilePathRegex(v);
-        if (compiled.ok) out.pathReg = v;
-        else {
-          issues.add(p, compiled.expected, v, compiled.unsupported);
-          ok = false;
-        }
-        break;
-      }
-      case "method":
-        out.method = stringList(issues, p, v, "an HTTP method such as GET", (s) => (METHOD.test(s) ? s.toUpperCase() : undefined)) ?? fail();
-        break;
-      case "host":
-        out.host = stringList(issues, p, v, "a host name or IP address, optionally with :port", parseHostCondition) ?? fail();
-        break;
-      case "header": {
-        const headers = checkObject(issues, p, v);
-        if (!headers || Object.keys(headers).length === 0) {
-          if (headers) issues.add(p, "a mapping of header names to values (at least one)", v);
-          ok = false;
-          break;
-        }
-        const record = nullRecord<string[]>();
-        for (const [name, hv] of Object.entries(headers)) {
-          const hp = join(p, name);
-          const lower = name.toLowerCase();
-          if (!HEADER_NAME.test(name) || lower === "__proto__") {
-            issues.add(hp, "a header name (an HTTP token of up to 128 characters)", name);
-            ok = false;
-            continue;
-          }
-          if (record[lower] !== undefined) {
-            issues.add(hp, "each header once (names are case-insensitive)", name);
-            ok = false;
-            continue;
-          }
-          const values = stringList(issues, hp, hv, "a header value (1–1024 printable ASCII characters, no surrounding spaces)", (s) =>
-            HEADER_VALUE.test(s) ? s : undefined,
-          );
-          if (values) record[lower] = values;
-          else ok = false;
-        }
-        out.header = record;
-        break;
-      }
-      case "src":
-        out.src = stringList(issues, p, v, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32", cidrItem) ?? fail();
-        break;
+    if (record[lower] !== undefined) {
+      report(addIssue, "each header once (names are case-insensitive)", name, { path: [name] });
+      ok = false;
+      continue;
     }
+    const values = nested(addIssue, name, headerValues, hv);
+    if (values) record[lower] = values;
+    else ok = false;
   }
-  return ok ? out : undefined;
+  return ok ? record : undefined;
+});
+
+/** Each kind of condition: its key in {@link Conditions} and its schema. */
+const CONDITION_SCHEMAS: Record<string, [keyof Conditions, Schema<unknown>]> = {
+  path_beg: ["pathBeg", pathPrefixes],
+  path_reg: ["pathReg", pathRegex],
+  method: ["method", methods],
+  host: ["host", hosts],
+  header: ["header", headerConditions],
+  src: ["src", cidrs],
+};
+
+function conditionsSchema(mode: FrontendMode | undefined): Schema<Conditions> {
+  return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
+    reportUnknownKeys(addIssue, obj, CONDITION_KEYS);
+    const given = CONDITION_KEYS.filter((k) => own(obj, k) !== undefined);
+    if (given.length === 0) return report(addIssue, `at least one condition (${CONDITION_KEYS.join(", ")}); omit "if" for a rule that always matches`, obj);
+    const out: Conditions = {};
+    let ok = true;
+    const field = <T>(key: string, schema: Schema<T>): T | undefined => {
+      const parsed = nested(addIssue, key, schema, own(obj, key));
+      if (parsed === undefined) ok = false;
+      return parsed;
+    };
+    for (const kind of given) {
+      if (mode === "tcp" && kind !== "src") {
+        report(addIssue, "only src conditions in a tcp frontend", own(obj, kind), { path: [kind] });
+        ok = false;
+        continue;
+      }
+      const [key, schema] = CONDITION_SCHEMAS[kind]!;
+      (out as Record<string, unknown>)[key] = field(kind, schema);
+    }
+    return ok ? out : undefined;
+  });
 }
 
-function parseKeyedLimit(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): KeyedLimit | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, LIMIT_KEYS);
-  const name =
-    obj.name === undefined ? (issues.add(join(path, "name"), "a limit name", undefined), undefined) : configName(issues, join(path, "name"), obj.name, "limit");
-  const maxconn =
-    obj.maxconn === undefined
-      ? (issues.add(join(path, "maxconn"), "a positive integer (per key value)", undefined), undefined)
-      : positive(issues, join(path, "maxconn"), obj.maxconn);
-  const maxqueue = optionalPositive(issues, join(path, "maxqueue"), obj.maxqueue);
-  const key = parseLimitKey(issues, join(path, "key"), obj.key, mode);
-  if (name === undefined || maxconn === undefined || key === undefined) return undefined;
-  return { name, key, maxconn, maxqueue };
+function keyedLimit(mode: FrontendMode | undefined): Schema<KeyedLimit> {
+  return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
+    reportUnknownKeys(addIssue, obj, LIMIT_KEYS);
+    const field = <T>(key: string, schema: Schema<T>) => nested(addIssue, key, schema, own(obj, key));
+    const name = own(obj, "name") === undefined ? report(addIssue, "a limit name", undefined, { path: ["name"] }) : field("name", configName("limit"));
+    const maxconn =
+      own(obj, "maxconn") === undefined ? report(addIssue, "a positive integer (per key value)", undefined, { path: ["maxconn"] }) : field("maxconn", positive);
+    const maxqueue = field("maxqueue", optionalPositive);
+    const key = field("key", limitKey(mode));
+    if (name === undefined || maxconn === undefined || maxqueue === undefined || key === undefined) return undefined;
+    return { name, key, maxconn, maxqueue };
+  });
 }
 
 /**
@@ -908,58 +924,40 @@ function parseKeyedLimit(issues: Issues, path: string, value: unknown, mode: Fro
 export const SRC_KEY_IPV4_PREFIX = 32;
 export const SRC_KEY_IPV6_PREFIX = 64;
 
-function parseLimitKey(issues: Issues, path: string, value: unknown, mode: FrontendMode | undefined): LimitKey | undefined {
-  const expected = "one of { header: <name> }, { query: <param> }, { path: true }, { src: true } or { src: { ipv4, ipv6 } }";
-  if (!isPlainObject(value)) {
-    issues.add(path, expected, value);
-    return undefined;
-  }
-  checkKnownKeys(issues, path, value, KEY_KINDS);
-  const kinds = KEY_KINDS.filter((k) => value[k] !== undefined);
-  if (kinds.length !== 1) {
-    issues.add(path, expected, value);
-    return undefined;
-  }
-  const kind = kinds[0]!;
-  const p = join(path, kind);
-  const v = value[kind];
-  if (mode === "tcp" && kind !== "src") {
-    issues.add(p, "only a src key in a tcp frontend", v);
-    return undefined;
-  }
-  switch (kind) {
-    case "header": {
-      const name = checkString(issues, p, v, HEADER_NAME, "a header name (an HTTP token of up to 128 characters)");
-      return name === undefined ? undefined : { kind: "header", name: name.toLowerCase() };
-    }
-    case "query": {
-      const name = checkString(issues, p, v, QUERY_PARAM, "a query parameter name (1–128 printable ASCII characters, no # & = ?)");
-      return name === undefined ? undefined : { kind: "query", name };
-    }
-    case "path":
-      if (v === true) return { kind: "path" };
-      issues.add(p, "true (the request path, without query, is the key)", v);
-      return undefined;
-    default: {
-      if (v === true) return { kind: "src", ipv4Prefix: SRC_KEY_IPV4_PREFIX, ipv6Prefix: SRC_KEY_IPV6_PREFIX };
-      if (!isPlainObject(v)) {
-        issues.add(p, "true, or { ipv4: <prefix length>, ipv6: <prefix length> }", v);
-        return undefined;
-      }
-      checkKnownKeys(issues, p, v, ["ipv4", "ipv6"]);
-      const prefix = (family: "ipv4" | "ipv6", bits: number, fallback: number) =>
-        v[family] === undefined
-          ? fallback
-          : checkInt(issues, join(p, family), v[family], {
-              min: 0,
-              max: bits,
-              expected: `an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix length from 0 to ${bits}`,
-            });
-      const ipv4Prefix = prefix("ipv4", 32, SRC_KEY_IPV4_PREFIX);
-      const ipv6Prefix = prefix("ipv6", 128, SRC_KEY_IPV6_PREFIX);
-      return ipv4Prefix === undefined || ipv6Prefix === undefined ? undefined : { kind: "src", ipv4Prefix, ipv6Prefix };
-    }
-  }
+const LIMIT_KEY_EXPECTED = "one of { header: <name> }, { query: <param> }, { path: true }, { src: true } or { src: { ipv4, ipv6 } }";
+
+const srcNetworks = object({
+  ipv4: optional(int({ min: 0, max: 32, expected: "an IPv4 prefix length from 0 to 32" }), SRC_KEY_IPV4_PREFIX),
+  ipv6: optional(int({ min: 0, max: 128, expected: "an IPv6 prefix length from 0 to 128" }), SRC_KEY_IPV6_PREFIX),
+});
+
+const srcKey = rule((v, addIssue): LimitKey | undefined => {
+  if (v === true) return { kind: "src", ipv4Prefix: SRC_KEY_IPV4_PREFIX, ipv6Prefix: SRC_KEY_IPV6_PREFIX };
+  if (!isPlainObject(v)) return report(addIssue, "true, or { ipv4: <prefix length>, ipv6: <prefix length> }", v);
+  const prefixes = nested(addIssue, undefined, srcNetworks, v);
+  return prefixes && { kind: "src", ipv4Prefix: prefixes.ipv4, ipv6Prefix: prefixes.ipv6 };
+});
+
+const LIMIT_KEY_SCHEMAS: Record<string, Schema<LimitKey>> = {
+  header: refine(matching(HEADER_NAME, "a header name (an HTTP token of up to 128 characters)"), (name) => ({ kind: "header", name: name.toLowerCase() })),
+  query: refine(matching(QUERY_PARAM, "a query parameter name (1–128 printable ASCII characters, no # & = ?)"), (name) => ({ kind: "query", name })),
+  path: refine(
+    accept((x) => x === true, "true (the request path, without query, is the key)"),
+    () => ({ kind: "path" }),
+  ),
+  src: srcKey,
+};
+
+function limitKey(mode: FrontendMode | undefined): Schema<LimitKey> {
+  return rule((value, addIssue) => {
+    if (!isPlainObject(value)) return report(addIssue, LIMIT_KEY_EXPECTED, value);
+    reportUnknownKeys(addIssue, value, KEY_KINDS);
+    const kinds = KEY_KINDS.filter((k) => own(value, k) !== undefined);
+    if (kinds.length !== 1) return report(addIssue, LIMIT_KEY_EXPECTED, value);
+    const kind = kinds[0]!;
+    if (mode === "tcp" && kind !== "src") return report(addIssue, "only a src key in a tcp frontend", own(value, kind), { path: [kind] });
+    return nested(addIssue, kind, LIMIT_KEY_SCHEMAS[kind]!, own(value, kind));
+  });
 }
 
 interface ServerDefaults {
@@ -968,120 +966,93 @@ interface ServerDefaults {
   weight: number;
 }
 
-function parseBackend(issues: Issues, path: string, name: string, value: unknown): BackendConfig | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, BACKEND_KEYS);
-  const balance = obj.balance === undefined ? "roundrobin" : checkOneOf(issues, join(path, "balance"), obj.balance, BALANCES);
-  const maxconn = optionalPositive(issues, join(path, "maxconn"), obj.maxconn);
-  const maxqueue = optionalPositive(issues, join(path, "maxqueue"), obj.maxqueue);
+const weight = int({ min: 1, max: MAX_WEIGHT });
 
-  let connectMs: number | undefined = DEFAULT_CONNECT_TIMEOUT_MS;
-  let serverMs: number | undefined = DEFAULT_SERVER_TIMEOUT_MS;
-  let queueMs: number | undefined;
-  if (obj.timeout !== undefined) {
-    const tp = join(path, "timeout");
-    const t = checkObject(issues, tp, obj.timeout);
-    if (t) {
-      checkKnownKeys(issues, tp, t, TIMEOUT_KEYS);
-      if (t.connect !== undefined) connectMs = checkDuration(issues, join(tp, "connect"), t.connect, { min: 1, max: MAX_TTL_MS });
-      if (t.server !== undefined) serverMs = checkDuration(issues, join(tp, "server"), t.server, { min: 1, max: MAX_TTL_MS });
-      if (t.queue !== undefined) queueMs = checkDuration(issues, join(tp, "queue"), t.queue, { min: 0, max: MAX_TTL_MS });
-    }
-  }
-  queueMs ??= connectMs; // HAProxy: timeout queue defaults to timeout connect
-  const leaseTtlMs =
-    obj.lease_ttl === undefined
-      ? DEFAULT_LEASE_TTL_MS
-      : checkDuration(issues, join(path, "lease_ttl"), obj.lease_ttl, { min: MIN_LEASE_TTL_MS, max: MAX_TTL_MS });
+const backendTimeout = object(
+  {
+    connect: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_CONNECT_TIMEOUT_MS),
+    server: optional(duration({ min: 1, max: MAX_TTL_MS }), DEFAULT_SERVER_TIMEOUT_MS),
+    queue: optional(duration({ min: 0, max: MAX_TTL_MS }), undefined),
+  },
+  "an object",
+  ["queue", "connect", "server"],
+);
 
-  const defaults: ServerDefaults = { maxconn: null, maxqueue: null, weight: 1 };
-  if (obj.default_server !== undefined) {
-    const dp = join(path, "default_server");
-    const d = checkObject(issues, dp, obj.default_server);
-    if (d) {
-      checkKnownKeys(issues, dp, d, DEFAULT_SERVER_KEYS);
-      defaults.maxconn = optionalPositive(issues, join(dp, "maxconn"), d.maxconn);
-      defaults.maxqueue = optionalPositive(issues, join(dp, "maxqueue"), d.maxqueue);
-      if (d.weight !== undefined) defaults.weight = checkInt(issues, join(dp, "weight"), d.weight, { min: 1, max: MAX_WEIGHT }) ?? 1;
-    }
-  }
+const defaultServer = object({ maxconn: optionalPositive, maxqueue: optionalPositive, weight: optional(weight, 1) });
 
-  const servers: ServerConfig[] = [];
-  let serversOk = false;
-  const sp = join(path, "servers");
-  if (obj.servers === undefined) {
-    issues.add(sp, "a mapping of server names to { address, … } (at least one)", undefined);
-  } else {
-    const s = checkObject(issues, sp, obj.servers);
-    if (s) {
-      serversOk = true;
-      if (Object.keys(s).length === 0) {
-        issues.add(sp, "at least one server", s);
-        serversOk = false;
-      }
-      for (const [serverName, sv] of Object.entries(s)) {
-        const p = join(sp, serverName);
-        const server = configName(issues, p, serverName, "server") === undefined ? undefined : parseServer(issues, p, serverName, sv, defaults);
-        if (server) servers.push(server);
-        else serversOk = false;
-      }
-    }
-  }
+/** Everything of a backend but its servers, whose defaults come from `default_server`. */
+const backendHead = object({
+  balance: optional(oneOf(BALANCES), "roundrobin" as const),
+  maxconn: optionalPositive,
+  maxqueue: optionalPositive,
+  timeout: optional(backendTimeout, { queue: undefined, connect: DEFAULT_CONNECT_TIMEOUT_MS, server: DEFAULT_SERVER_TIMEOUT_MS }),
+  lease_ttl: optional(duration({ min: MIN_LEASE_TTL_MS, max: MAX_TTL_MS }), DEFAULT_LEASE_TTL_MS),
+  default_server: optional(defaultServer, { maxconn: null, maxqueue: null, weight: 1 }),
+  servers: v.unknown(),
+});
 
-  if (!balance || connectMs === undefined || serverMs === undefined || queueMs === undefined || leaseTtlMs === undefined || !serversOk) return undefined;
-  return { name, balance, maxconn, maxqueue, timeout: { queueMs, connectMs, serverMs }, leaseTtlMs, servers };
+function backendSchema(name: string): Schema<BackendConfig> {
+  return refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue) => {
+    const head = nested(addIssue, undefined, backendHead, obj);
+    // Servers are checked even when the head is not, against the defaults as far as they parsed.
+    const defaults: ServerDefaults = head?.default_server ?? { maxconn: null, maxqueue: null, weight: 1 };
+    const servers =
+      own(obj, "servers") === undefined
+        ? report(addIssue, "a mapping of server names to { address, … } (at least one)", undefined, { path: ["servers"] })
+        : nested(addIssue, "servers", serversSchema(defaults), own(obj, "servers"));
+    if (!head || !servers) return undefined;
+    const { connect: connectMs, server: serverMs } = head.timeout;
+    // HAProxy: timeout queue defaults to timeout connect.
+    const queueMs = head.timeout.queue ?? connectMs;
+    return {
+      name,
+      balance: head.balance,
+      maxconn: head.maxconn,
+      maxqueue: head.maxqueue,
+      timeout: { queueMs, connectMs, serverMs },
+      leaseTtlMs: head.lease_ttl,
+      servers,
+    };
+  });
 }
 
-function parseServer(issues: Issues, path: string, name: string, value: unknown, defaults: ServerDefaults): ServerConfig | undefined {
-  const obj = checkObject(issues, path, value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, path, obj, SERVER_KEYS);
-  const address = parseServerAddress(obj.address);
-  if (!address) issues.add(join(path, "address"), ADDRESS_EXPECTED, redactUrlValue(obj.address));
-  const maxconn = obj.maxconn === undefined ? defaults.maxconn : (positive(issues, join(path, "maxconn"), obj.maxconn) ?? null);
-  const maxqueue = obj.maxqueue === undefined ? defaults.maxqueue : (positive(issues, join(path, "maxqueue"), obj.maxqueue) ?? null);
-  const weight = obj.weight === undefined ? defaults.weight : checkInt(issues, join(path, "weight"), obj.weight, { min: 1, max: MAX_WEIGHT });
-  if (obj.down !== undefined && typeof obj.down !== "boolean") issues.add(join(path, "down"), "a boolean", obj.down);
-  if (!address || weight === undefined) return undefined;
-  return { name, address, maxconn, maxqueue, weight, down: obj.down === true };
+function serversSchema(defaults: ServerDefaults): Schema<ServerConfig[]> {
+  return refine(
+    mapping(configName("server"), (serverName) => serverSchema(serverName, defaults)),
+    ({ entries, names }, addIssue) => (names.length === 0 ? report(addIssue, "at least one server", entries) : names.map((n) => entries[n]!)),
+  );
 }
 
-function parseStats(issues: Issues, value: unknown): StatsConfig | undefined {
-  const obj = checkObject(issues, "stats", value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, "stats", obj, STATS_KEYS);
-  const bind = parseBind(obj.bind);
-  if (!bind) issues.add("stats.bind", BIND_EXPECTED, obj.bind);
-  let token: string | null = null;
-  if (obj.token !== undefined) {
-    token = checkToken(issues, "stats.token", obj.token, "") ?? null;
-  } else if (bind && !bind.loopback) {
-    issues.add(
-      "stats.token",
+const serverAddress = rule((value, addIssue) => parseServerAddress(value) ?? report(addIssue, ADDRESS_EXPECTED, redactUrlValue(value)));
+
+function serverSchema(name: string, defaults: ServerDefaults): Schema<ServerConfig> {
+  return refine(
+    object({
+      address: serverAddress,
+      maxconn: optional(positive, defaults.maxconn),
+      maxqueue: optional(positive, defaults.maxqueue),
+      weight: optional(weight, defaults.weight),
+      down: optionalBoolean,
+    }),
+    (server) => ({ name, ...server }),
+  );
+}
+
+const statsSchema = refine(accept<Record<string, unknown>>(isPlainObject, "an object"), (obj, addIssue): StatsConfig | undefined => {
+  const parsed = nested(addIssue, undefined, object({ bind: bindSchema, token: optional(token(""), null), show_keys: optionalBoolean }), obj);
+  const bind = parseBind(own(obj, "bind"));
+  if (own(obj, "token") === undefined && bind && !bind.loopback) {
+    return report(
+      addIssue,
       `a token of ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} printable ASCII characters when stats.bind is not a loopback address`,
       undefined,
+      {
+        path: ["token"],
+      },
     );
   }
-  const showKeys = optionalBoolean(issues, "stats.show_keys", obj.show_keys);
-  if (!bind || showKeys === undefined) return undefined;
-  return { bind, token, showKeys };
-}
-
-function parseLog(issues: Issues, value: unknown): LogConfig | undefined {
-  const obj = checkObject(issues, "log", value);
-  if (!obj) return undefined;
-  checkKnownKeys(issues, "log", obj, LOG_KEYS);
-  const query = optionalBoolean(issues, "log.query", obj.query);
-  return query === undefined ? undefined : { query };
-}
-
-/** `true` or `false`; absent is false. YAML's `yes`/`on` are strings here (YAML 1.2), hence errors. */
-function optionalBoolean(issues: Issues, path: string, value: unknown): boolean | undefined {
-  if (value === undefined || typeof value === "boolean") return value === true;
-  issues.add(path, "a boolean", value);
-  return undefined;
-}
+  return parsed && { bind: parsed.bind, token: parsed.token, showKeys: parsed.show_keys };
+});
 
 // ---------------------------------------------------------------------------------------------
 // Cross-checks
@@ -1092,18 +1063,18 @@ function rawFrontends(value: unknown): Array<[string, Record<string, unknown>]> 
   return Object.entries(value).filter((e): e is [string, Record<string, unknown>] => CONFIG_NAME.test(e[0]) && e[0] !== "__proto__" && isPlainObject(e[1]));
 }
 
-function crossCheckBackends(issues: Issues, raw: unknown, frontends: Record<string, FrontendConfig>, backends: Named<BackendConfig>): void {
+function crossCheckBackends(addIssue: AddIssue, raw: unknown, frontends: Record<string, FrontendConfig>, backends: Named<BackendConfig>): void {
   const names = [...backends.names];
   const known = names.length === 0 ? "none declared" : names.length <= 8 ? names.join(", ") : `${names.slice(0, 8).join(", ")}, …`;
   for (const [name, f] of rawFrontends(raw)) {
-    const ref = f.default_backend;
-    if (typeof ref !== "string" || !CONFIG_NAME.test(ref)) continue; // reported by parseFrontend
-    const p = join(join("frontends", name), "default_backend");
+    const ref = own(f, "default_backend");
+    if (typeof ref !== "string" || !CONFIG_NAME.test(ref)) continue; // reported by the frontend's schema
+    const path = ["frontends", name, "default_backend"];
     const backend = backends.items[ref];
     if (!backends.names.has(ref)) {
-      issues.add(p, `the name of a backend declared under backends (${known})`, ref);
+      report(addIssue, `the name of a backend declared under backends (${known})`, ref, { path });
     } else if (backend && frontends[name]?.mode === "tcp" && backend.servers.some((s) => s.address.form === "url")) {
-      issues.add(p, "a backend whose servers have host:port addresses (a tcp frontend cannot use URLs)", ref);
+      report(addIssue, "a backend whose servers have host:port addresses (a tcp frontend cannot use URLs)", ref, { path });
     }
   }
 }
@@ -1113,16 +1084,16 @@ function bindsOverlap(a: BindAddress, b: BindAddress): boolean {
   return a.host === b.host || a.wildcard || b.wildcard;
 }
 
-function crossCheckBinds(issues: Issues, raw: unknown, stats: StatsConfig | null): void {
-  const listeners: Array<{ path: string; bind: BindAddress }> = [];
+function crossCheckBinds(addIssue: AddIssue, raw: unknown, stats: StatsConfig | null): void {
+  const listeners: Array<{ path: string[]; bind: BindAddress }> = [];
   for (const [name, f] of rawFrontends(raw)) {
-    const bind = parseBind(f.bind);
-    if (bind) listeners.push({ path: join(join("frontends", name), "bind"), bind });
+    const bind = parseBind(own(f, "bind"));
+    if (bind) listeners.push({ path: ["frontends", name, "bind"], bind });
   }
-  if (stats) listeners.push({ path: "stats.bind", bind: stats.bind });
+  if (stats) listeners.push({ path: ["stats", "bind"], bind: stats.bind });
   for (let i = 1; i < listeners.length; i++) {
     const b = listeners[i]!;
     const clash = listeners.slice(0, i).find((a) => bindsOverlap(a.bind, b.bind));
-    if (clash) issues.add(b.path, `an address not already used by ${clash.path}`, b.bind.text);
+    if (clash) report(addIssue, `an address not already used by ${clash.path.reduce((p, k) => join(p, k), "")}`, b.bind.text, { path: b.path });
   }
 }

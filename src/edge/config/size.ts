@@ -3,7 +3,7 @@
  * HAProxy's `tune.bufsize` and NGINX's `client_body_buffer_size`. Whole numbers only: a size is a
  * count of bytes, and `1.5k` would hide a rounding.
  */
-import type { Issues } from "../../core/validate.js";
+import { report, rule, type Schema } from "../../core/validate.js";
 
 const UNITS = { "": 1, b: 1, k: 1024, kb: 1024, m: 1024 * 1024, mb: 1024 * 1024 } as const;
 const SIZE = /^(\d{1,10})\s?(b|k|kb|m|mb)?$/i;
@@ -21,10 +21,11 @@ export function parseSize(value: unknown): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-/** Parses a size within [min, max] bytes, adding an issue at `path` when it is not one. */
-export function checkSize(issues: Issues, path: string, value: unknown, range: { min: number; max: number }): number | undefined {
-  const bytes = parseSize(value);
-  if (bytes !== undefined && bytes >= range.min && bytes <= range.max) return bytes;
-  issues.add(path, `${SIZE_SYNTAX}, from ${range.min} bytes to ${range.max / (1024 * 1024)}m`, value);
-  return undefined;
+/** A size within [min, max] bytes: {@link parseSize} as a schema. */
+export function size(range: { min: number; max: number }): Schema<number> {
+  return rule((value, addIssue) => {
+    const bytes = parseSize(value);
+    if (bytes !== undefined && bytes >= range.min && bytes <= range.max) return bytes;
+    return report(addIssue, `${SIZE_SYNTAX}, from ${range.min} bytes to ${range.max / (1024 * 1024)}m`, value);
+  });
 }

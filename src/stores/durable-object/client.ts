@@ -30,11 +30,11 @@
  * - close(): waiting acquires end `aborted` (their tickets cancelled); `release` keeps working, so
  *   a grant that races close() is given back at once rather than held until its TTL.
  */
-import { SlotgateConfigError, SlotgateError, StoreStatus } from "../../core/errors.js";
+import { SlotgateError, StoreStatus } from "../../core/errors.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SpecStatus, StoreAcquireResult } from "../../core/store.js";
-import { Issues, checkName } from "../../core/validate.js";
+import { nameSchema, parse } from "../../core/validate.js";
 import { specStatusOf, unwrap, type Reply } from "./protocol.js";
 
 /**
@@ -118,9 +118,7 @@ export async function retrying<T>(
  * (read-only tools use it alone).
  */
 export async function readStats(group: string, policy: RetryPolicy, transportFor: (group: string) => Transport): Promise<GroupStatsSnapshot | undefined> {
-  const issues = new Issues();
-  checkName(issues, "group", group);
-  if (!issues.empty) throw new SlotgateConfigError(issues.list);
+  parse(nameSchema, group, "group");
   const transport = transportFor(group);
   return retrying<GroupStatsSnapshot>(transport, policy, (signal) => transport.stats(signal));
 }

@@ -21,12 +21,11 @@
  *   `SLOTGATE_API_TOKENS`), the spec `open()` pushes is refused (403); the handle then uses the
  *   spec the object has (pushed by the Worker or an admin). An explicit `configure()` still fails.
  */
-import { SlotgateConfigError } from "../../core/errors.js";
 import { redactCredentials } from "../../core/redact.js";
 import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { GroupStore, OpenOptions, SlotStore } from "../../core/store.js";
-import { Issues, checkInt, isPlainObject } from "../../core/validate.js";
+import { int, isPlainObject, object, optional, parse, report, rule } from "../../core/validate.js";
 import { DurableObjectGroup, readStats, type RetryPolicy } from "./client.js";
 import { SlotApiClient, type FetchLike } from "./http-transport.js";
 import { unwrap } from "./protocol.js";
@@ -63,33 +62,38 @@ export interface DurableObjectHttpStore extends SlotStore {
   ping(signal?: AbortSignal): Promise<void>;
 }
 
-const OPTION_KEYS = ["url", "token", "fetch", "retries", "retryDelayMs", "timeoutMs"];
 const TOKEN = /^[\x21-\x7e]{16,4096}$/;
+const URL_EXPECTED = "the slotgate Worker's https:// URL (http:// only for a loopback address), without credentials, query or fragment";
+
+const httpStoreOptions = object(
+  {
+    url: rule((value, addIssue) => baseUrl(value) ?? report(addIssue, URL_EXPECTED, typeof value === "string" ? redactCredentials(value) : value)),
+    token: rule((value, addIssue) =>
+      typeof value === "string" && TOKEN.test(value)
+        ? value
+        : report(
+            addIssue,
+            "the slot API token: 16 to 4096 printable ASCII characters without spaces",
+            typeof value === "string" ? `(${value.length} characters, not shown)` : value,
+          ),
+    ),
+    fetch: rule((value, addIssue) => {
+      if (typeof value === "function") return value as FetchLike;
+      if (value !== undefined) return report(addIssue, "a fetch function", value);
+      if (typeof globalThis.fetch !== "function") return report(addIssue, "a fetch function (this runtime has no global fetch)", undefined);
+      return ((input, init) => globalThis.fetch(input, init)) as FetchLike;
+    }),
+    retries: optional(int({ min: 0, max: 10 }), 3),
+    retryDelayMs: optional(int({ min: 0, max: 60_000 }), 50),
+    timeoutMs: optional(int({ min: 100, max: 600_000 }), 10_000),
+  },
+  "an object { url, token, fetch?, retries?, retryDelayMs?, timeoutMs? }",
+);
 
 export function createDurableObjectHttpStore(options: DurableObjectHttpStoreOptions): DurableObjectHttpStore {
-  if (!isPlainObject(options as unknown)) {
-    throw new SlotgateConfigError([{ path: "options", expected: "an object { url, token, fetch?, retries?, retryDelayMs?, timeoutMs? }", received: options }]);
-  }
-  const issues = new Issues();
-  for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.add(key, `one of the keys ${OPTION_KEYS.join(", ")}`, key);
-  const base = checkUrl(issues, options.url);
-  if (typeof options.token !== "string" || !TOKEN.test(options.token)) {
-    issues.add(
-      "token",
-      "the slot API token: 16 to 4096 printable ASCII characters without spaces",
-      typeof options.token === "string" ? `(${options.token.length} characters, not shown)` : options.token,
-    );
-  }
-  if (options.fetch !== undefined && typeof options.fetch !== "function") issues.add("fetch", "a fetch function", options.fetch);
-  if (options.fetch === undefined && typeof globalThis.fetch !== "function")
-    issues.add("fetch", "a fetch function (this runtime has no global fetch)", undefined);
-  const retries = options.retries === undefined ? 3 : checkInt(issues, "retries", options.retries, { min: 0, max: 10 });
-  const retryDelayMs = options.retryDelayMs === undefined ? 50 : checkInt(issues, "retryDelayMs", options.retryDelayMs, { min: 0, max: 60_000 });
-  const timeoutMs = options.timeoutMs === undefined ? 10_000 : checkInt(issues, "timeoutMs", options.timeoutMs, { min: 100, max: 600_000 });
-  if (!issues.empty) throw new SlotgateConfigError(issues.list);
-
-  const policy: RetryPolicy = { retries: retries!, delayMs: retryDelayMs!, timeoutMs: timeoutMs! };
-  const api = new SlotApiClient(base!, options.token, options.fetch ?? ((input, init) => globalThis.fetch(input, init)), timeoutMs!);
+  const { url: base, token, fetch, retries, retryDelayMs, timeoutMs } = parse(httpStoreOptions, options, isPlainObject(options) ? "" : "options");
+  const policy: RetryPolicy = { retries, delayMs: retryDelayMs, timeoutMs };
+  const api = new SlotApiClient(base, token, fetch, timeoutMs);
   return {
     kind: "durable-object",
     open: (group: string, spec: GroupSpec, openOptions: OpenOptions = {}): GroupStore =>
@@ -101,17 +105,12 @@ export function createDurableObjectHttpStore(options: DurableObjectHttpStoreOpti
 }
 
 /** The URL without a trailing slash; http only to loopback; no credentials, query or fragment. */
-function checkUrl(issues: Issues, value: unknown): string | undefined {
-  const expected = "the slotgate Worker's https:// URL (http:// only for a loopback address), without credentials, query or fragment";
-  if (typeof value !== "string" || value.length > 2048) {
-    issues.add("url", expected, value);
-    return undefined;
-  }
+function baseUrl(value: unknown): string | undefined {
+  if (typeof value !== "string" || value.length > 2048) return undefined;
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    issues.add("url", expected, value);
     return undefined;
   }
   const host = url.hostname.replace(/^\[|\]$/g, "");
@@ -123,9 +122,7 @@ function checkUrl(issues: Issues, value: unknown): string | undefined {
     url.search !== "" ||
     url.hash !== "" ||
     value.includes("#")
-  ) {
-    issues.add("url", expected, redactCredentials(value));
+  )
     return undefined;
-  }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }

@@ -16,12 +16,30 @@
  */
 import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../../core/acquire-options.js";
 import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../../core/errors.js";
-import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type GroupSpec } from "../../core/spec.js";
+import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance, type GroupSpec } from "../../core/spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, RenewResult, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { MAX_SPEC_VERSION, isSpecVersion, specConflictError } from "../../core/spec-version.js";
-import { NAME_PATTERN, isPlainObject } from "../../core/validate.js";
+import * as v from "valibot";
+import {
+  accept,
+  boolean,
+  int,
+  isPlainObject,
+  list,
+  looseObject,
+  mapping,
+  nameSchema,
+  optional,
+  parse,
+  report,
+  rule,
+  refine,
+  own,
+  parseLeaf,
+  type Schema,
+} from "../../core/validate.js";
 import type { BatchOp } from "./batch-protocol.js";
 
 /** One answer of the object. `status` 0 means success. A negative status is a {@link StoreStatus}. */
@@ -115,13 +133,6 @@ export function specStatusOf(value: unknown, group: string, spec: GroupSpec, ver
   throw new SlotgateError("SLOTGATE_STORE_PROTOCOL", "the Durable Object sent a configure reply slotgate does not understand");
 }
 
-/** A version received over RPC: undefined or null (unversioned), or a positive integer. */
-export function checkVersion(value: unknown): number | null {
-  if (value === undefined || value === null) return null;
-  if (isSpecVersion(value)) return value;
-  return bad("version", `a positive integer up to ${MAX_SPEC_VERSION}, or null`, value);
-}
-
 /**
  * Who holds what, for calls that come from outside the account (the slot API). The object keeps
  * `secretHash` with the lease (in SQLite, so it survives a restart) and `token` with a queued
@@ -176,40 +187,35 @@ const UNKNOWN_PREFIXES: [string, StoreStatus][] = [
   ["unknown server: ", StoreStatus.UnknownServer],
 ];
 
-function bad(what: string, expected: string, received: unknown): never {
-  throw new SlotgateConfigError([{ path: what, expected, received }]);
-}
-
-function int(what: string, value: unknown, min: number, max: number): number {
-  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
-  return bad(what, `an integer from ${min} to ${max}`, value);
-}
-
-function name(what: string, value: unknown): string {
-  // `__proto__` would be assigned as the record's prototype, not as an entry: dropped silently.
-  if (typeof value === "string" && NAME_PATTERN.test(value) && value !== "__proto__") return value;
-  return bad(what, "a name of 1–128 characters from [A-Za-z0-9_.~:@-], not __proto__", value);
-}
+const ID_EXPECTED = `a string of 1 to ${MAX_ID_LENGTH} characters`;
+/** A waiter or lease id. */
+export const idSchema = accept<string>((x) => typeof x === "string" && x.length > 0 && x.length <= MAX_ID_LENGTH, ID_EXPECTED);
+const SECRET_HASH = /^[0-9a-f]{64}$/;
+const SECRET_HASH_EXPECTED = "the SHA-256 of the lease secret, 64 hex digits";
+/** A hash is not a secret, but its text is of no use in a message either: only its length is shown. */
+const secretHash = rule((x, addIssue) =>
+  typeof x === "string" && SECRET_HASH.test(x) ? x : report(addIssue, SECRET_HASH_EXPECTED, typeof x === "string" ? `${x.length} characters` : x),
+);
+const leaseOwner = looseObject({ secretHash, token: idSchema }, "{ secretHash, token }");
+const ttl = int({ min: 1, max: MAX_TTL_MS });
+const specVersion = optional(
+  accept<number | null>((x) => x === null || isSpecVersion(x), `a positive integer up to ${MAX_SPEC_VERSION}, or null`),
+  null,
+);
 
 /** A waiter or lease id: 1–128 characters. */
 export function checkId(what: string, value: unknown): string {
-  if (typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH) return value;
-  return bad(what, `a string of 1 to ${MAX_ID_LENGTH} characters`, value);
+  return parse(idSchema, value, what);
 }
-
-const SECRET_HASH = /^[0-9a-f]{64}$/;
 
 /** An optional lease-secret hash: undefined, or 64 lowercase hex digits. */
 export function checkSecretHash(value: unknown): string | undefined {
-  if (value === undefined || (typeof value === "string" && SECRET_HASH.test(value))) return value;
-  return bad("secretHash", "the SHA-256 of the lease secret, 64 hex digits", typeof value === "string" ? `${value.length} characters` : value);
+  return value === undefined ? undefined : parse(secretHash, value, "secretHash");
 }
 
 /** An optional {@link LeaseOwner}. */
 export function checkLeaseOwner(value: unknown): LeaseOwner | undefined {
-  if (value === undefined) return undefined;
-  if (!isPlainObject(value)) return bad("owner", "{ secretHash, token }", value);
-  return { secretHash: checkSecretHash(value.secretHash) ?? bad("owner.secretHash", "64 hex digits", undefined), token: checkId("owner.token", value.token) };
+  return value === undefined ? undefined : parse(leaseOwner, value, "owner");
 }
 
 /** An optional token name (of a ticket's owner). */
@@ -218,85 +224,113 @@ export function checkOwnerToken(value: unknown): string | undefined {
 }
 
 export function checkTtl(value: unknown): number {
-  return int("ttlMs", value, 1, MAX_TTL_MS);
+  return parse(ttl, value, "ttlMs");
 }
+
+/** A version received over RPC: undefined or null (unversioned), or a positive integer. */
+export function checkVersion(value: unknown): number | null {
+  return parse(specVersion, value, "version");
+}
+
+/** Field by field, what `toChainRequest` produces; scope names are resolved against the spec afterwards. */
+const requestObject = accept<Record<string, unknown>>(isPlainObject, "an object");
+const scopeList = accept<unknown[]>((x) => Array.isArray(x) && x.length <= MAX_CHAIN_SCOPES, `an array of at most ${MAX_CHAIN_SCOPES} scope names`);
+const scopeName = accept<string>((s) => typeof s === "string" && s.length > 0 && s.length <= MAX_KEY_LENGTH + 129, "scope names");
+
+/** The fields of a chain request but its scopes, which are resolved first, one by one. */
+const chainFields = refine(
+  looseObject({
+    priorityClass: int({ min: PRIORITY_CLASS_MIN, max: PRIORITY_CLASS_MAX }),
+    priorityOffsetMs: int({ min: PRIORITY_OFFSET_MIN_MS, max: PRIORITY_OFFSET_MAX_MS }),
+    queueTimeoutMs: int({ min: 0, max: MAX_TTL_MS }),
+    leaseTtlMs: ttl,
+    backend: optional(nameSchema, undefined),
+    server: optional(nameSchema, undefined),
+  }),
+  ({ backend, server, ...rest }, addIssue) => {
+    if (server !== undefined && backend === undefined) return report(addIssue, "a server only together with its backend", server, { path: ["server"] });
+    return { ...rest, ...(backend === undefined ? {} : { backend }), ...(server === undefined ? {} : { server }) };
+  },
+);
 
 /**
  * Checks a chain request against the group's spec. Field by field, it is what `toChainRequest`
- * produces. Returns a copy holding only the known fields.
+ * produces. Returns a copy holding only the known fields. Scopes come first, each checked and
+ * resolved in turn, so that an unknown scope is reported as such whatever else is wrong.
  */
 export function checkChainRequest(value: unknown, spec: GroupSpec): ChainRequest {
-  if (!isPlainObject(value)) bad("request", "an object", value);
-  const scopes = value.scopes;
-  if (!Array.isArray(scopes) || scopes.length > MAX_CHAIN_SCOPES) bad("request.scopes", `an array of at most ${MAX_CHAIN_SCOPES} scope names`, scopes);
+  const request = parseLeaf(requestObject, value, "request");
   const seen = new Set<string>();
-  for (const s of scopes as unknown[]) {
-    if (typeof s !== "string" || s.length === 0 || s.length > MAX_KEY_LENGTH + 129) bad("request.scopes", "scope names", s);
-    if (seen.has(s)) bad("request.scopes", "no duplicate scopes", s);
-    seen.add(s);
-    checkScope(spec, s);
+  for (const item of parseLeaf(scopeList, own(request, "scopes"), "request.scopes")) {
+    const scope = parseLeaf(scopeName, item, "request.scopes");
+    if (seen.has(scope)) throw new SlotgateConfigError([{ path: "request.scopes", expected: "no duplicate scopes", received: scope }]);
+    seen.add(scope);
+    checkScope(spec, scope);
   }
-  const request: ChainRequest = {
-    scopes: [...seen],
-    priorityClass: int("request.priorityClass", value.priorityClass, PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX),
-    priorityOffsetMs: int("request.priorityOffsetMs", value.priorityOffsetMs, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS),
-    queueTimeoutMs: int("request.queueTimeoutMs", value.queueTimeoutMs, 0, MAX_TTL_MS),
-    leaseTtlMs: int("request.leaseTtlMs", value.leaseTtlMs, 1, MAX_TTL_MS),
-  };
-  if (value.backend !== undefined) request.backend = name("request.backend", value.backend);
-  if (value.server !== undefined) {
-    if (request.backend === undefined) bad("request.server", "a server only together with its backend", value.server);
-    request.server = name("request.server", value.server);
-  }
-  return request;
+  return { scopes: [...seen], ...parse(chainFields, request, "request") };
 }
+
+/** A limit as stored: `null` is no limit. */
+const storedLimit = v.nullable(int({ min: 0, max: MAX_LIMIT }));
+
+const storedScope = looseObject(
+  { max: storedLimit, maxqueue: storedLimit, keyed: accept<boolean>((x) => typeof x === "boolean", "{ max, maxqueue, keyed }") },
+  "{ max, maxqueue, keyed }",
+);
+
+const storedServer = looseObject(
+  { name: nameSchema, max: storedLimit, maxqueue: storedLimit, weight: int({ min: 1, max: MAX_WEIGHT }), down: boolean() },
+  "{ name, max, maxqueue, weight, down }",
+);
+
+const storedBackend = looseObject(
+  {
+    balance: accept<Balance>((x) => typeof x === "string" && (BALANCES as readonly string[]).includes(x), BALANCES.join(" | ")),
+    max: storedLimit,
+    maxqueue: storedLimit,
+    servers: refine(
+      list(() => storedServer, MAX_SPEC_ENTRIES, "{ balance, max, maxqueue, servers: [at least one] }", 1),
+      (servers, addIssue) => {
+        const duplicate = servers.find((s, i) => servers.findIndex((t) => t.name === s.name) !== i);
+        return duplicate === undefined ? servers : report(addIssue, "unique server names", duplicate.name);
+      },
+    ),
+  },
+  "{ balance, max, maxqueue, servers: [at least one] }",
+);
+
+const storedLimitName = refine(nameSchema, (key, addIssue) =>
+  key.startsWith("backend:") || key.startsWith("server:") ? report(addIssue, "a limit name not starting with backend: or server:", key) : key,
+);
+
+/** At most {@link MAX_SPEC_ENTRIES} entries, counted before any is read. */
+function bounded<T>(schema: Schema<T>): Schema<T> {
+  return v.pipe(
+    accept<Record<string, unknown>>(isPlainObject, "an object"),
+    v.check((x) => Object.keys(x).length <= MAX_SPEC_ENTRIES, `at most ${MAX_SPEC_ENTRIES} entries`),
+    schema as v.GenericSchema<Record<string, unknown>, T>,
+  );
+}
+
+const groupSpec = looseObject(
+  {
+    limits: bounded(
+      refine(
+        mapping(storedLimitName, () => storedScope),
+        ({ entries }) => ({ ...entries }),
+      ),
+    ),
+    backends: bounded(
+      refine(
+        mapping(nameSchema, () => storedBackend),
+        ({ entries }) => ({ ...entries }),
+      ),
+    ),
+  },
+  "a group spec { limits, backends }",
+);
 
 /** Checks a spec received over RPC: the shape `buildGroupSpec` produces, with the same bounds. */
 export function checkGroupSpec(value: unknown): GroupSpec {
-  if (!isPlainObject(value) || !isPlainObject(value.limits) || !isPlainObject(value.backends)) {
-    bad("spec", "a group spec { limits, backends }", value);
-  }
-  const limits = Object.entries(value.limits);
-  const backends = Object.entries(value.backends);
-  if (limits.length > MAX_SPEC_ENTRIES || backends.length > MAX_SPEC_ENTRIES) bad("spec", `at most ${MAX_SPEC_ENTRIES} limits and backends`, value);
-  const spec: GroupSpec = { limits: {}, backends: {} };
-  for (const [key, l] of limits) {
-    const at = `spec.limits.${name("spec.limits", key)}`;
-    if (key.startsWith("backend:") || key.startsWith("server:")) bad(at, "a limit name not starting with backend: or server:", key);
-    if (!isPlainObject(l) || typeof l.keyed !== "boolean") bad(at, "{ max, maxqueue, keyed }", l);
-    spec.limits[key] = { max: optionalLimit(`${at}.max`, l.max), maxqueue: optionalLimit(`${at}.maxqueue`, l.maxqueue), keyed: l.keyed };
-  }
-  for (const [key, b] of backends) {
-    const at = `spec.backends.${name("spec.backends", key)}`;
-    if (!isPlainObject(b) || !Array.isArray(b.servers) || b.servers.length === 0 || b.servers.length > MAX_SPEC_ENTRIES) {
-      bad(at, "{ balance, max, maxqueue, servers: [at least one] }", b);
-    }
-    if (typeof b.balance !== "string" || !(BALANCES as readonly string[]).includes(b.balance)) bad(`${at}.balance`, BALANCES.join(" | "), b.balance);
-    const names = new Set<string>();
-    const servers = (b.servers as unknown[]).map((s, i) => {
-      if (!isPlainObject(s)) bad(`${at}.servers[${i}]`, "{ name, max, maxqueue, weight, down }", s);
-      const serverName = name(`${at}.servers[${i}].name`, s.name);
-      if (names.has(serverName)) bad(`${at}.servers`, "unique server names", serverName);
-      names.add(serverName);
-      if (typeof s.down !== "boolean") bad(`${at}.servers[${i}].down`, "a boolean", s.down);
-      return {
-        name: serverName,
-        max: optionalLimit(`${at}.servers[${i}].max`, s.max),
-        maxqueue: optionalLimit(`${at}.servers[${i}].maxqueue`, s.maxqueue),
-        weight: int(`${at}.servers[${i}].weight`, s.weight, 1, MAX_WEIGHT),
-        down: s.down,
-      };
-    });
-    spec.backends[key] = {
-      balance: b.balance as GroupSpec["backends"][string]["balance"],
-      max: optionalLimit(`${at}.max`, b.max),
-      maxqueue: optionalLimit(`${at}.maxqueue`, b.maxqueue),
-      servers,
-    };
-  }
-  return spec;
-}
-
-function optionalLimit(what: string, value: unknown): number | null {
-  return value === null ? null : int(what, value, 0, MAX_LIMIT);
+  return parse(groupSpec, value, "spec");
 }

@@ -15,7 +15,7 @@ import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { GroupStore, OpenOptions, SlotStore, SpecStatus } from "../../core/store.js";
 import { canonicalSpecJson } from "../../core/spec-version.js";
-import { Issues, checkInt, isPlainObject } from "../../core/validate.js";
+import { accept, boolean, int, isPlainObject, object, optional, parse } from "../../core/validate.js";
 import { DurableObjectGroup, readStats, type RetryPolicy } from "./client.js";
 import { RpcTransport, type SlotGroupNamespace } from "./rpc-transport.js";
 
@@ -43,28 +43,29 @@ export interface DurableObjectStoreOptions {
   configureOnce?: boolean;
 }
 
-const OPTION_KEYS = ["namespace", "group", "retries", "retryDelayMs", "configureOnce"];
+const isNamespace = (ns: unknown) =>
+  typeof ns === "object" && ns !== null && typeof (ns as SlotGroupNamespace).idFromName === "function" && typeof (ns as SlotGroupNamespace).get === "function";
+
+const rpcStoreOptions = object(
+  {
+    namespace: accept<SlotGroupNamespace>(isNamespace, "a Durable Object namespace binding of the SlotGroup class (env.SLOT_GROUP)"),
+    group: optional(
+      accept<(group: string) => string>((x) => typeof x === "function", "a function (group) => object name"),
+      undefined,
+    ),
+    retries: optional(int({ min: 0, max: 10 }), 3),
+    retryDelayMs: optional(int({ min: 0, max: 60_000 }), 50),
+    configureOnce: optional(boolean(), false),
+  },
+  "an object { namespace, group?, retries?, retryDelayMs? }",
+);
 
 export function createDurableObjectStore(options: DurableObjectStoreOptions): SlotStore {
-  if (!isPlainObject(options as unknown))
-    throw new SlotgateConfigError([{ path: "options", expected: "an object { namespace, group?, retries?, retryDelayMs? }", received: options }]);
-  const issues = new Issues();
-  for (const key of Object.keys(options)) if (!OPTION_KEYS.includes(key)) issues.add(key, `one of the keys ${OPTION_KEYS.join(", ")}`, key);
-  const ns = options.namespace as Partial<SlotGroupNamespace> | undefined;
-  if (typeof ns !== "object" || ns === null || typeof ns.idFromName !== "function" || typeof ns.get !== "function") {
-    issues.add("namespace", "a Durable Object namespace binding of the SlotGroup class (env.SLOT_GROUP)", ns);
-  }
-  if (options.group !== undefined && typeof options.group !== "function") issues.add("group", "a function (group) => object name", options.group);
-  const retries = options.retries === undefined ? 3 : checkInt(issues, "retries", options.retries, { min: 0, max: 10 });
-  const retryDelayMs = options.retryDelayMs === undefined ? 50 : checkInt(issues, "retryDelayMs", options.retryDelayMs, { min: 0, max: 60_000 });
-  if (options.configureOnce !== undefined && typeof options.configureOnce !== "boolean") issues.add("configureOnce", "a boolean", options.configureOnce);
-  if (!issues.empty) throw new SlotgateConfigError(issues.list);
-
-  const namespace = options.namespace;
-  const objectName = options.group ?? ((group: string) => group);
-  const policy: RetryPolicy = { retries: retries!, delayMs: retryDelayMs! };
+  const { namespace, group, retries, retryDelayMs, configureOnce } = parse(rpcStoreOptions, options, isPlainObject(options) ? "" : "options");
+  const objectName = group ?? ((g: string) => g);
+  const policy: RetryPolicy = { retries, delayMs: retryDelayMs };
   /** With configureOnce: object name → version and JSON of the spec last pushed there, with what the object did. */
-  const configured = options.configureOnce === true ? new Map<string, { key: string; status: SpecStatus }>() : undefined;
+  const configured = configureOnce ? new Map<string, { key: string; status: SpecStatus }>() : undefined;
   const objectFor = (group: string): string => {
     const name = objectName(group);
     if (typeof name !== "string" || name.length === 0) {

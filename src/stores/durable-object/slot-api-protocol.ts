@@ -53,8 +53,11 @@
  * times out, or is cancelled. The client names the ticket (`waiterId`, a UUID) so that it can
  * `cancel` it from a second request; the Worker also cancels it when the client disconnects.
  */
+import * as v from "valibot";
 import type { ChainRequest, StoreAcquireResult } from "../../core/store.js";
-import type { Reply } from "./protocol.js";
+import { isSpecVersion } from "../../core/spec-version.js";
+import { accept, boolean, isPlainObject, looseObject, optional, report, rule } from "../../core/validate.js";
+import { idSchema, type Reply } from "./protocol.js";
 import type { GroupSpec } from "../../core/spec.js";
 
 /** Every route of the slot API starts with this path. */
@@ -137,12 +140,55 @@ export function slotApiPath(group: string, op: SlotApiOp): string {
 
 export const PING_PATH = `${SLOT_API_PREFIX}/ping`;
 
+const slotApiFault = v.object({ error: v.literal("SLOTGATE_STORE_UNAVAILABLE"), detail: v.string(), retryable: v.boolean() });
+
 export function isSlotApiFault(value: unknown): value is SlotApiFault {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    (value as SlotApiFault).error === "SLOTGATE_STORE_UNAVAILABLE" &&
-    typeof (value as SlotApiFault).detail === "string" &&
-    typeof (value as SlotApiFault).retryable === "boolean"
-  );
+  return v.is(slotApiFault, value);
 }
+
+/** Length of a lease secret as sent: 128 random bits in base64url. */
+export const LEASE_SECRET_LENGTH = 22;
+const LEASE_SECRET = /^[A-Za-z0-9_-]{22}$/;
+
+export function isLeaseSecret(value: unknown): value is string {
+  return typeof value === "string" && LEASE_SECRET.test(value);
+}
+
+/** A lease secret: never shown in an answer, only its length. */
+const leaseSecret = rule((value, addIssue) =>
+  isLeaseSecret(value)
+    ? value
+    : report(
+        addIssue,
+        `the secret the acquire answered with the lease (${LEASE_SECRET_LENGTH} characters of base64url)`,
+        typeof value === "string" ? `${value.length} characters, not shown` : value,
+      ),
+);
+
+const text = accept<string>((x) => typeof x === "string", "a string");
+
+/**
+ * The body of each POST route, as the slot API checks it before it calls the object (which checks
+ * the request and the spec again, in full: these are the parts the API itself reads).
+ */
+export const SLOT_API_BODIES = {
+  acquire: looseObject({
+    waiterId: idSchema,
+    request: accept<Record<string, unknown>>(
+      isPlainObject,
+      "a chain request { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs, backend?, server? }",
+    ),
+  }),
+  cancel: looseObject({ waiterId: idSchema }),
+  wait: looseObject({ waiterId: idSchema }),
+  release: looseObject({ leaseId: idSchema, leaseSecret }),
+  renew: looseObject({ leaseId: idSchema, ttlMs: accept<number>((x) => typeof x === "number", "a number of milliseconds"), leaseSecret }),
+  configure: looseObject({
+    spec: accept<Record<string, unknown>>(isPlainObject, "a group spec { limits, backends }"),
+    version: optional(
+      accept<number | null>((x) => x === null || isSpecVersion(x), "a positive integer, or null (unversioned)"),
+      null,
+    ),
+  }),
+  "server-state": looseObject({ backend: text, server: text, up: boolean() }),
+} as const;
