@@ -53,6 +53,7 @@ end
 
 if ARGV[1] ~= '' then LOCAL_CH = ARGV[1] end
 if not start(names) then return {NOT_CONFIGURED} end
+leaseBuffer()
 local out = {DONE}
 for k = 1, #ops do
   local o = ops[k]
@@ -63,10 +64,9 @@ for k = 1, #ops do
     reply = acquireOp(ARGV, o, n)
   elseif code == 'r' then
     local id = ARGV[o + 1]
-    local raw = redis.call('HGET', K_LEASE, id)
-    reply = releaseOp(id, raw and cjson.decode(raw))
+    reply = releaseOp(id, leaseRec(id))
   elseif code == 'n' then
-    reply = renewOp(ARGV, o, n, redis.call('HGET', K_LEASE, ARGV[o + 1]))
+    reply = renewOp(ARGV, o, n, leaseRec(ARGV[o + 1]))
   else
     reply = cancelOp(ARGV[o + 1], ARGV[o + 2], ARGV[o + 3])
   end
