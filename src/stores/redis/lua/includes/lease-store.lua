@@ -4,13 +4,31 @@
   here and leaseFlush() sends them as one HSET, one HDEL, one ZADD and one ZREM, each record
   encoded once, and a lease granted and ended in the same call is never written at all. Without
   leaseBuffer() every write goes straight to Redis, as one command each.
-  Reads see the writes of this call either way.
+  Reads see the writes of this call either way. leasePrefetch(ids) reads the records of the leases
+  a call will touch in one HMGET; settling drops what it read (it writes past the buffer).
 ]]
 
 local LBUF = nil -- id -> record table, or false: ended in this call (nil: not written in this call)
 local LEXP = {} -- id -> expiry, or false: dropped from the set in this call
 local LNEW = {} -- id -> true: not in the hash when the buffer was last flushed
 local LORDER, LSEEN = {}, {} -- the ids written since the last flush, once each, in order
+local LPRE = nil -- id -> raw record, or false: none (read by leasePrefetch, valid until a flush)
+
+local function leasePrefetch(ids)
+  if #ids == 0 then return end
+  local raw = hmget(K_LEASE, ids)
+  LPRE = {}
+  for i = 1, #ids do LPRE[ids[i]] = raw[i] or false end
+end
+
+-- The stored record of lease id (raw), or false.
+local function stored(id)
+  if LPRE then
+    local raw = LPRE[id]
+    if raw ~= nil then return raw end
+  end
+  return redis.call('HGET', K_LEASE, id)
+end
 
 local function leaseBuffer()
   LBUF = {}
@@ -29,7 +47,7 @@ local function leaseRec(id)
     local r = LBUF[id]
     if r ~= nil then return r or nil end
   end
-  local raw = redis.call('HGET', K_LEASE, id)
+  local raw = stored(id)
   return raw and cjson.decode(raw) or nil
 end
 
@@ -55,6 +73,13 @@ local function leaseExpire(id, exp)
   redis.call('ZADD', K_LEASES, exp, id)
 end
 
+-- Whether lease id has a record.
+local function leaseExists(id)
+  if LBUF and LBUF[id] ~= nil then return LBUF[id] ~= false end
+  if LPRE and LPRE[id] ~= nil then return LPRE[id] ~= false end
+  return redis.call('HEXISTS', K_LEASE, id) == 1
+end
+
 -- Writes a new lease; false (nothing written) when the id is in use.
 local function leaseCreate(id, rec, exp)
   if not LBUF then
@@ -65,17 +90,11 @@ local function leaseCreate(id, rec, exp)
   local r = LBUF[id]
   if r then return false end
   if r == nil then
-    if redis.call('HEXISTS', K_LEASE, id) == 1 then return false end
+    if leaseExists(id) then return false end
     LNEW[id] = true
   end
   leasePut(id, rec, exp)
   return true
-end
-
--- Whether lease id has a record.
-local function leaseExists(id)
-  if LBUF and LBUF[id] ~= nil then return LBUF[id] ~= false end
-  return redis.call('HEXISTS', K_LEASE, id) == 1
 end
 
 -- Drops the record of lease id and its expiry.
@@ -96,6 +115,7 @@ end
 
 -- Sends the buffered writes (if any), so that Redis holds what the reads above see.
 local function leaseFlush()
+  LPRE = nil
   if not LBUF or #LORDER == 0 then return end
   local hs, hd, za, zr = {}, {}, {}, {}
   for _, id in ipairs(LORDER) do
