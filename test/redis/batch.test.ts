@@ -5,6 +5,8 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createGuard, type Guard } from "../../src/index.js";
 import { createRedisStore } from "../../src/stores/redis/index.js";
+import { DEFAULT_PREFIX, groupKeys } from "../../src/stores/redis/keys.js";
+import { REPLY } from "../../src/stores/redis/scripts/replies.js";
 import { SCRIPTS } from "../../src/stores/redis/scripts/index.js";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
 
@@ -131,6 +133,27 @@ describe("batching", () => {
     const granted = value.map((r) => r.ok);
     expect(granted.slice(0, 250).every(Boolean)).toBe(true);
     expect(granted.slice(250).some(Boolean)).toBe(false);
+  });
+
+  it("lease records are written once per batch: a lease granted and ended in one call leaves nothing, a lease id in use is refused", async () => {
+    const g = guard({ global: 5 });
+    await g.stats();
+    const keys = groupKeys(DEFAULT_PREFIX, `batch-${seq}`);
+    // slotgateAcquire's arguments (acquire.lua): lease id, channel, sharded, class, offset, queue
+    // timeout, ttl, backend, server, known epoch, known fence, window, scopes.
+    const acquire = (id: string) => ["a", 13, id, "", 0, 0, 0, 0, 30_000, "", "", 0, 0, 0, "global"];
+    const release = (id: string) => ["r", 2, id, ""];
+    const batch = (...ops: (string | number)[][]) => redis.eval(SCRIPTS.batch.lua, keys.length, ...keys, "", ...ops.flat()) as Promise<unknown[][]>;
+    const [, a, r] = await batch(acquire("one"), release("one"));
+    expect([a![0], r![0]]).toEqual([REPLY.GRANTED, REPLY.RELEASED]);
+    expect([await redis.hlen(keys[4]!), await redis.zcard(keys[3]!)]).toEqual([0, 0]);
+    // Granted in this call (the buffer) or in an earlier one (the records read up front): in use.
+    const [, first, twice, stored] = await batch(acquire("two"), acquire("two"), release("missing"));
+    expect([first![0], twice![0], twice![1], stored![0]]).toEqual([REPLY.GRANTED, REPLY.BAD_REQUEST, "lease id in use", REPLY.NOT_FOUND]);
+    const [, again, gone] = await batch(acquire("two"), release("two"));
+    expect([again![0], again![1], gone![0]]).toEqual([REPLY.BAD_REQUEST, "lease id in use", REPLY.RELEASED]);
+    expect([await redis.hlen(keys[4]!), await redis.zcard(keys[3]!)]).toEqual([0, 0]);
+    expect((await g.stats()).scopes.global).toMatchObject({ in_use: 0, granted: 2, released: 2 });
   });
 
   it("a call made while none of the group's calls is in flight goes out at once, as its own script", async () => {

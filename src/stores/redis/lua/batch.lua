@@ -36,8 +36,8 @@ READ[#READ + 1] = 'granted'
 READ[#READ + 1] = 'released'
 
 -- Checks the op list before anything runs, and gathers the scopes the acquires name, so that the
--- first read of cfg brings their limits too.
-local ops, names = {}, {}
+-- first read of cfg brings their limits too, and the leases the ops name, read in one HMGET.
+local ops, names, leases = {}, {}, {}
 local i, last = 2, #ARGV
 while i <= last do
   local code, n = ARGV[i], tonumber(ARGV[i + 1])
@@ -47,12 +47,15 @@ while i <= last do
   if code == 'a' then
     for k = i + 14, i + 1 + n do names[#names + 1] = ARGV[k] end
   end
+  if code ~= 'c' and n > 0 then leases[#leases + 1] = ARGV[i + 2] end
   ops[#ops + 1] = i
   i = i + 2 + n
 end
 
 if ARGV[1] ~= '' then LOCAL_CH = ARGV[1] end
 if not start(names) then return {NOT_CONFIGURED} end
+leaseBuffer()
+leasePrefetch(leases)
 local out = {DONE}
 for k = 1, #ops do
   local o = ops[k]
@@ -63,10 +66,9 @@ for k = 1, #ops do
     reply = acquireOp(ARGV, o, n)
   elseif code == 'r' then
     local id = ARGV[o + 1]
-    local raw = redis.call('HGET', K_LEASE, id)
-    reply = releaseOp(id, raw and cjson.decode(raw))
+    reply = releaseOp(id, leaseRec(id))
   elseif code == 'n' then
-    reply = renewOp(ARGV, o, n, redis.call('HGET', K_LEASE, ARGV[o + 1]))
+    reply = renewOp(ARGV, o, n, leaseRec(ARGV[o + 1]))
   else
     reply = cancelOp(ARGV[o + 1], ARGV[o + 2], ARGV[o + 3])
   end

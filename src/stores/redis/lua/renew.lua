@@ -29,9 +29,9 @@
 local function general()
 --- @include "includes/flush"
 --- @include "includes/op-renew"
-local raw = redis.call('HGET', K_LEASE, ARGV[1])
+local rec = leaseRec(ARGV[1])
 if not start() then return {NOT_CONFIGURED} end
-local reply = renewOp(ARGV, 0, #ARGV, raw)
+local reply = renewOp(ARGV, 0, #ARGV, rec)
 flush()
 return reply
 end -- of general()

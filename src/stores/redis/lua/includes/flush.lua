@@ -3,12 +3,14 @@
   Every script calls it before it returns (also on error paths: settling may have changed state).
 ]]
 --- @include "balance"
+--- @include "lease-store"
 
 local function hsetChunks(key, args)
   for i = 1, #args, 200 do redis.call('HSET', key, unpack(args, i, math.min(i + 199, #args))) end
 end
 
 local function flush()
+  leaseFlush()
   local set, del = {}, {}
   for i = 1, #DIRTY do
     local s = DIRTY[i]

@@ -2,6 +2,7 @@
   Leases (keys leases, lease): GroupState#grant and #endLease.
 ]]
 --- @include "balance"
+--- @include "lease-store"
 
 -- GroupState#grant. fixed: scope objects; sv: the server taken (nil if none); balanced: sv was
 -- chosen by the backend's balance, not pinned. ticket: the ticket granted, nil for an immediate
@@ -27,14 +28,13 @@ local function grant(fixed, b, sv, balanced, ttl, waited, leaseId, ticket)
   if b then rec.b = b.name end
   if sv then rec.s = sv.name end
   if ticket then
-    redis.call('HSET', K_LEASE, leaseId, cjson.encode(rec))
-  elseif redis.call('HSETNX', K_LEASE, leaseId, cjson.encode(rec)) == 0 then
+    leasePut(leaseId, rec, NOW + ttl)
+  elseif not leaseCreate(leaseId, rec, NOW + ttl) then
     return nil
   end
   if sv and b and balanced then commit(b, sv) end
   for i = 1, #chain do take(chain[i]) end
   put(g, 'fence', fence)
-  redis.call('ZADD', K_LEASES, NOW + ttl, leaseId)
   due(NOW + ttl)
   recordWait(waited)
   return rec
@@ -45,8 +45,7 @@ local ENDED = {} -- lease id -> true: ended in this call
 -- GroupState#endLease (how: 'released' or 'expired'): returns the scopes that went from full to
 -- having room (name -> scope), or nil when none did.
 local function endLease(id, rec, how)
-  redis.call('HDEL', K_LEASE, id)
-  redis.call('ZREM', K_LEASES, id)
+  leaseDel(id)
   ENDED[id] = true
   prepare(rec.c, true)
   local chain, opened = {}, nil

@@ -89,7 +89,7 @@ local function acquireOp(a, o, n)
     return {REJECTED, 'queue-full', nextIn(), group().epoch}
   end
 
-  if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return fail(BAD_REQUEST, 'lease id in use') end
+  if leaseExists(leaseId) then return fail(BAD_REQUEST, 'lease id in use') end
   -- Enqueue. Scores are relative to a base set whenever the queue is empty, so they stay far
   -- below 2^40 however long the group lives.
   -- Ticket ids never repeat, also after the group's data was lost (a server restarted empty, a

@@ -1,25 +1,24 @@
 --[[
   GroupState.renew, the general path: extends a lease to now + ttl; while the group learns (rule
   12), re-creates a lease its state lost. Run by slotgateRenew (when its fast path does not apply)
-  and by slotgateBatch; the caller has read the lease record (raw, nil when there is none) and
+  and by slotgateBatch; the caller has read the lease record (rec, decoded; nil when there is none) and
   run start(), and flushes afterwards. a[o + k] is ARGV[k] of slotgateRenew (see renew.lua), n the
   number of those arguments.
 ]]
 --- @include "settle"
 --- @include "state-loss"
 
-local function renewOp(a, o, n, raw)
+local function renewOp(a, o, n, rec)
   local id, ttl = a[o + 1], tonumber(a[o + 2])
-  if raw then
+  if rec then
     advance()
     if not ENDED[id] then
-      local rec = cjson.decode(raw)
       if rec.k or rec.t ~= ttl then
         -- The holder has its grant: its waiter no longer needs to find it through the record.
         rec.k, rec.w, rec.t = nil, nil, ttl
-        redis.call('HSET', K_LEASE, id, cjson.encode(rec))
+        leasePut(id, rec)
       end
-      redis.call('ZADD', K_LEASES, NOW + ttl, id)
+      leaseExpire(id, NOW + ttl)
       due(NOW + ttl)
       return {RENEWED, NOW + ttl, nextIn(), group().epoch}
     end
@@ -58,7 +57,7 @@ local function renewOp(a, o, n, raw)
       local rec = {c = names, f = string.format('%d', kf), g = NOW, t = ttl}
       if bname ~= '' then rec.b = bname end
       if sname ~= '' then rec.s = sname end
-      redis.call('HSET', K_LEASE, id, cjson.encode(rec))
+      leasePut(id, rec)
       for _, s in ipairs(chain) do
         local p = s
         while p do
@@ -68,7 +67,7 @@ local function renewOp(a, o, n, raw)
         end
       end
       if kf > g.fence then put(g, 'fence', kf) end
-      redis.call('ZADD', K_LEASES, NOW + ttl, id)
+      leaseExpire(id, NOW + ttl)
       due(NOW + ttl)
       -- Holders of a longer lease renew less often: the window covers one of their TTLs.
       if g.lstart + ttl > g.learn then

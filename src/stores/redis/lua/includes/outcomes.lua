@@ -3,6 +3,7 @@
   claimed, and published on (or, for the caller's own node, returned to) its wake channel.
 ]]
 --- @include "scopes"
+--- @include "lease-store"
 
 -- The grant message for the waiter of ticket: lease id, the lease record, its expiry, and the
 -- group's epoch (a string, as the fence: cjson precision).
@@ -36,9 +37,8 @@ end
 -- The grant of ticket as its waiter would have heard it, while its lease lives and is unrenewed.
 local function leaseOutcome(ticket, leaseId)
   if leaseId == nil or leaseId == '' then return nil end
-  local raw = redis.call('HGET', K_LEASE, leaseId)
-  if not raw then return nil end
-  local rec = cjson.decode(raw)
+  local rec = leaseRec(leaseId)
+  if not rec then return nil end
   if rec.k ~= ticket then return nil end
   return outcome(ticket, leaseId, rec, rec.g + rec.t)
 end

@@ -8,7 +8,7 @@
 -- its own moment (a queue timeout first at the same instant), dispatching after each expiry; then
 -- drops outcomes nobody claimed in time. The end of a learning window (rule 12) is one of these
 -- deadlines: from then on the queue is dispatched again. Leaves the hints exact.
-local function settle()
+local function settleAll()
   local g = group()
   while NOW >= ND do
     local t = redis.call('ZRANGE', K_TDL, 0, 0, 'WITHSCORES')
@@ -69,6 +69,11 @@ local function settle()
       NG = g[2] and tonumber(g[2]) or NONE
     end
   end
+end
+
+-- Settling reads the expiry set as it goes: lease writes go straight to Redis meanwhile.
+local function settle()
+  leaseDirect(settleAll)
 end
 
 -- GroupState#advance; nothing to do before the hints.
