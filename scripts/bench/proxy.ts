@@ -7,6 +7,7 @@
  *   npx tsx scripts/bench/proxy.ts --quick         # 1 round, 3 s runs: to check that it works
  *   npx tsx scripts/bench/proxy.ts --rounds 5 --duration 15 --connections 128
  *   npx tsx scripts/bench/proxy.ts --profile       # also: node --cpu-prof of the plain proxy and slotgate (memory, Redis)
+ *   npx tsx scripts/bench/proxy.ts --no-single --no-fleet --rounds 2 --duration 5   # only the fleet throughput
  *
  * Needs wrk, haproxy and redis-server on PATH (Debian: apt-get install -y wrk haproxy redis-server),
  * and a build of slotgate in dist/: when a file of src/ is newer than dist/node/cli.js it runs
@@ -34,6 +35,15 @@
  * (one wrk per replica). HAProxy's limit holds per process (the origin sees up to 30); slotgate's
  * holds for the fleet (≤ 10).
  *
+ * Fleet throughput (scripts/bench/proxy/fleet-throughput.ts): three slotgate nodes on one Redis
+ * against three plain Node proxies, all in front of the fast origin, limits far above the load,
+ * loaded at once (one `wrk -t1` per replica); per round both fleets, the order alternating. It
+ * prints each fleet's total req/s, the ratio slotgate/plain, p50/p99, and redis-server's CPU µs
+ * and commands per guarded request (INFO cpu / commandstats around the window). On a 2-core
+ * machine 3 proxies + 3 wrk + redis-server oversubscribe the CPUs, so the absolute req/s is what
+ * is left of the machine; both fleets run under the same oversubscription, so the ratio still
+ * compares like with like.
+ *
  * Results: a table on stdout, the raw numbers in scripts/bench/results/proxy-latest.json.
  * This is a benchmark, not a test: it fails only when a proxy does not answer at all.
  */
@@ -48,8 +58,10 @@ import { parseArgs } from "node:util";
 import { startOrigin, type Origin } from "../../test/support/origin.js";
 import { findRedisServerBin, sendCommand, startRedis, type RedisProcess } from "../../test/harness/redis.js";
 import { haproxyConfig, slotgateConfig } from "./proxy/configs.js";
+import { runFleetThroughput, type FleetThroughputResult } from "./proxy/fleet-throughput.js";
 import { formatProfile, summarizeProfile, type ProfileSummary } from "./proxy/cpuprofile.js";
 import { cpuTimeMs, freePort, spawnChild, stopAllChildren, waitForPort, type Child } from "./proxy/procs.js";
+import { median, redisCommandStats, type RedisCommandStat } from "./proxy/stats.js";
 import { errorCount, runWrk, type WrkResult } from "./proxy/wrk.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -66,6 +78,8 @@ const { values: args } = parseArgs({
     threads: { type: "string" },
     profile: { type: "boolean", default: false },
     "no-fleet": { type: "boolean", default: false },
+    "no-fleet-throughput": { type: "boolean", default: false },
+    "no-single": { type: "boolean", default: false },
     only: { type: "string" },
     bin: { type: "string" },
     variant: { type: "string", multiple: true },
@@ -82,7 +96,9 @@ if (args.help) {
   --connections N         wrk -c of the throughput runs (default 64)
   --threads N             wrk -t of the throughput runs (default 2)
   --profile               afterwards, node --cpu-prof of the plain proxy and slotgate (memory, Redis), summarised
-  --no-fleet              skip the fleet test
+  --no-fleet              skip the fleet test (slow origin: does the limit hold fleet-wide?)
+  --no-fleet-throughput   skip the fleet throughput (3 slotgate nodes on one Redis vs 3 plain proxies)
+  --no-single             skip the single-proxy throughput and latency runs (and --variant, --profile)
   --only LIST             measure only these of plain,slotgate-memory,slotgate-redis,haproxy
   --bin FILE              the slotgate command to run (default bin/slotgate.js; no rebuild of dist/)
   --variant NAME=FILE     also measure slotgate (memory) run by another slotgate.js, e.g. a patched
@@ -119,6 +135,11 @@ const settings = {
     connectionsPerReplica: 20,
     durationS: quick ? 3 : 5,
   },
+  fleetThroughput: {
+    replicas: 3,
+    /** wrk -t1 per replica; 3 × 32 ≈ the single runs' 64 connections, a little more. */
+    connectionsPerReplica: 32,
+  },
 };
 
 const MAIN_IDS = ["plain", "slotgate-memory", "slotgate-redis", "haproxy"] as const;
@@ -130,7 +151,8 @@ for (const id of only) {
     process.exit(2);
   }
 }
-const wants = (id: MainId) => only.has(id);
+const single = args["no-single"] !== true;
+const wants = (id: MainId) => single && only.has(id);
 
 function checkBin(option: string, file: string): string {
   const path = resolve(file);
@@ -142,7 +164,7 @@ function checkBin(option: string, file: string): string {
 }
 
 const SLOTGATE_BIN = args.bin === undefined ? join(ROOT, "bin", "slotgate.js") : checkBin("--bin", args.bin);
-const variants = (args.variant ?? []).map((v) => {
+const variants = (single ? (args.variant ?? []) : []).map((v) => {
   const eq = v.indexOf("=");
   if (eq < 1 || !/^[\w.-]{1,32}$/.test(v.slice(0, eq))) {
     console.error(`--variant: expected NAME=path/to/slotgate.js, got ${JSON.stringify(v)}`);
@@ -339,32 +361,6 @@ interface Summary {
   errors: number;
 }
 
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-export interface RedisCommandStat {
-  command: string;
-  calls: number;
-  callsPerRequest: number;
-  usecPerCall: number;
-}
-
-/** `INFO commandstats` as rows (the commands Redis ran since the last CONFIG RESETSTAT). */
-async function redisCommandStats(port: number, requests: number): Promise<RedisCommandStat[]> {
-  const info = String(await sendCommand(port, ["INFO", "commandstats"]));
-  const rows: RedisCommandStat[] = [];
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=\d+,usec_per_call=([\d.]+)/gm)) {
-    if (m[1] === "info" || m[1] === "config") continue;
-    const calls = Number(m[2]);
-    rows.push({ command: m[1]!, calls, callsPerRequest: calls / Math.max(1, requests), usecPerCall: Number(m[3]) });
-  }
-  return rows.sort((a, b) => b.calls - a.calls);
-}
-
 async function measureOnce(p: Proxy, round: number, slot: number): Promise<RoundResult> {
   const { connections, threads } = settings;
   await runWrk({ url: p.url, threads, connections, durationS: settings.warmupS });
@@ -466,6 +462,104 @@ async function fleetRun(kind: FleetResult["proxy"], origin: Origin, redisUrl: st
   } finally {
     await Promise.all(replicas.map((r) => r.child.stop()));
   }
+}
+
+// ── fleet throughput ──────────────────────────────────────────────────────────────────────────
+
+/** Whether the fleet throughput's processes (proxies, wrk, redis-server, origin) outnumber the CPUs. */
+function fleetThroughputSaturates(): boolean {
+  return 2 * settings.fleetThroughput.replicas + 2 > os.cpus().length;
+}
+
+/** Runs the fleet throughput rounds and prints their table. */
+async function fleetThroughputPhase(originAddress: string, redis: RedisProcess): Promise<FleetThroughputResult> {
+  const f = settings.fleetThroughput;
+  const n = f.replicas;
+  process.stderr.write(
+    `\n  fleet throughput: ${n} × plain Node proxy vs ${n} × slotgate (Redis, one redis-server), fast origin, wrk -t1 -c${f.connectionsPerReplica} per replica, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${settings.rounds} round(s), order alternating\n`,
+  );
+  // Every slotgate node loads the same file (port 0: each binds its own) and shares the group.
+  const file = join(tmp, "slotgate-fleet-throughput.json");
+  writeFileSync(
+    file,
+    JSON.stringify(
+      slotgateConfig({
+        serverMaxconn: settings.serverMaxconn,
+        queueMs: settings.queueMs,
+        port: 0,
+        origin: originAddress,
+        store: { type: "redis", url: redis.url },
+        group: "bench-fleet-throughput",
+      }),
+      null,
+      2,
+    ),
+  );
+  const result = await runFleetThroughput({
+    replicas: n,
+    rounds: settings.rounds,
+    durationS: settings.durationS,
+    warmupS: settings.warmupS,
+    connectionsPerReplica: f.connectionsPerReplica,
+    redisPort: redis.port,
+    async start(kind, i) {
+      const started =
+        kind === "plain"
+          ? await startNodeScript(`plain fleet ${i + 1}`, "plain-proxy.mjs", ["--target", originAddress])
+          : await startSlotgate(`slotgate fleet-throughput ${i + 1}`, {}, [], file);
+      await probe(`http://127.0.0.1:${started.port}/`, "ok");
+      return started;
+    },
+    onRound(r) {
+      process.stderr.write(
+        `  round ${r.round}/${settings.rounds}  ${`${LABELS[r.kind]} ×${n}`.padEnd(24)} ${fmtInt(r.rps)} req/s, p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms · redis ${r.redisCpuUsPerReq.toFixed(1)} CPU µs/req, ${r.redisCommandsPerReq.toFixed(2)} cmds/req${r.errors > 0 ? ` · ${r.errors} errors` : ""} (load ${r.loadAvg1.toFixed(1)})\n`,
+      );
+    },
+  });
+  const plain = result.summaries.plain;
+  console.log("");
+  console.log(
+    `fleet throughput: ${n} replicas each, one fast origin, limits far above the load (server maxconn ${settings.serverMaxconn}); wrk -t1 -c${f.connectionsPerReplica} on every replica of a fleet at once, ${settings.durationS} s × ${settings.rounds} round(s)`,
+  );
+  console.log(
+    table(
+      ["fleet", "req/s (sum)", "min–max", "p50 ms", "p99 ms (worst)", "proxy CPU µs/req", "redis CPU µs/req", "redis cmds/req", "× plain", "errors"],
+      (["plain", "slotgate-redis"] as const).map((kind) => {
+        const x = result.summaries[kind];
+        return [
+          `${LABELS[kind]} ×${n}`,
+          fmtInt(x.rps.median),
+          `${fmtInt(x.rps.min)}–${fmtInt(x.rps.max)}`,
+          fmtMs(x.p50Ms),
+          fmtMs(x.p99Ms),
+          x.proxyCpuUsPerReq.toFixed(1),
+          x.redisCpuUsPerReq.toFixed(1),
+          x.redisCommandsPerReq.toFixed(2),
+          fmtRatio(x.rps.median / plain.rps.median),
+          String(x.errors),
+        ];
+      }),
+      [false, true, true, true, true, true, true, true, true, true],
+    ),
+  );
+  console.log(
+    `slotgate/plain req/s: ${fmtRatio(result.ratio)} (per round ${result.ratioPerRound.map((r) => r.toFixed(2)).join(", ")}) · req/s: median over rounds of the sum over replicas · p50: median replica · p99: worst replica`,
+  );
+  console.log(
+    "proxy CPU: user + system time of the fleet's proxy processes / requests · redis: INFO cpu and commandstats around the window / requests (the plain row is redis-server's idle floor)",
+  );
+  const last = result.rounds.filter((r) => r.kind === "slotgate-redis").at(-1);
+  if (last) {
+    const shown = last.redisCommands.filter((c) => c.callsPerRequest >= 0.01);
+    console.log(
+      `slotgate (Redis) ×${n}, redis-server per guarded request (last round): ${shown.map((c) => `${c.command} ${c.callsPerRequest.toFixed(2)} × ${c.usecPerCall.toFixed(1)} µs`).join(", ")}`,
+    );
+  }
+  if (fleetThroughputSaturates())
+    console.log(
+      `note: ${os.cpus().length} CPU(s) for ${n} proxies + ${n} wrk + redis-server + the origin: the machine is saturated, so the absolute req/s is what it has left; both fleets run under the same load, so the ratio compares like with like`,
+    );
+  return result;
 }
 
 // ── profiling ─────────────────────────────────────────────────────────────────────────────────
@@ -577,12 +671,13 @@ async function main(): Promise<void> {
     loadAvgEnd: [] as number[],
   };
 
-  const contenders = only.size + variants.length;
+  const contenders = single ? only.size + variants.length : 0;
   const perRound = settings.warmupS + settings.durationS + settings.latencyS + 1;
   const estimateS =
     settings.rounds * contenders * perRound +
     (args["no-fleet"] ? 0 : 2 * (settings.fleet.durationS + 3)) +
-    (args.profile ? 2 * (settings.warmupS + settings.durationS + 3) : 0) +
+    (args["no-fleet-throughput"] ? 0 : settings.rounds * 2 * (settings.warmupS + settings.durationS + 1) + 5) +
+    (args.profile && single ? 2 * (settings.warmupS + settings.durationS + 3) : 0) +
     10;
   console.log(`slotgate proxy benchmark — ${meta.date}`);
   console.log(`node ${meta.node}, ${meta.platform}, ${meta.cpuCount} CPU(s): ${meta.cpuModel}, load avg ${os.loadavg()[0]!.toFixed(2)}`);
@@ -593,9 +688,14 @@ async function main(): Promise<void> {
   console.log(
     `origin: separate Node process, 200 "ok" at once · proxies: server maxconn ${settings.serverMaxconn}, timeout queue ${settings.queueMs / 1000}s, HAProxy nbthread 1 · all on 127.0.0.1`,
   );
-  console.log(
-    `per proxy and round: ${settings.warmupS} s warm-up, ${settings.durationS} s wrk -t${settings.threads} -c${settings.connections} --latency, ${settings.latencyS} s wrk -t1 -c1 --latency · ${settings.rounds} round(s), order rotating`,
-  );
+  if (single)
+    console.log(
+      `per proxy and round: ${settings.warmupS} s warm-up, ${settings.durationS} s wrk -t${settings.threads} -c${settings.connections} --latency, ${settings.latencyS} s wrk -t1 -c1 --latency · ${settings.rounds} round(s), order rotating`,
+    );
+  if (!args["no-fleet-throughput"] && fleetThroughputSaturates())
+    console.log(
+      `fleet throughput: ${settings.fleetThroughput.replicas} proxies + ${settings.fleetThroughput.replicas} wrk + redis-server + the origin on ${meta.cpuCount} CPU(s) saturate the machine: its req/s are what is left of it; the ratio slotgate/plain still compares like with like`,
+    );
   console.log(`expected run time ≈ ${estimateS} s\n`);
 
   // The shared fast origin.
@@ -607,7 +707,7 @@ async function main(): Promise<void> {
   const limits = { serverMaxconn: settings.serverMaxconn, queueMs: settings.queueMs };
   const memoryConfig = slotgateConfig({ ...limits, port: 0, origin: originAddress, store: { type: "memory" }, group: "bench" });
   let redis: RedisProcess | undefined;
-  if (wants("slotgate-redis") || !args["no-fleet"]) {
+  if (wants("slotgate-redis") || !args["no-fleet"] || !args["no-fleet-throughput"]) {
     redis = await startRedis();
     redisProcs.push(redis);
   }
@@ -691,12 +791,14 @@ async function main(): Promise<void> {
       String(x.errors),
     ];
   });
-  console.log("");
-  console.log(table(header, rows, right));
-  console.log(
-    `req/s, p50, p99: wrk -t${settings.threads} -c${settings.connections} (median over ${settings.rounds} round(s); min–max = spread of req/s) · c1: wrk -t1 -c1, one request at a time`,
-  );
-  console.log("CPU µs/req: user + system time of the proxy process during the throughput run / requests · × = req/s over the plain proxy's / HAProxy's");
+  if (proxies.length > 0) {
+    console.log("");
+    console.log(table(header, rows, right));
+    console.log(
+      `req/s, p50, p99: wrk -t${settings.threads} -c${settings.connections} (median over ${settings.rounds} round(s); min–max = spread of req/s) · c1: wrk -t1 -c1, one request at a time`,
+    );
+    console.log("CPU µs/req: user + system time of the proxy process during the throughput run / requests · × = req/s over the plain proxy's / HAProxy's");
+  }
   const redisRounds = results.get("slotgate-redis");
   const cmds = redisRounds?.[redisRounds.length - 1]?.redisCommands;
   if (cmds) {
@@ -814,6 +916,14 @@ async function main(): Promise<void> {
     );
   }
 
+  // ── fleet throughput
+  let fleetThroughput: FleetThroughputResult | null = null;
+  if (!args["no-fleet-throughput"]) {
+    fleetThroughput = await fleetThroughputPhase(originAddress, redis!);
+    ratios["fleet-throughput slotgate-redis / plain"] = fleetThroughput.ratio;
+    ratios["fleet-throughput slotgate-redis / plain per round"] = fleetThroughput.ratioPerRound;
+  }
+
   console.log("\ntargets:");
   if (checks.length === 0) console.log("  (none measured: they compare slotgate with the plain proxy, and Redis with memory)");
   for (const c of checks) {
@@ -824,7 +934,7 @@ async function main(): Promise<void> {
   // ── profiles
   const profiles: ProfileResult[] = [];
   const memoryMissed = checks.some((c) => c.name.startsWith("slotgate (memory) req/s") && !c.pass);
-  if (args.profile) {
+  if (args.profile && single) {
     const dir = mkdtempSync(join(os.tmpdir(), "slotgate-bench-proxy-profiles-"));
     process.stderr.write(`\n  profiling (node --cpu-prof) into ${dir}\n`);
     const kinds: Array<ProfileResult["proxy"]> = ["plain", "slotgate-memory", ...(redis ? (["slotgate-redis"] as const) : [])];
@@ -851,6 +961,7 @@ async function main(): Promise<void> {
     ratios,
     checks,
     fleet,
+    fleetThroughput,
     profiles: profiles.map((p) => ({ proxy: p.proxy, rps: p.rps, cpuUsPerReq: p.cpuUsPerReq, ...p.summary })),
   };
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
