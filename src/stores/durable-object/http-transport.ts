@@ -9,7 +9,7 @@
  *   usable answer (network error, timeout, a 5xx or 404 without a Reply, a redirect) is a
  *   `SLOTGATE_STORE_UNAVAILABLE` fault; its `retryable` says whether trying again may help.
  * - Batching: the calls of a group made in one turn of the event loop leave together at its end
- *   (`batcher.ts`): one call alone on its own route, several as one `batch` request, which the
+ *   (`core/batcher.ts`): one call alone on its own route, several as one `batch` request, which the
  *   object applies in order in one atomic step. An acquire the batch queued is then one `wait`
  *   request (a long poll). Connections are kept alive by `fetch` itself (Node's undici pools and
  *   reuses them per origin), so a lone call costs one request on a warm connection.
@@ -27,7 +27,7 @@ import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, RenewResult } from "../../core/store.js";
 import { isPlainObject } from "../../core/validate.js";
 import { MAX_BATCH_OPS, isQueued } from "./batch-protocol.js";
-import { Batcher, type Pending } from "./batcher.js";
+import { Batcher, type Pending } from "../../core/batcher.js";
 import type { AcquireCall, Transport } from "./client.js";
 import type { Reply } from "./protocol.js";
 import { PING_PATH, SLOT_API_OPS, isSlotApiFault, slotApiPath, type SlotApiOp } from "./slot-api-protocol.js";
@@ -157,7 +157,7 @@ interface HttpOp {
 export class HttpTransport implements Transport {
   readonly #api: SlotApiClient;
   readonly #group: string;
-  readonly #batcher = new Batcher<HttpOp>((run) => this.#flush(run), MAX_BATCH_OPS);
+  readonly #batcher = new Batcher<HttpOp>({ one: (op) => this.#one(op), many: (run) => this.#many(run) }, { max: MAX_BATCH_OPS });
 
   constructor(api: SlotApiClient, group: string) {
     this.#api = api;
@@ -218,16 +218,20 @@ export class HttpTransport implements Transport {
     return this.#batcher.add({ name: "stats", signal });
   }
 
+  /** Sends one call on its own route. */
+  #one(op: HttpOp): Promise<Reply<unknown>> {
+    return this.#api.call(this.#group, op.name, op.name === "stats" ? undefined : op.body, op.signal);
+  }
+
   /**
-   * Sends a run of calls: one on its own route, more as one `batch` request (bounded like any
-   * call). Each op's own signal still ends its wait for the answer. A fault of the request is
-   * every op's fault. A Worker without the batch route (404, or a success that is not one reply
-   * per op: older than batches) is sent runs one by one from then on.
+   * Sends a run of calls as one `batch` request (bounded like any call). Each op's own signal
+   * still ends its wait for the answer. A Worker without the batch route (404, or a success that
+   * is not one reply per op: older than batches) is sent runs one by one from then on.
    */
-  #flush(run: Pending<HttpOp>[]): void {
-    if (run.length === 1 || !this.#api.batches) {
-      for (const p of run) this.#api.call(this.#group, p.op.name, p.op.name === "stats" ? undefined : p.op.body, p.op.signal).then(p.resolve, p.reject);
-      return;
+  #many(run: readonly Pending<HttpOp>[]): Promise<void> {
+    if (!this.#api.batches) {
+      for (const p of run) this.#one(p.op).then(p.resolve, p.reject);
+      return Promise.resolve();
     }
     const stops = run.map((p) => {
       const signal = p.op.name === "acquire" ? undefined : p.op.signal;
@@ -237,7 +241,7 @@ export class HttpTransport implements Transport {
       return () => signal.removeEventListener("abort", stop);
     });
     const ops = run.map((p) => ({ op: p.op.name, ...p.op.body }));
-    this.#api.call<unknown[]>(this.#group, "batch", { ops }).then(
+    return this.#api.call<unknown[]>(this.#group, "batch", { ops }).then(
       (reply) => {
         for (const stop of stops) stop();
         if (!isDone(reply)) {
@@ -248,21 +252,22 @@ export class HttpTransport implements Transport {
         } else {
           // Success, but not one reply per op: whatever answered does not know batches, so it
           // applied none of these calls. They go one by one, from now on.
-          this.#unbatched(run);
+          return this.#unbatched(run);
         }
       },
       (error: unknown) => {
         for (const stop of stops) stop();
-        if (isSlotgateError(error) && (error.cause as { httpStatus?: unknown } | undefined)?.httpStatus === 404) this.#unbatched(run);
-        else for (const p of run) p.reject(error);
+        // Anything else is a fault of the whole request: each op's fault.
+        if (isSlotgateError(error) && (error.cause as { httpStatus?: unknown } | undefined)?.httpStatus === 404) return this.#unbatched(run);
+        throw error;
       },
     );
   }
 
   /** A Worker from before batches: this run, and every later one, goes call by call. */
-  #unbatched(run: Pending<HttpOp>[]): void {
+  #unbatched(run: readonly Pending<HttpOp>[]): Promise<void> {
     this.#api.batches = false;
-    this.#flush(run);
+    return this.#many(run);
   }
 
   /** The body of a release or renew: the lease's secret goes along when the store has it. */

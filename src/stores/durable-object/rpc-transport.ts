@@ -4,7 +4,7 @@
  * nothing from `cloudflare:*`: the namespace binding of the class fits it as is.
  *
  * - Batching: the calls a handle makes in one turn of the event loop leave together at its end
- *   (`batcher.ts`): one call alone as itself, several as one `batch` RPC, which the object applies
+ *   (`core/batcher.ts`): one call alone as itself, several as one `batch` RPC, which the object applies
  *   in order in one atomic step (`batch-protocol.ts`). An acquire the batch queued is then one
  *   pending `wait` call. So 64 callers that release in the same turn cost one RPC, and a lone call
  *   costs what it did (a stub without `batch`, such as a test double, gets the calls one by one).
@@ -24,8 +24,8 @@ import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, RenewResult, StoreAcquireResult } from "../../core/store.js";
 import { isPlainObject } from "../../core/validate.js";
+import { Batcher, type Pending } from "../../core/batcher.js";
 import { MAX_BATCH_OPS, callAlone, isQueued, type BatchOp } from "./batch-protocol.js";
-import { Batcher, type Pending } from "./batcher.js";
 import type { AcquireCall, Transport } from "./client.js";
 import type { Reply, SlotGroupBatchRpc, SlotGroupRpc } from "./protocol.js";
 
@@ -76,7 +76,10 @@ export class RpcTransport implements Transport {
   readonly answered = true;
   readonly #connect: () => SlotGroupRpc;
   #stub: SlotGroupRpc | undefined;
-  readonly #batcher = new Batcher<BatchOp>((run) => this.#flush(run), MAX_BATCH_OPS);
+  readonly #batcher = new Batcher<BatchOp>(
+    { one: (op) => this.#send(op.op, (stub) => callAlone(stub, op)), many: (run) => this.#many(run) },
+    { max: MAX_BATCH_OPS, fault: (op, error) => storeFault(op.op, error) },
+  );
 
   constructor(connect: () => SlotGroupRpc) {
     this.#connect = connect;
@@ -112,37 +115,25 @@ export class RpcTransport implements Transport {
   }
 
   /**
-   * Sends a run of calls on the current stub: one as its own call, more as one `batch` (or one by
-   * one to a stub without it). A queued acquire's outcome is then collected with `wait`, on the
-   * stub of its batch. A fault of the batch is every op's fault, as each op's own call would see it.
+   * Sends a run of calls on the current stub as one `batch` (or one by one to a stub without it).
+   * A queued acquire's outcome is then collected with `wait`, on the stub of its batch.
    */
-  #flush(run: Pending<BatchOp>[]): void {
-    let stub: SlotGroupRpc;
-    try {
-      stub = this.#current();
-    } catch (error) {
-      for (const p of run) p.reject(storeFault(p.op.op, error));
-      return;
-    }
+  #many(run: readonly Pending<BatchOp>[]): Promise<void> {
+    const stub = this.#current();
     const batching = stub as Partial<SlotGroupBatchRpc>;
-    if (run.length === 1 || typeof batching.batch !== "function") {
+    if (typeof batching.batch !== "function") {
       for (const p of run) this.#send(p.op.op, () => callAlone(stub, p.op), stub).then(p.resolve, p.reject);
-      return;
+      return Promise.resolve();
     }
-    this.#raw(stub, () => batching.batch!(run.map((p) => p.op))).then(
-      (reply) => {
-        const replies = reply.status === 0 && Array.isArray(reply.value) && reply.value.length === run.length ? reply.value : undefined;
-        run.forEach((p, i) => {
-          // A refusal of the whole batch is each op's answer; a malformed one, each op's unreadable answer.
-          const answer = replies === undefined ? (reply.status === 0 ? undefined : reply) : replies[i];
-          if (p.op.op === "acquire" && isQueuedReply(answer)) p.resolve(this.#wait(stub, p.op.waiterId));
-          else p.resolve(answer);
-        });
-      },
-      (error: unknown) => {
-        for (const p of run) p.reject(storeFault(p.op.op, error));
-      },
-    );
+    return Promise.resolve(this.#raw(stub, () => batching.batch!(run.map((p) => p.op)))).then((reply) => {
+      const replies = reply.status === 0 && Array.isArray(reply.value) && reply.value.length === run.length ? reply.value : undefined;
+      run.forEach((p, i) => {
+        // A refusal of the whole batch is each op's answer; a malformed one, each op's unreadable answer.
+        const answer = replies === undefined ? (reply.status === 0 ? undefined : reply) : replies[i];
+        if (p.op.op === "acquire" && isQueuedReply(answer)) p.resolve(this.#wait(stub, p.op.waiterId));
+        else p.resolve(answer);
+      });
+    });
   }
 
   /** The outcome of a ticket a batch queued: a pending call, like the acquire's own. */

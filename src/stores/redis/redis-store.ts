@@ -11,6 +11,7 @@
  * other traffic) and, while it has waiters, one re-check timer.
  */
 import type { Cluster, Redis } from "ioredis";
+import { Batcher, type Pending } from "../../core/batcher.js";
 import { SlotgateConfigError, SlotgateError, type ConfigIssue } from "../../core/errors.js";
 import { backendScope, serverScope, type GroupSpec } from "../../core/spec.js";
 import { canonicalSpecJson, isSpecVersion, specConflictError } from "../../core/spec-version.js";
@@ -516,16 +517,14 @@ const BATCHED = new Map<string, string>([
   [SCRIPTS.cancel.command, "c"],
 ]);
 
-/** A call waiting for the end of this turn of the event loop, to go out in a batch. */
-interface Queued {
+/** A call that can join a batch. */
+interface BatchedCall {
   readonly code: string;
   readonly def: ScriptDef<CommandName>;
   readonly argv: readonly Arg[];
   readonly options: CallOptions;
   /** Who pushes the spec again if a lone call finds it gone (a batch: the group). */
   readonly via: Reconfigurer;
-  readonly resolve: (reply: Reply) => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /** Who pushes a spec again when a call finds the group without one (its data was lost). */
@@ -624,21 +623,18 @@ class RedisGroup {
 
   // ── batching ─────────────────────────────────────────────────────────────────────────────
 
-  /** Acquires, releases, renewals and cancels made in this turn of the event loop, in order. */
-  #queued: Queued[] = [];
-  #flushing: ReturnType<typeof setImmediate> | undefined;
-  /** Calls of those scripts (alone or batched) that Redis has not answered yet. */
-  #inFlight = 0;
+  /** Acquires, releases, renewals and cancels, batched by the rule of `core/batcher.ts`. */
+  readonly #batcher = new Batcher<BatchedCall>(
+    { one: (op) => this.store.call(op.def, this.keys, op.argv, op.options, op.via), many: (ops) => this.#sendBatch(ops) },
+    { max: MAX_BATCH },
+  );
 
   /**
-   * Runs a script of this group. An acquire, release, renewal or cancel made while none of this
-   * group's calls is in flight goes out at once, as its own script: a lone caller waits for
-   * nothing. Made while one is in flight, it waits for the end of the current turn of the event
-   * loop (setImmediate: after the I/O callbacks and promise jobs of this turn, so a burst of
-   * replies that each lead to a new call makes one batch), then all that waits goes out as one
-   * call of the batch script: the same ops, in the same order, one atomic step. Any other script
-   * first sends what waits, so calls reach Redis in the order they were made (a release followed
-   * by an acquire, a release followed by stats, are never reordered).
+   * Runs a script of this group. An acquire, release, renewal or cancel goes through the batcher:
+   * alone at once while none of this group's calls is in flight, else with the others of this
+   * turn as one call of the batch script (the same ops, in the same order, one atomic step). Any
+   * other script first sends what waits, so calls reach Redis in the order they were made (a
+   * release followed by an acquire, a release followed by stats, are never reordered).
    */
   run(def: ScriptDef<CommandName>, argv: readonly Arg[], options: CallOptions, via: Reconfigurer): Promise<Reply> {
     const code = BATCHED.get(def.command);
@@ -646,63 +642,36 @@ class RedisGroup {
       this.flushBatch();
       return this.store.call(def, this.keys, argv, options, via);
     }
-    if (this.#inFlight === 0 && this.#queued.length === 0) return this.#tracked(this.store.call(def, this.keys, argv, options, via));
-    return new Promise<Reply>((resolve, reject) => {
-      this.#queued.push({ code, def, argv, options, via, resolve, reject });
-      this.#flushing ??= setImmediate(() => this.flushBatch());
-    });
+    return this.#batcher.add<Reply>({ code, def, argv, options, via });
   }
 
-  /** Counts a call in flight until it settles. */
-  #tracked(call: Promise<Reply>): Promise<Reply> {
-    this.#inFlight++;
-    const settled = () => {
-      this.#inFlight--;
-    };
-    call.then(settled, settled);
-    return call;
-  }
-
-  /** Sends what waits to be batched, now: in calls of at most MAX_BATCH ops, in order. */
+  /** Sends what waits to be batched, now. */
   flushBatch(): void {
-    if (this.#flushing !== undefined) clearImmediate(this.#flushing);
-    this.#flushing = undefined;
-    const queued = this.#queued;
-    this.#queued = [];
-    for (let i = 0; i < queued.length; i += MAX_BATCH) this.#send(queued.slice(i, i + MAX_BATCH));
+    this.#batcher.flush();
   }
 
-  #send(ops: Queued[]): void {
-    if (ops.length === 1) {
-      const op = ops[0]!;
-      this.#tracked(this.store.call(op.def, this.keys, op.argv, op.options, op.via)).then(op.resolve, op.reject);
-      return;
-    }
+  /** Sends two or more ops as one call of the batch script; a fault of the call fails each op. */
+  #sendBatch(ops: readonly Pending<BatchedCall>[]): Promise<void> {
     const argv: Arg[] = [this.wireChannel];
-    for (const op of ops) argv.push(op.code, op.argv.length, ...op.argv);
+    for (const { op } of ops) argv.push(op.code, op.argv.length, ...op.argv);
     // A reply after the call timed out (each op was rejected) is undone op by op, as each op's own would be.
     const late = (reply: Reply) => {
       if (reply[0] !== REPLY.DONE) return;
       this.#deliverLocal(reply, ops.length);
-      ops.forEach((op, i) => {
+      ops.forEach(({ op }, i) => {
         const r = reply[1 + i];
         if (Array.isArray(r)) op.options.late?.(r);
       });
     };
-    this.#tracked(this.store.call(SCRIPTS.batch, this.keys, argv, { late }, this))
-      .then((reply) => {
-        if (reply[0] !== REPLY.DONE) throw replyError(int(reply[0], "batch status"), typeof reply[1] === "string" ? reply[1] : "batch");
-        this.#deliverLocal(reply, ops.length);
-        ops.forEach((op, i) => {
-          const r = reply[1 + i];
-          if (Array.isArray(r)) op.resolve(r);
-          else op.reject(protocol(`redis store: the batch replied ${typeof r} for op ${i + 1}`));
-        });
-      })
-      .catch((error: unknown) => {
-        // A settled op ignores this: only those the reply did not answer fail.
-        for (const op of ops) op.reject(error);
+    return this.store.call(SCRIPTS.batch, this.keys, argv, { late }, this).then((reply) => {
+      if (reply[0] !== REPLY.DONE) throw replyError(int(reply[0], "batch status"), typeof reply[1] === "string" ? reply[1] : "batch");
+      this.#deliverLocal(reply, ops.length);
+      ops.forEach((p, i) => {
+        const r = reply[1 + i];
+        if (Array.isArray(r)) p.resolve(r);
+        else p.reject(protocol(`redis store: the batch replied ${typeof r} for op ${i + 1}`));
       });
+    });
   }
 
   /** The batch reply's outcomes for this node's own waiters, after the ops' replies. */
