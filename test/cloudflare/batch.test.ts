@@ -10,7 +10,7 @@ import { createDurableObjectStore, type SlotGroupBatchRpc, type SlotGroupNamespa
 import { StoreStatus } from "../../src/core/errors.js";
 import { createGuard } from "../../src/index.js";
 import { MAX_BATCH_OPS, type BatchOp } from "../../src/stores/durable-object/batch-protocol.js";
-import { freshGroup, request, spec } from "./helpers.js";
+import { burstThenLone, freshGroup, request, spec } from "./helpers.js";
 
 type Stub = ReturnType<typeof env.SLOT_GROUP_BUNDLE.get>;
 
@@ -158,11 +158,7 @@ describe("the RPC store client batches the calls of one turn", () => {
     const { namespace, calls } = countingBatches();
     const guard = createGuard({ store: createDurableObjectStore({ namespace }), group: freshGroup("rpc-batch"), limits: { global: 100 } });
     await guard.open();
-    const granted = await Promise.all(Array.from({ length: 16 }, () => guard.acquire({ scopes: ["global"], autoRenew: false })));
-    await Promise.all(granted.map((r) => (r.ok ? r.lease.release() : Promise.reject(new Error("expected a grant")))));
-    const lone = await guard.acquire({ scopes: ["global"], autoRenew: false });
-    if (!lone.ok) throw new Error("expected a grant");
-    await lone.lease.release();
+    await burstThenLone(guard);
     expect(calls).toEqual([
       "configure",
       "acquire",

@@ -2,7 +2,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { buildGroupSpec, type BackendsOption, type LimitsOption } from "../../src/core/spec.js";
-import type { ChainRequest, GroupSpec } from "../../src/index.js";
+import type { ChainRequest, GroupSpec, Guard } from "../../src/index.js";
 import type { SlotGroup, SlotGroupNamespace, SlotGroupRpc } from "../../src/cloudflare/index.js";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -77,4 +77,16 @@ export function countingNamespace(): { namespace: SlotGroupNamespace; calls: str
     },
   };
   return { namespace, calls, stubs: () => stubs };
+}
+
+/**
+ * A burst of 16 acquires made in one turn, their releases in one turn, then one lone acquire and
+ * release: the calls a batching store client makes are then 1 + a batch of 15, twice, and 2 alone.
+ */
+export async function burstThenLone(guard: Guard): Promise<void> {
+  const granted = await Promise.all(Array.from({ length: 16 }, () => guard.acquire({ scopes: ["global"], autoRenew: false })));
+  await Promise.all(granted.map((r) => (r.ok ? r.lease.release() : Promise.reject(new Error("expected a grant")))));
+  const lone = await guard.acquire({ scopes: ["global"], autoRenew: false });
+  if (!lone.ok) throw new Error("expected a grant");
+  await lone.lease.release();
 }

@@ -13,7 +13,7 @@ import { MAX_BATCH_OPS } from "../../src/stores/durable-object/batch-protocol.js
 import { createDurableObjectHttpStore } from "../../src/stores/durable-object/index.js";
 import { MAX_SLOT_API_BODY_BYTES } from "../../src/stores/durable-object/slot-api-protocol.js";
 import { SCOPED_TOKENS } from "./edge-fixtures.js";
-import { freshGroup, request, spec } from "./helpers.js";
+import { burstThenLone, freshGroup, request, spec } from "./helpers.js";
 
 const BASE = "https://api.example/_slotgate/v1";
 
@@ -165,11 +165,7 @@ describe("the HTTP store client batches the calls of one turn", () => {
     });
     const guard = createGuard({ store, group, limits: { global: 100 } });
     await guard.open();
-    const granted = await Promise.all(Array.from({ length: 16 }, () => guard.acquire({ scopes: ["global"], autoRenew: false })));
-    await Promise.all(granted.map((r) => (r.ok ? r.lease.release() : Promise.reject(new Error("expected a grant")))));
-    const lone = await guard.acquire({ scopes: ["global"], autoRenew: false });
-    if (!lone.ok) throw new Error("expected a grant");
-    await lone.lease.release();
+    await burstThenLone(guard);
     // The lease token may not configure: its push on open is refused (403) and the handle uses the stored spec.
     // The first of each burst leaves at once on its own route, the other 15 share a batch.
     expect(paths).toEqual(["configure", "acquire", "batch", "release", "batch", "acquire", "release"]);
