@@ -58,14 +58,7 @@ local function renewOp(a, o, n, rec)
       if bname ~= '' then rec.b = bname end
       if sname ~= '' then rec.s = sname end
       leasePut(id, rec)
-      for _, s in ipairs(chain) do
-        local p = s
-        while p do
-          bump(p, 'in_use', 1)
-          if p.in_use > p.peak_in_use then put(p, 'peak_in_use', p.in_use) end
-          p = parentOf(p)
-        end
-      end
+      for _, s in ipairs(chain) do occupy(s, false) end
       if kf > g.fence then put(g, 'fence', kf) end
       leaseExpire(id, NOW + ttl)
       due(NOW + ttl)

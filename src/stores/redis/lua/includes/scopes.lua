@@ -150,14 +150,17 @@ local function parentOf(s)
   return nil
 end
 
-local function take(s)
+-- One more slot in use in s and its parents; counted as a grant unless it re-registers a lease (rule 12).
+local function occupy(s, asGrant)
   while s do
     bump(s, 'in_use', 1)
-    bump(s, 'granted', 1)
+    if asGrant then bump(s, 'granted', 1) end
     if s.in_use > s.peak_in_use then put(s, 'peak_in_use', s.in_use) end
     s = parentOf(s)
   end
 end
+
+local function take(s) occupy(s, true) end
 
 -- Returns true when the scope went from full to having room.
 local function give(s, how)
