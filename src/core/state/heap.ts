@@ -4,7 +4,7 @@
  * deletion would instead keep every released lease in the heap until its old expiry: at high
  * throughput, millions of dead entries.
  */
-import { compareOrder, type OrderKey } from "./order.js";
+import { compareNewestFirst, compareOrder, type OrderKey } from "./order.js";
 
 export interface HeapEntry {
   deadline: number;
@@ -132,5 +132,43 @@ export class OrderHeap<T extends OrderEntry> extends IndexedHeap<T> {
   }
   protected setPosition(item: T, i: number): void {
     item.orderIndex = i;
+  }
+}
+
+export interface NewestEntry extends OrderKey {
+  /** Position in the newest-first heap it waits in, -1 when in none. Owned by the heap. */
+  newestIndex: number;
+}
+
+/** Records newest-first within each class (adaptive LIFO, rule D); kept only under `lifo`. */
+export class NewestFirstHeap<T extends NewestEntry> extends IndexedHeap<T> {
+  protected before(a: T, b: T): boolean {
+    return compareNewestFirst(a, b) < 0;
+  }
+  protected position(item: T): number {
+    return item.newestIndex;
+  }
+  protected setPosition(item: T, i: number): void {
+    item.newestIndex = i;
+  }
+}
+
+export interface AgeEntry {
+  enqueuedAt: number;
+  seq: number;
+  /** Position in the age heap, -1 when not in it. Owned by the heap. */
+  ageIndex: number;
+}
+
+/** Tickets oldest first, by (enqueuedAt, seq): the order CoDel drops them in (rule D); kept only under `codel`. */
+export class AgeHeap<T extends AgeEntry> extends IndexedHeap<T> {
+  protected before(a: T, b: T): boolean {
+    return a.enqueuedAt < b.enqueuedAt || (a.enqueuedAt === b.enqueuedAt && a.seq < b.seq);
+  }
+  protected position(item: T): number {
+    return item.ageIndex;
+  }
+  protected setPosition(item: T, i: number): void {
+    item.ageIndex = i;
   }
 }
