@@ -17,7 +17,8 @@ import { backendScope, flowWeight, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type FlowStats, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant, StoreAcquireResult } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
-import { AgeHeap, DeadlineHeap, NewestFirstHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type NewestEntry, type OrderEntry } from "./heap.js";
+import { ArrivalList } from "./arrivals.js";
+import { DeadlineHeap, NewestFirstHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type NewestEntry, type OrderEntry } from "./heap.js";
 import { compareOrder } from "./order.js";
 import { StandingDetector } from "./discipline.js";
 import { estimatedWaitMs, scopeOfPoint } from "./early-rejection.js";
@@ -94,8 +95,8 @@ export class GroupState {
   readonly #fair = new FairQueue();
   /** Rule D: the standing-queue detector (idle under fifo). */
   readonly #detector = new StandingDetector();
-  /** Under codel: queued tickets oldest first, the order they are dropped in. */
-  #byAge: AgeHeap<Ticket> | undefined;
+  /** Under codel: queued tickets oldest first (by seq), the order they are dropped in. */
+  #arrivals: ArrivalList<Ticket> | undefined;
   /** Under lifo: every wait point also keeps its tickets newest-first (WaitPoint.newest). */
   #lifo = false;
   #fence = 0;
@@ -157,7 +158,8 @@ export class GroupState {
       heapIndex: -1,
       orderIndex: -1,
       newestIndex: -1,
-      ageIndex: -1,
+      older: undefined,
+      newer: undefined,
       waitsOn,
     };
     this.#enqueue(ticket);
@@ -426,12 +428,13 @@ export class GroupState {
   #applyDiscipline(spec: GroupSpec): void {
     this.#detector.configure(spec.queue);
     const discipline = this.#detector.discipline;
-    if (discipline === "codel" && !this.#byAge) {
-      this.#byAge = new AgeHeap<Ticket>();
-      for (const t of this.#tickets.values()) this.#byAge.push(t);
-    } else if (discipline !== "codel" && this.#byAge) {
-      for (const t of this.#tickets.values()) t.ageIndex = -1;
-      this.#byAge = undefined;
+    if (discipline === "codel" && !this.#arrivals) {
+      this.#arrivals = new ArrivalList<Ticket>();
+      // The map holds the tickets in the order they were queued: by seq.
+      for (const t of this.#tickets.values()) this.#arrivals.push(t);
+    } else if (discipline !== "codel" && this.#arrivals) {
+      for (const t of this.#tickets.values()) t.older = t.newer = undefined;
+      this.#arrivals = undefined;
     }
     const lifo = discipline === "lifo";
     if (lifo === this.#lifo) return;
@@ -561,14 +564,14 @@ export class GroupState {
     this.#wait(ticket.waitsOn, ticket);
     this.#tickets.set(ticket.id, ticket);
     this.#ticketDeadlines.push(ticket);
-    this.#byAge?.push(ticket);
+    this.#arrivals?.push(ticket);
   }
 
   /** A ticket leaves the queue without a grant: cancelled, timed out, or dropped by CoDel. */
   #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted" | "codel_dropped"): void {
     this.#tickets.delete(ticket.id);
     this.#ticketDeadlines.remove(ticket);
-    this.#byAge?.remove(ticket);
+    this.#arrivals?.remove(ticket);
     this.#unwait(ticket.waitsOn, ticket);
     for (const s of ticket.fixed) s.dequeue(how);
     this.#collect(ticket.fixed);
@@ -684,7 +687,7 @@ export class GroupState {
     }
     this.#tickets.delete(t.id);
     this.#ticketDeadlines.remove(t);
-    this.#byAge?.remove(t);
+    this.#arrivals?.remove(t);
     for (const s of t.fixed) s.dequeue();
     const waited = now - t.enqueuedAt;
     const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, waited);
@@ -719,7 +722,7 @@ export class GroupState {
       const ticketDue = ticket !== undefined && ticket.deadline <= now;
       const leaseDue = lease !== undefined && lease.deadline <= now;
       // CoDel drops (rule D) come after the timeouts and expiries of the same instant.
-      const drop = this.#byAge ? this.#nextDrop() : undefined;
+      const drop = this.#arrivals ? this.#nextDrop() : undefined;
       if (drop !== undefined && drop.at <= now && !(ticketDue && ticket.deadline <= drop.at) && !(leaseDue && lease.deadline <= drop.at)) {
         this.#dequeue(drop.ticket, "codel_dropped");
         this.#effects.timedOut.push(drop.ticket.id);
@@ -741,9 +744,9 @@ export class GroupState {
     }
   }
 
-  /** Under codel, the oldest ticket and when it is to be dropped, if a drop is due at all. */
+  /** Under codel, the oldest ticket (by seq) and when it is to be dropped, if a drop is due at all. */
   #nextDrop(): { ticket: Ticket; at: number } | undefined {
-    const oldest = this.#byAge?.peek();
+    const oldest = this.#arrivals?.peek();
     if (oldest === undefined) return undefined;
     const at = this.#detector.dropAt(oldest.enqueuedAt);
     return at === undefined ? undefined : { ticket: oldest, at };

@@ -152,23 +152,3 @@ export class NewestFirstHeap<T extends NewestEntry> extends IndexedHeap<T> {
     item.newestIndex = i;
   }
 }
-
-export interface AgeEntry {
-  enqueuedAt: number;
-  seq: number;
-  /** Position in the age heap, -1 when not in it. Owned by the heap. */
-  ageIndex: number;
-}
-
-/** Tickets oldest first, by (enqueuedAt, seq): the order CoDel drops them in (rule D); kept only under `codel`. */
-export class AgeHeap<T extends AgeEntry> extends IndexedHeap<T> {
-  protected before(a: T, b: T): boolean {
-    return a.enqueuedAt < b.enqueuedAt || (a.enqueuedAt === b.enqueuedAt && a.seq < b.seq);
-  }
-  protected position(item: T): number {
-    return item.ageIndex;
-  }
-  protected setPosition(item: T, i: number): void {
-    item.ageIndex = i;
-  }
-}

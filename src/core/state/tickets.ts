@@ -9,7 +9,8 @@
  * Wait points: a scope of the chain without room; a pinned server that is down; the servers of
  * the backend the store is to choose from, none of them eligible.
  */
-import type { AgeEntry, HeapEntry, NewestEntry, NewestFirstHeap, OrderEntry, OrderHeap } from "./heap.js";
+import type { ArrivalEntry } from "./arrivals.js";
+import type { HeapEntry, NewestEntry, NewestFirstHeap, OrderEntry, OrderHeap } from "./heap.js";
 import type { BackendState, ScopeState, ServerState } from "./scopes.js";
 
 export interface WaitPoint {
@@ -21,7 +22,7 @@ export interface WaitPoint {
   readonly clear: boolean;
 }
 
-export interface Ticket extends OrderEntry, HeapEntry, NewestEntry, AgeEntry {
+export interface Ticket extends OrderEntry, HeapEntry, NewestEntry, ArrivalEntry<Ticket> {
   id: string;
   /** The fairness flow it was queued under (rule F), if any. */
   flow: string | undefined;
