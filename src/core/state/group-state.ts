@@ -280,9 +280,12 @@ export class GroupState {
     const queue = this.#spec.queue;
     if (queue) snapshot.queue = { discipline: queue.discipline, standing: this.#detector.standing(now) };
     if (this.#fair.flows.size > 0) {
-      // Flow names are client input ("__proto__"): no prototype to collide with.
-      const flows = Object.create(null) as Record<string, FlowStats>;
-      for (const [name, f] of this.#fair.flows) flows[name] = { waiting: f.waiting, granted: f.granted };
+      // Flow names are client input: "__proto__" must be an entry like any other (defined, not
+      // assigned), in a plain object (structured clone, as RPC uses, refuses one without a prototype).
+      const flows: Record<string, FlowStats> = {};
+      for (const [name, f] of this.#fair.flows) {
+        Object.defineProperty(flows, name, { value: { waiting: f.waiting, granted: f.granted }, enumerable: true, writable: true, configurable: true });
+      }
       snapshot.flows = flows;
     }
     return snapshot;
