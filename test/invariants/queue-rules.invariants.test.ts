@@ -133,12 +133,13 @@ function run(seed: number, discipline: Discipline): void {
         state.tick(now);
         break;
       }
-      case "configure":
+      case "configure": {
         cfg = mutateConfig(r, cfg);
         const next = r.chance(0.7) ? discipline : r.pick(DISCIPLINES);
         everCodel ||= next === "codel";
         state.configure(withQueue(r, cfg, next), now);
         break;
+      }
     }
     drain();
     check();
