@@ -6,6 +6,11 @@
  * and delivers. The memory store and the Durable Object run this very code; the Redis Lua
  * scripts mirror it rule for rule.
  *
+ * Fair queuing by flow, the queue disciplines and early rejection (docs/semantics.md, rules F,
+ * D and E) have their bookkeeping in fairness.ts, discipline.ts and early-rejection.ts; this file
+ * applies them where a ticket enters, leaves or is granted, where deadlines settle (CoDel's
+ * drops) and where dispatch picks the next ticket (newest-first while a lifo queue stands).
+ *
  * Invariant kept between calls: the queue is stable, no queued ticket fits. Every change that
  * adds room (release, expiry, limit raised, server up) dispatches at once, so a new acquire can
  * never take a slot a ticket was waiting for (no barging, rule 6). Each ticket waits on one thing
@@ -427,9 +432,9 @@ export class GroupState {
   }
 
   /**
-   * The discipline's own indexes follow the spec: the age heap under codel, the newest-first
-   * heaps under lifo, built from the tickets queued when the discipline changes, dropped when it
-   * changes away. fifo keeps neither, so its path costs what it did before disciplines.
+   * The discipline's own indexes follow the spec: the arrival list under codel and lifo, the
+   * newest-first heaps under lifo, built from the tickets queued when the discipline changes,
+   * dropped when it changes away. fifo keeps neither, so its path costs what it did before.
    */
   #applyDiscipline(spec: GroupSpec): void {
     this.#detector.configure(spec.queue);
