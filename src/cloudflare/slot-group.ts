@@ -8,8 +8,8 @@
  * - Queue: a queued ticket is the pending `acquire` call. Its promise resolves on a grant, a
  *   queue timeout, or `cancel`. Tickets are not stored. If the object restarts, the runtime
  *   breaks their calls and the client reports a retryable store fault.
- * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry or queue
- *   timeout). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
+ * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry, queue
+ *   timeout or CoDel drop). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
  *   timeout fires with no other traffic.
  * - Ownership: a call from the slot API names who it is ({@link LeaseOwner}): a grant stores the
  *   hash of its lease secret with the lease, and release / renew must present it; a queued ticket
@@ -29,7 +29,7 @@ import { DurableObject } from "cloudflare:workers";
 import { MAX_TTL_MS } from "../core/acquire-options.js";
 import { SlotgateError, StoreStatus } from "../core/errors.js";
 import type { GroupSpec } from "../core/spec.js";
-import { GroupState } from "../core/state/group-state.js";
+import { GroupState, rejectedResult } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
 import { canonicalSpecJson, decideSpec } from "../core/spec-version.js";
@@ -153,14 +153,14 @@ export class SlotGroup extends DurableObject {
         } else if (decision.status === "queued") {
           this.#state.cancel(id, Date.now());
         }
-        return ok<StoreAcquireResult>(decision.status === "rejected" ? { ok: false, reason: decision.reason } : { ok: false, reason: "aborted" });
+        return ok<StoreAcquireResult>(decision.status === "rejected" ? rejectedResult(decision) : { ok: false, reason: "aborted" });
       }
       switch (decision.status) {
         case "granted":
           this.#recordGrant(decision.lease, who?.secretHash);
           return ok<StoreAcquireResult>({ ok: true, lease: decision.lease });
         case "rejected":
-          return ok<StoreAcquireResult>({ ok: false, reason: decision.reason });
+          return ok<StoreAcquireResult>(rejectedResult(decision));
         case "queued":
           if (who !== undefined) this.#owners.set(id, who);
           return new Promise<Reply<StoreAcquireResult>>((resolve) => {
