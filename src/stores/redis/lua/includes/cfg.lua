@@ -88,12 +88,23 @@ local ND, NG, ND0, NG0 = 0, NONE, nil, nil
 -- The first read of every script: whether the group is configured ('\0nd' exists exactly when it
 -- is), the deadline hints, the test-only clock, and the limits of the scopes the call names. False
 -- when there is no spec.
+-- The queue's discipline (rule D): QD 'fifo', 'codel' or 'lifo', its target QT and interval QI
+-- (ms), from cfg '\0q' ('<discipline>|<target>|<interval>'; absent: fifo).
+local QD, QT, QI = 'fifo', 5, 100
+
+local function readQueue(raw)
+  if not raw then return end
+  local d, t, i = string.match(raw, '^(%a+)|(%d+)|(%d+)$')
+  if d then QD, QT, QI = d, tonumber(t), tonumber(i) end
+end
+
 local function start(names)
-  local raw = fetchMeta(names or {}, {'\0nd', '\0ng', '\0clock'}, true)
+  local raw = fetchMeta(names or {}, {'\0nd', '\0ng', '\0clock', '\0q'}, true)
   if raw then NOW = tonumber(raw[3]) or NOW end -- the test-only clock (prelude)
   if not raw or not raw[1] then return false end
   ND, NG = tonumber(raw[1]), tonumber(raw[2]) or NONE
   ND0, NG0 = ND, NG
+  readQueue(raw[4])
   return true
 end
 
