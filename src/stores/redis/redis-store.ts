@@ -1326,8 +1326,9 @@ export function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStat
   }
   if (i < reply.length) {
     const discipline = str(reply[i++], "discipline");
-    if (discipline !== "fifo" && discipline !== "codel" && discipline !== "lifo") throw protocol(`redis store: unknown discipline ${discipline}`);
-    snapshot.queue = { discipline, standing: next("standing") === 1 };
+    const standing = next("standing") === 1;
+    if (discipline === "fifo" || discipline === "codel" || discipline === "lifo") snapshot.queue = { discipline, standing };
+    else if (discipline !== "") throw protocol(`redis store: unknown discipline ${discipline}`);
     const count = next("flow count");
     // Flow names are client data ("__proto__"): no prototype.
     const flows = Object.create(null) as Record<string, FlowStats>;

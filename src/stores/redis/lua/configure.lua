@@ -110,7 +110,7 @@ end
 SC, BK, META = {}, {}, {}
 ND0, NG0 = nil, nil
 if not configured then ND, NG = 0, 0 end
-QD, QT, QI = 'fifo', 5, 100
+QD, QT, QI, QSET = 'fifo', 5, 100, false
 WEIGHTS = {}
 if queue then readQueue(string.format('%s|%d|%d', queue.discipline, queue.targetMs, queue.intervalMs)) end
 -- fifo keeps no standing detector; a standing one under codel or lifo is a deadline (settle).

@@ -12,7 +12,8 @@
             rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys,
             rejected_early, codel_dropped
       then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
-      then (rules D and F) the discipline, standing (1/0), nFlows, then per flow with tickets
+      then (rules D and F) the discipline ('' when the spec has no queue section), standing (1/0),
+            nFlows, then per flow with tickets
             queued: name, waiting, granted
     {NOT_CONFIGURED}  the group has no spec
     (codes: includes/replies.lua)
@@ -99,7 +100,7 @@ out[#out + 1] = totals.reregistered or 0
 out[#out + 1] = totals.lost or 0
 out[#out + 1] = totals.learn or 0
 out[#out + 1] = totals.epoch or 0
-out[#out + 1] = QD
+out[#out + 1] = QSET and QD or ''
 out[#out + 1] = standing(NOW) and 1 or 0
 local flows = redis.call('HGETALL', K_FLOWS)
 out[#out + 1] = #flows / 2

@@ -90,12 +90,13 @@ local ND, NG, ND0, NG0 = 0, NONE, nil, nil
 -- when there is no spec.
 -- The queue's discipline (rule D): QD 'fifo', 'codel' or 'lifo', its target QT and interval QI
 -- (ms), from cfg '\0q' ('<discipline>|<target>|<interval>'; absent: fifo).
-local QD, QT, QI = 'fifo', 5, 100
+-- QSET: the spec has a queue section (stats report the discipline only then).
+local QD, QT, QI, QSET = 'fifo', 5, 100, false
 
 local function readQueue(raw)
   if not raw then return end
   local d, t, i = string.match(raw, '^(%a+)|(%d+)|(%d+)$')
-  if d then QD, QT, QI = d, tonumber(t), tonumber(i) end
+  if d then QD, QT, QI, QSET = d, tonumber(t), tonumber(i), true end
 end
 
 local function start(names)
