@@ -846,6 +846,7 @@ describe("Redis scripts against GroupState, step by step", () => {
       const c = diff.cov;
       const summary = `seed=${seed} (${replayHint(seed, "test/differential")}): coverage too low ${show(c)}`;
       const scale = OPS / 10_000;
+      console.log(`seed=${seed} ${diff.queue.discipline} (as configured last): ${show(c)}`);
       expect(c.grants, summary).toBeGreaterThan(500 * scale);
       expect(c.queuedGrants, summary).toBeGreaterThan(100 * scale);
       expect(c.timeouts, summary).toBeGreaterThan(50 * scale);
@@ -855,6 +856,7 @@ describe("Redis scripts against GroupState, step by step", () => {
       expect(c.batchedSteps, summary).toBeGreaterThan(500 * scale);
       expect(c.flowTickets, summary).toBeGreaterThan(300 * scale);
       expect(c.rejectedEarly, summary).toBeGreaterThan(5 * scale);
+      expect(c.codelDropped, summary).toBeGreaterThan(5 * scale);
     },
     300_000,
   );

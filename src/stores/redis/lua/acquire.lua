@@ -54,13 +54,16 @@ end -- of general()
 
 -- The fast path: GroupState.acquire for the common request: named scopes only (no keyed scope, no
 -- backend, no name twice), the group configured, no deadline due (the hints). It grants, rejects or
--- queues exactly as the general path; anything else goes there before a write. A request with a
--- flow or early rejection that would queue goes there too.
+-- queues exactly as the general path; anything else goes there before a write. A request with
+-- early rejection that would queue goes there too.
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
-local skip, plain = 12, true
-if ARGV[13] == '\0' then skip, plain = 15, ARGV[14] == '' and ARGV[15] ~= '1' end
+local skip, flow, early = 12, nil, false
+if ARGV[13] == '\0' then
+  skip, early = 15, ARGV[15] == '1'
+  if ARGV[14] ~= '' then flow = ARGV[14] end
+end
 local n = #ARGV - skip
 if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
   local fields, seen, names = {'\0nd', '\0ng'}, n > 1 and {}, {}
@@ -74,6 +77,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     fields[i + 2] = 's' .. name
   end
   fields[n + 3] = '\0clock'
+  if flow then fields[n + 4] = 'f' .. flow end -- its weight (rule F)
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
   NOW = tonumber(cfg[n + 3]) or NOW
@@ -139,19 +143,36 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       end
       return {REJECTED, 'queue-full', later, epoch}
     end
-    if not plain or redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
+    if early or redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
     local base = c[g + 4]
     if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
     local id = string.format('%016d', seq)
-    -- Its order (includes/fair, orderOf): class, tag (V: it names no flow), arrival, base 127.
+    -- Rule F (includes/fair, fairTag): its tag, and its flow's entry moved on.
+    local tag = c[g + 7]
+    if flow then
+      local raw = redis.call('HGET', K_FLOWS, flow)
+      local F, fn, fg = 0, 0, 0
+      if raw then
+        local x, y, z = string.match(raw, '^(%d+) (%d+) (%d+)$')
+        F, fn, fg = tonumber(x), tonumber(y), tonumber(z)
+      end
+      if fn > 0 then
+        if F > tag then tag = F end
+      else
+        fg = 0
+      end
+      F = tag + math.floor(1000000 / (tonumber(cfg[n + 4]) or 1))
+      redis.call('HSET', K_FLOWS, flow, string.format('%d %d %d', F, fn + 1, fg))
+    end
+    -- Its order (includes/fair, orderOf): class, tag, arrival, base 127.
     local ob, k = {}, 16
     local x = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
     for _ = 1, 6 do
       local d = math.fmod(x, 127)
       ob[k], x, k = string.char(d + 1), (x - d) / 127, k - 1
     end
-    x = c[g + 7]
+    x = tag
     for _ = 1, 8 do
       local d = math.fmod(x, 127)
       ob[k], x, k = string.char(d + 1), (x - d) / 127, k - 1
@@ -174,7 +195,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       if queued > c[5 * i - 1] then set[k + 3], set[k + 4] = sf[5 * i - 1], queued end
     end
     local d = NOW + queueTimeout
-    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o}))
+    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = flow}))
     redis.call('ZADD', K_QUEUE, NOW, id)
     redis.call('ZADD', K_WAITS, 0, w .. o .. id)
     redis.call('ZADD', K_TDL, d, id)

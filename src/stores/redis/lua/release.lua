@@ -41,8 +41,8 @@ end -- of general()
 -- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the
 -- group configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
 -- grants just the first ticket waiting on a scope that got room (it has named scopes only, fits,
--- and leaves every such scope full again), in a fifo queue whose tickets name no flow (V is 0).
--- Anything else goes to the general path before a write.
+-- and leaves every such scope full again), in a fifo queue. Anything else goes to the general
+-- path before a write.
 local id = ARGV[1]
 local raw = redis.call('HGET', K_LEASE, id)
 local chain = raw and cjson.decode(raw).c
@@ -105,15 +105,13 @@ if type(chain) == 'table' and #chain <= 100 then
         end
       end
       head = member and string.sub(member, -16)
-      -- Its fair tag (bytes 3-10 of the order) is 0: it names no flow and V was 0 when it queued.
-      if member and string.sub(member, -30, -23) ~= '\1\1\1\1\1\1\1\1' then return general() end
     end
-    local t, granted, epoch
+    local t, granted, epoch, vt
     if head then
       local traw = redis.call('HGET', K_TICKETS, head)
       t = traw and cjson.decode(traw)
       local ts = t and t.s
-      if not t or t.b or t.p or t.f or type(ts) ~= 'table' or #ts == 0 or #ts > 100 then return general() end
+      if not t or t.b or t.p or type(ts) ~= 'table' or #ts == 0 or #ts > 100 then return general() end
       local more, names, tseen = {}, {}, {}
       for i = 1, #ts do
         if tseen[ts[i]] then return general() end
@@ -150,7 +148,6 @@ if type(chain) == 'table' and #chain <= 100 then
       local c = redis.call('HMGET', K_SC, unpack(cf))
       -- A group that learns (rule 12) grants nothing: the general path leaves the ticket queued.
       if c[k + 4] and c[k + 4] ~= '0' then return general() end
-      if c[k + 6] and c[k + 6] ~= '0' then return general() end
       -- Rule E: the grant is a hand-off on every scope of its chain (as handoff() in includes/scopes).
       for i = 1, #ts do
         local last = tonumber(c[h + 2 * i - 1])
@@ -184,6 +181,22 @@ if type(chain) == 'table' and #chain <= 100 then
       if waited ~= 0 then set['\0wsum'] = (tonumber(c[k + 2]) or 0) + waited end
       set[cf[k + 3]] = (tonumber(c[k + 3]) or 0) + 1
       granted = {c = ts, f = string.format('%d', fence), g = NOW, t = t.t, k = head, w = waited}
+      -- Rule F (includes/fair, leave): V goes up to the ticket's tag (bytes 3-10 of its order)
+      -- and back to 0 once the queue is empty; its flow's entry counts the grant.
+      local v, tag = tonumber(c[k + 6]) or 0, 0
+      for i = #member - 29, #member - 22 do tag = tag * 127 + string.byte(member, i) - 1 end
+      if tag > v then set['\0vt'] = tag end
+      if v ~= 0 or tag ~= 0 then vt = true end
+      if t.f then
+        local x, y, z = string.match(redis.call('HGET', K_FLOWS, t.f) or '', '^(%d+) (%d+) (%d+)$')
+        if x then
+          if y == '1' then
+            redis.call('HDEL', K_FLOWS, t.f)
+          else
+            redis.call('HSET', K_FLOWS, t.f, string.format('%d %d %d', tonumber(x), tonumber(y) - 1, tonumber(z) + 1))
+          end
+        end
+      end
     end
     redis.call('HDEL', K_LEASE, id)
     redis.call('ZREM', K_LEASES, id)
@@ -195,6 +208,7 @@ if type(chain) == 'table' and #chain <= 100 then
     if #flat > 0 then redis.call('HSET', K_SC, unpack(flat)) end
     if granted then
       redis.call('ZREM', K_QUEUE, head)
+      if vt and redis.call('ZCARD', K_QUEUE) == 0 then redis.call('HSET', K_SC, '\0vt', 0) end
       redis.call('ZREM', K_WAITS, member)
       redis.call('HDEL', K_TICKETS, head)
       redis.call('ZREM', K_TDL, head)
