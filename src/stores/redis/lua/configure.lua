@@ -33,7 +33,7 @@ if configured then
   flush()
   old = loadSpec()
 end
-local new = cjson.decode(spec)
+local new = decodeSpec(spec)
 
 -- cfg is written whole: the spec, each scope's limits (a backend or server wins over a limit of
 -- the same name), each backend's spec, then (by flush) the deadline hints.

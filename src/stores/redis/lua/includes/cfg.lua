@@ -113,11 +113,32 @@ local function due(at) -- a lease expiry or queue deadline was set
   if at < ND then ND = at end
 end
 
+-- A spec's JSON, decoded. Flow names (the keys of queue.flowWeights) may hold lone surrogates,
+-- which JSON.stringify writes as escapes that cjson refuses: each becomes the WTF-8 bytes the
+-- store sends the same name as (src/stores/redis/wtf8.ts), so a weight's name is the acquire's.
+local function decodeSpec(raw)
+  if not string.find(raw, '\\u[dD][89a-fA-F]') then return cjson.decode(raw) end
+  local out, from, i = {}, 1, 1
+  while true do
+    local p = string.find(raw, '\\', i, true)
+    if not p then break end
+    local cp = string.sub(raw, p + 1, p + 1) == 'u' and tonumber(string.sub(raw, p + 2, p + 5), 16)
+    if cp and cp >= 0xD800 and cp <= 0xDFFF then
+      out[#out + 1] = string.sub(raw, from, p - 1)
+      out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+      from = p + 6
+    end
+    i = p + 2 -- an escaped backslash is not the start of an escape
+  end
+  out[#out + 1] = string.sub(raw, from)
+  return cjson.decode(table.concat(out))
+end
+
 -- The whole GroupSpec (kept as JSON in cfg '\0spec'), with every declared scope put in META.
 local function loadSpec()
   local raw = redis.call('HGET', K_CFG, '\0spec')
   if not raw then return nil end
-  local spec = cjson.decode(raw)
+  local spec = decodeSpec(raw)
   for name, l in pairs(spec.limits) do
     META[name] = {kind = (l.keyed == true) and 'a' or 'n', max = lim(l.max), mq = lim(l.maxqueue)}
   end
