@@ -161,9 +161,7 @@ try {
     await admin.flushall();
   }
   const f = (x: number, d = 1) => x.toFixed(d);
-  console.log(
-    `\nslotgate on Redis, contended: limit ${LIMIT}, ${CALLERS} callers, hold ${HOLD_MS} ms; median of ${ROUNDS} rounds of ${DURATION_MS} ms\n`,
-  );
+  console.log(`\nslotgate on Redis, contended: limit ${LIMIT}, ${CALLERS} callers, hold ${HOLD_MS} ms; median of ${ROUNDS} rounds of ${DURATION_MS} ms\n`);
   const header = ["mode", "ops/s", "Redis CPU µs/op", "× fifo", "script calls/op", "script µs/op", "script µs/call", "× fifo", "cmds/op", "wait p50/p99 ms"];
   const rows: string[][] = [];
   for (const mode of MODES) {

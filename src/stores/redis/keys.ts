@@ -21,7 +21,10 @@ export const KEY_LAYOUT = [
   ["leases", "zset    lease id -> expiry (store ms)"],
   ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket, w: waited} (k, w: granted from a queue, until renewed)"],
   ["queue", "zset    ticket id -> its arrival (store ms); equal scores sort by id = padded seq: the oldest ticket first (CoDel drops)"],
-  ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh, w: wait key, o: order (see waits), f: flow}"],
+  [
+    "tickets",
+    "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh, w: wait key, o: order (see waits), f: flow}",
+  ],
   ["tdl", "zset    ticket id -> queue deadline (store ms)"],
   ["grants", "hash    ticket id -> outcome JSON kept for its waiter (a time-out, or the grant of a lease that expired unrenewed), until claimed"],
   ["gexp", "zset    ticket id -> when its `grants` entry is dropped unclaimed"],

@@ -1090,7 +1090,8 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
       Math.max(g.maxTtlMs, request.leaseTtlMs),
     ];
     // Rules F and E (acquire.lua): a '\0' (no scope name is) announces the flow and early rejection.
-    if (request.flow !== undefined || request.early === true) argv.push("\0", request.flow === undefined ? "" : toWire(request.flow), request.early === true ? 1 : 0);
+    if (request.flow !== undefined || request.early === true)
+      argv.push("\0", request.flow === undefined ? "" : toWire(request.flow), request.early === true ? 1 : 0);
     for (const scope of scopes) argv.push(scope);
     if (request.leaseTtlMs > g.maxTtlMs) g.maxTtlMs = request.leaseTtlMs;
     // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
