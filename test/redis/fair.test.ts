@@ -42,7 +42,8 @@ describe("fair queuing on Redis", () => {
       // Four tickets of the weight-2 flow, then four of the other: tags 0, ½, 1, 1½ (×10⁶) and 0, 1, 2, 3.
       const order: string[] = [];
       const done: Promise<void>[] = [];
-      const names = [1, 2, 3, 4].map((i) => [heavy, `A${i}`] as const).concat([1, 2, 3, 4].map((i) => [light, `B${i}`] as const));
+      const names: [string, string][] = [1, 2, 3, 4].map((i): [string, string] => [heavy, `A${i}`]);
+      for (const i of [1, 2, 3, 4]) names.push([light, `B${i}`]);
       for (const [flow, label] of names) {
         done.push(
           guard.acquire({ scopes: ["global"], queueTimeoutMs: 20_000, flow }).then(async (r) => {
