@@ -20,8 +20,19 @@ export { createMemoryStore } from "./stores/memory/memory-store.js";
 export type { MemoryStoreOptions } from "./stores/memory/memory-store.js";
 export { SlotgateError, SlotgateConfigError, SlotgateRejectedError, isSlotgateError } from "./core/errors.js";
 export type { SlotgateErrorCode, RejectReason, ConfigIssue } from "./core/errors.js";
-export type { LimitOption, LimitsOption, BackendOption, BackendsOption, ServerOption, Balance, GroupSpec } from "./core/spec.js";
-export type { ScopeStats, ScopeCounters, GroupStatsSnapshot, WaitHistogram } from "./core/stats.js";
+export type {
+  LimitOption,
+  LimitsOption,
+  BackendOption,
+  BackendsOption,
+  ServerOption,
+  Balance,
+  GroupSpec,
+  Discipline,
+  QueueOption,
+  QueueSpec,
+} from "./core/spec.js";
+export type { ScopeStats, ScopeCounters, QueueCounters, FlowStats, GroupStatsSnapshot, WaitHistogram } from "./core/stats.js";
 export type { SlotStore, GroupStore, ChainRequest, LeaseGrant, StoreAcquireResult, RenewResult, SpecStatus, OpenOptions } from "./core/store.js";
 export { MAX_SPEC_VERSION, canonicalSpecJson } from "./core/spec-version.js";
 export { PRIORITY_CLASS_MIN, PRIORITY_CLASS_MAX, PRIORITY_OFFSET_MIN_MS, PRIORITY_OFFSET_MAX_MS } from "./core/state/order.js";

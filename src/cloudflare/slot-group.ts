@@ -8,8 +8,8 @@
  * - Queue: a queued ticket is the pending `acquire` call. Its promise resolves on a grant, a
  *   queue timeout, or `cancel`. Tickets are not stored. If the object restarts, the runtime
  *   breaks their calls and the client reports a retryable store fault.
- * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry or queue
- *   timeout). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
+ * - Timers: exactly one alarm, always at `state.nextDeadline()` (the next lease expiry, queue
+ *   timeout or CoDel drop). `alarm()` ticks the state, so a crashed holder's slot is reclaimed and a queue
  *   timeout fires with no other traffic.
  * - Ownership: a call from the slot API names who it is ({@link LeaseOwner}): a grant stores the
  *   hash of its lease secret with the lease, and release / renew must present it; a queued ticket

@@ -92,6 +92,7 @@ export class LocalFallback {
     for (const [name, b] of Object.entries(spec.backends)) {
       backends[name] = { ...b, max: scale(b.max), servers: b.servers.map((s) => ({ ...s, max: scale(s.max) })) };
     }
-    return { limits, backends };
+    // The queue's discipline and flow weights apply to the local queue as they do to the store's.
+    return spec.queue === undefined ? { limits, backends } : { limits, backends, queue: spec.queue };
   }
 }

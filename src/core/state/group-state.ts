@@ -6,6 +6,11 @@
  * and delivers. The memory store and the Durable Object run this very code; the Redis Lua
  * scripts mirror it rule for rule.
  *
+ * Fair queuing by flow, the queue disciplines and early rejection (docs/semantics.md, rules F,
+ * D and E) have their bookkeeping in fairness.ts, discipline.ts and early-rejection.ts; this file
+ * applies them where a ticket enters, leaves or is granted, where deadlines settle (CoDel's
+ * drops) and where dispatch picks the next ticket (newest-first while a lifo queue stands).
+ *
  * Invariant kept between calls: the queue is stable, no queued ticket fits. Every change that
  * adds room (release, expiry, limit raised, server up) dispatches at once, so a new acquire can
  * never take a slot a ticket was waiting for (no barging, rule 6). Each ticket waits on one thing
@@ -95,7 +100,10 @@ export class GroupState {
   readonly #fair = new FairQueue();
   /** Rule D: the standing-queue detector (idle under fifo). */
   readonly #detector = new StandingDetector();
-  /** Under codel: queued tickets oldest first (by seq), the order they are dropped in. */
+  /**
+   * Under codel and lifo: queued tickets oldest first (by seq). The detector samples the wait of
+   * the oldest; codel drops in this order.
+   */
   #arrivals: ArrivalList<Ticket> | undefined;
   /** Under lifo: every wait point also keeps its tickets newest-first (WaitPoint.newest). */
   #lifo = false;
@@ -424,18 +432,18 @@ export class GroupState {
   }
 
   /**
-   * The discipline's own indexes follow the spec: the age heap under codel, the newest-first
-   * heaps under lifo, built from the tickets queued when the discipline changes, dropped when it
-   * changes away. fifo keeps neither, so its path costs what it did before disciplines.
+   * The discipline's own indexes follow the spec: the arrival list under codel and lifo, the
+   * newest-first heaps under lifo, built from the tickets queued when the discipline changes,
+   * dropped when it changes away. fifo keeps neither, so its path costs what it did before.
    */
   #applyDiscipline(spec: GroupSpec): void {
     this.#detector.configure(spec.queue);
     const discipline = this.#detector.discipline;
-    if (discipline === "codel" && !this.#arrivals) {
+    if (discipline !== "fifo" && !this.#arrivals) {
       this.#arrivals = new ArrivalList<Ticket>();
       // The map holds the tickets in the order they were queued: by seq.
       for (const t of this.#tickets.values()) this.#arrivals.push(t);
-    } else if (discipline !== "codel" && this.#arrivals) {
+    } else if (discipline === "fifo" && this.#arrivals) {
       for (const t of this.#tickets.values()) t.older = t.newer = undefined;
       this.#arrivals = undefined;
     }
@@ -688,13 +696,15 @@ export class GroupState {
       this.#wait(t.waitsOn, t);
       return;
     }
+    // The detector's sample (rule D): the wait of the oldest ticket in the queue, this one included.
+    const oldestEnqueuedAt = this.#arrivals?.peek()?.enqueuedAt ?? t.enqueuedAt;
     this.#tickets.delete(t.id);
     this.#ticketDeadlines.remove(t);
     this.#arrivals?.remove(t);
     for (const s of t.fixed) s.dequeue();
     const waited = now - t.enqueuedAt;
     const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, waited);
-    this.#servedFromQueue(t, t.pinned === undefined ? server : undefined, now, waited);
+    this.#servedFromQueue(t, t.pinned === undefined ? server : undefined, now, now - oldestEnqueuedAt);
     this.#effects.granted.push({ ticketId: t.id, lease });
   }
 
@@ -702,10 +712,10 @@ export class GroupState {
    * What a grant from the queue (never an immediate one) tells rules F, D and E. `chosen`: the
    * server the backend chose for it, whose scope is in the lease's chain besides the ticket's own.
    */
-  #servedFromQueue(t: Ticket, chosen: ServerState | undefined, now: number, waited: number): void {
+  #servedFromQueue(t: Ticket, chosen: ServerState | undefined, now: number, oldestWaited: number): void {
     this.#fair.leave(t.flow, true);
     this.#fair.served(t.tag);
-    this.#detector.served(waited, now);
+    this.#detector.served(oldestWaited, now);
     for (const s of t.fixed) s.handoff(now);
     chosen?.scope.handoff(now);
     if (this.#tickets.size === 0) this.#emptied();
