@@ -863,6 +863,28 @@ describe("Redis scripts against GroupState, step by step", () => {
 });
 
 describe("regressions found by the differential test", () => {
+  // Seed 77, step 61: a keyed scope took a hand-off (rule E: a grant from the queue), was collected
+  // and came back in the same call; the write-back still listed its hand-off fields, without values.
+  it("a keyed scope granted from the queue, collected and back within one call starts its hand-off rate afresh", async () => {
+    const spec: GroupSpec = { limits: { tenant: { max: 1, maxqueue: null, keyed: true } }, backends: {} };
+    const keys = groupKeys(PREFIX, "handoff-collect");
+    const call = (command: string, argv: (string | number)[]) =>
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+    await redis.hset(keys[0]!, "\0clock", 0);
+    await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
+    const acquire = (lease: string, timeout: number) => [lease, "", 0, 0, 0, timeout, 1000, "", "", 0, 0, 1000, "tenant:k"];
+    expect((await call(SCRIPTS.acquire.command, acquire("L1", 0)))[0]).toBe(REPLY.GRANTED);
+    expect((await call(SCRIPTS.acquire.command, acquire("L2", 1000)))[0]).toBe(REPLY.QUEUED);
+    // One batch: the release of L1 grants the ticket (L2), whose release leaves tenant:k idle, and
+    // a new acquire takes it again.
+    const l3 = acquire("L3", 0);
+    const reply = await call(SCRIPTS.batch.command, ["", "r", 2, "L1", "", "r", 2, "L2", "", "a", l3.length, ...l3]);
+    expect(reply.slice(1, 4).map((r) => (r as unknown[])[0])).toEqual([REPLY.RELEASED, REPLY.RELEASED, REPLY.GRANTED]);
+    const fields = await redis.hgetall(keys[1]!);
+    expect(fields["tenant:k\0in_use"]).toBe("1");
+    expect(Object.keys(fields).filter((f) => f === "tenant:k\0ho" || f === "tenant:k\0hm")).toEqual([]);
+  });
+
   // Seed 2, step 3640: two leases expired at the same instant were settled one by one, in an order
   // that each side chose differently (GroupState: its heap, Redis: lease ids). The order decided
   // which ticket got a slot: T2 could overtake T1, ordered before it, although at that instant

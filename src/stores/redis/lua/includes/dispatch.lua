@@ -172,10 +172,12 @@ local function tryTicket(m)
   local ok, sv = fit(t.fx, t.b, t.bk, t.p, t.pn)
   if ok then
     t.w = nil
+    -- The detector samples the wait of the oldest ticket queued, this one included (rule D).
+    local oldest = QD ~= 'fifo' and oldestArrival() or nil
     removeTicket(id, t)
     for _, s in ipairs(t.fx) do dequeue(s) end
     local rec = grant(t.fx, t.bk, sv, t.p == nil, t.t, NOW - t.e, t.l, id)
-    leave(t, true)
+    leave(t, true, oldest)
     wake(t, outcome(id, t.l, rec, NOW + t.t))
     return
   end

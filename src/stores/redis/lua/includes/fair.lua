@@ -116,9 +116,16 @@ local function standing(t)
   return QD ~= 'fifo' and above ~= -1 and t >= above + QI
 end
 
--- A ticket left the queue by any road (t: its details; granted: as a grant, at NOW). Rules F and D:
--- its flow's entry, V, the detector; an empty queue starts V and the detector afresh.
-local function leave(t, granted)
+-- The arrival of the oldest ticket in the queue (the detector's sample, rule D): key queue is by
+-- arrival, ties by id (the arrival order).
+local function oldestArrival()
+  return tonumber(redis.call('ZRANGE', K_QUEUE, 0, 0, 'WITHSCORES')[2])
+end
+
+-- A ticket left the queue by any road (t: its details; granted: as a grant, at NOW, when oldest
+-- was the arrival of the oldest ticket queued, this one included). Rules F and D: its flow's
+-- entry, V, the detector; an empty queue starts V and the detector afresh.
+local function leave(t, granted, oldest)
   local g = group()
   if t.f then
     local f = flowEntry(t.f)
@@ -130,7 +137,7 @@ local function leave(t, granted)
     local tag = tagOf(t.o)
     if tag > g.vt then put(g, 'vt', tag) end
     if QD ~= 'fifo' then
-      if NOW - t.e < QT then
+      if NOW - (oldest or t.e) < QT then
         if g.above ~= -1 then put(g, 'above', -1) end
       elseif g.above == -1 then
         put(g, 'above', NOW)

@@ -217,6 +217,7 @@ local function collect(list)
       s.dl = nil
       for j = 1, #STATS do put(s, STATS[j], 0) end
       s.ho, s.hm, s.hreset = nil, nil, true
+      if s.ch then s.ch.ho, s.ch.hm = nil, nil end
       bump(scope(s.parent), 'keys', -1)
     end
   end
