@@ -780,6 +780,9 @@ class Diff {
       if (!e.full && a !== undefined) {
         const { max: _max, maxqueue: _maxqueue, up: _up, ...counters } = a;
         a = counters;
+        // A keyed limit's count of keys that went up and back down within one call is never
+        // written (its change is 0): absent means 0 (the stats script reports it so).
+        if (a.keys === 0 && b !== undefined && !("keys" in b)) delete a.keys;
         if (b === undefined && Object.values(a).every((v) => v === 0)) continue;
       }
       if (a !== undefined && b !== undefined && sameRow(a, b)) continue;
