@@ -137,6 +137,16 @@ describe("the guard reports a store's retryAfterMs", () => {
     await guard.close();
   });
 
+  it("configure() changes the queue section, under the version rule", async () => {
+    const guard = createGuard({ limits: { g: 1 }, version: 1, queue: { discipline: "lifo" } });
+    expect((await guard.stats()).queue).toEqual({ discipline: "lifo", standing: false });
+    await expect(guard.configure({ queue: { discipline: "codel" } })).rejects.toMatchObject({ code: "SLOTGATE_SPEC_CONFLICT" });
+    expect(await guard.configure({ queue: { discipline: "codel" }, version: 2 })).toEqual({ installed: true, storedVersion: 2 });
+    expect((await guard.stats()).queue).toEqual({ discipline: "codel", standing: false });
+    await expect(guard.configure({ queue: { targetMs: -1 }, version: 3 })).rejects.toThrow("queue.targetMs");
+    await guard.close();
+  });
+
   it("pushes the queue section with the spec and reports the discipline in stats", async () => {
     const guard = createGuard({ limits: { g: 1 }, queue: { discipline: "lifo" } });
     const stats = await guard.stats();
