@@ -17,6 +17,14 @@
  *
  * The script calls of a batch of steps go out in one pipeline.
  *
+ * Fair queuing, the queue disciplines and early rejection (docs/semantics.md rules F, D and E): each
+ * seed runs under one discipline (fifo, codel, lifo in turn) with a small target and interval, and
+ * flow weights for a few flow names (hostile ones among them); a third generator, seeded from the
+ * seed, gives most acquires a flow and some `early`, and now and then a configure changes the
+ * queue section (the discipline too). Early rejections (and their retryAfterMs), CoDel drops (as
+ * time-outs), the grant order across flows, the `queue` and `flows` stats and the new counters are
+ * held against GroupState like everything else.
+ *
  * Some runs of consecutive acquires, releases, renewals and cancels (a third of them, chosen by a
  * second generator seeded from the seed, so the workload is the same as without) go to Redis as
  * one call of the batch script, as the store sends what its callers ask for in one turn of the
@@ -30,7 +38,7 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GroupSpec } from "../../src/core/spec.js";
+import type { Discipline, GroupSpec, QueueSpec } from "../../src/core/spec.js";
 import { canonicalSpecJson } from "../../src/core/spec-version.js";
 import { GroupState, type AcquireDecision, type Effects } from "../../src/core/state/group-state.js";
 import { WAIT_BUCKETS_MS, type GroupStatsSnapshot } from "../../src/core/stats.js";
@@ -58,6 +66,9 @@ import {
 import { Random, replayHint, testSeeds } from "../support/random.js";
 
 const SEEDS = testSeeds([1, 2, 3, 42, 1337, 20250101, 987654321, 4242424242]);
+/** The flows the workload names: a few, hostile names among them; weights 1 to 1000 for some. */
+const FLOWS = ["f0", "f1", "f2", "{x}", "line\nbreak", "__proto__"];
+const DISCIPLINES: readonly Discipline[] = ["fifo", "codel", "lifo"];
 const OPS = Number(process.env.SLOTGATE_DIFF_OPS ?? 10_000);
 /** Steps per pipeline. */
 const BATCH = 200;
@@ -117,7 +128,7 @@ function sameRow(a: Record<string, unknown>, b: Record<string, unknown>): boolea
  * group's `\0<counter>`), holders and tickets (leases, queue), without a script. Limits and the
  * servers' up flags are left out (the stats script's reply has them).
  */
-function rawStats(now: number, [fields, holders, tickets]: unknown[]): GroupStatsSnapshot {
+function rawStats(now: number, [fields, holders, tickets, flowsRaw]: unknown[]): GroupStatsSnapshot {
   const flat = fields as Record<string, string>;
   const scopes = Object.create(null) as Record<string, Record<string, number>>;
   for (const [field, value] of Object.entries(flat)) {
@@ -135,13 +146,20 @@ function rawStats(now: number, [fields, holders, tickets]: unknown[]): GroupStat
       aborted: 0,
       expired: 0,
       released: 0,
+      rejected_early: 0,
+      codel_dropped: 0,
     })[field.slice(cut + 1)] = Number(value);
+  }
+  // A scope's hand-off rate (rule E) is state, not a counter.
+  for (const row of Object.values(scopes)) {
+    delete row.ho;
+    delete row.hm;
   }
   const group = scopes[""] ?? {};
   delete scopes[""];
   const counts = WAIT_BUCKETS_MS.map((_, i) => group[`w${i}`] ?? 0).concat(group[`w${WAIT_BUCKETS_MS.length}`] ?? 0);
   const queueWait = { bounds: WAIT_BUCKETS_MS, counts, count: counts.reduce((x, y) => x + y, 0), sumMs: group.wsum ?? 0 };
-  return {
+  const snapshot: GroupStatsSnapshot = {
     now,
     fence: group.fence ?? 0,
     scopes: scopes as unknown as GroupStatsSnapshot["scopes"],
@@ -149,6 +167,21 @@ function rawStats(now: number, [fields, holders, tickets]: unknown[]): GroupStat
     holders: Number(holders),
     tickets: Number(tickets),
   };
+  const entries = Object.entries(flowsRaw as Record<string, string>);
+  if (entries.length > 0) {
+    const flows = Object.create(null) as NonNullable<GroupStatsSnapshot["flows"]>;
+    for (const [name, value] of entries) {
+      const [, waiting, granted] = value.split(" ").map(Number);
+      flows[name] = { waiting: waiting!, granted: granted! };
+    }
+    snapshot.flows = flows;
+  }
+  return snapshot;
+}
+
+/** Flows by name (the two sides list them in different orders). */
+function sortedFlows(flows: GroupStatsSnapshot["flows"]): [string, unknown][] | undefined {
+  return flows === undefined ? undefined : Object.entries(flows).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 function show(value: unknown): string {
@@ -202,6 +235,10 @@ interface Coverage {
   /** Batch-script calls, and the steps they carried. */
   batches: number;
   batchedSteps: number;
+  /** Rules F, D, E: acquires that named a flow and queued, early rejections, CoDel drops (from the counters at the end). */
+  flowTickets: number;
+  rejectedEarly: number;
+  codelDropped: number;
 }
 
 /** A run of steps being gathered into one batch-script call. */
@@ -252,7 +289,13 @@ class Diff {
     fastEligible: {},
     batches: 0,
     batchedSteps: 0,
+    flowTickets: 0,
+    rejectedEarly: 0,
+    codelDropped: 0,
   };
+  /** Flows, early rejection and queue sections, apart from the workload's generator. */
+  readonly fairRandom: Random;
+  queue: QueueSpec;
   /** Decides which steps are batched, apart from the workload's generator. */
   readonly batchRandom: Random;
   batch: OpenBatch | undefined;
@@ -261,10 +304,24 @@ class Diff {
     this.seed = seed;
     this.r = new Random(seed);
     this.batchRandom = new Random((seed ^ 0x5bd1e995) >>> 0);
+    this.fairRandom = new Random((seed ^ 0x27d4eb2f) >>> 0);
     this.cfg = randomConfig(this.r);
-    this.state = new GroupState(toSpec(this.cfg), { newId: () => `gs${++this.gsSeq}` });
+    this.queue = this.randomQueue(DISCIPLINES[SEEDS.indexOf(seed) % DISCIPLINES.length]!);
+    this.state = new GroupState(this.spec(this.cfg), { newId: () => `gs${++this.gsSeq}` });
     this.keys = groupKeys(PREFIX, `g${seed}`);
     for (const b of BACKENDS) for (const s of SERVERS) this.up.set(srv(b.name, s), !this.cfg.backends[b.name]!.servers[s]!.down);
+  }
+
+  /** A queue section: the discipline given, a target and interval the workload's waits cross, weights for some flows. */
+  randomQueue(discipline: Discipline): QueueSpec {
+    const r = this.fairRandom;
+    const flowWeights: Record<string, number> = {};
+    for (const f of FLOWS) if (r.chance(0.5)) flowWeights[f] = r.chance(0.2) ? 1000 : r.int(1, 5);
+    return { discipline, targetMs: r.int(1, 60), intervalMs: r.int(1, 300), flowWeights };
+  }
+
+  spec(cfg: Config): GroupSpec {
+    return { ...toSpec(cfg), queue: this.queue };
   }
 
   fail(at: Expect | undefined, msg: string, redisStats?: GroupStatsSnapshot): never {
@@ -328,6 +385,7 @@ class Diff {
       this.pipe.hgetall!(this.keys[1]!);
       this.pipe.zcard!(this.keys[3]!);
       this.pipe.zcard!(this.keys[5]!);
+      this.pipe.hgetall!(this.keys[11]!);
     }
   }
 
@@ -389,6 +447,9 @@ class Diff {
 
   opAcquire(): void {
     const { chain, req } = randomRequest(this.r);
+    const fr = this.fairRandom;
+    if (fr.chance(0.7)) req.flow = fr.pick(FLOWS);
+    if (fr.chance(0.3)) req.early = true;
     const leaseId = `L${++this.leaseSeq}`;
     const ticketId = String(this.ticketSeq === 0 ? this.now * 1000 + 1 : this.ticketSeq + 1).padStart(16, "0");
     this.push(`acquire ${show(req)} lease=${leaseId}`, () => {
@@ -413,6 +474,7 @@ class Diff {
         0,
         0,
         req.leaseTtlMs,
+        ...(req.flow !== undefined || req.early ? ["\0", req.flow ?? "", req.early ? 1 : 0] : []),
         ...req.scopes,
       ]);
       if (d.status === "granted") {
@@ -421,13 +483,15 @@ class Diff {
       } else if (d.status === "queued") {
         this.ticketSeq = Number(ticketId);
         this.tickets.set(ticketId, { lease: leaseId, chain });
+        if (req.flow !== undefined) this.cov.flowTickets++;
       } else {
         this.cov.rejections++;
+        if (d.reason === "queue-timeout") this.cov.rejectedEarly++;
       }
       return {
         check: (reply) => {
           this.checkAcquire(d, req, leaseId, reply);
-          this.hint(reply[{ [REPLY.GRANTED]: 7, [REPLY.REJECTED]: 2, [REPLY.QUEUED]: 3 }[reply[0] as number] ?? 1]);
+          this.hint(reply[{ [REPLY.GRANTED]: 7, [REPLY.REJECTED]: 2, [REPLY.REJECTED_EARLY]: 2, [REPLY.QUEUED]: 3 }[reply[0] as number] ?? 1]);
         },
       };
     });
@@ -447,6 +511,9 @@ class Diff {
       this.cov.grants++;
     } else if (d.status === "queued") {
       if (code !== REPLY.QUEUED || reply[1] !== d.ticketId) this.fail(at, `GroupState queued ticket ${d.ticketId}, Redis replied ${show(reply)}`);
+    } else if (d.reason === "queue-timeout") {
+      if (code !== REPLY.REJECTED_EARLY || reply[1] !== d.retryAfterMs)
+        this.fail(at, `GroupState rejected early (retry after ${d.retryAfterMs} ms), Redis replied ${show(reply)}`);
     } else if (code !== REPLY.REJECTED || reply[1] !== d.reason) {
       this.fail(at, `GroupState rejected (${d.reason}), Redis replied ${show(reply)}`);
     }
@@ -542,14 +609,17 @@ class Diff {
 
   opConfigure(): void {
     const next = mutateConfig(this.r, this.cfg);
-    this.push("configure", () => {
+    const fr = this.fairRandom;
+    const queue = fr.chance(0.3) ? this.randomQueue(fr.chance(0.7) ? this.queue.discipline : fr.pick(DISCIPLINES)) : this.queue;
+    this.push(`configure${queue === this.queue ? "" : ` queue ${show(queue)}`}`, () => {
+      this.queue = queue;
       this.configure(next);
       return { check: (reply) => void (reply[0] !== REPLY.INSTALLED && this.fail(this.at, `configure replied ${show(reply)}`)) };
     });
   }
 
   configure(next: Config): void {
-    const spec: GroupSpec = toSpec(next);
+    const spec: GroupSpec = this.spec(next);
     this.state.configure(spec, this.now);
     for (const b of BACKENDS) {
       for (const s of SERVERS) {
@@ -598,7 +668,7 @@ class Diff {
     this.pipe = redis.pipeline() as unknown as Pipe;
     this.pipe.hset!(this.keys[0]!, "\0clock", this.now);
     this.clockSent = this.now;
-    this.script(SCRIPTS.configure.command, [canonicalSpecJson(toSpec(this.cfg)), ""]);
+    this.script(SCRIPTS.configure.command, [canonicalSpecJson(this.spec(this.cfg)), ""]);
     const replies = await this.pipe.exec();
     const reply = replies?.[1]?.[1] as unknown[] | undefined;
     if (reply?.[0] !== REPLY.INSTALLED) this.fail(undefined, `first configure replied ${show(replies)}`);
@@ -621,7 +691,7 @@ class Diff {
       this.at = e;
       if (e.clock) r++;
       const [err, reply] = replies[r++]!;
-      const read = replies.slice(r, (r += e.full ? 1 : 3));
+      const read = replies.slice(r, (r += e.full ? 1 : 4));
       r++; // PUBLISH
       const readErr = read.find(([error]) => error)?.[0];
       if (err || readErr) this.fail(e, `error: ${String(err ?? readErr)}`);
@@ -700,6 +770,8 @@ class Diff {
     const { bounds: _b, ...wantWait } = want.queueWait;
     const { bounds: _g, ...gotWait } = got.queueWait;
     if (show(wantWait) !== show(gotWait)) fail(`queue wait: GroupState ${show(wantWait)}, Redis ${show(gotWait)}`);
+    if (show(sortedFlows(want.flows)) !== show(sortedFlows(got.flows))) fail(`flows: GroupState ${show(want.flows)}, Redis ${show(got.flows)}`);
+    if (e.full && show(want.queue) !== show(got.queue)) fail(`queue: GroupState ${show(want.queue)}, Redis ${show(got.queue)}`);
     const names = new Set([...Object.keys(want.scopes), ...Object.keys(got.scopes)]);
     for (const name of names) {
       let a = want.scopes[name] as Record<string, unknown> | undefined;
@@ -708,6 +780,9 @@ class Diff {
       if (!e.full && a !== undefined) {
         const { max: _max, maxqueue: _maxqueue, up: _up, ...counters } = a;
         a = counters;
+        // A keyed limit's count of keys that went up and back down within one call is never
+        // written (its change is 0): absent means 0 (the stats script reports it so).
+        if (a.keys === 0 && b !== undefined && !("keys" in b)) delete a.keys;
         if (b === undefined && Object.values(a).every((v) => v === 0)) continue;
       }
       if (a !== undefined && b !== undefined && sameRow(a, b)) continue;
@@ -761,6 +836,7 @@ class Diff {
     this.now += 10_000_000;
     this.opTick("tick", true);
     await this.flushBatch();
+    for (const row of Object.values(this.state.stats(this.now).scopes)) this.cov.codelDropped += row.codel_dropped ?? 0;
   }
 }
 
@@ -773,6 +849,7 @@ describe("Redis scripts against GroupState, step by step", () => {
       const c = diff.cov;
       const summary = `seed=${seed} (${replayHint(seed, "test/differential")}): coverage too low ${show(c)}`;
       const scale = OPS / 10_000;
+      console.log(`seed=${seed} ${diff.queue.discipline} (as configured last): ${show(c)}`);
       expect(c.grants, summary).toBeGreaterThan(500 * scale);
       expect(c.queuedGrants, summary).toBeGreaterThan(100 * scale);
       expect(c.timeouts, summary).toBeGreaterThan(50 * scale);
@@ -780,12 +857,37 @@ describe("Redis scripts against GroupState, step by step", () => {
       expect(c.cancels, summary).toBeGreaterThan(20 * scale);
       for (const kind of ["acquire", "release", "renew", "sweep"]) expect(c.fastEligible[kind] ?? 0, summary).toBeGreaterThan(50 * scale);
       expect(c.batchedSteps, summary).toBeGreaterThan(500 * scale);
+      expect(c.flowTickets, summary).toBeGreaterThan(300 * scale);
+      expect(c.rejectedEarly, summary).toBeGreaterThan(5 * scale);
+      expect(c.codelDropped, summary).toBeGreaterThan(5 * scale);
     },
     300_000,
   );
 });
 
 describe("regressions found by the differential test", () => {
+  // Seed 77, step 61: a keyed scope took a hand-off (rule E: a grant from the queue), was collected
+  // and came back in the same call; the write-back still listed its hand-off fields, without values.
+  it("a keyed scope granted from the queue, collected and back within one call starts its hand-off rate afresh", async () => {
+    const spec: GroupSpec = { limits: { tenant: { max: 1, maxqueue: null, keyed: true } }, backends: {} };
+    const keys = groupKeys(PREFIX, "handoff-collect");
+    const call = (command: string, argv: (string | number)[]) =>
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+    await redis.hset(keys[0]!, "\0clock", 0);
+    await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
+    const acquire = (lease: string, timeout: number) => [lease, "", 0, 0, 0, timeout, 1000, "", "", 0, 0, 1000, "tenant:k"];
+    expect((await call(SCRIPTS.acquire.command, acquire("L1", 0)))[0]).toBe(REPLY.GRANTED);
+    expect((await call(SCRIPTS.acquire.command, acquire("L2", 1000)))[0]).toBe(REPLY.QUEUED);
+    // One batch: the release of L1 grants the ticket (L2), whose release leaves tenant:k idle, and
+    // a new acquire takes it again.
+    const l3 = acquire("L3", 0);
+    const reply = await call(SCRIPTS.batch.command, ["", "r", 2, "L1", "", "r", 2, "L2", "", "a", l3.length, ...l3]);
+    expect(reply.slice(1, 4).map((r) => (r as unknown[])[0])).toEqual([REPLY.RELEASED, REPLY.RELEASED, REPLY.GRANTED]);
+    const fields = await redis.hgetall(keys[1]!);
+    expect(fields["tenant:k\0in_use"]).toBe("1");
+    expect(Object.keys(fields).filter((f) => f === "tenant:k\0ho" || f === "tenant:k\0hm")).toEqual([]);
+  });
+
   // Seed 2, step 3640: two leases expired at the same instant were settled one by one, in an order
   // that each side chose differently (GroupState: its heap, Redis: lease ids). The order decided
   // which ticket got a slot: T2 could overtake T1, ordered before it, although at that instant

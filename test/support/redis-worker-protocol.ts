@@ -2,6 +2,7 @@
 // process), and the figures a node reports. A module of its own, so that the test process never
 // imports the worker script itself (its top level would run).
 import type { GuardEvent, GuardStats, RejectReason, StoreErrorPolicy } from "../../src/index.js";
+import type { QueueOption } from "../../src/core/spec.js";
 import type { RedisStoreFaults, RedisStoreOptions } from "../../src/stores/redis/index.js";
 
 export const EXIT_UNHANDLED_REJECTION = 70;
@@ -17,6 +18,8 @@ export interface WorkerConfig {
   leaseTtlMs: number;
   queueTimeoutMs: number;
   store?: Omit<RedisStoreOptions, "redis">;
+  /** The group's queue section (discipline, flow weights). */
+  queue?: QueueOption;
 }
 
 /** Where a decision came from: the store, one of the outage policies, or a rejection. */
@@ -52,6 +55,12 @@ export type Command =
   /** Acquires one slot without auto-renew and never releases it: a holder that vanished. */
   | { cmd: "abandon"; leaseTtlMs: number }
   | { cmd: "stats" }
+  /**
+   * Backlogged flows: `loops[flow]` loops each acquire under that flow (none: without a flow, when
+   * `fair` is false), hold `holdMs`, release and acquire again, for `durationMs`. Replies with the
+   * local time of every grant, per flow.
+   */
+  | { cmd: "flows"; loops: Record<string, number>; fair: boolean; holdMs: number; durationMs: number }
   | { cmd: "exit" };
 
 export interface ProbeFigures {
@@ -96,6 +105,7 @@ export interface Results {
   wait: null;
   abandon: string;
   stats: NodeStats;
+  flows: Record<string, number[]>;
   exit: null;
 }
 

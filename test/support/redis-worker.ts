@@ -101,6 +101,7 @@ const guard = createGuard({
   group: config.group,
   limits: { global: config.limit },
   defaults: { queueTimeoutMs: config.queueTimeoutMs, leaseTtlMs: config.leaseTtlMs },
+  ...(config.queue === undefined ? {} : { queue: config.queue }),
   ...(config.onStoreError === undefined ? {} : { onStoreError: config.onStoreError }),
   ...(config.localShare === undefined ? {} : { localShare: config.localShare }),
   onEvent: (event) => {
@@ -249,6 +250,22 @@ async function handle(command: Command): Promise<Results[Command["cmd"]]> {
     }
     case "stats":
       return { stats: await guard.stats(), faults: { ...store.faults }, clientStatus: redis.status };
+    case "flows": {
+      const grants: Record<string, number[]> = {};
+      const until = Date.now() + command.durationMs;
+      const loop = async (flow: string) => {
+        const times = (grants[flow] ??= []);
+        while (Date.now() < until) {
+          const result = await guard.acquire({ scopes: ["global"], ...(command.fair ? { flow } : {}) });
+          if (!result.ok) throw new Error(`flows: ${flow} was rejected: ${result.reason}`);
+          times.push(Date.now());
+          await sleep(command.holdMs);
+          await result.lease.release();
+        }
+      };
+      await Promise.all(Object.entries(command.loops).flatMap(([flow, n]) => Array.from({ length: n }, () => loop(flow))));
+      return grants;
+    }
     case "exit":
       if (load) {
         load.stopping = true;

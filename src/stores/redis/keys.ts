@@ -11,24 +11,28 @@ import { wtf8Encode } from "./wtf8.js";
 export const KEY_LAYOUT = [
   [
     "cfg",
-    "hash    the spec, pushed by configure: `s<scope>` -> 'kind|max|maxqueue', `b<backend>` -> its spec (JSON), `\\0spec` -> the GroupSpec (canonical JSON), `\\0ver` -> its version (absent: unversioned), `\\0nd`/`\\0ng` -> deadline hints (set while configured)",
+    "hash    the spec, pushed by configure: `s<scope>` -> 'kind|max|maxqueue', `b<backend>` -> its spec (JSON), `\\0spec` -> the GroupSpec (canonical JSON), `\\0ver` -> its version (absent: unversioned), `\\0nd`/`\\0ng` -> deadline hints (set while configured), `\\0q` -> 'discipline|targetMs|intervalMs' (absent: fifo), `f<flow>` -> a flow's weight (rule F)",
   ],
   [
     "sc",
-    "hash    counters: `<scope>\\0<stat>` -> in_use, queued, peaks, counters, keys; group-wide `\\0fence`, `\\0seq`, `\\0base` (queue score origin), wait histogram `\\0w<bucket>` and `\\0wsum`, state loss (rule 12) `\\0epoch`, `\\0blind`, `\\0learn`/`\\0lstart` (learning window), `\\0reregistered`, `\\0lost`",
+    "hash    counters: `<scope>\\0<stat>` -> in_use, queued, peaks, counters, keys; group-wide `\\0fence`, `\\0seq`, `\\0base` (queue score origin), wait histogram `\\0w<bucket>` and `\\0wsum`, state loss (rule 12) `\\0epoch`, `\\0blind`, `\\0learn`/`\\0lstart` (learning window), `\\0reregistered`, `\\0lost`; fair queuing `\\0vt` (virtual time V), the standing detector `\\0above` (aboveSince, -1: unset); per scope the hand-off rate `<scope>\\0ho` (last hand-off) and `<scope>\\0hm` (its EWMA, ms, a float)",
   ],
   ["srv", "hash    `<backend>\\0last` -> leastconn cursor; `<backend>/<server>\\0up|sd|cw` -> up, spec down, rr weight"],
   ["leases", "zset    lease id -> expiry (store ms)"],
   ["lease", "hash    lease id -> JSON {c: chain, b, s, f: fence, g: grantedAt, t: ttl, k: ticket, w: waited} (k, w: granted from a queue, until renewed)"],
-  ["queue", "zset    ticket id -> (class+2048)*2^40 + (arrival+offset-base); equal scores sort by id = padded seq"],
-  ["tickets", "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh, w: wait key, o: order (see waits)}"],
+  ["queue", "zset    ticket id -> its arrival (store ms); equal scores sort by id = padded seq: the oldest ticket first (CoDel drops)"],
+  [
+    "tickets",
+    "hash    ticket id -> JSON {s: scopes, b, p, e: enqueuedAt, d: deadline, t: ttl, l: lease id, ch, sh, w: wait key, o: order (see waits), f: flow}",
+  ],
   ["tdl", "zset    ticket id -> queue deadline (store ms)"],
   ["grants", "hash    ticket id -> outcome JSON kept for its waiter (a time-out, or the grant of a lease that expired unrenewed), until claimed"],
   ["gexp", "zset    ticket id -> when its `grants` entry is dropped unclaimed"],
   [
     "waits",
-    "zset    the queue by what each ticket waits on: members `<wait key><order><ticket id>` (order: its `queue` score; both 16 digits), all at score 0 (byte order); wait key `s<length>:<scope>` (a scope without room), `u<backend>/<server>/` (a pinned server, down), `p<backend>/` (the backend's servers, none eligible), `l` (a learning window); the ticket's `tickets` entry names it (w, o)",
+    "zset    the queue by what each ticket waits on: members `<wait key><order><ticket id>` (order: class, fair tag, arrival+offset-base, 16 bytes of base 127, see includes/dispatch.lua; id: 16 digits), all at score 0 (byte order); wait key `s<length>:<scope>` (a scope without room), `u<backend>/<server>/` (a pinned server, down), `p<backend>/` (the backend's servers, none eligible), `l` (a learning window); the ticket's `tickets` entry names it (w, o)",
   ],
+  ["flows", "hash    rule F: flow name -> 'F n g' (finish tag, waiting tickets, granted since it began waiting), while the flow has tickets queued"],
 ] as const;
 
 export const KEY_SUFFIXES: readonly string[] = KEY_LAYOUT.map(([suffix]) => suffix);

@@ -15,7 +15,7 @@ import { Batcher, type Pending } from "../../core/batcher.js";
 import { SlotgateConfigError, SlotgateError, type ConfigIssue } from "../../core/errors.js";
 import { backendScope, serverScope, type GroupSpec } from "../../core/spec.js";
 import { canonicalSpecJson, isSpecVersion, specConflictError } from "../../core/spec-version.js";
-import { WAIT_BUCKETS_MS, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
+import { WAIT_BUCKETS_MS, type FlowStats, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, LeaseGrant, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { unrefTimer } from "../../core/timers.js";
 import { DEFAULT_PREFIX, groupBase, groupKeys } from "./keys.js";
@@ -1088,8 +1088,11 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
       g.epoch,
       g.fenceSeen,
       Math.max(g.maxTtlMs, request.leaseTtlMs),
-      ...scopes,
     ];
+    // Rules F and E (acquire.lua): a '\0' (no scope name is) announces the flow and early rejection.
+    if (request.flow !== undefined || request.early === true)
+      argv.push("\0", request.flow === undefined ? "" : toWire(request.flow), request.early === true ? 1 : 0);
+    for (const scope of scopes) argv.push(scope);
     if (request.leaseTtlMs > g.maxTtlMs) g.maxTtlMs = request.leaseTtlMs;
     // A reply that comes after we gave up is undone: its grant released, its ticket cancelled
     // (and released, if it was granted meanwhile).
@@ -1144,6 +1147,10 @@ class RedisGroupHandle implements GroupStore, Reconfigurer {
         if (reason !== "full" && reason !== "queue-full") throw protocol(`redis store: unknown rejection ${reason}`);
         return { ok: false, reason };
       }
+      case REPLY.REJECTED_EARLY:
+        g.arm(int(reply[2], "next deadline"));
+        g.sawEpoch(reply[3]);
+        return { ok: false, reason: "queue-timeout", retryAfterMs: int(reply[1], "retry after") };
       case REPLY.QUEUED:
         g.arm(int(reply[3], "next deadline"));
         g.sawEpoch(reply[4]);
@@ -1297,6 +1304,8 @@ export function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStat
       released: next("released"),
     };
     const keys = next("keys");
+    s.rejected_early = next("rejected_early");
+    s.codel_dropped = next("codel_dropped");
     if (flag === 1) s.keys = keys;
     if (flag === 2) s.up = up === 1;
     scopes[name] = s;
@@ -1314,6 +1323,21 @@ export function parseStats(reply: Reply, spec: GroupSpec | undefined): GroupStat
     const lost = next("lost");
     const learn = next("learning until");
     snapshot.stateLoss = { reregistered, lost, learningUntil: learn > now ? learn : null };
+    next("epoch");
+  }
+  if (i < reply.length) {
+    const discipline = str(reply[i++], "discipline");
+    const standing = next("standing") === 1;
+    if (discipline === "fifo" || discipline === "codel" || discipline === "lifo") snapshot.queue = { discipline, standing };
+    else if (discipline !== "") throw protocol(`redis store: unknown discipline ${discipline}`);
+    const count = next("flow count");
+    // Flow names are client data ("__proto__"): no prototype.
+    const flows = Object.create(null) as Record<string, FlowStats>;
+    for (let f = 0; f < count; f++) {
+      const name = str(reply[i++], "flow name");
+      flows[name] = { waiting: next("waiting"), granted: next("granted") };
+    }
+    if (count > 0) snapshot.flows = flows;
   }
   return snapshot;
 }

@@ -2,7 +2,7 @@
   slotgateAcquire: grants at once (GroupState.acquire), rejects at once, or queues a ticket.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits, KEYS[12] flows: the group's keys,
       the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  lease id to grant under (random, chosen by the client)
     ARGV[2]  channel that wakes the caller's node, stored with a ticket
@@ -16,13 +16,16 @@
     ARGV[10] the group epoch the caller last saw (0: none)    } rule 12: finding out
     ARGV[11] the highest fence the caller has seen (0: none)  } that the state was lost
     ARGV[12] the caller's longest lease TTL ms (the learning window it starts)
-    ARGV[13..] named and keyed scope names
+    ARGV[13..] named and keyed scope names; or, when ARGV[13] is '\0' (no scope name is):
+    ARGV[14] the flow (rule F, '' for none), ARGV[15] early rejection (rule E): 1 or 0, then
+    ARGV[16..] the scope names
   Output:
     {GRANTED, leaseId, fence, backend|'', server|'', expiresAt, ttlMs, nextIn, epoch}
     {REJECTED, 'full'|'queue-full', nextIn, epoch}
+    {REJECTED_EARLY, retryAfterMs, nextIn, epoch}  (early) its estimated wait exceeds its queue timeout
     {QUEUED, ticketId, queueTimeoutMs, nextIn, epoch}
       (while the group learns (rule 12), nothing is granted: an acquire queues, or is rejected 'full')
-    {UNKNOWN_SCOPE, i}  scope ARGV[12+i]     {UNKNOWN_BACKEND, backend}
+    {UNKNOWN_SCOPE, i}  the i-th scope name   {UNKNOWN_BACKEND, backend}
     {UNKNOWN_SERVER, 'backend/server'}        {BAD_REQUEST, detail}
     {NOT_CONFIGURED}  the group has no spec
     (codes: includes/replies.lua)
@@ -41,7 +44,8 @@ local function general()
 READ[#READ + 1] = 'granted'
 
 local requested = {}
-for i = 13, #ARGV do requested[i - 12] = ARGV[i] end
+local first = ARGV[13] == '\0' and 16 or 13
+for i = first, #ARGV do requested[i - first + 1] = ARGV[i] end
 if not start(requested) then return {NOT_CONFIGURED} end
 local reply = acquireOp(ARGV, 0, #ARGV)
 flush()
@@ -50,15 +54,21 @@ end -- of general()
 
 -- The fast path: GroupState.acquire for the common request: named scopes only (no keyed scope, no
 -- backend, no name twice), the group configured, no deadline due (the hints). It grants, rejects or
--- queues exactly as the general path; anything else goes there before a write.
+-- queues exactly as the general path; anything else goes there before a write. A request with
+-- early rejection that would queue goes there too.
 local leaseId, channel, sharded = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cls, offset, queueTimeout, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local ke, kf = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
-local n = #ARGV - 12
+local skip, flow, early = 12, nil, false
+if ARGV[13] == '\0' then
+  skip, early = 15, ARGV[15] == '1'
+  if ARGV[14] ~= '' then flow = ARGV[14] end
+end
+local n = #ARGV - skip
 if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
   local fields, seen, names = {'\0nd', '\0ng'}, n > 1 and {}, {}
   for i = 1, n do
-    local name = ARGV[12 + i]
+    local name = ARGV[skip + i]
     if seen then
       if seen[name] then return general() end
       seen[name] = true
@@ -67,6 +77,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     fields[i + 2] = 's' .. name
   end
   fields[n + 3] = '\0clock'
+  if flow then fields[n + 4] = 'f' .. flow end -- its weight (rule F)
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
   NOW = tonumber(cfg[n + 3]) or NOW
@@ -84,9 +95,10 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
     end
     local g = 5 * n
     sf[g + 1], sf[g + 2], sf[g + 3], sf[g + 4], sf[g + 5], sf[g + 6] = '\0fence', '\0w0', '\0seq', '\0base', '\0epoch', '\0learn'
+    sf[g + 7] = '\0vt'
     local v = redis.call('HMGET', K_SC, unpack(sf))
     local c = {}
-    for i = 1, g + 6 do c[i] = tonumber(v[i]) or 0 end
+    for i = 1, g + 7 do c[i] = tonumber(v[i]) or 0 end
     -- Rule 12: a group that is learning, has no epoch yet, or an epoch or fence the caller does
     -- not expect goes to the general path (detect).
     local epoch = c[g + 5]
@@ -131,18 +143,51 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       end
       return {REJECTED, 'queue-full', later, epoch}
     end
-    if redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
+    if early or redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
     local base = c[g + 4]
     if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
     local id = string.format('%016d', seq)
-    local score = (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
+    -- Rule F (includes/fair, fairTag): its tag, and its flow's entry moved on.
+    local tag = c[g + 7]
+    if flow then
+      local raw = redis.call('HGET', K_FLOWS, flow)
+      local F, fn, fg = 0, 0, 0
+      if raw then
+        local x, y, z = string.match(raw, '^(%d+) (%d+) (%d+)$')
+        F, fn, fg = tonumber(x), tonumber(y), tonumber(z)
+      end
+      if fn > 0 then
+        if F > tag then tag = F end
+      else
+        fg = 0
+      end
+      F = tag + math.floor(1000000 / (tonumber(cfg[n + 4]) or 1))
+      redis.call('HSET', K_FLOWS, flow, string.format('%d %d %d', F, fn + 1, fg))
+    end
+    -- Its order (includes/fair, orderOf): class, tag, arrival, base 127.
+    local ob, k = {}, 16
+    local x = math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
+    for _ = 1, 6 do
+      local d = math.fmod(x, 127)
+      ob[k], x, k = string.char(d + 1), (x - d) / 127, k - 1
+    end
+    x = tag
+    for _ = 1, 8 do
+      local d = math.fmod(x, 127)
+      ob[k], x, k = string.char(d + 1), (x - d) / 127, k - 1
+    end
+    x = cls + 2048
+    for _ = 1, 2 do
+      local d = math.fmod(x, 127)
+      ob[k], x, k = string.char(d + 1), (x - d) / 127, k - 1
+    end
     -- It waits on the last of its scopes without room (includes/dispatch, blocker).
     local w
     for i = 1, n do
       if c[5 * i - 4] >= max[i] then w = 's' .. #names[i] .. ':' .. names[i] end
     end
-    local o = string.format('%016d', score)
+    local o = table.concat(ob)
     set[1], set[2], set[3], set[4] = '\0seq', seq, '\0base', base
     for i = 1, n do
       local queued, k = c[5 * i - 3] + 1, #set
@@ -150,8 +195,8 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       if queued > c[5 * i - 1] then set[k + 3], set[k + 4] = sf[5 * i - 1], queued end
     end
     local d = NOW + queueTimeout
-    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o}))
-    redis.call('ZADD', K_QUEUE, score, id)
+    redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = flow}))
+    redis.call('ZADD', K_QUEUE, NOW, id)
     redis.call('ZADD', K_WAITS, 0, w .. o .. id)
     redis.call('ZADD', K_TDL, d, id)
     redis.call('HSET', K_SC, unpack(set))

@@ -5,7 +5,7 @@
   its event loop; each op gets its own reply, exactly what its own script would have replied.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits, KEYS[12] flows: the group's keys,
       the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
     ARGV[2..] the ops, one after the other, each as: code, n, then the n ARGV of its own script
@@ -45,7 +45,8 @@ while i <= last do
     return {BAD_REQUEST, 'malformed op list'}
   end
   if code == 'a' then
-    for k = i + 14, i + 1 + n do names[#names + 1] = ARGV[k] end
+    -- its 13th argument '\0': flow and early follow, then the scopes (acquire.lua)
+    for k = (ARGV[i + 14] == '\0') and i + 17 or i + 14, i + 1 + n do names[#names + 1] = ARGV[k] end
   end
   if code ~= 'c' and n > 0 then leases[#leases + 1] = ARGV[i + 2] end
   ops[#ops + 1] = i

@@ -2,7 +2,7 @@
   slotgateConfigure: replaces the group's limits (GroupState.configure) under the version rule (decideSpec in core/spec-version.ts); counters and holders are kept.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits, KEYS[12] flows: the group's keys,
       the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  the GroupSpec as canonical JSON (sorted keys: equal specs are equal strings)
     ARGV[2]  its version, a positive integer, or '' (unversioned)
@@ -33,7 +33,7 @@ if configured then
   flush()
   old = loadSpec()
 end
-local new = cjson.decode(spec)
+local new = decodeSpec(spec)
 
 -- cfg is written whole: the spec, each scope's limits (a backend or server wins over a limit of
 -- the same name), each backend's spec, then (by flush) the deadline hints.
@@ -46,18 +46,30 @@ if version then
   fields[#fields + 1] = '\0ver'
   fields[#fields + 1] = ARGV[2]
 end
-local function put(name, kind, max, mq)
+local function limitField(name, kind, max, mq)
   fields[#fields + 1] = 's' .. name
   fields[#fields + 1] = kind .. '|' .. num(max) .. '|' .. num(mq)
 end
-for name, l in pairs(new.limits) do put(name, (l.keyed == true) and 'a' or 'n', l.max, l.maxqueue) end
+for name, l in pairs(new.limits) do limitField(name, (l.keyed == true) and 'a' or 'n', l.max, l.maxqueue) end
 for bname, b in pairs(new.backends) do
-  put('backend:' .. bname, 'b', b.max, b.maxqueue)
-  for _, s in ipairs(b.servers) do put('server:' .. bname .. '/' .. s.name, 's', s.max, s.maxqueue) end
+  limitField('backend:' .. bname, 'b', b.max, b.maxqueue)
+  for _, s in ipairs(b.servers) do limitField('server:' .. bname .. '/' .. s.name, 's', s.max, s.maxqueue) end
 end
 for bname, b in pairs(new.backends) do
   fields[#fields + 1] = 'b' .. bname
   fields[#fields + 1] = cjson.encode(b)
+end
+-- Rules D and F: the discipline, and each listed flow's weight (a flow not listed weighs 1).
+local queue = type(new.queue) == 'table' and new.queue or nil
+if queue then
+  fields[#fields + 1] = '\0q'
+  fields[#fields + 1] = string.format('%s|%d|%d', queue.discipline, queue.targetMs, queue.intervalMs)
+  if type(queue.flowWeights) == 'table' then
+    for flow, w in pairs(queue.flowWeights) do
+      fields[#fields + 1] = 'f' .. flow
+      fields[#fields + 1] = w
+    end
+  end
 end
 -- The test-only clock (see includes/prelude.lua) stays.
 local clock = redis.pcall('HGET', K_CFG, '\0clock')
@@ -98,6 +110,13 @@ end
 SC, BK, META = {}, {}, {}
 ND0, NG0 = nil, nil
 if not configured then ND, NG = 0, 0 end
+QD, QT, QI, QSET = 'fifo', 5, 100, false
+WEIGHTS = {}
+if queue then readQueue(string.format('%s|%d|%d', queue.discipline, queue.targetMs, queue.intervalMs)) end
+-- fifo keeps no standing detector; a standing one under codel or lifo is a deadline (settle).
+local g = group()
+if QD == 'fifo' and g.above ~= -1 then put(g, 'above', -1) end
+if QD ~= 'fifo' and g.above ~= -1 then due(g.above + QI) end
 advance()
 dispatch(nil)
 flush()

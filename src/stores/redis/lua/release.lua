@@ -2,7 +2,7 @@
   slotgateRelease: ends a lease (GroupState.release) and dispatches the slots it frees; idempotent.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits, KEYS[12] flows: the group's keys,
       the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     ARGV[1]  lease id
     ARGV[2]  the caller's wake channel ('' for none): wake-ups for it come back in the reply
@@ -41,8 +41,8 @@ end -- of general()
 -- The fast path: GroupState.release for the common lease: named scopes only (no name twice), the
 -- group configured, no deadline due (the hints), and either nothing to dispatch or a dispatch that
 -- grants just the first ticket waiting on a scope that got room (it has named scopes only, fits,
--- and leaves every such scope full again). Anything else goes to the general path before a
--- write.
+-- and leaves every such scope full again), in a fifo queue. Anything else goes to the general
+-- path before a write.
 local id = ARGV[1]
 local raw = redis.call('HGET', K_LEASE, id)
 local chain = raw and cjson.decode(raw).c
@@ -54,10 +54,11 @@ if type(chain) == 'table' and #chain <= 100 then
     seen[chain[i]] = true
     fields[i + 2] = 's' .. chain[i]
   end
-  fields[n + 3] = '\0clock'
+  fields[n + 3], fields[n + 4] = '\0clock', '\0q'
   local cfg = redis.pcall('HMGET', K_CFG, unpack(fields))
   local nd, ng = tonumber(cfg[1]), tonumber(cfg[2])
   NOW = tonumber(cfg[n + 3]) or NOW
+  if cfg[n + 4] and string.sub(cfg[n + 4], 1, 5) ~= 'fifo|' then return general() end
   if nd and ng and NOW < nd and NOW < ng then
     local max, sf = {}, {}
     for i = 1, n do
@@ -83,17 +84,29 @@ if type(chain) == 'table' and #chain <= 100 then
       end
     end
     -- The ticket first in queue order among those waiting on a scope that got room (key waits,
-    -- includes/dispatch): the one the general path would try first.
+    -- includes/dispatch): the one the general path would try first. Tails compare byte by byte
+    -- (Lua's string order follows the locale).
     local member, head
     if anyOpened then
       for name in pairs(opened) do
         local key = 's' .. #name .. ':' .. name
-        local m = redis.call('ZRANGEBYLEX', K_WAITS, '[' .. key, '(' .. key .. ':', 'LIMIT', 0, 1)[1]
-        if m and (not member or string.sub(m, -32) < string.sub(member, -32)) then member = m end
+        local m = redis.call('ZRANGEBYLEX', K_WAITS, '[' .. key, '(' .. key .. '\255', 'LIMIT', 0, 1)[1]
+        if m and member then
+          local a, b = #m - 31, #member - 31
+          for i = 0, 31 do
+            local x, y = string.byte(m, a + i), string.byte(member, b + i)
+            if x ~= y then
+              if x < y then member = m end
+              break
+            end
+          end
+        elseif m then
+          member = m
+        end
       end
       head = member and string.sub(member, -16)
     end
-    local t, granted, epoch
+    local t, granted, epoch, vt
     if head then
       local traw = redis.call('HGET', K_TICKETS, head)
       t = traw and cjson.decode(traw)
@@ -122,17 +135,29 @@ if type(chain) == 'table' and #chain <= 100 then
           break
         end
       end
-      -- per ticket scope: 4i-3 in_use, 4i-2 queued, 4i-1 peak_in_use, 4i granted
+      -- per ticket scope: 4i-3 in_use, 4i-2 queued, 4i-1 peak_in_use, 4i granted; hand-offs after them
       local cf = {}
       for i = 1, #ts do
         local prefix = ts[i] .. '\0'
         cf[4 * i - 3], cf[4 * i - 2], cf[4 * i - 1], cf[4 * i] = prefix .. 'in_use', prefix .. 'queued', prefix .. 'peak_in_use', prefix .. 'granted'
       end
       local k = 4 * #ts
-      cf[k + 1], cf[k + 2], cf[k + 3], cf[k + 4], cf[k + 5] = '\0fence', '\0wsum', '\0w' .. bucket, '\0learn', '\0epoch'
+      cf[k + 1], cf[k + 2], cf[k + 3], cf[k + 4], cf[k + 5], cf[k + 6] = '\0fence', '\0wsum', '\0w' .. bucket, '\0learn', '\0epoch', '\0vt'
+      local h = k + 6
+      for i = 1, #ts do cf[h + 2 * i - 1], cf[h + 2 * i] = ts[i] .. '\0ho', ts[i] .. '\0hm' end
       local c = redis.call('HMGET', K_SC, unpack(cf))
       -- A group that learns (rule 12) grants nothing: the general path leaves the ticket queued.
       if c[k + 4] and c[k + 4] ~= '0' then return general() end
+      -- Rule E: the grant is a hand-off on every scope of its chain (as handoff() in includes/scopes).
+      for i = 1, #ts do
+        local last = tonumber(c[h + 2 * i - 1])
+        if last then
+          local d, hm = NOW - last, tonumber(c[h + 2 * i])
+          if hm then hm = hm + (d - hm) / 8 else hm = d end
+          set[cf[h + 2 * i]] = hm
+        end
+        set[cf[h + 2 * i - 1]] = NOW
+      end
       epoch = tonumber(c[k + 5]) or 0
       for i = 1, #ts do
         local name = ts[i]
@@ -156,6 +181,22 @@ if type(chain) == 'table' and #chain <= 100 then
       if waited ~= 0 then set['\0wsum'] = (tonumber(c[k + 2]) or 0) + waited end
       set[cf[k + 3]] = (tonumber(c[k + 3]) or 0) + 1
       granted = {c = ts, f = string.format('%d', fence), g = NOW, t = t.t, k = head, w = waited}
+      -- Rule F (includes/fair, leave): V goes up to the ticket's tag (bytes 3-10 of its order)
+      -- and back to 0 once the queue is empty; its flow's entry counts the grant.
+      local v, tag = tonumber(c[k + 6]) or 0, 0
+      for i = #member - 29, #member - 22 do tag = tag * 127 + string.byte(member, i) - 1 end
+      if tag > v then set['\0vt'] = tag end
+      if v ~= 0 or tag ~= 0 then vt = true end
+      if t.f then
+        local x, y, z = string.match(redis.call('HGET', K_FLOWS, t.f) or '', '^(%d+) (%d+) (%d+)$')
+        if x then
+          if y == '1' then
+            redis.call('HDEL', K_FLOWS, t.f)
+          else
+            redis.call('HSET', K_FLOWS, t.f, string.format('%d %d %d', tonumber(x), tonumber(y) - 1, tonumber(z) + 1))
+          end
+        end
+      end
     end
     redis.call('HDEL', K_LEASE, id)
     redis.call('ZREM', K_LEASES, id)
@@ -167,6 +208,7 @@ if type(chain) == 'table' and #chain <= 100 then
     if #flat > 0 then redis.call('HSET', K_SC, unpack(flat)) end
     if granted then
       redis.call('ZREM', K_QUEUE, head)
+      if vt and redis.call('ZCARD', K_QUEUE) == 0 then redis.call('HSET', K_SC, '\0vt', 0) end
       redis.call('ZREM', K_WAITS, member)
       redis.call('HDEL', K_TICKETS, head)
       redis.call('ZREM', K_TDL, head)

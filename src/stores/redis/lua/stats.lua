@@ -2,15 +2,19 @@
   slotgateStats: the numbers of SPEC section 3 for the whole group (GroupState.stats), after settling deadlines.
   Input:
     KEYS[1] cfg, KEYS[2] sc, KEYS[3] srv, KEYS[4] leases, KEYS[5] lease, KEYS[6] queue,
-    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits: the group's keys,
+    KEYS[7] tickets, KEYS[8] tdl, KEYS[9] grants, KEYS[10] gexp, KEYS[11] waits, KEYS[12] flows: the group's keys,
       the same for every script (what each holds: KEY_LAYOUT in src/stores/redis/keys.ts)
     (none)
   Output:
     {DONE, now, fence, holders, tickets, waitCount, waitSumMs, nBuckets, bucket..., nRows, row...}
       row = name, flag (0 scope, 1 keyed aggregate, 2 server), max (-1: none), maxqueue (-1: none),
             up (1/0, -1 unless a server), then in_use, queued, peak_in_use, peak_queued, granted,
-            rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys
+            rejected_full, rejected_queue_full, queue_timeouts, aborted, expired, released, keys,
+            rejected_early, codel_dropped
       then (rule 12) reregistered, lost, the end of the learning window (0: not learning), epoch
+      then (rules D and F) the discipline ('' when the spec has no queue section), standing (1/0),
+            nFlows, then per flow with tickets
+            queued: name, waiting, granted
     {NOT_CONFIGURED}  the group has no spec
     (codes: includes/replies.lua)
 ]]
@@ -18,6 +22,7 @@
 --- @include "includes/replies"
 --- @include "includes/settle"
 --- @include "includes/flush"
+--- @include "includes/fair"
 
 if not start() then return {NOT_CONFIGURED} end
 advance()
@@ -89,10 +94,20 @@ for name in pairs(values) do
     end
   end
 end
-out[#out + 1] = #rows / 17
+out[#out + 1] = #rows / (5 + #STATS)
 for i = 1, #rows do out[#out + 1] = rows[i] end
 out[#out + 1] = totals.reregistered or 0
 out[#out + 1] = totals.lost or 0
 out[#out + 1] = totals.learn or 0
 out[#out + 1] = totals.epoch or 0
+out[#out + 1] = QSET and QD or ''
+out[#out + 1] = standing(NOW) and 1 or 0
+local flows = redis.call('HGETALL', K_FLOWS)
+out[#out + 1] = #flows / 2
+for i = 1, #flows, 2 do
+  local _, n, g = string.match(flows[i + 1], '^(%d+) (%d+) (%d+)$')
+  out[#out + 1] = flows[i]
+  out[#out + 1] = tonumber(n) or 0
+  out[#out + 1] = tonumber(g) or 0
+end
 return out

@@ -35,6 +35,8 @@ export const REPLY = {
   SPEC_CONFLICT: 12,
   /** server-state, stats: done. */
   DONE: 13,
+  /** acquire: rejected at once because its estimated wait exceeds its queue timeout (rule E), with the estimate's retryAfterMs. */
+  REJECTED_EARLY: 14,
   /** acquire: a scope the spec does not have (or not as a named or keyed scope). */
   UNKNOWN_SCOPE: StoreStatus.UnknownScope,
   /** acquire, server-state: a backend the spec does not have. */

@@ -88,12 +88,24 @@ local ND, NG, ND0, NG0 = 0, NONE, nil, nil
 -- The first read of every script: whether the group is configured ('\0nd' exists exactly when it
 -- is), the deadline hints, the test-only clock, and the limits of the scopes the call names. False
 -- when there is no spec.
+-- The queue's discipline (rule D): QD 'fifo', 'codel' or 'lifo', its target QT and interval QI
+-- (ms), from cfg '\0q' ('<discipline>|<target>|<interval>'; absent: fifo).
+-- QSET: the spec has a queue section (stats report the discipline only then).
+local QD, QT, QI, QSET = 'fifo', 5, 100, false
+
+local function readQueue(raw)
+  if not raw then return end
+  local d, t, i = string.match(raw, '^(%a+)|(%d+)|(%d+)$')
+  if d then QD, QT, QI, QSET = d, tonumber(t), tonumber(i), true end
+end
+
 local function start(names)
-  local raw = fetchMeta(names or {}, {'\0nd', '\0ng', '\0clock'}, true)
+  local raw = fetchMeta(names or {}, {'\0nd', '\0ng', '\0clock', '\0q'}, true)
   if raw then NOW = tonumber(raw[3]) or NOW end -- the test-only clock (prelude)
   if not raw or not raw[1] then return false end
   ND, NG = tonumber(raw[1]), tonumber(raw[2]) or NONE
   ND0, NG0 = ND, NG
+  readQueue(raw[4])
   return true
 end
 
@@ -101,11 +113,32 @@ local function due(at) -- a lease expiry or queue deadline was set
   if at < ND then ND = at end
 end
 
+-- A spec's JSON, decoded. Flow names (the keys of queue.flowWeights) may hold lone surrogates,
+-- which JSON.stringify writes as escapes that cjson refuses: each becomes the WTF-8 bytes the
+-- store sends the same name as (src/stores/redis/wtf8.ts), so a weight's name is the acquire's.
+local function decodeSpec(raw)
+  if not string.find(raw, '\\u[dD][89a-fA-F]') then return cjson.decode(raw) end
+  local out, from, i = {}, 1, 1
+  while true do
+    local p = string.find(raw, '\\', i, true)
+    if not p then break end
+    local cp = string.sub(raw, p + 1, p + 1) == 'u' and tonumber(string.sub(raw, p + 2, p + 5), 16)
+    if cp and cp >= 0xD800 and cp <= 0xDFFF then
+      out[#out + 1] = string.sub(raw, from, p - 1)
+      out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+      from = p + 6
+    end
+    i = p + 2 -- an escaped backslash is not the start of an escape
+  end
+  out[#out + 1] = string.sub(raw, from)
+  return cjson.decode(table.concat(out))
+end
+
 -- The whole GroupSpec (kept as JSON in cfg '\0spec'), with every declared scope put in META.
 local function loadSpec()
   local raw = redis.call('HGET', K_CFG, '\0spec')
   if not raw then return nil end
-  local spec = cjson.decode(raw)
+  local spec = decodeSpec(raw)
   for name, l in pairs(spec.limits) do
     META[name] = {kind = (l.keyed == true) and 'a' or 'n', max = lim(l.max), mq = lim(l.maxqueue)}
   end

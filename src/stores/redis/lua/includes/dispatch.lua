@@ -7,13 +7,16 @@
     'u<backend>/<server>/'  the server it is pinned to, down
     'p<backend>/'           the backend's servers, none of them eligible
     'l'                     nothing but a learning window (rule 12)
-  Key waits holds one member per ticket, <wait key><order><id> (order: its queue score, id: the
-  ticket id, 16 digits each), all at score 0, so ZRANGEBYLEX reads a wait key's tickets in queue
-  order in O(log n). Between calls every ticket's wait key is blocked: a dispatch reads only the
+  Key waits holds one member per ticket, <wait key><order><id> (order: class, fair tag, arrival,
+  16 bytes, see includes/fair; id: the ticket id, 16 digits), all at score 0, so ZRANGEBYLEX reads
+  a wait key's tickets in queue order in O(log n). No wait key is the start of another (a scope's
+  carries its length, backend and server names have no '/'), so [key, key .. '\255') holds
+  exactly the members of one key. Between calls every ticket's wait key is blocked: a dispatch reads only the
   tickets waiting on keys that may just have cleared, never the whole queue.
 ]]
 --- @include "leases"
 --- @include "outcomes"
+--- @include "fair"
 
 local function scopeKey(name) return 's' .. #name .. ':' .. name end
 local function poolKey(bname) return 'p' .. bname .. '/' end
@@ -21,6 +24,8 @@ local function downKey(bname, sname) return 'u' .. bname .. '/' .. sname .. '/' 
 local LEARN_KEY = 'l'
 -- A member's tail after its wait key: the order and the ticket id.
 local TAIL = 32
+-- Rule D: this dispatch serves each class newest first (adaptive LIFO while the queue stands).
+local LIFO = false
 
 local function loadTicket(id, raw)
   local t = cjson.decode(raw)
@@ -66,15 +71,16 @@ end
 
 -- blockerOf in src/core/state/tickets.ts: the wait key of a chain that does not fit, nil when it
 -- fits. The last scope without room (the narrowest), else the pinned server, else the backend.
+-- Also the scope of that wait point (rule E's B): the scope itself, the pinned server's, the backend's.
 local function blocker(fixed, b, bk, p, pn)
   for i = #fixed, 1, -1 do
-    if not room(fixed[i]) then return scopeKey(fixed[i].name) end
+    if not room(fixed[i]) then return scopeKey(fixed[i].name), fixed[i] end
   end
   if p then
     if pn and pn.up then return nil end
-    return downKey(b, p)
+    return downKey(b, p), pn and pn.sc
   end
-  if b and not (bk and choose(bk)) then return poolKey(b) end
+  if b and not (bk and choose(bk)) then return poolKey(b), bk and bk.sc end
   return nil
 end
 
@@ -109,21 +115,27 @@ local function clear(src)
   return src.learn == true
 end
 
--- Sets src.m to the key's first member after `after` (nil: its first), and src.tail; returns it.
+-- Sets src.m to the key's first member after `after` (nil: its first), and src.rank; returns it.
+-- Under LIFO the first is the newest of the lowest class (after: gone from the key by then).
 local function nextMember(src, after)
-  local from = after and ('(' .. after) or ('[' .. src.key)
-  local m = redis.call('ZRANGEBYLEX', K_WAITS, from, '(' .. src.key .. ':', 'LIMIT', 0, 1)[1]
+  local key = src.key
+  local from = (after and not LIFO) and ('(' .. after) or ('[' .. key)
+  local m = redis.call('ZRANGEBYLEX', K_WAITS, from, '(' .. key .. '\255', 'LIMIT', 0, 1)[1]
+  if m and LIFO then
+    local cls = string.sub(m, #key + 1, #key + 2)
+    m = redis.call('ZREVRANGEBYLEX', K_WAITS, '(' .. key .. cls .. '\255', '[' .. key .. cls, 'LIMIT', 0, 1)[1]
+  end
   src.m = m
-  if m then src.tail = string.sub(m, -TAIL) end
+  if m then src.rank = rank(string.sub(m, -TAIL), LIFO) end
   return m
 end
 
--- A binary min-heap of sources by the tail of their first member: the merged queue of a dispatch.
+-- A binary min-heap of sources by the rank of their first member: the merged queue of a dispatch.
 local function hpush(h, e)
   local i = #h + 1
   while i > 1 do
     local up = math.floor(i / 2)
-    if h[up].tail <= e.tail then break end
+    if h[up].rank <= e.rank then break end
     h[i] = h[up]
     i = up
   end
@@ -140,8 +152,8 @@ local function hpop(h)
     while true do
       local c = 2 * i
       if c > n then break end
-      if c < n and h[c + 1].tail < h[c].tail then c = c + 1 end
-      if h[c].tail >= last.tail then break end
+      if c < n and h[c + 1].rank < h[c].rank then c = c + 1 end
+      if h[c].rank >= last.rank then break end
       h[i] = h[c]
       i = c
     end
@@ -160,14 +172,17 @@ local function tryTicket(m)
   local ok, sv = fit(t.fx, t.b, t.bk, t.p, t.pn)
   if ok then
     t.w = nil
+    -- The detector samples the wait of the oldest ticket queued, this one included (rule D).
+    local oldest = QD ~= 'fifo' and oldestArrival() or nil
     removeTicket(id, t)
     for _, s in ipairs(t.fx) do dequeue(s) end
     local rec = grant(t.fx, t.bk, sv, t.p == nil, t.t, NOW - t.e, t.l, id)
+    leave(t, true, oldest)
     wake(t, outcome(id, t.l, rec, NOW + t.t))
     return
   end
   local w = blocker(t.fx, t.b, t.bk, t.p, t.pn) or LEARN_KEY
-  redis.call('HSET', K_TICKETS, id, cjson.encode({s = t.s, b = t.b, p = t.p, e = t.e, d = t.d, t = t.t, l = t.l, ch = t.ch, sh = t.sh, w = w, o = t.o}))
+  redis.call('HSET', K_TICKETS, id, cjson.encode({s = t.s, b = t.b, p = t.p, e = t.e, d = t.d, t = t.t, l = t.l, ch = t.ch, sh = t.sh, w = w, o = t.o, f = t.f}))
   redis.call('ZADD', K_WAITS, 0, w .. string.sub(m, -TAIL))
 end
 
@@ -177,6 +192,7 @@ end
 -- blocked again is dropped with every ticket behind it. Each ticket read costs O(log n).
 local function dispatchKeys(keys)
   local names, seen, heap = {}, {}, {}
+  LIFO = QD == 'lifo' and standing(NOW)
   for _, key in ipairs(keys) do
     local name = string.match(key, '^s%d+:(.*)$')
     if name then names[#names + 1] = name end
@@ -207,7 +223,7 @@ local function allKeys()
     if not m then return keys end
     local key = string.sub(m, 1, -TAIL - 1)
     keys[#keys + 1] = key
-    from = '(' .. key .. ':'
+    from = '(' .. key .. '\255'
   end
 end
 

@@ -4,6 +4,7 @@
 ]]
 --- @include "balance"
 --- @include "lease-store"
+--- @include "fair"
 
 local function hsetChunks(key, args)
   for i = 1, #args, 200 do redis.call('HSET', key, unpack(args, i, math.min(i + 199, #args))) end
@@ -19,7 +20,14 @@ local function flush()
     if (s.kind == 'k' and not s.live) or (s.kind == 'x' and s.in_use == 0 and s.queued == 0) then
       -- Idle keys, and idle scopes a reconfiguration removed, leave the hash (core: #collect/retire).
       for j = 1, #STATS do del[#del + 1] = name .. '\0' .. STATS[j] end
+      for j = 1, #HANDOFF do del[#del + 1] = name .. '\0' .. HANDOFF[j] end
     else
+      -- A key collected and back within the call: its hand-off rate starts afresh.
+      if s.hreset then
+        for j = 1, #HANDOFF do
+          if s[HANDOFF[j]] == nil then del[#del + 1] = name .. '\0' .. HANDOFF[j] end
+        end
+      end
       local keys = s.kind == 'a' -- only a keyed limit's aggregate row counts keys
       if s.ch then
         for st in pairs(s.ch) do
@@ -35,7 +43,7 @@ local function flush()
         end
       end
     end
-    s.ch, s.dl = nil, nil
+    s.ch, s.dl, s.hreset = nil, nil, nil
   end
   DIRTY = {}
   hsetChunks(K_SC, set)
@@ -54,6 +62,7 @@ local function flush()
     end
   end
   if srv then hsetChunks(K_SRV, srv) end
+  flowFlush()
   if ND ~= ND0 or NG ~= NG0 then
     redis.call('HSET', K_CFG, '\0nd', ND, '\0ng', NG)
     ND0, NG0 = ND, NG

@@ -34,6 +34,10 @@ local function grant(fixed, b, sv, balanced, ttl, waited, leaseId, ticket)
   end
   if sv and b and balanced then commit(b, sv) end
   for i = 1, #chain do take(chain[i]) end
+  -- Rule E: a grant from the queue is a hand-off on every scope of the chain.
+  if ticket then
+    for i = 1, #chain do handoff(chain[i]) end
+  end
   put(g, 'fence', fence)
   due(NOW + ttl)
   recordWait(waited)

@@ -14,8 +14,15 @@ local function acquireOp(a, o, n)
   local bname, pname = a[o + 8], a[o + 9]
   local ke, kf, win = tonumber(a[o + 10]) or 0, tonumber(a[o + 11]) or 0, tonumber(a[o + 12]) or 0
 
+  -- ARGV[13] '\0': the flow (rule F, '' for none) and early (rule E, 1 or 0) follow, then the scopes.
+  local first, flow, early = 13, nil, false
+  if a[o + 13] == '\0' then
+    first = 16
+    if a[o + 14] ~= '' then flow = a[o + 14] end
+    early = a[o + 15] == '1'
+  end
   local requested = {}
-  for i = 13, n do requested[i - 12] = a[o + i] end
+  for i = first, n do requested[i - first + 1] = a[o + i] end
   -- Before settling: a group found lost or replaced dispatches nothing while it learns.
   detect(ke, kf, win)
   advance()
@@ -89,8 +96,22 @@ local function acquireOp(a, o, n)
     return {REJECTED, 'queue-full', nextIn(), group().epoch}
   end
 
+  -- Rule E: the wait estimated from the hand-off rate of what it would wait on.
+  if early and not learning then
+    local _, B = blocker(fixed, b, bk, p, pn)
+    local rate = B and B.hm
+    if rate then
+      local estimate = (B.queued + 1) * rate
+      if estimate > queueTimeout then
+        count(B, 'rejected_early')
+        collect(fixed)
+        return {REJECTED_EARLY, math.ceil(estimate), nextIn(), group().epoch}
+      end
+    end
+  end
+
   if leaseExists(leaseId) then return fail(BAD_REQUEST, 'lease id in use') end
-  -- Enqueue. Scores are relative to a base set whenever the queue is empty, so they stay far
+  -- Enqueue. Arrivals are relative to a base set whenever the queue is empty, so they stay far
   -- below 2^40 however long the group lives.
   -- Ticket ids never repeat, also after the group's data was lost (a server restarted empty, a
   -- flush, an eviction) while waiters still claim or cancel tickets of the old data by id: a fresh
@@ -103,17 +124,17 @@ local function acquireOp(a, o, n)
   put(g, 'seq', seq)
   put(g, 'base', base)
   local id = string.format('%016d', seq)
-  local score = (cls + 2048) * CLASS_STEP + math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1)
   local names = {}
   for i, s in ipairs(fixed) do
     enqueue(s)
     names[i] = s.name
   end
   -- It waits on what blocks it (includes/dispatch), or, fitting while the group learns, on the window.
-  local w, o = blocker(fixed, b, bk, p, pn) or LEARN_KEY, string.format('%016d', score)
-  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o}
+  local w = blocker(fixed, b, bk, p, pn) or LEARN_KEY
+  local o = orderOf(cls, fairTag(flow), math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1))
+  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = flow}
   redis.call('HSET', K_TICKETS, id, cjson.encode(t))
-  redis.call('ZADD', K_QUEUE, score, id)
+  redis.call('ZADD', K_QUEUE, NOW, id)
   redis.call('ZADD', K_WAITS, 0, w .. o .. id)
   redis.call('ZADD', K_TDL, t.d, id)
   due(t.d)

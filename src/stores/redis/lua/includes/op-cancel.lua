@@ -13,6 +13,7 @@ local function cancelOp(id, how, leaseId)
     removeTicket(id, t)
     for _, s in ipairs(t.fx) do dequeue(s, how) end
     collect(t.fx)
+    leave(t, false)
     -- Removing a ticket frees no slot, so no other ticket can start to fit: no dispatch.
     return {CANCELLED, '', nextIn()}
   end

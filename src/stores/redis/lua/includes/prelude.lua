@@ -9,7 +9,7 @@
 ]]
 
 local K_CFG, K_SC, K_SRV, K_LEASES, K_LEASE, K_QUEUE, K_TICKETS, K_TDL, K_GRANTS, K_GEXP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_WAITS = KEYS[11]
+local K_WAITS, K_FLOWS = KEYS[11], KEYS[12]
 local NOW
 do
   local t = redis.call('TIME')

@@ -17,6 +17,7 @@ local INSTALLED = 10
 local KEPT = 11
 local SPEC_CONFLICT = 12
 local DONE = 13
+local REJECTED_EARLY = 14
 local UNKNOWN_SCOPE = -1
 local UNKNOWN_BACKEND = -2
 local UNKNOWN_SERVER = -3

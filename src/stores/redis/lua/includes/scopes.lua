@@ -8,7 +8,10 @@
 
 -- Every counter of a scope, as stats lists them.
 local STATS = {'in_use', 'queued', 'peak_in_use', 'peak_queued', 'granted', 'rejected_full',
-  'rejected_queue_full', 'queue_timeouts', 'aborted', 'expired', 'released', 'keys'}
+  'rejected_queue_full', 'queue_timeouts', 'aborted', 'expired', 'released', 'keys', 'rejected_early', 'codel_dropped'}
+-- Rule E: a scope's hand-off rate, unset (nil) until its first hand-off: ho the last hand-off
+-- (store ms), hm its EWMA (ms, a float). Not counters: they go with a collected key as counters do.
+local HANDOFF = {'ho', 'hm'}
 
 local READ = {'in_use', 'queued', 'peak_in_use', 'peak_queued'}
 
@@ -18,8 +21,9 @@ local SC = {} -- scope name -> scope
 local DIRTY = {} -- scopes changed since the last flush, in order
 
 -- The group-wide counters, shaped as a scope named '' (no scope is): sc fields '\0<counter>'.
--- fence, seq, base, wsum, w0 and the state-loss fields (epoch, learn, blind, lstart: see detect)
--- are read with the first scopes, or by group().
+-- fence, seq, base, wsum, w0, the state-loss fields (epoch, learn, blind, lstart: see detect), and
+-- rule F's virtual time vt and rule D's aboveSince (above, -1: unset) are read with the first
+-- scopes, or by group().
 local GRP = {name = '', kind = 'g', live = true, loaded = false}
 
 local function newScope(name, kind, max, mq, parent)
@@ -35,12 +39,14 @@ local function loadAll(list)
   for i = 1, #list do
     local prefix = list[i].name .. '\0'
     for j = 1, n do fields[k + j] = prefix .. READ[j] end
-    k = k + n
+    fields[k + n + 1], fields[k + n + 2] = prefix .. 'ho', prefix .. 'hm'
+    k = k + n + 2
   end
   local first = not GRP.loaded
   if first then
     fields[k + 1], fields[k + 2], fields[k + 3], fields[k + 4], fields[k + 5] = '\0fence', '\0seq', '\0base', '\0wsum', '\0w0'
     fields[k + 6], fields[k + 7], fields[k + 8], fields[k + 9] = '\0epoch', '\0learn', '\0blind', '\0lstart'
+    fields[k + 10], fields[k + 11] = '\0vt', '\0above'
   end
   local raw = hmget(K_SC, fields)
   k = 0
@@ -51,7 +57,8 @@ local function loadAll(list)
       if x then s.live = true end
       s[READ[j]] = tonumber(x) or 0
     end
-    k = k + n
+    s.ho, s.hm = tonumber(raw[k + n + 1]), tonumber(raw[k + n + 2])
+    k = k + n + 2
   end
   if first then
     GRP.loaded = true
@@ -59,6 +66,7 @@ local function loadAll(list)
     GRP.wsum, GRP.w0 = tonumber(raw[k + 4]) or 0, tonumber(raw[k + 5]) or 0
     GRP.epoch, GRP.learn = tonumber(raw[k + 6]) or 0, tonumber(raw[k + 7]) or 0
     GRP.blind, GRP.lstart = tonumber(raw[k + 8]) or 0, tonumber(raw[k + 9]) or 0
+    GRP.vt, GRP.above = tonumber(raw[k + 10]) or 0, tonumber(raw[k + 11]) or -1
   end
 end
 
@@ -208,9 +216,24 @@ local function collect(list)
       s.live = false
       s.dl = nil
       for j = 1, #STATS do put(s, STATS[j], 0) end
+      s.ho, s.hm, s.hreset = nil, nil, true
+      if s.ch then s.ch.ho, s.ch.hm = nil, nil end
       bump(scope(s.parent), 'keys', -1)
     end
   end
+end
+
+-- Rule E at a hand-off (a grant from the queue) on scope s: the EWMA of the time between two
+-- hand-offs, computed exactly as the core does (the same operations in the same order).
+local function handoff(s)
+  local last = s.ho
+  if last then
+    local d = NOW - last
+    local hm = s.hm
+    if hm then hm = hm + (d - hm) / 8 else hm = d end
+    put(s, 'hm', hm)
+  end
+  put(s, 'ho', NOW)
 end
 
 local function recordWait(waited)

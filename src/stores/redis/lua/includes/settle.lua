@@ -8,6 +8,31 @@
 -- its own moment (a queue timeout first at the same instant), dispatching after each expiry; then
 -- drops outcomes nobody claimed in time. The end of a learning window (rule 12) is one of these
 -- deadlines: from then on the queue is dispatched again. Leaves the hints exact.
+-- Rule D, codel: while the queue stands, the oldest ticket is answered (a time-out) once it has
+-- waited the target: at max(aboveSince + interval, its arrival + target). The time of that next
+-- drop, or nil; and the oldest ticket's id.
+local function codelAt(g)
+  if QD ~= 'codel' or g.above == -1 then return nil end
+  local o = redis.call('ZRANGE', K_QUEUE, 0, 0, 'WITHSCORES')
+  if not o[2] then return nil end
+  return math.max(g.above + QI, tonumber(o[2]) + QT), o[1]
+end
+
+-- A ticket's end by time-out (how: 'queue_timeouts', or 'codel_dropped' for a CoDel drop).
+local function timeOut(id, how, keepUntil)
+  local raw = redis.call('HGET', K_TICKETS, id)
+  local tk = raw and loadTicket(id, raw)
+  removeTicket(id, tk)
+  if tk then
+    for _, s in ipairs(tk.fx) do dequeue(s, how) end
+    collect(tk.fx)
+    leave(tk, false)
+    local msg = cjson.encode({k = id, o = 't'})
+    keep(id, msg, math.max(keepUntil or tk.d, NOW) + GRANT_KEEP_MS)
+    wake(tk, msg)
+  end
+end
+
 local function settleAll()
   local g = group()
   while NOW >= ND do
@@ -16,23 +41,18 @@ local function settleAll()
     local tAt = t[2] and tonumber(t[2]) or nil
     local lAt = l[2] and tonumber(l[2]) or nil
     local eAt = g.learn ~= 0 and g.learn or nil
+    local cAt, oldest = codelAt(g)
     local tDue = tAt ~= nil and tAt <= NOW
     local lDue = lAt ~= nil and lAt <= NOW
-    if eAt ~= nil and eAt <= NOW and (not tDue or eAt < tAt) and (not lDue or eAt < lAt) then
+    local cDue = cAt ~= nil and cAt <= NOW
+    -- At one instant: time-outs, then lease expiries, then CoDel drops.
+    if eAt ~= nil and eAt <= NOW and (not tDue or eAt < tAt) and (not lDue or eAt < lAt) and (not cDue or eAt < cAt) then
       put(g, 'learn', 0)
       dispatch(nil)
-    elseif tDue and (not lDue or tAt <= lAt) then
-      local id = t[1]
-      local raw = redis.call('HGET', K_TICKETS, id)
-      local tk = raw and loadTicket(id, raw)
-      removeTicket(id, tk)
-      if tk then
-        for _, s in ipairs(tk.fx) do dequeue(s, 'queue_timeouts') end
-        collect(tk.fx)
-        local msg = cjson.encode({k = id, o = 't'})
-        keep(id, msg, math.max(tk.d, NOW) + GRANT_KEEP_MS)
-        wake(tk, msg)
-      end
+    elseif tDue and (not lDue or tAt <= lAt) and (not cDue or tAt <= cAt) then
+      timeOut(t[1], 'queue_timeouts')
+    elseif cDue and (not lDue or cAt < lAt) then
+      timeOut(oldest, 'codel_dropped', cAt)
     elseif lDue then
       -- Leases that expire at the same instant expire together, then the queue is dispatched
       -- once: the order of their ids must not decide which ticket gets a slot.
@@ -55,7 +75,10 @@ local function settleAll()
       end
       if opened then dispatch(opened) end
     else
-      ND = math.min(tAt or NONE, lAt or NONE, eAt or NONE)
+      -- The standing transition is a deadline too (the core's nextDeadline has it).
+      local sAt = QD ~= 'fifo' and g.above ~= -1 and g.above + QI or nil
+      if sAt and sAt <= NOW then sAt = nil end
+      ND = math.min(tAt or NONE, lAt or NONE, eAt or NONE, cAt or NONE, sAt or NONE)
     end
   end
   if NOW >= NG then
