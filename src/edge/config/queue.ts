@@ -1,0 +1,83 @@
+/**
+ * The config file's top-level `queue` section: the group's queue discipline and the weights of its
+ * fairness flows (the guard's `queue` option, core/spec.ts `QueueSpec`).
+ *
+ * ```yaml
+ * queue:
+ *   discipline: codel      # fifo (default) | codel | lifo
+ *   target: 5ms            # codel/lifo: the wait above which the queue counts as standing (1ms–1m)
+ *   interval: 100ms        # … for this long (1ms–10m)
+ *   flow_weights:          # flow (a frontend's fair_by value) -> weight 1–1000; unlisted flows weigh 1
+ *     acme: 3
+ * ```
+ *
+ * `target` and `interval` are accepted with `fifo` too (and then unused), so that switching the
+ * discipline during an incident is a one-line change. A flow name is what a request's `fair_by`
+ * source yields: 1 to 1,024 characters, like a keyed limit's value. Flow names are the operator's
+ * own text here, so an issue about a weight names its flow in the path like any other key; an
+ * invalid flow name is shown by its length only (it may be an API key).
+ */
+import { MAX_KEY_LENGTH } from "../../core/acquire-options.js";
+import { accept, int, isPlainObject, nested, object, oneOf, optional, own, refine, report, type Schema } from "../../core/validate.js";
+import { duration } from "./duration.js";
+
+export type QueueDiscipline = "fifo" | "codel" | "lifo";
+export const QUEUE_DISCIPLINES: readonly QueueDiscipline[] = ["fifo", "codel", "lifo"];
+
+/** The normalised section: the shape of the guard's `queue` option. */
+export interface QueueConfig {
+  discipline: QueueDiscipline;
+  targetMs: number;
+  intervalMs: number;
+  /** Null-prototype record: flow name -> weight. */
+  flowWeights: Record<string, number>;
+}
+
+export const DEFAULT_QUEUE_TARGET_MS = 5;
+export const DEFAULT_QUEUE_INTERVAL_MS = 100;
+export const MAX_QUEUE_TARGET_MS = 60_000;
+export const MAX_QUEUE_INTERVAL_MS = 600_000;
+export const MAX_FLOW_WEIGHT = 1000;
+export const MAX_FLOW_WEIGHTS = 1000;
+
+const FLOW_WEIGHTS_EXPECTED = `a mapping of flow names (1 to ${MAX_KEY_LENGTH} characters) to weights, at most ${MAX_FLOW_WEIGHTS} of them`;
+const flowWeight = int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT}` });
+
+const flowWeights = refine(accept<Record<string, unknown>>(isPlainObject, FLOW_WEIGHTS_EXPECTED), (obj, addIssue) => {
+  const names = Object.keys(obj);
+  if (names.length > MAX_FLOW_WEIGHTS) return report(addIssue, FLOW_WEIGHTS_EXPECTED, `${names.length} flows`);
+  const out = Object.create(null) as Record<string, number>;
+  let ok = true;
+  for (const name of names) {
+    if (name.length === 0 || name.length > MAX_KEY_LENGTH) {
+      report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters`, `(${name.length} characters, not shown)`);
+      ok = false;
+      continue;
+    }
+    const weight = nested(addIssue, name, flowWeight, own(obj, name));
+    if (weight === undefined) ok = false;
+    else out[name] = weight;
+  }
+  return ok ? out : undefined;
+});
+
+const queueFields = object(
+  {
+    discipline: optional(oneOf(QUEUE_DISCIPLINES), "fifo" as const),
+    target: optional(duration({ min: 1, max: MAX_QUEUE_TARGET_MS }), DEFAULT_QUEUE_TARGET_MS),
+    interval: optional(duration({ min: 1, max: MAX_QUEUE_INTERVAL_MS }), DEFAULT_QUEUE_INTERVAL_MS),
+    flow_weights: optional(flowWeights, undefined),
+  },
+  "an object { discipline?, target?, interval?, flow_weights? }",
+);
+
+/** The `queue` section; absent: `null` (FIFO without weights, the guard's default). */
+export const queueSection: Schema<QueueConfig | null> = optional(
+  refine(queueFields, (q) => ({
+    discipline: q.discipline,
+    targetMs: q.target,
+    intervalMs: q.interval,
+    flowWeights: q.flow_weights ?? (Object.create(null) as Record<string, number>),
+  })),
+  null,
+);
