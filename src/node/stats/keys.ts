@@ -13,6 +13,9 @@
  * guess, so low-entropy values (a client address under `key: { src }`) can be recovered by trying
  * them all. `stats.show_keys: true` shows raw values instead.
  *
+ * Fairness flow names (a frontend's `fair_by` value, client input too) get the same digest under
+ * a key of the group alone ({@link flowDigest}): flows belong to the group, not to one limit.
+ *
  * {@link publicStats} is the one place where a snapshot becomes displayable: the stats listener
  * calls it for `/stats`, `/stats.json` and `/metrics`, and `slotgate stats` for its table and
  * `--json` (when it reads the store directly; through a stats listener it gets digests already).
