@@ -29,7 +29,7 @@ import { DurableObject } from "cloudflare:workers";
 import { MAX_TTL_MS } from "../core/acquire-options.js";
 import { SlotgateError, StoreStatus } from "../core/errors.js";
 import type { GroupSpec } from "../core/spec.js";
-import { GroupState } from "../core/state/group-state.js";
+import { GroupState, rejectedResult } from "../core/state/group-state.js";
 import type { GroupStatsSnapshot } from "../core/stats.js";
 import type { ChainRequest, LeaseGrant, RenewResult, StoreAcquireResult } from "../core/store.js";
 import { canonicalSpecJson, decideSpec } from "../core/spec-version.js";
@@ -153,14 +153,14 @@ export class SlotGroup extends DurableObject {
         } else if (decision.status === "queued") {
           this.#state.cancel(id, Date.now());
         }
-        return ok<StoreAcquireResult>(decision.status === "rejected" ? { ok: false, reason: decision.reason } : { ok: false, reason: "aborted" });
+        return ok<StoreAcquireResult>(decision.status === "rejected" ? rejectedResult(decision) : { ok: false, reason: "aborted" });
       }
       switch (decision.status) {
         case "granted":
           this.#recordGrant(decision.lease, who?.secretHash);
           return ok<StoreAcquireResult>({ ok: true, lease: decision.lease });
         case "rejected":
-          return ok<StoreAcquireResult>({ ok: false, reason: decision.reason });
+          return ok<StoreAcquireResult>(rejectedResult(decision));
         case "queued":
           if (who !== undefined) this.#owners.set(id, who);
           return new Promise<Reply<StoreAcquireResult>>((resolve) => {

@@ -4,7 +4,7 @@
  * round trip), and removes duplicates.
  */
 import { SlotgateConfigError, SlotgateError } from "./errors.js";
-import { ownEntry, type GroupSpec } from "./spec.js";
+import { KEY_VALUE_EXPECTED, MAX_KEY_LENGTH, isKeyValue, ownEntry, type GroupSpec } from "./spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
 import type { ChainRequest } from "./store.js";
 import { accept, int, parseLeaf } from "./validate.js";
@@ -26,15 +26,26 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Renew the lease every ttl/3 while it is held. @default true */
   autoRenew?: boolean;
+  /**
+   * The fairness flow (a tenant, an API key): within a priority class, waiting tickets are served
+   * fairly across flows, weighted by the group's `queue.flowWeights`. 1–1024 characters, as a
+   * keyed limit's value. Omitted: a flow of its own.
+   */
+  flow?: string;
+  /**
+   * Reject at once (`queue-timeout`, with `retryAfterMs` from the estimate) when the store
+   * estimates that the wait would exceed `queueTimeoutMs`. @default guard's defaults.queueTimeoutEarly (false)
+   */
+  queueTimeoutEarly?: boolean;
 }
 
-/** Longest key value accepted in a keyed scope (`tenant:<value>`), in UTF-16 code units. */
-export const MAX_KEY_LENGTH = 1024;
+export { MAX_KEY_LENGTH };
 export const MAX_TTL_MS = 24 * 3600 * 1000;
 
 export interface RequestDefaults {
   queueTimeoutMs: number;
   leaseTtlMs: number;
+  queueTimeoutEarly: boolean;
 }
 
 function bad(path: string, expected: string, received: unknown): never {
@@ -51,6 +62,8 @@ const scopeList = accept<unknown[]>(Array.isArray, "an array of scope names");
 const scopeName = accept<string>((x) => typeof x === "string", "a scope name (string)");
 const backendName = accept<string>((x) => typeof x === "string", "a backend name");
 const serverName = accept<string>((x) => typeof x === "string", "a server name");
+const flowName = accept<string>(isKeyValue, KEY_VALUE_EXPECTED);
+const earlyFlag = accept<boolean>((x) => typeof x === "boolean", "a boolean");
 
 export function toChainRequest(options: AcquireOptions, spec: GroupSpec, defaults: RequestDefaults): ChainRequest {
   if (typeof options !== "object" || options === null) bad("options", "an object", options);
@@ -93,9 +106,14 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
   const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : parseLeaf(queueTimeout, options.queueTimeoutMs, "queueTimeoutMs");
   const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : parseLeaf(leaseTtl, options.leaseTtlMs, "leaseTtlMs");
 
+  const flow = options.flow === undefined ? undefined : parseLeaf(flowName, options.flow, "flow");
+  const early = options.queueTimeoutEarly === undefined ? defaults.queueTimeoutEarly : parseLeaf(earlyFlag, options.queueTimeoutEarly, "queueTimeoutEarly");
+
   const request: ChainRequest = { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs };
   if (backend !== undefined) request.backend = backend;
   if (server !== undefined) request.server = server;
+  if (flow !== undefined) request.flow = flow;
+  if (early) request.early = true;
   return request;
 }
 
@@ -117,8 +135,7 @@ export function checkScope(spec: GroupSpec, name: string): void {
   if (named?.keyed) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `scope ${name} is a keyed limit: name a key, e.g. ${name}:<value>`);
   for (let i = name.indexOf(":"); i > 0; i = name.indexOf(":", i + 1)) {
     if (!ownEntry(spec.limits, name.slice(0, i))?.keyed) continue;
-    const valueLength = name.length - i - 1;
-    if (valueLength === 0 || valueLength > MAX_KEY_LENGTH) {
+    if (!isKeyValue(name.slice(i + 1))) {
       throw new SlotgateConfigError([{ path: "scopes", expected: `a key value of 1 to ${MAX_KEY_LENGTH} characters`, received: name }]);
     }
     return;

@@ -7,11 +7,21 @@ import * as v from "valibot";
 import { toChainRequest, type AcquireOptions, type RequestDefaults } from "./acquire-options.js";
 import { SlotgateConfigError, SlotgateError, SlotgateRejectedError, isSlotgateError, type RejectReason } from "./errors.js";
 import { Lease, type LeaseOwner } from "./lease.js";
-import { backendsSchema, buildGroupSpec, limitsSchema, ownEntry, type BackendsOption, type GroupSpec, type LimitsOption } from "./spec.js";
+import {
+  backendsSchema,
+  buildGroupSpec,
+  limitsSchema,
+  ownEntry,
+  queueSchema,
+  type BackendsOption,
+  type GroupSpec,
+  type LimitsOption,
+  type QueueOption,
+} from "./spec.js";
 import { MAX_SPEC_VERSION } from "./spec-version.js";
 import { histogramQuantile, type GroupStatsSnapshot } from "./stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SlotStore, SpecStatus } from "./store.js";
-import { accept, finite, int, isPlainObject, looseObject, nameSchema, object, oneOf, optional, parse, report, refine } from "./validate.js";
+import { accept, boolean, finite, int, isPlainObject, looseObject, nameSchema, object, oneOf, optional, parse, report, refine } from "./validate.js";
 import { LocalFallback } from "./local-fallback.js";
 import { RenewalSchedule } from "./renewals.js";
 
@@ -25,6 +35,12 @@ export interface GuardOptions {
   group?: string;
   limits?: LimitsOption;
   backends?: BackendsOption;
+  /**
+   * The queue's discipline under overload (`fifo`, `codel`, `lifo`; its `targetMs` and
+   * `intervalMs`) and the weights of fair queuing by flow (`flowWeights`). Part of the spec: a
+   * change needs a new version. Omitted: fifo, every flow weighs 1.
+   */
+  queue?: QueueOption;
   /**
    * The version of these limits, a positive integer (SPEC §2 rule 13): the store keeps the spec
    * of the highest version it was given. A guard with a lower version runs under the stored spec
@@ -108,7 +124,7 @@ export interface Guard {
    * With a versioned guard, give a higher `version` (the same version with other limits is
    * refused); omitted, the guard's version stays.
    */
-  configure(change: { limits?: LimitsOption; backends?: BackendsOption; version?: number }): Promise<SpecStatus>;
+  configure(change: { limits?: LimitsOption; backends?: BackendsOption; queue?: QueueOption; version?: number }): Promise<SpecStatus>;
   setServerState(backend: string, server: string, state: "up" | "down"): Promise<void>;
   /** Ends waiting acquires (`aborted`), releases every held lease, closes the store handle. */
   close(): Promise<void>;
@@ -132,11 +148,11 @@ const guardOptions = object(
     defaults: v.pipe(
       v.nullish(
         looseObject(
-          { queueTimeoutMs: optional(int({ min: 0 }), 0), leaseTtlMs: optional(int({ min: 1 }), 30_000) },
-          "an object { queueTimeoutMs?, leaseTtlMs? }",
+          { queueTimeoutMs: optional(int({ min: 0 }), 0), leaseTtlMs: optional(int({ min: 1 }), 30_000), queueTimeoutEarly: optional(boolean(), false) },
+          "an object { queueTimeoutMs?, leaseTtlMs?, queueTimeoutEarly? }",
         ),
       ),
-      v.transform((d) => d ?? { queueTimeoutMs: 0, leaseTtlMs: 30_000 }),
+      v.transform((d) => d ?? { queueTimeoutMs: 0, leaseTtlMs: 30_000, queueTimeoutEarly: false }),
     ),
     retryAfterMs: optional(int({ min: 0 }), 1000),
     onEvent: optional(
@@ -146,9 +162,10 @@ const guardOptions = object(
     version: optional(specVersion, null),
     limits: optional(limitsSchema, {}),
     backends: optional(backendsSchema, {}),
+    queue: optional(queueSchema, undefined),
   },
   "an object",
-  ["store", "group", "limits", "backends", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"],
+  ["store", "group", "limits", "backends", "queue", "version", "defaults", "onStoreError", "localShare", "retryAfterMs", "onEvent"],
 );
 /** `localShare` is each node's share of every maxconn under the `local` policy: required there. */
 const checkedGuardOptions = refine(guardOptions, (o, addIssue) => {
@@ -227,6 +244,7 @@ class GuardImpl implements Guard, LeaseOwner {
   #spec: GroupSpec;
   #limitsOption: LimitsOption | undefined;
   #backendsOption: BackendsOption | undefined;
+  #queueOption: QueueOption | undefined;
   readonly #store: SlotStore;
   readonly #handle: GroupStore;
   readonly #defaults: RequestDefaults;
@@ -253,6 +271,7 @@ class GuardImpl implements Guard, LeaseOwner {
       group,
       limits,
       backends,
+      queue,
       version,
       defaults,
       onStoreError: policy,
@@ -262,11 +281,12 @@ class GuardImpl implements Guard, LeaseOwner {
     } = parse(checkedGuardOptions, options);
     const store = given ?? inProcess();
     if (!isStore(store)) throw new SlotgateConfigError([{ path: "store", expected: STORE_EXPECTED, received: store }]);
-    const spec: GroupSpec = { limits, backends };
+    const spec: GroupSpec = queue === undefined ? { limits, backends } : { limits, backends, queue };
     this.group = group;
     this.#spec = spec;
     this.#limitsOption = options.limits;
     this.#backendsOption = options.backends;
+    this.#queueOption = options.queue;
     this.#store = store;
     this.#defaults = defaults;
     this.#policy = policy;
@@ -289,7 +309,7 @@ class GuardImpl implements Guard, LeaseOwner {
     // closing the store handle, which aborts every acquire still waiting on it.
     try {
       const result = await this.#handle.acquire(request, signal);
-      if (!result.ok) return this.#reject(result.reason);
+      if (!result.ok) return this.#reject(result.reason, result.retryAfterMs);
       return this.#grant(new Lease(result.lease, this, autoRenew));
     } catch (error) {
       // This guard's spec has every scope of the request (toChainRequest checked), the store's
@@ -324,10 +344,11 @@ class GuardImpl implements Guard, LeaseOwner {
     return this.#noteStatus(await this.#handle.ready());
   }
 
-  async configure(change: { limits?: LimitsOption; backends?: BackendsOption; version?: number }): Promise<SpecStatus> {
+  async configure(change: { limits?: LimitsOption; backends?: BackendsOption; queue?: QueueOption; version?: number }): Promise<SpecStatus> {
     const limits = change.limits ?? this.#limitsOption;
     const backends = change.backends ?? this.#backendsOption;
-    const spec = buildGroupSpec(limits, backends);
+    const queue = change.queue ?? this.#queueOption;
+    const spec = buildGroupSpec(limits, backends, queue);
     let version = this.#version;
     if (change.version !== undefined) {
       version = parse(specVersion, change.version, "version");
@@ -337,6 +358,7 @@ class GuardImpl implements Guard, LeaseOwner {
     this.#version = version;
     this.#limitsOption = limits;
     this.#backendsOption = backends;
+    this.#queueOption = queue;
     if (this.#ownsLocal) this.#local?.configure(spec);
     this.#superseded = false;
     return this.#noteStatus(status);
@@ -390,8 +412,9 @@ class GuardImpl implements Guard, LeaseOwner {
     return { ok: true, lease };
   }
 
-  #reject(reason: RejectReason): AcquireResult {
-    return { ok: false, reason, retryAfterMs: this.#retryAfterMs };
+  /** `storeRetryAfterMs`: the store's own estimate (an early rejection's), reported instead of the constant. */
+  #reject(reason: RejectReason, storeRetryAfterMs?: number): AcquireResult {
+    return { ok: false, reason, retryAfterMs: storeRetryAfterMs ?? this.#retryAfterMs };
   }
 
   #noteStatus(status: SpecStatus): SpecStatus {

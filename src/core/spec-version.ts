@@ -16,8 +16,8 @@
  * script mirrors it.
  */
 import { SlotgateError } from "./errors.js";
-import type { BackendSpec, GroupSpec, ScopeSpec, ServerSpec } from "./spec.js";
-import { backendScope, serverScope } from "./spec.js";
+import type { BackendSpec, GroupSpec, QueueSpec, ScopeSpec, ServerSpec } from "./spec.js";
+import { QUEUE_DEFAULTS, backendScope, serverScope } from "./spec.js";
 
 /** Versions are integers from 1 to this (exact in a double, and in Lua). */
 export const MAX_SPEC_VERSION = Number.MAX_SAFE_INTEGER;
@@ -114,7 +114,29 @@ export function describeSpecDifferences(stored: GroupSpec, mine: GroupSpec): str
         .join(",");
     if (order(a.servers) !== order(b.servers)) vs(`${scope} server order`, order(a.servers), order(b.servers));
   }
+  describeQueueDifferences(stored.queue, mine.queue, vs, out);
   return out;
+}
+
+/** The queue sections' differences; an absent section reads as the defaults with no weights. */
+function describeQueueDifferences(
+  stored: QueueSpec | undefined,
+  mine: QueueSpec | undefined,
+  vs: (what: string, a: unknown, b: unknown) => void,
+  out: string[],
+): void {
+  const a = stored ?? { ...QUEUE_DEFAULTS, flowWeights: {} };
+  const b = mine ?? { ...QUEUE_DEFAULTS, flowWeights: {} };
+  // Flow names are client data (tenants, API keys): only how many weights differ is said.
+  const flows = union(Object.keys(a.flowWeights), Object.keys(b.flowWeights));
+  const differing = flows.filter((f) => own(a.flowWeights, f) !== own(b.flowWeights, f)).length;
+  const same = a.discipline === b.discipline && a.targetMs === b.targetMs && a.intervalMs === b.intervalMs && differing === 0;
+  // A section spelling out the defaults still differs from none in the spec's JSON.
+  if (same && (stored === undefined) !== (mine === undefined)) return vs("queue section", stored ? "present" : "absent", mine ? "present" : "absent");
+  vs("queue discipline", a.discipline, b.discipline);
+  vs("queue targetMs", a.targetMs, b.targetMs);
+  vs("queue intervalMs", a.intervalMs, b.intervalMs);
+  if (differing > 0) out.push(`queue flowWeights: ${differing} flow${differing === 1 ? "" : "s"} weighted differently`);
 }
 
 /** The error of a push refused under rule 13 (same version, different spec). */

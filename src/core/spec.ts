@@ -6,6 +6,7 @@
 import { SlotgateConfigError } from "./errors.js";
 import {
   Issues,
+  accept,
   boolean,
   check,
   choose,
@@ -78,9 +79,38 @@ export interface BackendSpec {
   servers: ServerSpec[];
 }
 
+/** How a group's queue behaves under overload (docs/semantics.md, rule D). */
+export type Discipline = "fifo" | "codel" | "lifo";
+export const DISCIPLINES: readonly Discipline[] = ["fifo", "codel", "lifo"];
+
+/** The queue section of a spec: the discipline and the weights of fair queuing (rule F). */
+export interface QueueSpec {
+  discipline: Discipline;
+  /** The standing-queue detector's target wait, ms (integer 1..60 000). */
+  targetMs: number;
+  /** How long the minimum wait must stay above the target before the queue stands, ms (integer 1..600 000). */
+  intervalMs: number;
+  /** Flow name -> weight, integer 1..1000; flows not listed weigh 1. At most 1000 entries. */
+  flowWeights: Record<string, number>;
+}
+
+/** The queue section as users write it: every field optional. */
+export interface QueueOption {
+  /** @default "fifo" */
+  discipline?: Discipline;
+  /** @default 5 */
+  targetMs?: number;
+  /** @default 100 */
+  intervalMs?: number;
+  /** @default {} (every flow weighs 1) */
+  flowWeights?: Record<string, number>;
+}
+
 export interface GroupSpec {
   limits: Record<string, ScopeSpec>;
   backends: Record<string, BackendSpec>;
+  /** Absent: fifo, every flow weighs 1. */
+  queue?: QueueSpec;
 }
 
 export const MAX_LIMIT = 1_000_000_000;
@@ -90,6 +120,20 @@ export function ownEntry<T>(record: Record<string, T>, key: string): T | undefin
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 export const MAX_WEIGHT = 256;
+
+export const QUEUE_DEFAULTS: Readonly<Omit<QueueSpec, "flowWeights">> = { discipline: "fifo", targetMs: 5, intervalMs: 100 };
+export const MAX_TARGET_MS = 60_000;
+export const MAX_INTERVAL_MS = 600_000;
+export const MAX_FLOW_WEIGHT = 1000;
+export const MAX_FLOW_WEIGHTS = 1000;
+/** Longest flow name, and longest key value of a keyed scope (`tenant:<value>`), in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 1024;
+export const KEY_VALUE_EXPECTED = `a string of 1 to ${MAX_KEY_LENGTH} characters`;
+
+/** A keyed limit's value or a flow name: any string of 1..1024 UTF-16 code units (stores keep it as data, stats digest it). */
+export function isKeyValue(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_KEY_LENGTH;
+}
 
 const LIMIT_EXPECTED = `an integer from 0 to ${MAX_LIMIT}`;
 const limitValue = int({ min: 0, max: MAX_LIMIT, expected: LIMIT_EXPECTED });
@@ -162,15 +206,45 @@ export const backendsSchema = refine(
   ({ entries }) => ({ ...entries }),
 );
 
-export function buildGroupSpec(limits: unknown, backends: unknown, path = ""): GroupSpec {
+const flowWeights = refine(
+  mapping(accept<string>(isKeyValue, `a flow name (${KEY_VALUE_EXPECTED})`), () => int({ min: 1, max: MAX_FLOW_WEIGHT })),
+  ({ entries, names }, addIssue) =>
+    names.length > MAX_FLOW_WEIGHTS ? report(addIssue, `at most ${MAX_FLOW_WEIGHTS} flows`, `${names.length} flows`) : { ...entries },
+);
+
+/** `queue` as users write it ({@link QueueOption}), into the spec's {@link QueueSpec}, defaults filled in. */
+export const queueSchema: Schema<QueueSpec> = object(
+  {
+    discipline: optional(oneOf(DISCIPLINES), QUEUE_DEFAULTS.discipline),
+    targetMs: optional(int({ min: 1, max: MAX_TARGET_MS }), QUEUE_DEFAULTS.targetMs),
+    intervalMs: optional(int({ min: 1, max: MAX_INTERVAL_MS }), QUEUE_DEFAULTS.intervalMs),
+    flowWeights: optional(flowWeights, {}),
+  },
+  "an object { discipline?, targetMs?, intervalMs?, flowWeights? }",
+);
+
+/**
+ * The spec of `limits`, `backends` and `queue` as users write them. `queue` omitted: the spec has
+ * no queue section (fifo, every flow weighs 1), and hashes as it did before queue sections.
+ */
+export function buildGroupSpec(limits: unknown, backends: unknown, queue?: unknown, path = ""): GroupSpec {
   const issues = new Issues();
   const at = (key: string) => (path === "" ? key : `${path}.${key}`);
   const spec: GroupSpec = {
     limits: limits === undefined ? {} : (check(issues, at("limits"), limitsSchema, limits) ?? {}),
     backends: backends === undefined ? {} : (check(issues, at("backends"), backendsSchema, backends) ?? {}),
   };
+  if (queue !== undefined) {
+    const q = check(issues, at("queue"), queueSchema, queue);
+    if (q) spec.queue = q;
+  }
   if (!issues.empty) throw new SlotgateConfigError(issues.list);
   return spec;
+}
+
+/** The weight of a flow under a queue section (1 when unlisted or without one). */
+export function flowWeight(queue: QueueSpec | undefined, flow: string): number {
+  return (queue && ownEntry(queue.flowWeights, flow)) ?? 1;
 }
 
 /** Scope names that the spec implies for backends and servers. */

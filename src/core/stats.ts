@@ -1,3 +1,5 @@
+import type { Discipline } from "./spec.js";
+
 /**
  * The numbers of SPEC §3. Every store reports the same shape; counters are cluster-wide where the
  * store is shared. The queue-wait histogram uses fixed bucket bounds so that stores can keep it
@@ -15,7 +17,22 @@ export interface ScopeCounters {
   released: number;
 }
 
-export interface ScopeStats extends ScopeCounters {
+/**
+ * The counters of the queue's overload rules (docs/semantics.md), cluster-wide like the others.
+ * Optional in {@link ScopeStats}: a store that predates them (a Durable Object deployed before)
+ * reports none; read them as 0.
+ */
+export interface QueueCounters {
+  /**
+   * Acquires rejected at once because the estimated wait exceeded their queue timeout (rule E),
+   * counted on the scope they would have waited on only.
+   */
+  rejected_early: number;
+  /** Tickets a standing codel queue answered `queue-timeout` at once (rule D), on each scope of their chain. */
+  codel_dropped: number;
+}
+
+export interface ScopeStats extends ScopeCounters, Partial<QueueCounters> {
   in_use: number;
   /** null: unlimited. */
   max: number | null;
@@ -58,15 +75,27 @@ export interface GroupStatsSnapshot {
    * were reported lost, and the end of the current learning window (store clock; null: none).
    */
   stateLoss?: { reregistered: number; lost: number; learningUntil: number | null };
+  /** The group's queue discipline and whether its queue stands now (rule D). */
+  queue?: { discipline: Discipline; standing: boolean };
+  /**
+   * Per flow with tickets in the queue: how many wait, and how many of them were granted so far
+   * (rule F: a flow's entry lives while it has waiting tickets). Raw flow names: display digests them.
+   */
+  flows?: Record<string, FlowStats>;
+}
+
+export interface FlowStats {
+  waiting: number;
+  granted: number;
 }
 
 export const WAIT_BUCKETS_MS: readonly number[] = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
 
-export function emptyCounters(): ScopeCounters {
-  return { granted: 0, rejected_full: 0, rejected_queue_full: 0, queue_timeouts: 0, aborted: 0, expired: 0, released: 0 };
+export function emptyCounters(): ScopeCounters & QueueCounters {
+  return { granted: 0, rejected_full: 0, rejected_queue_full: 0, queue_timeouts: 0, aborted: 0, expired: 0, released: 0, rejected_early: 0, codel_dropped: 0 };
 }
 
-export const COUNTER_NAMES = Object.keys(emptyCounters()) as (keyof ScopeCounters)[];
+export const COUNTER_NAMES = Object.keys(emptyCounters()) as (keyof (ScopeCounters & QueueCounters))[];
 
 export function emptyHistogram(): WaitHistogram {
   return { bounds: WAIT_BUCKETS_MS, counts: new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0), count: 0, sumMs: 0 };

@@ -22,6 +22,10 @@ export interface ChainRequest {
   /** 0: never queue. */
   queueTimeoutMs: number;
   leaseTtlMs: number;
+  /** The fairness flow (rule F): 1–1024 characters, as a keyed limit's value. */
+  flow?: string;
+  /** Early rejection (rule E); only present when true. */
+  early?: boolean;
 }
 
 /** A granted slot as the store reports it. Times are on the store's clock. */
@@ -38,7 +42,10 @@ export interface LeaseGrant {
   waitedMs: number;
 }
 
-export type StoreAcquireResult = { ok: true; lease: LeaseGrant } | { ok: false; reason: "full" | "queue-full" | "queue-timeout" | "aborted" };
+export type StoreAcquireResult =
+  | { ok: true; lease: LeaseGrant }
+  /** `retryAfterMs`: the store's own estimate of when to retry (an early rejection's, rule E); the guard reports it instead of its constant. */
+  | { ok: false; reason: "full" | "queue-full" | "queue-timeout" | "aborted"; retryAfterMs?: number };
 
 /**
  * `reregistered`: the store had lost the lease with its state (SPEC §2 rule 12) and re-created it.

@@ -80,7 +80,7 @@ describe("options are validated at construction", () => {
     [
       "unknown option",
       { limit: {} },
-      'limit: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"',
+      'limit: expected one of the keys store, group, limits, backends, queue, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "limit"',
     ],
     ["policy", { onStoreError: "ignore" }, 'onStoreError: expected one of "fail-closed", "fail-open", "local", got "ignore"'],
     ["local needs share", { onStoreError: "local" }, 'localShare: expected a number in (0, 1] when onStoreError is "local", got undefined'],
@@ -128,7 +128,7 @@ describe("options are validated at construction", () => {
       return [];
     };
     expect(messages(own("constructor", { limits: { x: 1 } }))).toEqual([
-      'constructor: expected one of the keys store, group, limits, backends, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "constructor"',
+      'constructor: expected one of the keys store, group, limits, backends, queue, version, defaults, onStoreError, localShare, retryAfterMs, onEvent, got "constructor"',
     ]);
     expect(messages({ limits: { t: own("__proto__", { max: 1 }) } })).toEqual([
       'limits.t.__proto__: expected one of the keys max, perKey, maxqueue, got "__proto__"',

@@ -15,7 +15,7 @@ import { SlotgateError } from "../errors.js";
 import type { BackendSpec, GroupSpec } from "../spec.js";
 import { backendScope, ownEntry, serverScope } from "../spec.js";
 import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
-import type { ChainRequest, LeaseGrant } from "../store.js";
+import type { ChainRequest, LeaseGrant, StoreAcquireResult } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
 import { DeadlineHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type OrderEntry } from "./heap.js";
 import { compareOrder } from "./order.js";
@@ -43,7 +43,15 @@ interface Head extends OrderEntry {
 export type AcquireDecision =
   | { status: "granted"; lease: LeaseGrant }
   | { status: "queued"; ticketId: string; deadline: number }
-  | { status: "rejected"; reason: "full" | "queue-full" };
+  /** `queue-timeout` here is an early rejection (rule E), with the estimate's `retryAfterMs`. */
+  | { status: "rejected"; reason: "full" | "queue-full" | "queue-timeout"; retryAfterMs?: number };
+
+/** A rejected decision as the store's answer: the reason, and the estimate when there is one. */
+export function rejectedResult(decision: Extract<AcquireDecision, { status: "rejected" }>): Extract<StoreAcquireResult, { ok: false }> {
+  return decision.retryAfterMs === undefined
+    ? { ok: false, reason: decision.reason }
+    : { ok: false, reason: decision.reason, retryAfterMs: decision.retryAfterMs };
+}
 
 export interface Effects {
   /** Tickets granted as a side effect of this call (not the caller's own immediate grant). */

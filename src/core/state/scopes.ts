@@ -3,7 +3,7 @@
  * records: the state machine owns them and is the only writer.
  */
 import type { BackendSpec, Balance } from "../spec.js";
-import { emptyCounters, type ScopeCounters, type ScopeStats } from "../stats.js";
+import { emptyCounters, type QueueCounters, type ScopeCounters, type ScopeStats } from "../stats.js";
 import { OrderHeap } from "./heap.js";
 import type { Ticket, WaitPoint } from "./tickets.js";
 
@@ -16,7 +16,7 @@ export class ScopeState implements WaitPoint {
   queued = 0;
   peakInUse = 0;
   peakQueued = 0;
-  readonly counters: ScopeCounters = emptyCounters();
+  readonly counters: ScopeCounters & QueueCounters = emptyCounters();
   /** A keyed scope (`tenant:acme`) mirrors every change into its limit's aggregate row. */
   readonly parent: ScopeState | undefined;
   /** On an aggregate row: live keys. */

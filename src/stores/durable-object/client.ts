@@ -35,7 +35,7 @@ import type { GroupSpec } from "../../core/spec.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, RenewResult, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { nameSchema, parse } from "../../core/validate.js";
-import { specStatusOf, unwrap, type Reply } from "./protocol.js";
+import { checkAcquireOutcome, specStatusOf, unwrap, type Reply } from "./protocol.js";
 
 /**
  * One group's object, reached one way. Each method is one attempt: it leaves in the order the
@@ -213,7 +213,7 @@ export class DurableObjectGroup implements GroupStore {
       const onReply = (reply: Reply<StoreAcquireResult>) => {
         let outcome: StoreAcquireResult;
         try {
-          outcome = unwrap(reply);
+          outcome = checkAcquireOutcome(unwrap(reply));
         } catch (error) {
           return onFault(error);
         }

@@ -16,7 +16,7 @@
  */
 import { MAX_KEY_LENGTH, MAX_TTL_MS, checkScope } from "../../core/acquire-options.js";
 import { SlotgateConfigError, SlotgateError, StoreStatus, storeStatusError } from "../../core/errors.js";
-import { BALANCES, MAX_LIMIT, MAX_WEIGHT, type Balance, type GroupSpec } from "../../core/spec.js";
+import { BALANCES, KEY_VALUE_EXPECTED, MAX_LIMIT, MAX_WEIGHT, isKeyValue, queueSchema, type Balance, type GroupSpec } from "../../core/spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../../core/state/order.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
 import type { ChainRequest, RenewResult, SpecStatus, StoreAcquireResult } from "../../core/store.js";
@@ -246,10 +246,18 @@ const chainFields = refine(
     leaseTtlMs: ttl,
     backend: optional(nameSchema, undefined),
     server: optional(nameSchema, undefined),
+    flow: optional(accept<string>(isKeyValue, KEY_VALUE_EXPECTED), undefined),
+    early: optional(boolean(), false),
   }),
-  ({ backend, server, ...rest }, addIssue) => {
+  ({ backend, server, flow, early, ...rest }, addIssue) => {
     if (server !== undefined && backend === undefined) return report(addIssue, "a server only together with its backend", server, { path: ["server"] });
-    return { ...rest, ...(backend === undefined ? {} : { backend }), ...(server === undefined ? {} : { server }) };
+    return {
+      ...rest,
+      ...(backend === undefined ? {} : { backend }),
+      ...(server === undefined ? {} : { server }),
+      ...(flow === undefined ? {} : { flow }),
+      ...(early ? { early } : {}),
+    };
   },
 );
 
@@ -268,6 +276,17 @@ export function checkChainRequest(value: unknown, spec: GroupSpec): ChainRequest
     checkScope(spec, scope);
   }
   return { scopes: [...seen], ...parse(chainFields, request, "request") };
+}
+
+const retryAfter = int({ min: 0, max: MAX_TTL_MS });
+
+/**
+ * An acquire's outcome as the object answered it: a rejection's `retryAfterMs` (an early
+ * rejection's estimate) is kept only when it is a whole number of ms within a day.
+ */
+export function checkAcquireOutcome(outcome: StoreAcquireResult): StoreAcquireResult {
+  if (outcome.ok || outcome.retryAfterMs === undefined || retryAfter.check(outcome.retryAfterMs)) return outcome;
+  return { ok: false, reason: outcome.reason };
 }
 
 /** A limit as stored: `null` is no limit. */
@@ -326,11 +345,13 @@ const groupSpec = looseObject(
         ({ entries }) => ({ ...entries }),
       ),
     ),
+    queue: optional(queueSchema, undefined),
   },
-  "a group spec { limits, backends }",
+  "a group spec { limits, backends, queue? }",
 );
 
 /** Checks a spec received over RPC: the shape `buildGroupSpec` produces, with the same bounds. */
 export function checkGroupSpec(value: unknown): GroupSpec {
-  return parse(groupSpec, value, "spec");
+  const { queue, ...spec } = parse(groupSpec, value, "spec");
+  return queue === undefined ? spec : { ...spec, queue };
 }

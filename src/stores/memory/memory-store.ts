@@ -7,7 +7,7 @@ import { SlotgateError } from "../../core/errors.js";
 import type { GroupSpec } from "../../core/spec.js";
 import { canonicalSpecJson, decideSpec, specConflictError } from "../../core/spec-version.js";
 import type { GroupStatsSnapshot } from "../../core/stats.js";
-import { GroupState } from "../../core/state/group-state.js";
+import { GroupState, rejectedResult } from "../../core/state/group-state.js";
 import type { ChainRequest, GroupStore, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { refTimer, unrefTimer as unref } from "../../core/timers.js";
 
@@ -206,7 +206,7 @@ class MemoryGroupHandle implements GroupStore {
     const decision = g.state.acquire(request, g.now());
     if (decision.status !== "queued") {
       g.flush();
-      return Promise.resolve(decision.status === "granted" ? { ok: true, lease: decision.lease } : { ok: false, reason: decision.reason });
+      return Promise.resolve(decision.status === "granted" ? { ok: true, lease: decision.lease } : rejectedResult(decision));
     }
     const { ticketId } = decision;
     return new Promise<StoreAcquireResult>((resolve) => {
