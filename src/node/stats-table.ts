@@ -67,7 +67,8 @@ function specAndStateLoss(stats: GuardStats, fromNode: boolean): string[] {
 /** The queue's discipline and its flows (names as the snapshot gives them: digests unless `stats.show_keys`). */
 function queueLines(q: QueueView): string[] {
   const standing = q.standing === null ? ABSENT : q.standing ? "yes" : "no";
-  const lines = [`queue (cluster-wide): discipline ${q.discipline} · standing ${standing} · ${q.flows.length + q.moreFlows} flows waiting`];
+  const flows = q.flows.length + q.moreFlows;
+  const lines = [`queue (cluster-wide): discipline ${q.discipline} · standing ${standing} · ${flows} flow${flows === 1 ? "" : "s"} waiting`];
   for (const f of q.flows) {
     lines.push(`  flow ${terminalSafe(f.flow)}: waiting ${f.waiting} · granted ${f.granted} · share ${(f.share * 100).toFixed(1)}%`);
   }

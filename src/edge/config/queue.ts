@@ -17,28 +17,22 @@
  * own text here, so an issue about a weight names its flow in the path like any other key; an
  * invalid flow name is shown by its length only (it may be an API key).
  */
-import { MAX_KEY_LENGTH } from "../../core/acquire-options.js";
+import {
+  DISCIPLINES,
+  MAX_FLOW_WEIGHT,
+  MAX_FLOW_WEIGHTS,
+  MAX_INTERVAL_MS,
+  MAX_KEY_LENGTH,
+  MAX_TARGET_MS,
+  QUEUE_DEFAULTS,
+  isKeyValue,
+  type QueueSpec,
+} from "../../core/spec.js";
 import { accept, int, isPlainObject, nested, object, oneOf, optional, own, refine, report, type Schema } from "../../core/validate.js";
 import { duration } from "./duration.js";
 
-export type QueueDiscipline = "fifo" | "codel" | "lifo";
-export const QUEUE_DISCIPLINES: readonly QueueDiscipline[] = ["fifo", "codel", "lifo"];
-
-/** The normalised section: the shape of the guard's `queue` option. */
-export interface QueueConfig {
-  discipline: QueueDiscipline;
-  targetMs: number;
-  intervalMs: number;
-  /** Null-prototype record: flow name -> weight. */
-  flowWeights: Record<string, number>;
-}
-
-export const DEFAULT_QUEUE_TARGET_MS = 5;
-export const DEFAULT_QUEUE_INTERVAL_MS = 100;
-export const MAX_QUEUE_TARGET_MS = 60_000;
-export const MAX_QUEUE_INTERVAL_MS = 600_000;
-export const MAX_FLOW_WEIGHT = 1000;
-export const MAX_FLOW_WEIGHTS = 1000;
+/** The normalised section: the spec's queue section (bounds and defaults are the core's). */
+export type QueueConfig = QueueSpec;
 
 const FLOW_WEIGHTS_EXPECTED = `a mapping of flow names (1 to ${MAX_KEY_LENGTH} characters) to weights, at most ${MAX_FLOW_WEIGHTS} of them`;
 const flowWeight = int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT}` });
@@ -49,7 +43,8 @@ const flowWeights = refine(accept<Record<string, unknown>>(isPlainObject, FLOW_W
   const out = Object.create(null) as Record<string, number>;
   let ok = true;
   for (const name of names) {
-    if (name.length === 0 || name.length > MAX_KEY_LENGTH) {
+    // A name that is not a flow name may still be a secret: only its length is shown.
+    if (!isKeyValue(name as unknown)) {
       report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters`, `(${name.length} characters, not shown)`);
       ok = false;
       continue;
@@ -63,9 +58,9 @@ const flowWeights = refine(accept<Record<string, unknown>>(isPlainObject, FLOW_W
 
 const queueFields = object(
   {
-    discipline: optional(oneOf(QUEUE_DISCIPLINES), "fifo" as const),
-    target: optional(duration({ min: 1, max: MAX_QUEUE_TARGET_MS }), DEFAULT_QUEUE_TARGET_MS),
-    interval: optional(duration({ min: 1, max: MAX_QUEUE_INTERVAL_MS }), DEFAULT_QUEUE_INTERVAL_MS),
+    discipline: optional(oneOf(DISCIPLINES), QUEUE_DEFAULTS.discipline),
+    target: optional(duration({ min: 1, max: MAX_TARGET_MS }), QUEUE_DEFAULTS.targetMs),
+    interval: optional(duration({ min: 1, max: MAX_INTERVAL_MS }), QUEUE_DEFAULTS.intervalMs),
     flow_weights: optional(flowWeights, undefined),
   },
   "an object { discipline?, target?, interval?, flow_weights? }",
