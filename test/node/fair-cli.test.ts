@@ -54,7 +54,7 @@ describe("slotgate check: queue, fair_by, queue_timeout_early", () => {
     for (const line of [
       'queue.discipline: expected one of "fifo", "codel", "lifo", got "red"',
       'queue.target: expected a duration from 1ms to 1m, got "2m"',
-      "queue.flow_weights.acme: expected an integer weight from 1 to 1000, got 0",
+      "queue.flow_weights: expected an integer weight from 1 to 1000 (flow 1 of the list), got 0",
       'frontends.web.fair_by.cookie: expected one of the keys header, src, path, query, got "cookie"',
       'frontends.web.queue_timeout_early: expected a boolean, got "yes"',
       'frontends.echo.fair_by.header: expected only a src key in a tcp frontend, got "x"',

@@ -13,9 +13,9 @@
  *
  * `target` and `interval` are accepted with `fifo` too (and then unused), so that switching the
  * discipline during an incident is a one-line change. A flow name is what a request's `fair_by`
- * source yields: 1 to 1,024 characters, like a keyed limit's value. Flow names are the operator's
- * own text here, so an issue about a weight names its flow in the path like any other key; an
- * invalid flow name is shown by its length only (it may be an API key).
+ * source yields: 1 to 1,024 characters, like a keyed limit's value. A flow name may be a secret
+ * (an API key under `fair_by: { header: x-api-key }`), so no issue shows one: an issue about a
+ * weight names the flow by its place in the mapping, and an invalid name is shown by its length.
  */
 import {
   DISCIPLINES,
@@ -35,21 +35,22 @@ import { duration } from "./duration.js";
 export type QueueConfig = QueueSpec;
 
 const FLOW_WEIGHTS_EXPECTED = `a mapping of flow names (1 to ${MAX_KEY_LENGTH} characters) to weights, at most ${MAX_FLOW_WEIGHTS} of them`;
-const flowWeight = int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT}` });
+const flowWeight = (place: number) =>
+  int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT} (flow ${place} of the list)` });
 
 const flowWeights = refine(accept<Record<string, unknown>>(isPlainObject, FLOW_WEIGHTS_EXPECTED), (obj, addIssue) => {
   const names = Object.keys(obj);
   if (names.length > MAX_FLOW_WEIGHTS) return report(addIssue, FLOW_WEIGHTS_EXPECTED, `${names.length} flows`);
   const out = Object.create(null) as Record<string, number>;
   let ok = true;
-  for (const name of names) {
+  for (const [i, name] of names.entries()) {
     // A name that is not a flow name may still be a secret: only its length is shown.
     if (!isKeyValue(name as unknown)) {
-      report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters`, `(${name.length} characters, not shown)`);
+      report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters (flow ${i + 1} of the list)`, `(${name.length} characters, not shown)`);
       ok = false;
       continue;
     }
-    const weight = nested(addIssue, name, flowWeight, own(obj, name));
+    const weight = nested(addIssue, undefined, flowWeight(i + 1), own(obj, name));
     if (weight === undefined) ok = false;
     else out[name] = weight;
   }

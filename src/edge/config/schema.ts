@@ -55,7 +55,8 @@
  * - `queue` (top level, optional; see queue.ts): `{ discipline: fifo|codel|lifo, target, interval,
  *   flow_weights: { <flow>: <weight> } }`, the group's queue discipline (default fifo, target 5ms
  *   within 1ms–1m, interval 100ms within 1ms–10m) and flow weights (integers 1–1000, at most 1000
- *   flows; a flow not listed weighs 1).
+ *   flows; a flow not listed weighs 1). Issues never show a flow name (it may be an API key):
+ *   a weight is named by its place in the list.
  * - Frontend `fair_by`: a key source, exactly as a keyed limit's `key` (same validation, same
  *   extraction; tcp frontends only `{ src }`). Each request's value is its fairness flow; a request
  *   without one has no flow (it is served in arrival order within its class, as a flow of its own).
