@@ -13,12 +13,16 @@
  */
 import { SlotgateError } from "../errors.js";
 import type { BackendSpec, GroupSpec } from "../spec.js";
-import { backendScope, ownEntry, serverScope } from "../spec.js";
-import { bucketIndex, emptyHistogram, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
+import { backendScope, flowWeight, ownEntry, serverScope } from "../spec.js";
+import { bucketIndex, emptyHistogram, type FlowStats, type GroupStatsSnapshot, type ScopeStats, type WaitHistogram } from "../stats.js";
 import type { ChainRequest, LeaseGrant, StoreAcquireResult } from "../store.js";
 import { chooseServer, commitChoice } from "./balance.js";
-import { DeadlineHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type OrderEntry } from "./heap.js";
+import { ArrivalList } from "./arrivals.js";
+import { DeadlineHeap, NewestFirstHeap, OrderHeap, TicketDeadlineHeap, type HeapEntry, type NewestEntry, type OrderEntry } from "./heap.js";
 import { compareOrder } from "./order.js";
+import { StandingDetector } from "./discipline.js";
+import { estimatedWaitMs, scopeOfPoint } from "./early-rejection.js";
+import { FairQueue } from "./fairness.js";
 import { BackendState, ScopeState, ServerState } from "./scopes.js";
 import { blockerOf, type Ticket, type WaitPoint } from "./tickets.js";
 
@@ -36,7 +40,7 @@ export interface LeaseRecord extends HeapEntry {
 }
 
 /** A wait point in a dispatch, ordered by the first ticket waiting there. */
-interface Head extends OrderEntry {
+interface Head extends OrderEntry, NewestEntry {
   point: WaitPoint;
 }
 
@@ -87,6 +91,14 @@ export class GroupState {
   readonly #tickets = new Map<string, Ticket>();
   readonly #leaseDeadlines = new DeadlineHeap<LeaseRecord>();
   readonly #ticketDeadlines = new TicketDeadlineHeap<Ticket>();
+  /** Rule F: virtual time and the flows in the queue. */
+  readonly #fair = new FairQueue();
+  /** Rule D: the standing-queue detector (idle under fifo). */
+  readonly #detector = new StandingDetector();
+  /** Under codel: queued tickets oldest first (by seq), the order they are dropped in. */
+  #arrivals: ArrivalList<Ticket> | undefined;
+  /** Under lifo: every wait point also keeps its tickets newest-first (WaitPoint.newest). */
+  #lifo = false;
   #fence = 0;
   #seq = 0;
   #histogram: WaitHistogram = emptyHistogram();
@@ -121,11 +133,22 @@ export class GroupState {
       this.#collect(fixed);
       return { status: "rejected", reason: "queue-full" };
     }
+    const waitsOn = blockerOf(fixed, backend, pinned)!;
+    if (req.early === true) {
+      const rejected = this.#rejectEarly(waitsOn, req.queueTimeoutMs);
+      if (rejected) {
+        this.#collect(fixed);
+        return rejected;
+      }
+    }
+    const flow = req.flow;
     const ticket: Ticket = {
       id: ticketId ?? this.#newId(),
       cls: req.priorityClass,
+      tag: this.#fair.enter(flow, flow === undefined ? 1 : flowWeight(this.#spec.queue, flow)),
       at: now + req.priorityOffsetMs,
       seq: ++this.#seq,
+      flow,
       fixed,
       backend,
       pinned,
@@ -134,7 +157,10 @@ export class GroupState {
       leaseTtlMs: req.leaseTtlMs,
       heapIndex: -1,
       orderIndex: -1,
-      waitsOn: blockerOf(fixed, backend, pinned)!,
+      newestIndex: -1,
+      older: undefined,
+      newer: undefined,
+      waitsOn,
     };
     this.#enqueue(ticket);
     return { status: "queued", ticketId: ticket.id, deadline: ticket.deadline };
@@ -175,12 +201,15 @@ export class GroupState {
     this.#advance(now);
   }
 
+  /** The earliest of: a lease expiry, a queue timeout, the next CoDel drop (rule D). */
   nextDeadline(): number | undefined {
     const lease = this.#leaseDeadlines.peek()?.deadline;
     const ticket = this.#ticketDeadlines.peek()?.deadline;
-    if (lease === undefined) return ticket;
-    if (ticket === undefined) return lease;
-    return Math.min(lease, ticket);
+    const drop = this.#nextDrop()?.at;
+    let next = lease;
+    if (ticket !== undefined && (next === undefined || ticket < next)) next = ticket;
+    if (drop !== undefined && (next === undefined || drop < next)) next = drop;
+    return next;
   }
 
   configure(spec: GroupSpec, now: number): void {
@@ -222,6 +251,16 @@ export class GroupState {
     return this.#leases.get(leaseId);
   }
 
+  /** A queued ticket (its order key: class, tag, at, seq), for tests and tools. */
+  ticket(ticketId: string): Readonly<Ticket> | undefined {
+    return this.#tickets.get(ticketId);
+  }
+
+  /** Rule F's virtual time. */
+  get virtualTime(): number {
+    return this.#fair.virtualTime;
+  }
+
   stats(now: number): GroupStatsSnapshot {
     this.#advance(now);
     const scopes: Record<string, ScopeStats> = {};
@@ -230,7 +269,7 @@ export class GroupState {
       for (const s of b.servers) scopes[s.scope.name] = { ...s.scope.toStats(), up: s.up };
     }
     const h = this.#histogram;
-    return {
+    const snapshot: GroupStatsSnapshot = {
       now,
       fence: this.#fence,
       scopes,
@@ -238,6 +277,15 @@ export class GroupState {
       holders: this.#leases.size,
       tickets: this.#tickets.size,
     };
+    const queue = this.#spec.queue;
+    if (queue) snapshot.queue = { discipline: queue.discipline, standing: this.#detector.standing(now) };
+    if (this.#fair.flows.size > 0) {
+      // Flow names are client input ("__proto__"): no prototype to collide with.
+      const flows = Object.create(null) as Record<string, FlowStats>;
+      for (const [name, f] of this.#fair.flows) flows[name] = { waiting: f.waiting, granted: f.granted };
+      snapshot.flows = flows;
+    }
+    return snapshot;
   }
 
   snapshot(): GroupStateSnapshot {
@@ -295,6 +343,7 @@ export class GroupState {
   #applySpec(spec: GroupSpec): void {
     this.#retireRemoved(spec);
     this.#spec = spec;
+    this.#applyDiscipline(spec);
     for (const [name, limit] of Object.entries(spec.limits)) {
       const existing = this.#scopes.get(name);
       if (existing) {
@@ -369,6 +418,34 @@ export class GroupState {
     for (const old of backend.servers) if (!servers.includes(old)) old.scope.retired = true;
     backend.servers = servers;
     backend.lastPick = Math.min(backend.lastPick, servers.length - 1);
+  }
+
+  /**
+   * The discipline's own indexes follow the spec: the age heap under codel, the newest-first
+   * heaps under lifo, built from the tickets queued when the discipline changes, dropped when it
+   * changes away. fifo keeps neither, so its path costs what it did before disciplines.
+   */
+  #applyDiscipline(spec: GroupSpec): void {
+    this.#detector.configure(spec.queue);
+    const discipline = this.#detector.discipline;
+    if (discipline === "codel" && !this.#arrivals) {
+      this.#arrivals = new ArrivalList<Ticket>();
+      // The map holds the tickets in the order they were queued: by seq.
+      for (const t of this.#tickets.values()) this.#arrivals.push(t);
+    } else if (discipline !== "codel" && this.#arrivals) {
+      for (const t of this.#tickets.values()) t.older = t.newer = undefined;
+      this.#arrivals = undefined;
+    }
+    const lifo = discipline === "lifo";
+    if (lifo === this.#lifo) return;
+    this.#lifo = lifo;
+    for (const point of this.#allPoints()) point.newest = undefined;
+    // A ticket may wait on a retired scope, which no longer is among the points.
+    for (const t of this.#tickets.values()) t.waitsOn.newest = undefined;
+    for (const t of this.#tickets.values()) {
+      t.newestIndex = -1;
+      if (lifo) (t.waitsOn.newest ??= new NewestFirstHeap<Ticket>()).push(t);
+    }
   }
 
   #backendOrThrow(name: string): BackendState {
@@ -484,17 +561,51 @@ export class GroupState {
 
   #enqueue(ticket: Ticket): void {
     for (const s of ticket.fixed) s.enqueue();
-    ticket.waitsOn.waiting.push(ticket);
+    this.#wait(ticket.waitsOn, ticket);
     this.#tickets.set(ticket.id, ticket);
     this.#ticketDeadlines.push(ticket);
+    this.#arrivals?.push(ticket);
   }
 
-  #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted"): void {
+  /** A ticket leaves the queue without a grant: cancelled, timed out, or dropped by CoDel. */
+  #dequeue(ticket: Ticket, how?: "queue_timeouts" | "aborted" | "codel_dropped"): void {
     this.#tickets.delete(ticket.id);
     this.#ticketDeadlines.remove(ticket);
-    ticket.waitsOn.waiting.remove(ticket);
+    this.#arrivals?.remove(ticket);
+    this.#unwait(ticket.waitsOn, ticket);
     for (const s of ticket.fixed) s.dequeue(how);
     this.#collect(ticket.fixed);
+    this.#fair.leave(ticket.flow, false);
+    if (this.#tickets.size === 0) this.#emptied();
+  }
+
+  /** Files a ticket at its wait point (and in the point's newest-first view under lifo). */
+  #wait(point: WaitPoint, t: Ticket): void {
+    point.waiting.push(t);
+    if (this.#lifo) (point.newest ??= new NewestFirstHeap<Ticket>()).push(t);
+  }
+
+  #unwait(point: WaitPoint, t: Ticket): void {
+    point.waiting.remove(t);
+    point.newest?.remove(t);
+  }
+
+  /** The group's queue became empty: virtual time and the detector start again (rules F and D). */
+  #emptied(): void {
+    this.#fair.emptied();
+    this.#detector.emptied();
+  }
+
+  /**
+   * Rule E: the rejection of an acquire that would wait on `point`, when the scope's hand-off rate
+   * says it would not be served within its queue timeout; undefined to queue it.
+   */
+  #rejectEarly(point: WaitPoint, queueTimeoutMs: number): AcquireDecision | undefined {
+    const scope = scopeOfPoint(point);
+    const estimate = estimatedWaitMs(scope);
+    if (estimate === undefined || estimate <= queueTimeoutMs) return undefined;
+    scope.count("rejected_early");
+    return { status: "rejected", reason: "queue-timeout", retryAfterMs: Math.ceil(estimate) };
   }
 
   /** Every wait point the group has, for a change that may clear any of them (a new spec). */
@@ -521,6 +632,9 @@ export class GroupState {
     if (this.#tickets.size === 0) return;
     const live = points.filter((p) => p.waiting.size > 0 && p.clear);
     if (live.length === 0) return;
+    // Adaptive LIFO (rule D): a standing queue is served newest-first within each class. Decided
+    // once per pass, at its start.
+    if (this.#lifo && this.#detector.standing(now)) return this.#dispatchNewestFirst(now, live);
     if (live.length === 1) {
       // One point (the common case: a release that frees one full scope): its own queue, in order.
       const p = live[0]!;
@@ -528,21 +642,35 @@ export class GroupState {
       return;
     }
     const heads = new OrderHeap<Head>();
-    for (const point of live) this.#pushHead(heads, { cls: 0, at: 0, seq: 0, orderIndex: -1, point });
+    for (const point of live) this.#pushHead(heads, { cls: 0, tag: 0, at: 0, seq: 0, orderIndex: -1, newestIndex: -1, point }, false);
     for (let h = heads.peek(); h !== undefined; h = heads.peek()) {
       heads.remove(h);
       const t = h.point.waiting.peek();
       if (t === undefined || !h.point.clear) continue;
       if (compareOrder(t, h) === 0) this.#tryTicket(now, h.point, t);
-      this.#pushHead(heads, h);
+      this.#pushHead(heads, h, false);
     }
   }
 
-  /** (Re)files a point under the ticket now first at it, if any. */
-  #pushHead(heads: OrderHeap<Head>, h: Head): void {
-    const t = h.point.waiting.peek();
+  /** {@link #dispatch} over the points' newest-first views: the same merge, in the reversed order. */
+  #dispatchNewestFirst(now: number, live: readonly WaitPoint[]): void {
+    const heads = new NewestFirstHeap<Head>();
+    for (const point of live) this.#pushHead(heads, { cls: 0, tag: 0, at: 0, seq: 0, orderIndex: -1, newestIndex: -1, point }, true);
+    for (let h = heads.peek(); h !== undefined; h = heads.peek()) {
+      heads.remove(h);
+      const t = h.point.newest?.peek();
+      if (t === undefined || !h.point.clear) continue;
+      if (compareOrder(t, h) === 0) this.#tryTicket(now, h.point, t);
+      this.#pushHead(heads, h, true);
+    }
+  }
+
+  /** (Re)files a point under the ticket now first at it (newest-first: in its newest-first view), if any. */
+  #pushHead(heads: { push(h: Head): void }, h: Head, newest: boolean): void {
+    const t = newest ? h.point.newest?.peek() : h.point.waiting.peek();
     if (t === undefined) return;
     h.cls = t.cls;
+    h.tag = t.tag;
     h.at = t.at;
     h.seq = t.seq;
     heads.push(h);
@@ -550,18 +678,34 @@ export class GroupState {
 
   /** Grants the ticket first at `point`, or moves it to what blocks it now. */
   #tryTicket(now: number, point: WaitPoint, t: Ticket): void {
-    point.waiting.remove(t);
+    this.#unwait(point, t);
     const server = this.#fit(t.fixed, t.backend, t.pinned);
     if (server === false) {
       t.waitsOn = blockerOf(t.fixed, t.backend, t.pinned)!;
-      t.waitsOn.waiting.push(t);
+      this.#wait(t.waitsOn, t);
       return;
     }
     this.#tickets.delete(t.id);
     this.#ticketDeadlines.remove(t);
+    this.#arrivals?.remove(t);
     for (const s of t.fixed) s.dequeue();
-    const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, now - t.enqueuedAt);
+    const waited = now - t.enqueuedAt;
+    const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, waited);
+    this.#servedFromQueue(t, t.pinned === undefined ? server : undefined, now, waited);
     this.#effects.granted.push({ ticketId: t.id, lease });
+  }
+
+  /**
+   * What a grant from the queue (never an immediate one) tells rules F, D and E. `chosen`: the
+   * server the backend chose for it, whose scope is in the lease's chain besides the ticket's own.
+   */
+  #servedFromQueue(t: Ticket, chosen: ServerState | undefined, now: number, waited: number): void {
+    this.#fair.leave(t.flow, true);
+    this.#fair.served(t.tag);
+    this.#detector.served(waited, now);
+    for (const s of t.fixed) s.handoff(now);
+    chosen?.scope.handoff(now);
+    if (this.#tickets.size === 0) this.#emptied();
   }
 
   /**
@@ -577,7 +721,12 @@ export class GroupState {
       const lease = this.#leaseDeadlines.peek();
       const ticketDue = ticket !== undefined && ticket.deadline <= now;
       const leaseDue = lease !== undefined && lease.deadline <= now;
-      if (ticketDue && (!leaseDue || ticket.deadline <= lease.deadline)) {
+      // CoDel drops (rule D) come after the timeouts and expiries of the same instant.
+      const drop = this.#arrivals ? this.#nextDrop() : undefined;
+      if (drop !== undefined && drop.at <= now && !(ticketDue && ticket.deadline <= drop.at) && !(leaseDue && lease.deadline <= drop.at)) {
+        this.#dequeue(drop.ticket, "codel_dropped");
+        this.#effects.timedOut.push(drop.ticket.id);
+      } else if (ticketDue && (!leaseDue || ticket.deadline <= lease.deadline)) {
         this.#dequeue(ticket, "queue_timeouts");
         this.#effects.timedOut.push(ticket.id);
       } else if (leaseDue) {
@@ -593,6 +742,14 @@ export class GroupState {
         return;
       }
     }
+  }
+
+  /** Under codel, the oldest ticket (by seq) and when it is to be dropped, if a drop is due at all. */
+  #nextDrop(): { ticket: Ticket; at: number } | undefined {
+    const oldest = this.#arrivals?.peek();
+    if (oldest === undefined) return undefined;
+    const at = this.#detector.dropAt(oldest.enqueuedAt);
+    return at === undefined ? undefined : { ticket: oldest, at };
   }
 
   #countRejection(fixed: ScopeState[], backend: BackendState | undefined, pinned: ServerState | undefined): void {

@@ -4,7 +4,7 @@
  * deletion would instead keep every released lease in the heap until its old expiry: at high
  * throughput, millions of dead entries.
  */
-import { compareOrder, type OrderKey } from "./order.js";
+import { compareNewestFirst, compareOrder, type OrderKey } from "./order.js";
 
 export interface HeapEntry {
   deadline: number;
@@ -132,5 +132,23 @@ export class OrderHeap<T extends OrderEntry> extends IndexedHeap<T> {
   }
   protected setPosition(item: T, i: number): void {
     item.orderIndex = i;
+  }
+}
+
+export interface NewestEntry extends OrderKey {
+  /** Position in the newest-first heap it waits in, -1 when in none. Owned by the heap. */
+  newestIndex: number;
+}
+
+/** Records newest-first within each class (adaptive LIFO, rule D); kept only under `lifo`. */
+export class NewestFirstHeap<T extends NewestEntry> extends IndexedHeap<T> {
+  protected before(a: T, b: T): boolean {
+    return compareNewestFirst(a, b) < 0;
+  }
+  protected position(item: T): number {
+    return item.newestIndex;
+  }
+  protected setPosition(item: T, i: number): void {
+    item.newestIndex = i;
   }
 }

@@ -1,7 +1,11 @@
 /**
  * Queue order of SPEC §2 rule 4 (HAProxy's set-priority-class / set-priority-offset): priority
- * class first (lower first), then arrival time shifted by the offset (lower first), then arrival
- * order. Unlike HAProxy we keep the full timestamp, so there is no 17-minute wrap-around.
+ * class first (lower first), then the fair-queuing tag (rule F, fairness.ts: 0 for every ticket
+ * while no ticket names a flow), then arrival time shifted by the offset (lower first), then
+ * arrival order. Unlike HAProxy we keep the full timestamp, so there is no 17-minute wrap-around.
+ *
+ * Adaptive LIFO (rule D) serves a standing queue newest-first within each class:
+ * {@link compareNewestFirst} keeps the class order and reverses the rest.
  */
 
 export const PRIORITY_CLASS_MIN = -2047;
@@ -12,6 +16,8 @@ export const PRIORITY_OFFSET_MAX_MS = 524_287;
 export interface OrderKey {
   /** Priority class. */
   cls: number;
+  /** Fair-queuing start tag (rule F): an integer below 2^53. */
+  tag: number;
   /** Arrival on the store clock plus the priority offset, in ms. */
   at: number;
   /** Arrival order within the group, strictly increasing. */
@@ -19,5 +25,10 @@ export interface OrderKey {
 }
 
 export function compareOrder(a: OrderKey, b: OrderKey): number {
-  return a.cls - b.cls || a.at - b.at || a.seq - b.seq;
+  return a.cls - b.cls || a.tag - b.tag || a.at - b.at || a.seq - b.seq;
+}
+
+/** Lower class first; within a class, the last in {@link compareOrder} first. */
+export function compareNewestFirst(a: OrderKey, b: OrderKey): number {
+  return a.cls - b.cls || b.tag - a.tag || b.at - a.at || b.seq - a.seq;
 }

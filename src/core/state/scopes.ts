@@ -4,7 +4,7 @@
  */
 import type { BackendSpec, Balance } from "../spec.js";
 import { emptyCounters, type QueueCounters, type ScopeCounters, type ScopeStats } from "../stats.js";
-import { OrderHeap } from "./heap.js";
+import { OrderHeap, type NewestFirstHeap } from "./heap.js";
 import type { Ticket, WaitPoint } from "./tickets.js";
 
 export class ScopeState implements WaitPoint {
@@ -29,6 +29,11 @@ export class ScopeState implements WaitPoint {
   readonly kind: "named" | "keyed" | "aggregate" | "backend" | "server";
   /** Tickets waiting for this scope to have room. */
   readonly waiting = new OrderHeap<Ticket>();
+  newest: NewestFirstHeap<Ticket> | undefined = undefined;
+  /** Store-clock time of the last grant from the queue on this scope (rule E); undefined until the first. */
+  lastHandoffAt: number | undefined = undefined;
+  /** Mean time between those grants, an EWMA with weight 1/8 (rule E); undefined until the second. */
+  handoffMs: number | undefined = undefined;
   /** On a server's scope: its server, and the backend whose tickets may take it once it has room. */
   server: ServerState | undefined;
   pool: BackendState | undefined;
@@ -82,13 +87,24 @@ export class ScopeState implements WaitPoint {
     this.parent?.enqueue();
   }
 
-  dequeue(how?: "queue_timeouts" | "aborted"): void {
+  /** A grant from the queue took a slot here: one more hand-off interval into the EWMA (rule E, bit for bit as in Lua). */
+  handoff(now: number): void {
+    const last = this.lastHandoffAt;
+    if (last !== undefined) {
+      const d = now - last;
+      const h = this.handoffMs;
+      this.handoffMs = h === undefined ? d : h + (d - h) / 8;
+    }
+    this.lastHandoffAt = now;
+  }
+
+  dequeue(how?: "queue_timeouts" | "aborted" | "codel_dropped"): void {
     this.queued--;
     if (how) this.counters[how]++;
     this.parent?.dequeue(how);
   }
 
-  count(counter: "rejected_full" | "rejected_queue_full"): void {
+  count(counter: "rejected_full" | "rejected_queue_full" | "rejected_early"): void {
     this.counters[counter]++;
     this.parent?.count(counter);
   }
@@ -123,6 +139,7 @@ export class ServerState implements WaitPoint {
   currentWeight = 0;
   /** Tickets pinned to this server, waiting for it to come up. */
   readonly waiting = new OrderHeap<Ticket>();
+  newest: NewestFirstHeap<Ticket> | undefined = undefined;
 
   constructor(name: string, scope: ScopeState, weight: number, down: boolean) {
     this.name = name;
@@ -151,6 +168,7 @@ export class BackendState implements WaitPoint {
   /** Index of the last server chosen: round-robin tie-break for leastconn. */
   lastPick = -1;
   readonly waiting = new OrderHeap<Ticket>();
+  newest: NewestFirstHeap<Ticket> | undefined = undefined;
 
   constructor(name: string, spec: BackendSpec, scope: ScopeState) {
     this.name = name;

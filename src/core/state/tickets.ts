@@ -9,18 +9,23 @@
  * Wait points: a scope of the chain without room; a pinned server that is down; the servers of
  * the backend the store is to choose from, none of them eligible.
  */
-import type { HeapEntry, OrderEntry, OrderHeap } from "./heap.js";
+import type { ArrivalEntry } from "./arrivals.js";
+import type { HeapEntry, NewestEntry, NewestFirstHeap, OrderEntry, OrderHeap } from "./heap.js";
 import type { BackendState, ScopeState, ServerState } from "./scopes.js";
 
 export interface WaitPoint {
   /** Tickets waiting here, in queue order. */
   readonly waiting: OrderHeap<Ticket>;
+  /** The same tickets newest-first within each class: kept only while the group's discipline is `lifo`. */
+  newest: NewestFirstHeap<Ticket> | undefined;
   /** True when this no longer keeps a ticket from fitting. */
   readonly clear: boolean;
 }
 
-export interface Ticket extends OrderEntry, HeapEntry {
+export interface Ticket extends OrderEntry, HeapEntry, NewestEntry, ArrivalEntry<Ticket> {
   id: string;
+  /** The fairness flow it was queued under (rule F), if any. */
+  flow: string | undefined;
   /** Scopes the ticket needs and is queued on: named, keyed, backend, and a pinned server. */
   fixed: ScopeState[];
   backend?: BackendState;

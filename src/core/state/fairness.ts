@@ -1,0 +1,62 @@
+/**
+ * Fair queuing by flow (rule F, docs/semantics.md): start-time fair queuing with integer tags.
+ * Within a priority class, tickets are ordered by their tag (order.ts), so with every flow
+ * backlogged each is served in proportion to its weight, whatever its number of waiting tickets.
+ *
+ * Only flows with tickets in the queue have an entry, so a hostile stream of flow names can grow
+ * this state no further than the queue itself. The Redis scripts mirror every step with the same
+ * integers.
+ */
+
+/** A flow's cost per ticket is this divided by its weight, rounded down. */
+export const FLOW_COST_UNIT = 1_000_000;
+
+export interface FlowEntry {
+  /** Finish tag of the flow's last queued ticket. */
+  finish: number;
+  /** Its tickets in the queue (> 0 while the entry exists). */
+  waiting: number;
+  /** Its tickets granted from the queue since the entry was made. */
+  granted: number;
+}
+
+export class FairQueue {
+  /** Virtual time: the largest tag granted from the queue since it was last empty. */
+  virtualTime = 0;
+  readonly flows = new Map<string, FlowEntry>();
+
+  /** The tag of a ticket entering the queue under `flow` (none: a flow of its own, never backlogged). */
+  enter(flow: string | undefined, weight: number): number {
+    const v = this.virtualTime;
+    if (flow === undefined) return v;
+    const cost = Math.floor(FLOW_COST_UNIT / weight);
+    const entry = this.flows.get(flow);
+    if (entry === undefined) {
+      this.flows.set(flow, { finish: v + cost, waiting: 1, granted: 0 });
+      return v;
+    }
+    const tag = Math.max(v, entry.finish);
+    entry.finish = tag + cost;
+    entry.waiting++;
+    return tag;
+  }
+
+  /** A ticket of `flow` left the queue, by any road; `granted` when it was granted. */
+  leave(flow: string | undefined, granted: boolean): void {
+    if (flow === undefined) return;
+    const entry = this.flows.get(flow);
+    if (entry === undefined) return;
+    if (granted) entry.granted++;
+    if (--entry.waiting === 0) this.flows.delete(flow);
+  }
+
+  /** A ticket with `tag` was granted from the queue. */
+  served(tag: number): void {
+    if (tag > this.virtualTime) this.virtualTime = tag;
+  }
+
+  /** The queue is empty: virtual time starts again at 0 (no flow has an entry then). */
+  emptied(): void {
+    this.virtualTime = 0;
+  }
+}
