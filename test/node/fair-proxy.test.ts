@@ -107,7 +107,15 @@ describe("queue_timeout_early", () => {
     expect(retryAfter).toBeLessThanOrEqual(Math.ceil(((replies.length + 1) * DELAY * 2) / 1000));
     const backend = await s.scope("backend:app");
     expect(backend.rejected_early).toBeGreaterThanOrEqual(1);
-    await Promise.all(replies);
+    // The wait it would have had: until the last request queued before it was done.
+    const done = await Promise.all(replies);
+    const lastQueued = done[done.length - 2]!;
+    expect(lastQueued.status).toBe(200);
+    expect(retryAfter * 1000).toBeGreaterThanOrEqual(lastQueued.ms / 2);
+    expect(retryAfter * 1000).toBeLessThanOrEqual(2 * lastQueued.ms + 1000); // + the rounding up to whole seconds
+    console.log(
+      `[early] rejected after ${rejected!.ms.toFixed(0)} ms with Retry-After ${retryAfter} s behind ${done.length - 2} queued; the last of them was answered after ${lastQueued.ms.toFixed(0)} ms`,
+    );
     const log = s.logs.find((l) => l.msg === "request rejected");
     expect(log).toMatchObject({ reason: "queue-timeout", status: 503 });
   }, 20_000);
