@@ -138,6 +138,34 @@ describe("queue_timeout_early", () => {
   });
 });
 
+describe("queue.discipline: codel", () => {
+  it("answers requests that waited past the target at once once the queue stands, instead of at their queue timeout", async () => {
+    const o = await origin({ delayMs: 50 });
+    const s = await startNode({
+      top: { queue: { discipline: "codel", target: "20ms", interval: "100ms" } },
+      servers: { s1: { address: o.address, maxconn: 1 } },
+      backend: { timeout: { queue: "5s", connect: "1s", server: "10s" } },
+      frontend: { priority: [] },
+    });
+    // Sustained overload of one slot: 30 requests at once, 50 ms each (1.5 s of work).
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => request(`${s.url}/c/${i}`)));
+    const dropped = replies.filter((r) => r.status === 503);
+    expect(dropped.length).toBeGreaterThan(0);
+    for (const r of dropped) {
+      expect(r.headers["x-slotgate-reason"]).toBe("queue-timeout");
+      // Far from the 5 s queue timeout: the standing queue was cut after about target + interval.
+      expect(r.ms).toBeLessThan(2000);
+    }
+    const backend = await s.scope("backend:app");
+    expect(backend.codel_dropped).toBe(dropped.length);
+    expect(backend.queue_timeouts).toBe(0);
+    expect(o.served).toBe(30 - dropped.length);
+    console.log(
+      `[codel] 30 requests on 1 slot of 50 ms: ${o.served} served, ${dropped.length} dropped after at most ${Math.max(...dropped.map((r) => r.ms)).toFixed(0)} ms`,
+    );
+  });
+});
+
 describe("stats: flows by digest", () => {
   const SECRET = "tenant-sk_live_0123456789abcdef";
 
