@@ -8,6 +8,7 @@
  * a real-clock store (Redis, the Durable Object) runs it with margins wide enough for real I/O.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { queueCases } from "./queue.case.js";
 import {
   createGuard,
   readGroupStats,
@@ -667,6 +668,10 @@ export function runConformance(target: ConformanceTarget): void {
         expect(await a.acquire({ scopes: ["global"] })).toMatchObject({ reason: "full" });
         expect((await b.stats()).scopes.global).toMatchObject({ in_use: 2, rejected_full: 1 });
       });
+    });
+
+    describe("queue rules: fair queuing (F), disciplines (D), early rejection (E)", () => {
+      queueCases({ target, test, guardWith: (options) => guardWith(options) });
     });
 
     describe("§7: bad input", () => {

@@ -19,19 +19,29 @@ describe("standing-queue detector", () => {
     expect(s.stats(110).queue!.standing).toBe(true);
   });
 
-  it("a grant that waited less than the target ends it, and so does an empty queue", () => {
+  it("stands while the oldest ticket waited the target at every grant, whichever ticket is granted; an empty queue or a fresh oldest ticket ends it", () => {
     const s = state({ g: 1 }, LIFO);
     const held = lease(s, req(["g"]));
-    queue(s, req(["g"]), "T1");
-    const t1 = handOff(s, held, 10); // above since 10 (queue now empty: unset again)
-    expect(s.stats(200).queue!.standing).toBe(false);
-    queue(s, req(["g"]), "T2", 200);
-    queue(s, req(["g"]), "T3", 200);
-    const t2 = handOff(s, t1.leaseId, 210); // 10 ≥ 5: above since 210
-    expect(s.stats(310).queue!.standing).toBe(true);
-    queue(s, req(["g"]), "T4", 310);
-    handOff(s, t2.leaseId, 312); // LIFO: T4, waited 2 < 5: not above any more
-    expect(s.stats(312).queue!.standing).toBe(false);
+    queue(s, req(["g"]), "T1", 0);
+    queue(s, req(["g"]), "T2", 0);
+    let l = handOff(s, held, 10); // T1; the oldest (T1) waited 10 ≥ 5: above since 10
+    expect(s.stats(110).queue!.standing).toBe(true);
+    queue(s, req(["g"]), "T3", 110);
+    l = handOff(s, l.leaseId, 111); // newest-first: T3, waited 1; the oldest (T2) waited 111: still standing
+    expect(l.ticketId).toBe("T3");
+    expect(s.stats(111).queue!.standing).toBe(true);
+    l = handOff(s, l.leaseId, 112); // T2: the queue is empty, not standing
+    expect(s.stats(112).queue!.standing).toBe(false);
+    queue(s, req(["g"]), "T4", 200);
+    queue(s, req(["g"]), "T5", 200);
+    l = handOff(s, l.leaseId, 210); // T4; the oldest waited 10: above since 210
+    queue(s, req(["g"]), "T6", 300);
+    expect(s.cancel("T5", 300)).toBe(true);
+    l = handOff(s, l.leaseId, 303); // T6, the oldest, waited 3 < 5: not above any more
+    queue(s, req(["g"]), "T7", 303);
+    queue(s, req(["g"]), "T8", 303);
+    expect(s.stats(310).queue!.standing).toBe(false);
+    expect(s.stats(1_000).queue!.standing).toBe(false);
   });
 
   it("fifo keeps none of it and reports no queue section without one", () => {
@@ -155,7 +165,7 @@ describe("adaptive lifo", () => {
     expect(s.ticketCount).toBe(0);
   });
 
-  it("a fresh ticket served newest-first ends the standing queue: fifo again", () => {
+  it("serving fresh tickets newest-first keeps the queue standing while old ones wait", () => {
     const s = state({ g: 1 }, LIFO);
     const held = lease(s, req(["g"]));
     queue(s, req(["g"]), "A", 0);
@@ -163,10 +173,11 @@ describe("adaptive lifo", () => {
     queue(s, req(["g"]), "C", 0);
     let l = handOff(s, held, 10); // A, above since 10
     queue(s, req(["g"]), "D", 118);
-    l = handOff(s, l.leaseId, 120); // standing: D, waited 2 < 5: not above
+    l = handOff(s, l.leaseId, 120); // standing: D, waited 2; the oldest (B) waited 120
     expect(l.ticketId).toBe("D");
     l = handOff(s, l.leaseId, 121);
-    expect(l.ticketId).toBe("B");
+    expect(l.ticketId).toBe("C");
+    expect(s.stats(121).queue!.standing).toBe(true);
   });
 
   it("newest-first across wait points too, and when the discipline changes under a queue", () => {

@@ -1,8 +1,9 @@
 /**
  * The queue disciplines of rule D (docs/semantics.md): the standing-queue detector that `codel`
- * and `lifo` share, after Facebook's "Fail at Scale": the queue stands when the wait of every
- * ticket granted from it for a whole interval was at least the target. `fifo` keeps none of this
- * state. What each discipline then does lives in the state machine's dispatch (lifo) and
+ * and `lifo` share, after Facebook's "Fail at Scale": the queue stands when, at every grant from
+ * it for a whole interval, its oldest ticket had waited at least the target. (The oldest, not the
+ * one granted: newest-first grants short waits by design, and must not end the standing queue
+ * they serve.) `fifo` keeps none of this state. What each discipline then does lives in the state machine's dispatch (lifo) and
  * settling of deadlines (codel); this file only answers when.
  */
 import { QUEUE_DEFAULTS, type Discipline, type QueueSpec } from "../spec.js";
@@ -21,7 +22,7 @@ export class StandingDetector {
     if (this.discipline === "fifo") this.aboveSince = undefined;
   }
 
-  /** A ticket was granted from the queue at `now` after waiting `sojournMs`. */
+  /** A ticket was granted from the queue at `now`, when its oldest ticket had waited `sojournMs`. */
   served(sojournMs: number, now: number): void {
     if (this.discipline === "fifo") return;
     if (sojournMs < this.targetMs) this.aboveSince = undefined;

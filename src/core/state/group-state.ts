@@ -95,7 +95,10 @@ export class GroupState {
   readonly #fair = new FairQueue();
   /** Rule D: the standing-queue detector (idle under fifo). */
   readonly #detector = new StandingDetector();
-  /** Under codel: queued tickets oldest first (by seq), the order they are dropped in. */
+  /**
+   * Under codel and lifo: queued tickets oldest first (by seq). The detector samples the wait of
+   * the oldest; codel drops in this order.
+   */
   #arrivals: ArrivalList<Ticket> | undefined;
   /** Under lifo: every wait point also keeps its tickets newest-first (WaitPoint.newest). */
   #lifo = false;
@@ -280,9 +283,12 @@ export class GroupState {
     const queue = this.#spec.queue;
     if (queue) snapshot.queue = { discipline: queue.discipline, standing: this.#detector.standing(now) };
     if (this.#fair.flows.size > 0) {
-      // Flow names are client input ("__proto__"): no prototype to collide with.
-      const flows = Object.create(null) as Record<string, FlowStats>;
-      for (const [name, f] of this.#fair.flows) flows[name] = { waiting: f.waiting, granted: f.granted };
+      // Flow names are client input: "__proto__" must be an entry like any other (defined, not
+      // assigned), in a plain object (structured clone, as RPC uses, refuses one without a prototype).
+      const flows: Record<string, FlowStats> = {};
+      for (const [name, f] of this.#fair.flows) {
+        Object.defineProperty(flows, name, { value: { waiting: f.waiting, granted: f.granted }, enumerable: true, writable: true, configurable: true });
+      }
       snapshot.flows = flows;
     }
     return snapshot;
@@ -428,11 +434,11 @@ export class GroupState {
   #applyDiscipline(spec: GroupSpec): void {
     this.#detector.configure(spec.queue);
     const discipline = this.#detector.discipline;
-    if (discipline === "codel" && !this.#arrivals) {
+    if (discipline !== "fifo" && !this.#arrivals) {
       this.#arrivals = new ArrivalList<Ticket>();
       // The map holds the tickets in the order they were queued: by seq.
       for (const t of this.#tickets.values()) this.#arrivals.push(t);
-    } else if (discipline !== "codel" && this.#arrivals) {
+    } else if (discipline === "fifo" && this.#arrivals) {
       for (const t of this.#tickets.values()) t.older = t.newer = undefined;
       this.#arrivals = undefined;
     }
@@ -685,13 +691,15 @@ export class GroupState {
       this.#wait(t.waitsOn, t);
       return;
     }
+    // The detector's sample (rule D): the wait of the oldest ticket in the queue, this one included.
+    const oldestEnqueuedAt = this.#arrivals?.peek()?.enqueuedAt ?? t.enqueuedAt;
     this.#tickets.delete(t.id);
     this.#ticketDeadlines.remove(t);
     this.#arrivals?.remove(t);
     for (const s of t.fixed) s.dequeue();
     const waited = now - t.enqueuedAt;
     const lease = this.#grant(t.fixed, t.backend, server, t.pinned === undefined, t.leaseTtlMs, now, waited);
-    this.#servedFromQueue(t, t.pinned === undefined ? server : undefined, now, waited);
+    this.#servedFromQueue(t, t.pinned === undefined ? server : undefined, now, now - oldestEnqueuedAt);
     this.#effects.granted.push({ ticketId: t.id, lease });
   }
 
@@ -699,10 +707,10 @@ export class GroupState {
    * What a grant from the queue (never an immediate one) tells rules F, D and E. `chosen`: the
    * server the backend chose for it, whose scope is in the lease's chain besides the ticket's own.
    */
-  #servedFromQueue(t: Ticket, chosen: ServerState | undefined, now: number, waited: number): void {
+  #servedFromQueue(t: Ticket, chosen: ServerState | undefined, now: number, oldestWaited: number): void {
     this.#fair.leave(t.flow, true);
     this.#fair.served(t.tag);
-    this.#detector.served(waited, now);
+    this.#detector.served(oldestWaited, now);
     for (const s of t.fixed) s.handoff(now);
     chosen?.scope.handoff(now);
     if (this.#tickets.size === 0) this.#emptied();
