@@ -63,6 +63,12 @@ describe("stats outputs: flows and the queue", () => {
     expect(JSON.stringify(shown)).not.toContain("sk_live_");
     const raw = publicStats(await snapshot(config(true), { flows: FLOWS }), config(true));
     expect(raw.flows![SECRET]).toEqual({ waiting: 3, granted: 6, share: 0.75 });
+    // A flow named like a prototype key is an entry like any other, digested or raw.
+    const proto = { ["__proto__"]: { waiting: 1, granted: 1 } };
+    expect(Object.keys(publicStats(await snapshot(c, { flows: proto }), c).flows!)).toEqual([flowDigest("fq", "__proto__")]);
+    const rawProto = publicStats(await snapshot(config(true), { flows: proto }), config(true)).flows!;
+    expect(Object.keys(rawProto)).toEqual(["__proto__"]);
+    expect(JSON.parse(JSON.stringify(rawProto))).toEqual(JSON.parse('{"__proto__":{"waiting":1,"granted":1,"share":1}}'));
     // No flows in the snapshot (a store of an older release): none added.
     expect(publicStats(await olderStore(c), c)).not.toHaveProperty("flows");
   });
