@@ -94,6 +94,16 @@ describe.each(["hono", "express", "fastify"] as const)("slotgate/%s: flow and qu
     expect(app.served.slice(0, 6)).toEqual(["gate", "heavy", "light", "heavy", "light", "heavy"]);
   }, 15_000);
 
+  it("answers an over-long flow 400 without reaching the handler; an empty one is no flow", async () => {
+    const app = await startApp(framework, { queueTimeoutMs: 1000 });
+    const long = await request(`${app.url}/work`, { headers: { "x-tenant": "t".repeat(1025) } });
+    expect(long.status).toBe(400);
+    expect(long.body).not.toContain("tttt");
+    expect((await request(`${app.url}/work`, { headers: { "x-tenant": "" } })).status).toBe(200);
+    expect((await request(`${app.url}/work`, { headers: { "x-tenant": "t".repeat(1024) } })).status).toBe(200);
+    expect(app.served).toHaveLength(2);
+  });
+
   it("rejects at once, with a Retry-After from the estimate, a request that would wait past its timeout", async () => {
     const DELAY = 300;
     const app = await startApp(framework, { queueTimeoutMs: 1500, queueTimeoutEarly: true });
