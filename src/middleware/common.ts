@@ -11,7 +11,8 @@ import type { AcquireOptions } from "../core/acquire-options.js";
 import type { Guard } from "../core/guard.js";
 import type { Lease } from "../core/lease.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "../core/state/order.js";
-import { Issues, check, checkKnownKeys, int, isPlainObject } from "../core/validate.js";
+import { KEY_VALUE_EXPECTED, isKeyValue } from "../core/spec.js";
+import { Issues, boolean, check, checkKnownKeys, int, isPlainObject } from "../core/validate.js";
 import { DEFAULT_RETRY_AFTER_MS, classifyGuardFault, denyAnswer, type Answer, type DenyReason } from "../edge/answers.js";
 
 /** A value given once, or computed per request from the framework's request (or context). */
@@ -45,6 +46,17 @@ export interface SlotgateMiddlewareOptions<Req> {
   leaseTtlMs?: number;
   /** The status of a rejection. @default 503 */
   denyStatus?: 503 | 429;
+  /**
+   * The request's fairness flow (a tenant, an API key): within a priority class, waiting requests
+   * are served fairly across flows, weighted by the guard's `queue.flowWeights`. 1–1024
+   * characters; `undefined` or `""`: no flow. A longer value is answered 400.
+   */
+  flow?: PerRequest<Req, string | undefined>;
+  /**
+   * Reject at once (`queue-timeout`, with `Retry-After` from the store's estimate) a request whose
+   * estimated wait exceeds its queue timeout, rather than let it wait in vain. @default the guard's default (false)
+   */
+  queueTimeoutEarly?: boolean;
 }
 
 /** What the middleware knows of a rejection, for `onRejected`; `answer` is what it would send. */
@@ -55,7 +67,7 @@ export interface Rejection {
 }
 
 /** The keys of the shared options, plus `onRejected`, which each framework types its own way. */
-const OPTION_KEYS = ["guard", "scopes", "backend", "priority", "queueTimeoutMs", "leaseTtlMs", "denyStatus", "onRejected"];
+const OPTION_KEYS = ["guard", "scopes", "backend", "priority", "queueTimeoutMs", "leaseTtlMs", "denyStatus", "flow", "queueTimeoutEarly", "onRejected"];
 
 /** What the framework files get back from {@link createGate}. */
 export interface Gate<Req> {
@@ -172,12 +184,17 @@ export function createGate<Req>(options: SlotgateMiddlewareOptions<Req>, onRejec
   if (options.priority !== undefined && typeof options.priority !== "function") checkPriority(issues, "priority", options.priority);
   if (options.queueTimeoutMs !== undefined) check(issues, "queueTimeoutMs", int({ min: 0, max: MAX_TTL_MS }), options.queueTimeoutMs);
   if (options.leaseTtlMs !== undefined) check(issues, "leaseTtlMs", int({ min: 1, max: MAX_TTL_MS }), options.leaseTtlMs);
+  if (options.flow !== undefined && typeof options.flow !== "function" && !isKeyValue(options.flow)) {
+    // The value itself is not echoed: a flow may be an API key.
+    issues.add("flow", `a flow name (${KEY_VALUE_EXPECTED}) or a function (request) => flow`, typeof options.flow);
+  }
+  if (options.queueTimeoutEarly !== undefined) check(issues, "queueTimeoutEarly", boolean(), options.queueTimeoutEarly);
   const denyStatus = options.denyStatus ?? 503;
   if (denyStatus !== 503 && denyStatus !== 429) issues.add("denyStatus", "503 or 429", denyStatus);
   if (onRejected !== undefined && typeof onRejected !== "function") issues.add("onRejected", "a function", onRejected);
   if (!issues.empty) throw new SlotgateConfigError(issues.list);
 
-  const { scopes, backend, priority, queueTimeoutMs, leaseTtlMs } = options;
+  const { scopes, backend, priority, queueTimeoutMs, leaseTtlMs, flow, queueTimeoutEarly } = options;
   const guardFor = typeof guard === "function" ? (guard as (req: Req) => Guard) : undefined;
   const reject = (reason: DenyReason, retryAfterMs: number): Entry => ({
     kind: "rejected",
@@ -193,6 +210,9 @@ export function createGate<Req>(options: SlotgateMiddlewareOptions<Req>, onRejec
       if (p !== undefined) acquire.priority = p;
       if (queueTimeoutMs !== undefined) acquire.queueTimeoutMs = queueTimeoutMs;
       if (leaseTtlMs !== undefined) acquire.leaseTtlMs = leaseTtlMs;
+      const f = flow === undefined ? undefined : await resolve(flow, req, undefined);
+      if (f !== undefined && f !== "") acquire.flow = f;
+      if (queueTimeoutEarly !== undefined) acquire.queueTimeoutEarly = queueTimeoutEarly;
 
       const g = guardFor ? guardFor(req) : (guard as Guard);
       if (guardFor && !isGuard(g)) throw new SlotgateConfigError([{ path: "guard", expected: "a function that returns a Guard", received: g }]);

@@ -7,10 +7,10 @@
  */
 import { pino } from "pino";
 import { redactUrl, safeText } from "../core/redact.js";
-import { splitTarget } from "../edge/config/match.js";
+import { splitTarget, type LimitKey } from "../edge/config/match.js";
 import type { EdgeConfig } from "../edge/config/schema.js";
 import { keyedLimitName } from "../edge/config/to-guard.js";
-import { keyDigest } from "./stats/keys.js";
+import { flowDigest, keyDigest } from "./stats/keys.js";
 
 export { redactUrl, safeText };
 
@@ -82,33 +82,39 @@ export function clip(value: string | undefined, max = 256): string | undefined {
  * A request target (`req.url`) as the edge node logs it: the path without its query string (query
  * strings carry API keys and tokens) unless the config says `log: { query: true }`, and cut.
  * Values a keyed limit of the frontend reads (the path under `key: { path }`, a parameter under
- * `key: { query }`) are replaced by their stats digest (stats/keys.ts) even then, so a log line
+ * `key: { query }`), or its `fair_by` reads, are replaced by their stats digest (stats/keys.ts) even then, so a log line
  * correlates with the stats page without holding the value. An absolute-form target
  * (`http://user:pass@host/p`) loses its scheme and authority.
  */
 export function logPath(target: string | undefined, config: Pick<EdgeConfig, "group" | "log" | "frontends">, frontend: string): string | undefined {
   if (target === undefined) return undefined;
   const { path, query } = splitTarget(target);
-  const limits = Object.hasOwn(config.frontends, frontend) ? config.frontends[frontend]!.limits : [];
-  const digest = (limit: string, value: string) => keyDigest(config.group, keyedLimitName(frontend, limit), value);
-  const pathLimit = limits.find((l) => l.key.kind === "path");
-  let shown = pathLimit ? digest(pathLimit.name, path) : path;
+  const f = Object.hasOwn(config.frontends, frontend) ? config.frontends[frontend]! : undefined;
+  // Each key source the frontend reads, with the digest its value is shown by; keyed limits first.
+  const sources: Array<{ key: LimitKey; digest: (value: string) => string }> = (f?.limits ?? []).map((l) => ({
+    key: l.key,
+    digest: (value: string) => keyDigest(config.group, keyedLimitName(frontend, l.name), value),
+  }));
+  if (f?.fairBy) sources.push({ key: f.fairBy, digest: (value: string) => flowDigest(config.group, value) });
+  const pathSource = sources.find((s) => s.key.kind === "path");
+  let shown = pathSource ? pathSource.digest(path) : path;
   if (config.log.query && query !== "") {
-    const byParam = new Map(limits.flatMap((l) => (l.key.kind === "query" ? [[l.key.name, l.name] as const] : [])));
+    const byParam = new Map<string, (value: string) => string>();
+    for (const s of sources) if (s.key.kind === "query" && !byParam.has(s.key.name)) byParam.set(s.key.name, s.digest);
     shown += `?${query
       .split("&")
-      .map((pair) => maskPair(pair, byParam, digest))
+      .map((pair) => maskPair(pair, byParam))
       .join("&")}`;
   }
   return clip(shown);
 }
 
-/** One `name=value` of a query: the value digested when the name is a keyed limit's parameter. */
-function maskPair(pair: string, byParam: ReadonlyMap<string, string>, digest: (limit: string, value: string) => string): string {
+/** One `name=value` of a query: the value digested when the name is a parameter a key source reads. */
+function maskPair(pair: string, byParam: ReadonlyMap<string, (value: string) => string>): string {
   if (byParam.size === 0) return pair;
   const [entry] = new URLSearchParams(pair);
-  const limit = entry === undefined ? undefined : byParam.get(entry[0]);
-  if (entry === undefined || limit === undefined) return pair;
+  const digest = entry === undefined ? undefined : byParam.get(entry[0]);
+  if (entry === undefined || digest === undefined) return pair;
   const eq = pair.indexOf("=");
-  return `${eq < 0 ? pair : pair.slice(0, eq)}=${digest(limit, entry[1])}`;
+  return `${eq < 0 ? pair : pair.slice(0, eq)}=${digest(entry[1])}`;
 }

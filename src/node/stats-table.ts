@@ -6,7 +6,7 @@
 import type { GuardStats } from "../core/guard.js";
 import type { EdgeConfig } from "../edge/config/schema.js";
 import type { NodeStats } from "./frontend.js";
-import { allRows, buildView, effectiveMax, type Row } from "./stats/model.js";
+import { allRows, buildView, effectiveMax, type QueueView, type Row } from "./stats/model.js";
 
 const MAX_NAME = 48;
 
@@ -64,15 +64,41 @@ function specAndStateLoss(stats: GuardStats, fromNode: boolean): string[] {
   return lines;
 }
 
+/** The queue's discipline and its flows (names as the snapshot gives them: digests unless `stats.show_keys`). */
+function queueLines(q: QueueView): string[] {
+  const standing = q.standing === null ? ABSENT : q.standing ? "yes" : "no";
+  const flows = q.flows.length + q.moreFlows;
+  const lines = [`queue (cluster-wide): discipline ${q.discipline} · standing ${standing} · ${flows} flow${flows === 1 ? "" : "s"} waiting`];
+  for (const f of q.flows) {
+    lines.push(`  flow ${terminalSafe(f.flow)}: waiting ${f.waiting} · granted ${f.granted} · share ${(f.share * 100).toFixed(1)}%`);
+  }
+  if (q.moreFlows > 0) lines.push(`  … ${q.moreFlows} more flows not shown`);
+  return lines;
+}
+
 /** The table for `slotgate stats`. */
 export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: NodeStats): string {
   const view = buildView(stats, config, { maxKeys: 20, maxOther: 100 });
-  const header = ["SCOPE", "IN_USE/MAX", "QUEUED", "PEAK_USE", "PEAK_Q", "GRANTED", "REJ_FULL", "REJ_QFULL", "TIMEOUTS", "ABORTED", "EXPIRED"];
+  const header = [
+    "SCOPE",
+    "IN_USE/MAX",
+    "QUEUED",
+    "PEAK_USE",
+    "PEAK_Q",
+    "GRANTED",
+    "REJ_FULL",
+    "REJ_QFULL",
+    "TIMEOUTS",
+    "ABORTED",
+    "EXPIRED",
+    "REJ_EARLY",
+    "CODEL",
+  ];
   const rows: string[][] = [header];
   for (const row of allRows(view)) {
     const s = row.stats;
     if (!s) {
-      rows.push([label(row), "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"]);
+      rows.push([label(row), ...header.slice(1).map(() => "-")]);
       continue;
     }
     const max = effectiveMax(s);
@@ -88,6 +114,9 @@ export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: N
       String(s.queue_timeouts),
       String(s.aborted),
       String(s.expired),
+      // Absent from a store of an older release: read as 0.
+      String(s.rejected_early ?? 0),
+      String(s.codel_dropped ?? 0),
     ]);
   }
   const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -106,6 +135,7 @@ export function formatStatsTable(stats: GuardStats, config: EdgeConfig, node?: N
     ...lines,
   ];
   if (view.moreOther > 0) out.push(`  … ${view.moreOther} more scopes not shown`);
+  out.push("", ...queueLines(view.queue));
   const moreKeys = view.frontends.flatMap((f) => f.limits).reduce((n, l) => n + l.moreKeys, 0);
   if (moreKeys > 0) out.push(`  … ${moreKeys} more active keys not shown`);
   out.push("", ...specAndStateLoss(stats, node !== undefined));

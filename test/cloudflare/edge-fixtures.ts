@@ -61,6 +61,13 @@ export const EDGE_CONFIGS = {
     },
     backends: { app: { timeout: { queue: "400ms" }, lease_ttl: "1s", servers: { s3: { address: "https://s3.origin.test", maxconn: 10 } } } },
   },
+  /** One slot; waiting requests served fairly across tenants (fair_by), gold weighing 3. */
+  fair: {
+    group: "e2e-fair",
+    queue: { discipline: "fifo", flow_weights: { gold: 3 } },
+    frontends: { web: { default_backend: "app", fair_by: { header: "x-tenant" }, queue_timeout_early: true } },
+    backends: { app: { timeout: { queue: "20s" }, servers: { s1: { address: "s1.origin.test:80", maxconn: 1 } } } },
+  },
 } as const;
 
 export type EdgeConfigName = keyof typeof EDGE_CONFIGS;
@@ -70,6 +77,7 @@ export const EDGE_WORKERS = [
   { name: "slotgate-edge-limit-2", binding: "EDGE_LIMIT_2", config: "limit", token: true },
   { name: "slotgate-edge-priority", binding: "EDGE_PRIORITY", config: "priority", token: false },
   { name: "slotgate-edge-deny", binding: "EDGE_DENY", config: "deny", token: true },
+  { name: "slotgate-edge-fair", binding: "EDGE_FAIR", config: "fair", token: false },
 ] as const;
 
 /**

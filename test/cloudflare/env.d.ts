@@ -15,6 +15,7 @@ declare global {
       EDGE_LIMIT_2: Fetcher;
       EDGE_PRIORITY: Fetcher;
       EDGE_DENY: Fetcher;
+      EDGE_FAIR: Fetcher;
       /** The slot API alone, under the token setups of edge-fixtures.ts SLOT_API_WORKERS. */
       API_SCOPED: Fetcher;
       API_BOTH: Fetcher;

@@ -23,6 +23,10 @@ const CASES: Array<[string, Record<string, unknown>, string[]]> = [
   ["denyStatus not 503 or 429", { guard, denyStatus: 500 }, ["denyStatus"]],
   ["onRejected not a function", { guard, onRejected: "busy" }, ["onRejected"]],
   ["a typo", { guard, queueTimeout: 5 }, ["queueTimeout"]],
+  ["flow not a string", { guard, flow: 7 }, ["flow"]],
+  ["an empty flow", { guard, flow: "" }, ["flow"]],
+  ["a flow over 1024 characters", { guard, flow: "f".repeat(1025) }, ["flow"]],
+  ["queueTimeoutEarly not a boolean", { guard, queueTimeoutEarly: "yes" }, ["queueTimeoutEarly"]],
   ["several at once", { guard, denyStatus: 418, leaseTtlMs: "1s" }, ["leaseTtlMs", "denyStatus"]],
 ];
 
@@ -52,6 +56,8 @@ describe.each([
   it("accepts good options", () => {
     expect(typeof make({ guard, scopes: ["global"], priority: { class: -3, offsetMs: 100 }, denyStatus: 429, queueTimeoutMs: 0 })).toBe("function");
     expect(typeof make({ guard: () => guard, scopes: () => ["global"], priority: () => undefined, backend: () => undefined })).toBe("function");
+    expect(typeof make({ guard, flow: "tenant-a", queueTimeoutEarly: true })).toBe("function");
+    expect(typeof make({ guard, flow: () => undefined, queueTimeoutEarly: false })).toBe("function");
   });
 
   it("names options that are not an object", () => {

@@ -172,7 +172,7 @@ describe("config errors name their path", () => {
       name: "unknown top-level key",
       input: (c) => (c.maxconn = 5),
       expect: [
-        'maxconn: expected one of the keys store, group, version, on_store_error, local_share, global, node, frontends, backends, stats, log, got "maxconn"',
+        'maxconn: expected one of the keys store, group, version, on_store_error, local_share, global, node, frontends, backends, stats, log, queue, got "maxconn"',
       ],
     },
     {

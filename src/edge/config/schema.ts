@@ -52,6 +52,17 @@
  *   `stats.token` is required when `stats.bind` is not a loopback address. `stats.show_keys`
  *   (boolean, default false) shows keyed-limit values raw instead of their digest.
  * - `log: { query }` (boolean, default false): log request paths with their query string.
+ * - `queue` (top level, optional; see queue.ts): `{ discipline: fifo|codel|lifo, target, interval,
+ *   flow_weights: { <flow>: <weight> } }`, the group's queue discipline (default fifo, target 5ms
+ *   within 1ms–1m, interval 100ms within 1ms–10m) and flow weights (integers 1–1000, at most 1000
+ *   flows; a flow not listed weighs 1). Issues never show a flow name (it may be an API key):
+ *   a weight is named by its place in the list.
+ * - Frontend `fair_by`: a key source, exactly as a keyed limit's `key` (same validation, same
+ *   extraction; tcp frontends only `{ src }`). Each request's value is its fairness flow; a request
+ *   without one has no flow (it is served in arrival order within its class, as a flow of its own).
+ *   A value over 1,024 characters is answered like an over-long keyed value (431 or 414).
+ * - Frontend `queue_timeout_early` (boolean, default false): reject at once, with `Retry-After`
+ *   from the store's estimate, a request whose estimated wait exceeds the backend's timeout.queue.
  * - URL credentials (`https://user:pass@…`) are refused in server addresses and never echoed:
  *   every received value goes through the core's credential redaction before it is shown.
  * - `store`: `memory` (default) takes no other key; `redis` needs `url` (`redis://` or
@@ -107,6 +118,7 @@ import {
   type Schema,
 } from "../../core/validate.js";
 import { duration } from "./duration.js";
+import { queueSection, type QueueConfig } from "./queue.js";
 import { size } from "./size.js";
 import {
   compilePathRegex,
@@ -193,6 +205,10 @@ export interface FrontendConfig {
   /** First match wins. */
   priority: PriorityRule[];
   limits: KeyedLimit[];
+  /** Where a request's fairness flow comes from (a keyed limit's key source); `null`: no flows. */
+  fairBy: LimitKey | null;
+  /** Ask the store to reject at once a request whose estimated wait exceeds its queue timeout. */
+  queueTimeoutEarly: boolean;
   /** tcp: how long a rejected connection is held before it is closed (0 for http). */
   delayBeforeCloseMs: number;
   /**
@@ -265,6 +281,8 @@ export interface EdgeConfig {
   backends: Record<string, BackendConfig>;
   stats: StatsConfig | null;
   log: LogConfig;
+  /** The group's queue discipline and flow weights; `null`: FIFO, every flow weighs 1. */
+  queue: QueueConfig | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,7 +315,7 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const HOST_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const MAX_LIST = 256;
 
-const TOP_KEYS = ["store", "group", "version", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats", "log"];
+const TOP_KEYS = ["store", "group", "version", "on_store_error", "local_share", "global", "node", "frontends", "backends", "stats", "log", "queue"];
 const STORE_KEYS = ["type", "url", "urls", "token", "prefix"];
 const STORE_KEYS_BY_TYPE: Record<StoreType, readonly string[]> = {
   memory: ["type"],
@@ -317,6 +335,8 @@ const FRONTEND_KEYS = [
   "timeout",
   "buffer_request",
   "forwarded_for",
+  "fair_by",
+  "queue_timeout_early",
 ];
 const RULE_KEYS = ["if", "class", "offset"];
 const CONDITION_KEYS = ["path_beg", "path_reg", "method", "host", "header", "src"];
@@ -384,6 +404,7 @@ const edgeConfig = rule((value, addIssue): EdgeConfig | undefined => {
   const frontends = namedSections(addIssue, raw, "frontends", "frontend", frontendSchema);
   const stats = at("stats", optional(statsSchema, null));
   const log = at("log", optional(object({ query: optionalBoolean }), { query: false }));
+  const queue = at("queue", queueSection);
 
   // Cross-checks run on whatever parsed, so that one bad section does not hide other problems.
   crossCheckBackends(addIssue, own(raw, "frontends"), frontends.items, backends);
@@ -400,10 +421,11 @@ const edgeConfig = rule((value, addIssue): EdgeConfig | undefined => {
     !frontends.ok ||
     !backends.ok ||
     stats === undefined ||
-    log === undefined
+    log === undefined ||
+    queue === undefined
   )
     return undefined;
-  return { store, group, version, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log };
+  return { store, group, version, onStoreError, localShare, global, node, frontends: frontends.items, backends: backends.items, stats, log, queue };
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -776,8 +798,27 @@ function frontendSchema(name: string): Schema<FrontendConfig> {
       }
     }
 
-    if (!bind || !mode || maxconn === undefined || defaultBackend === undefined) return undefined;
-    return { name, bind, mode, maxconn, defaultBackend, denyStatus, priority, limits, delayBeforeCloseMs, timeout, bufferRequestBytes, forwardedFor };
+    // The same key sources as keyed limits, read by the same code (match.ts keyValue).
+    const fairBy = field("fair_by", optional(limitKey(mode), null));
+    const queueTimeoutEarly = field("queue_timeout_early", optionalBoolean);
+
+    if (!bind || !mode || maxconn === undefined || defaultBackend === undefined || fairBy === undefined || queueTimeoutEarly === undefined) return undefined;
+    return {
+      name,
+      bind,
+      mode,
+      maxconn,
+      defaultBackend,
+      denyStatus,
+      priority,
+      limits,
+      fairBy,
+      queueTimeoutEarly,
+      delayBeforeCloseMs,
+      timeout,
+      bufferRequestBytes,
+      forwardedFor,
+    };
   });
 }
 

@@ -11,7 +11,9 @@
  *
  * A request whose key value is longer than the core accepts (1024 characters) is not admitted
  * under a shared "too long" bucket, nor let through unkeyed: the planner answers with a 4xx
- * (431 for a header, 414 for the path or a query parameter) for the edge node to send.
+ * (431 for a header, 414 for the path or a query parameter) for the edge node to send. The same
+ * holds for a frontend's `fair_by` value, which becomes the acquire's `flow` (a flow name follows
+ * the keyed value's rule); a request without one has no flow.
  */
 import type { AcquireOptions } from "../../core/acquire-options.js";
 import { MAX_KEY_LENGTH } from "../../core/acquire-options.js";
@@ -51,6 +53,7 @@ export function toGuardOptions(config: EdgeConfig): EdgeGuardOptions {
   const options: EdgeGuardOptions = { group: config.group, limits, backends, onStoreError: config.onStoreError };
   if (config.version !== null) options.version = config.version;
   if (config.localShare !== null) options.localShare = config.localShare;
+  if (config.queue !== null) options.queue = { ...config.queue, flowWeights: { ...config.queue.flowWeights } };
   return options;
 }
 
@@ -84,6 +87,12 @@ interface CompiledFrontend {
   keyed: Array<{ scope: string; key: LimitKey; name: string }>;
 }
 
+/** A request's key value (a keyed limit's, or the fairness flow), or the 4xx for an over-long one. */
+function readKey(key: LimitKey, facts: RequestFacts): { value: string | undefined } | AcquirePlan {
+  const value = keyValue(key, facts);
+  return value !== undefined && value.length > MAX_KEY_LENGTH ? tooLong(key) : { value };
+}
+
 /**
  * Compiles every frontend's rules once and returns the planner. Asking for a frontend the config
  * does not have is a programming error: it throws a {@link SlotgateError} (`SLOTGATE_UNKNOWN_SCOPE`).
@@ -108,13 +117,13 @@ export function createRequestPlanner(config: EdgeConfig): RequestPlanner {
     if (!c) throw new SlotgateError("SLOTGATE_UNKNOWN_SCOPE", `unknown frontend: ${String(frontendName).slice(0, 80)}`);
     const scopes = [...c.baseScopes];
     for (const k of c.keyed) {
-      const value = keyValue(k.key, facts);
-      if (value === undefined) continue;
-      if (value.length > MAX_KEY_LENGTH) {
-        return tooLong(k.key);
-      }
-      scopes.push(`${k.scope}:${value}`);
+      const read = readKey(k.key, facts);
+      if (!("value" in read)) return read;
+      if (read.value !== undefined) scopes.push(`${k.scope}:${read.value}`);
     }
+    const fairBy = c.frontend.fairBy;
+    const flow = fairBy === null ? undefined : readKey(fairBy, facts);
+    if (flow !== undefined && !("value" in flow)) return flow;
     const options: AcquireOptions & { scopes: string[]; backend: string } = {
       scopes,
       backend: c.backend.name,
@@ -123,6 +132,8 @@ export function createRequestPlanner(config: EdgeConfig): RequestPlanner {
     };
     const rule = c.rules.find((r) => r.matches === null || r.matches(facts));
     if (rule) options.priority = { ...rule.priority };
+    if (flow?.value !== undefined) options.flow = flow.value;
+    if (c.frontend.queueTimeoutEarly) options.queueTimeoutEarly = true;
     return { ok: true, frontend: c.frontend, backend: c.backend, options };
   };
 }

@@ -6,6 +6,7 @@ import { createRequestPlanner, toGuardOptions } from "../../edge/config/to-guard
 import { errorMessage } from "../logger.js";
 import { configPath, type Parsed } from "./args.js";
 import { describeStore, load } from "./shared.js";
+import type { LimitKey } from "../../edge/config/match.js";
 import { EXIT, type CliIo } from "./io.js";
 
 export async function check(parsed: Parsed, io: CliIo): Promise<number> {
@@ -39,6 +40,8 @@ export async function check(parsed: Parsed, io: CliIo): Promise<number> {
       f.mode === "http" ? `deny_status ${f.denyStatus}` : `delay_before_close ${formatDuration(f.delayBeforeCloseMs)}`,
       f.priority.length > 0 ? `${f.priority.length} priority rule${f.priority.length === 1 ? "" : "s"}` : "",
       f.limits.length > 0 ? `keyed limits ${f.limits.map((l) => `${l.name} (${l.maxconn})`).join(", ")}` : "",
+      f.fairBy === null ? "" : `fair by ${describeKey(f.fairBy)}`,
+      f.queueTimeoutEarly ? "queue timeout early" : "",
     ].filter((s) => s !== "");
     out.push(`  frontend ${f.name}: ${f.mode} on ${f.bind.text}, maxconn ${f.maxconn ?? "-"} → ${f.defaultBackend} · ${extra.join(" · ")}`);
   }
@@ -51,6 +54,14 @@ export async function check(parsed: Parsed, io: CliIo): Promise<number> {
       `  backend ${b.name}: ${b.balance}, maxconn ${b.maxconn ?? "-"}, maxqueue ${b.maxqueue ?? "-"}, timeout queue ${formatDuration(b.timeout.queueMs)} connect ${formatDuration(b.timeout.connectMs)} server ${formatDuration(b.timeout.serverMs)} · ${servers.join(", ")}`,
     );
   }
+  if (config.queue !== null) {
+    const q = config.queue;
+    const weights = Object.keys(q.flowWeights).length;
+    // Flow names may be API keys: only their number is printed.
+    out.push(
+      `  queue ${q.discipline}${q.discipline === "fifo" ? "" : ` (target ${formatDuration(q.targetMs)}, interval ${formatDuration(q.intervalMs)})`}${weights === 0 ? "" : ` · ${weights} flow weight${weights === 1 ? "" : "s"}`}`,
+    );
+  }
   if (config.stats)
     out.push(
       `  stats on ${config.stats.bind.text}${config.stats.token === null ? "" : " (token required)"}${config.stats.showKeys ? " · keyed values shown raw" : ""}`,
@@ -58,4 +69,17 @@ export async function check(parsed: Parsed, io: CliIo): Promise<number> {
   if (config.log.query) out.push("  log: request paths with their query strings");
   io.stdout(`${out.join("\n")}\n`);
   return EXIT.ok;
+}
+
+/** A key source as the config writes it: `header x-tenant`, `query key`, `path`, `src /32 /64`. */
+function describeKey(key: LimitKey): string {
+  switch (key.kind) {
+    case "header":
+    case "query":
+      return `${key.kind} ${key.name}`;
+    case "path":
+      return "path";
+    case "src":
+      return `src /${key.ipv4Prefix} /${key.ipv6Prefix}`;
+  }
 }

@@ -13,14 +13,18 @@
  * guess, so low-entropy values (a client address under `key: { src }`) can be recovered by trying
  * them all. `stats.show_keys: true` shows raw values instead.
  *
+ * Fairness flow names (a frontend's `fair_by` value, client input too) get the same digest under
+ * a key of the group alone ({@link flowDigest}): flows belong to the group, not to one limit.
+ *
  * {@link publicStats} is the one place where a snapshot becomes displayable: the stats listener
  * calls it for `/stats`, `/stats.json` and `/metrics`, and `slotgate stats` for its table and
  * `--json` (when it reads the store directly; through a stats listener it gets digests already).
  */
 import { createHash, createHmac } from "node:crypto";
 import type { Guard, GuardStats } from "../../core/guard.js";
-import type { ScopeStats } from "../../core/stats.js";
+import type { FlowStats, ScopeStats } from "../../core/stats.js";
 import type { EdgeConfig } from "../../edge/config/schema.js";
+import { flowShares } from "./model.js";
 
 /** Hex characters of the digest shown: 48 bits, so collisions stay negligible for any realistic key count. */
 export const KEY_DIGEST_HEX = 12;
@@ -38,6 +42,17 @@ export function keyDigest(group: string, limitScope: string, value: string): str
     if (hmacKeys.size < 10_000) hmacKeys.set(id, key);
   }
   return `#${createHmac("sha256", key).update(value, "utf8").digest("hex").slice(0, KEY_DIGEST_HEX)}`;
+}
+
+/**
+ * The context of flow digests in place of a keyed limit's scope: flows belong to the group, not to
+ * a limit, and no scope name can hold parentheses, so no keyed limit shares this HMAC key.
+ */
+const FLOW_DIGEST_SCOPE = "(flow)";
+
+/** The displayed form of a fairness flow's name (a `fair_by` value): `#` + 12 hex, as a key value's. */
+export function flowDigest(group: string, flow: string): string {
+  return keyDigest(group, FLOW_DIGEST_SCOPE, flow);
 }
 
 /**
@@ -60,9 +75,14 @@ export function keyValueStart(scope: string, scopes: Readonly<Record<string, Sco
   return -1;
 }
 
-/** The snapshot as it may be shown: key values digested unless `stats.show_keys` is set. */
+/**
+ * The snapshot as it may be shown: key values and flow names digested unless `stats.show_keys` is
+ * set, and each flow with its `share` of the grants (model.ts).
+ */
 export function publicStats(stats: GuardStats, config: EdgeConfig): GuardStats {
-  if (config.stats?.showKeys === true) return stats;
+  const raw = config.stats?.showKeys === true;
+  const flows = publicFlows(stats.flows, config.group, raw);
+  if (raw) return flows === undefined ? stats : { ...stats, flows };
   const scopes = Object.create(null) as Record<string, ScopeStats>;
   for (const [scope, row] of Object.entries(stats.scopes)) {
     const start = keyValueStart(scope, stats.scopes);
@@ -71,7 +91,19 @@ export function publicStats(stats: GuardStats, config: EdgeConfig): GuardStats {
     // silently overwriting the other under a name that looks unique.
     if (!Object.hasOwn(scopes, name)) scopes[name] = row;
   }
-  return { ...stats, scopes };
+  return flows === undefined ? { ...stats, scopes } : { ...stats, scopes, flows };
+}
+
+/** The flows of a snapshot by their displayed name, with their share of grants. */
+function publicFlows(flows: GuardStats["flows"], group: string, raw: boolean): Record<string, FlowStats & { share: number }> | undefined {
+  if (flows === undefined) return undefined;
+  const out = Object.create(null) as Record<string, FlowStats & { share: number }>;
+  for (const row of flowShares(flows)) {
+    const name = raw ? row.flow : flowDigest(group, row.flow);
+    // As for key rows: on a digest collision the first flow stays.
+    if (!Object.hasOwn(out, name)) out[name] = { waiting: row.waiting, granted: row.granted, share: row.share };
+  }
+  return out;
 }
 
 /** `guard.stats()` made displayable: what every stats output reads. */

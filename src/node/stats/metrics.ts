@@ -15,6 +15,12 @@
  * | `slotgate_keys` | gauge | scope, kind | active keys of a keyed limit (kind `keyed_limit`) |
  * | `slotgate_server_up` | gauge | scope, kind | 1 up, 0 marked down (kind `server`) |
  * | `slotgate_granted_total`, `slotgate_rejected_full_total`, `slotgate_rejected_queue_full_total`, `slotgate_queue_timeouts_total`, `slotgate_aborted_total`, `slotgate_expired_total`, `slotgate_released_total` | counter | scope, kind | SPEC §3 counters, cluster-wide |
+ * | `slotgate_rejected_early_total` | counter | scope, kind | acquires rejected at once because the store's estimate of their wait exceeded their queue timeout (`queue_timeout_early`), on the scope they would have waited on |
+ * | `slotgate_codel_dropped_total` | counter | scope, kind | tickets a standing codel queue answered `queue-timeout` at once |
+ * | `slotgate_queue_discipline` | gauge | discipline | 1 for the group's discipline (`fifo`, `codel`, `lifo`) |
+ * | `slotgate_queue_standing` | gauge | | 1 while the queue stands (its minimum wait stayed above the target for an interval), else 0 (absent when the store does not say) |
+ * | `slotgate_flow_waiting`, `slotgate_flow_granted` | gauge | flow | per flow with waiting requests: requests waiting, and granted since the flow started waiting |
+ * | `slotgate_flow_grant_share` | gauge | flow | the flow's share (0–1) of the grants of all flows with waiting requests |
  * | `slotgate_holders`, `slotgate_tickets` | gauge | | leases held / tickets queued in the group |
  * | `slotgate_local_holders` | gauge | | leases this node holds |
  * | `slotgate_queue_wait_seconds` | histogram | le | wait of every grant (0 for an immediate grant), cluster-wide |
@@ -49,16 +55,20 @@
  * clients' choice. By default only each keyed limit's aggregate row is exported (kind
  * `keyed_limit`), never per-key rows; `keyRows: N` exports the N busiest keys of each limit
  * (label values escaped by prom-client). Scopes the config does not declare are capped at 200.
+ * Flows are client values too: the `flow` label is the flow's digest (keys.ts) unless
+ * `stats.show_keys`, and only the `flowRows` flows with the most waiting requests are exported.
  */
 import { Counter, Gauge, Histogram, Registry, type MetricType } from "prom-client";
 import type { GuardStats } from "../../core/guard.js";
-import type { ScopeCounters, ScopeStats, WaitHistogram } from "../../core/stats.js";
+import type { QueueCounters, ScopeCounters, ScopeStats, WaitHistogram } from "../../core/stats.js";
 import type { EdgeConfig } from "../../edge/config/schema.js";
 import { allRows, buildView, effectiveMax, type NodeStats, type Row } from "./model.js";
 
 export interface StatsMetricsOptions {
   /** Busiest keys exported per keyed limit. @default 0 (aggregate rows only) */
   keyRows?: number;
+  /** Flows exported, most waiting first. @default 20 */
+  flowRows?: number;
 }
 
 export interface StatsMetrics {
@@ -81,8 +91,15 @@ const COUNTER_HELP: Record<keyof ScopeCounters, string> = {
   released: "Leases released by their holder, cluster-wide.",
 };
 
+const QUEUE_COUNTER_HELP: Record<keyof QueueCounters, string> = {
+  rejected_early:
+    "Acquires rejected at once because the estimated wait exceeded their queue timeout (queue_timeout_early), on the scope they would have waited on, cluster-wide.",
+  codel_dropped: "Tickets a standing codel queue answered queue-timeout at once, cluster-wide.",
+};
+
 export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOptions = {}): StatsMetrics {
   const keyRows = options.keyRows ?? 0;
+  const flowRows = options.flowRows ?? 20;
   const registry = new Registry();
   registry.setDefaultLabels({ group: config.group });
   const registers = [registry];
@@ -100,6 +117,22 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
   const counters = Object.fromEntries(
     (Object.keys(COUNTER_HELP) as (keyof ScopeCounters)[]).map((name) => [name, counter(`slotgate_${name}_total`, COUNTER_HELP[name], SCOPE_LABELS)]),
   ) as Record<keyof ScopeCounters, Counter<ScopeLabel>>;
+  const queueCounters = Object.fromEntries(
+    (Object.keys(QUEUE_COUNTER_HELP) as (keyof QueueCounters)[]).map((name) => [
+      name,
+      counter(`slotgate_${name}_total`, QUEUE_COUNTER_HELP[name], SCOPE_LABELS),
+    ]),
+  ) as Record<keyof QueueCounters, Counter<ScopeLabel>>;
+  const discipline = gauge("slotgate_queue_discipline", "1 for the group's queue discipline (fifo, codel, lifo).", ["discipline"]);
+  const standing = gauge(
+    "slotgate_queue_standing",
+    "1 while the group's queue stands (its minimum wait stayed above the target for an interval), else 0; absent when the store does not say.",
+  );
+  const flowWaiting = gauge("slotgate_flow_waiting", "Requests of the flow waiting in the queue, cluster-wide (flow: its digest unless stats.show_keys).", [
+    "flow",
+  ]);
+  const flowGranted = gauge("slotgate_flow_granted", "Requests of the flow granted from the queue since the flow started waiting, cluster-wide.", ["flow"]);
+  const flowShare = gauge("slotgate_flow_grant_share", "The flow's share (0-1) of the grants of all flows with waiting requests.", ["flow"]);
 
   const holders = gauge("slotgate_holders", "Leases held in the group, cluster-wide.");
   const tickets = gauge("slotgate_tickets", "Tickets queued in the group, cluster-wide.");
@@ -137,7 +170,7 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
     "slotgate_learning_remaining_seconds",
     "Seconds left of the current learning window on the store's clock, 0 when none (absent when the store cannot lose its state).",
   );
-  const optional = [specVersion, specSuperseded, scopeUnavailable, reregistered, lost, learning, learningLeft];
+  const optional = [specVersion, specSuperseded, scopeUnavailable, reregistered, lost, learning, learningLeft, standing];
 
   const nodeInUse = gauge("slotgate_node_in_use", "Slots this process holds (process-local).");
   const nodeMax = gauge("slotgate_node_maxconn", "node.maxconn of this process (absent when unlimited).");
@@ -186,7 +219,14 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
       learningLeft.set(left);
     }
 
-    const view = buildView(stats, config, { maxKeys: keyRows });
+    const view = buildView(stats, config, { maxKeys: keyRows, maxFlows: flowRows });
+    discipline.set({ discipline: view.queue.discipline }, 1);
+    if (view.queue.standing !== null) standing.set(view.queue.standing ? 1 : 0);
+    for (const f of view.queue.flows) {
+      flowWaiting.set({ flow: f.flow }, nonNegative(f.waiting));
+      flowGranted.set({ flow: f.flow }, nonNegative(f.granted));
+      flowShare.set({ flow: f.flow }, nonNegative(f.share));
+    }
     for (const row of allRows(view)) {
       const s: ScopeStats | undefined = row.stats;
       if (!s) continue;
@@ -201,6 +241,8 @@ export function createStatsMetrics(config: EdgeConfig, options: StatsMetricsOpti
       if (s.keys !== undefined) keys.set(labels, s.keys);
       if (s.up !== undefined) serverUp.set(labels, s.up ? 1 : 0);
       for (const name of Object.keys(counters) as (keyof ScopeCounters)[]) counters[name].inc(labels, nonNegative(s[name]));
+      // Absent from a store of an older release: read as 0.
+      for (const name of Object.keys(queueCounters) as (keyof QueueCounters)[]) queueCounters[name].inc(labels, nonNegative(s[name] ?? 0));
     }
   }
 

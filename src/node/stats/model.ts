@@ -11,10 +11,14 @@
  * - `backend:<b>`, `server:<b>/<s>`        kinds `backend`, `server`
  * - anything else                          kind `other` (a scope the config does not declare, e.g.
  *                                          written by a node running a newer config)
+ *
+ * Beside the scopes, the group's queue: its discipline, whether it stands (rule D), and its flows
+ * (rule F: the flows with waiting tickets, their names already digested by keys.ts unless
+ * `stats.show_keys`), each with its share of the grants the listed flows received.
  */
 import type { GuardStats } from "../../core/guard.js";
 import { MAX_LIMIT, backendScope, serverScope } from "../../core/spec.js";
-import type { ScopeStats } from "../../core/stats.js";
+import type { FlowStats, ScopeStats } from "../../core/stats.js";
 import { GLOBAL_SCOPE, frontendScope, keyedLimitName } from "../../edge/config/to-guard.js";
 import type { EdgeConfig } from "../../edge/config/schema.js";
 
@@ -60,8 +64,27 @@ export interface BackendView {
   servers: Array<Row & { name: string; up: boolean }>;
 }
 
+/** One flow of the queue: `flow` is its displayed name (a digest unless `stats.show_keys`: user input!). */
+export interface FlowRow extends FlowStats {
+  flow: string;
+  /** Its grants over the grants of every flow listed in the snapshot, 0–1 (0 when none were granted). */
+  share: number;
+}
+
+export interface QueueView {
+  /** The store's (the config's when the store reports none: a store of an older release). */
+  discipline: string;
+  /** Whether the queue stands now; `null`: the store does not say. */
+  standing: boolean | null;
+  /** Most waiting first, at most `maxFlows`. */
+  flows: FlowRow[];
+  /** Flows not listed. */
+  moreFlows: number;
+}
+
 export interface StatsView {
   global: Row | null;
+  queue: QueueView;
   frontends: FrontendView[];
   backends: BackendView[];
   /** Scopes the config does not declare, sorted by name, at most `maxOther`. */
@@ -80,6 +103,8 @@ export interface ViewOptions {
   maxKeys?: number;
   /** Undeclared scopes listed. @default 200 */
   maxOther?: number;
+  /** Flows listed. @default 20 */
+  maxFlows?: number;
 }
 
 export function buildView(stats: GuardStats, config: EdgeConfig, options: ViewOptions = {}): StatsView {
@@ -138,7 +163,26 @@ export function buildView(stats: GuardStats, config: EdgeConfig, options: ViewOp
     .filter((n) => !claimed.has(n))
     .sort();
   const other = otherNames.slice(0, maxOther).map((n) => row(n, "other"));
-  return { global, frontends, backends, other, moreOther: otherNames.length - other.length };
+  return { global, queue: queueView(stats, config, options.maxFlows ?? 20), frontends, backends, other, moreOther: otherNames.length - other.length };
+}
+
+/** Each flow with its share of the grants of all of them (FlowStats is what the store reports). */
+export function flowShares(flows: Readonly<Record<string, FlowStats>> | undefined): FlowRow[] {
+  if (flows === undefined) return [];
+  const rows = Object.entries(flows).map(([flow, f]) => ({ flow, waiting: f.waiting, granted: f.granted, share: 0 }));
+  const total = rows.reduce((sum, r) => sum + (Number.isFinite(r.granted) && r.granted > 0 ? r.granted : 0), 0);
+  if (total > 0) for (const r of rows) r.share = Number.isFinite(r.granted) && r.granted > 0 ? r.granted / total : 0;
+  return rows;
+}
+
+function queueView(stats: GuardStats, config: EdgeConfig, maxFlows: number): QueueView {
+  const flows = flowShares(stats.flows).sort((a, b) => b.waiting - a.waiting || b.granted - a.granted || (a.flow < b.flow ? -1 : a.flow > b.flow ? 1 : 0));
+  return {
+    discipline: stats.queue?.discipline ?? config.queue?.discipline ?? "fifo",
+    standing: stats.queue ? stats.queue.standing : null,
+    flows: flows.slice(0, maxFlows),
+    moreFlows: Math.max(0, flows.length - maxFlows),
+  };
 }
 
 function byBusiest(a: Row & { value: string }, b: Row & { value: string }): number {

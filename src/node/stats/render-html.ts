@@ -5,7 +5,9 @@
  * server with UP/DOWN), the global row, this node's process-local numbers, queue-wait quantiles
  * and histogram, the outage-policy (fallback) counters, and the spec and state-loss panel (this
  * node's spec version, whether the store runs a newer one, and leases re-registered or lost after
- * the store lost its state).
+ * the store lost its state), and the queue panel: the group's discipline, whether its queue stands,
+ * and its flows (digests unless `stats.show_keys`) with their waiting and granted requests and
+ * share of grants. Each scope row also shows its early rejections and CoDel drops.
  *
  * Colour cues: a row at or above 80 % of its limit is amber, at its limit red, a server marked down
  * grey (a queue at its `maxqueue` colours the queue cells red). The page refreshes itself with
@@ -16,7 +18,17 @@ import type { GuardStats } from "../../core/guard.js";
 import type { ScopeStats, WaitHistogram } from "../../core/stats.js";
 import type { EdgeConfig } from "../../edge/config/schema.js";
 import { displayName, html, visible } from "./escape.js";
-import { buildView, effectiveMax, type BackendView, type FrontendView, type NodeStats, type Row, type StatsView } from "./model.js";
+import {
+  buildView,
+  effectiveMax,
+  type BackendView,
+  type FrontendView,
+  type NodeStats,
+  type QueueView,
+  type Row,
+  type StatsView,
+  type ViewOptions,
+} from "./model.js";
 
 export interface StatsPageInput {
   config: EdgeConfig;
@@ -31,12 +43,14 @@ export interface StatsPageInput {
   linkQuery?: string;
   /** Key rows listed under each keyed limit. @default 20 */
   maxKeys?: number;
+  /** Flows listed in the queue panel. @default 20 */
+  maxFlows?: number;
 }
 
 /** Fraction of a limit from which a row is shown amber. */
 export const NEAR_LIMIT = 0.8;
 
-const COLUMNS = 15;
+const COLUMNS = 17;
 
 export function renderStatsPage(input: StatsPageInput): string {
   const { config, stats, node } = input;
@@ -67,15 +81,16 @@ ${refresh === null ? "· auto-refresh off" : `· refreshes every ${refresh} s`} 
     );
   }
 
+  const options: ViewOptions = {};
+  if (input.maxKeys !== undefined) options.maxKeys = input.maxKeys;
+  if (input.maxFlows !== undefined) options.maxFlows = input.maxFlows;
+  const view = stats ? buildView(stats, config, options) : null;
   parts.push(`<div class="panels">\n`);
-  if (stats) parts.push(renderSummary(stats), renderSpecAndStateLoss(stats), renderHistogram(stats.queueWait));
+  if (stats && view) parts.push(renderSummary(stats), renderSpecAndStateLoss(stats), renderQueue(view.queue), renderHistogram(stats.queueWait));
   parts.push(renderLegend(), `</div>\n`);
   parts.push(renderNode(node, config));
 
-  if (stats) {
-    const view = buildView(stats, config, input.maxKeys === undefined ? {} : { maxKeys: input.maxKeys });
-    parts.push(renderScopes(view));
-  }
+  if (view) parts.push(renderScopes(view));
   parts.push(`<footer>slotgate · numbers marked cluster-wide come from the shared store; "this node" numbers are process-local</footer>\n</body>\n</html>\n`);
   return parts.join("");
 }
@@ -140,6 +155,28 @@ ${superseded}
 `;
 }
 
+function renderQueue(q: QueueView): string {
+  const standing = q.standing === null ? ABSENT : q.standing ? "yes" : "no";
+  const rows = q.flows.map(
+    (f) =>
+      `<tr class="flow" data-flow="${html(scopeAttr(f.flow))}"><td class="left">${displayName(f.flow, "key")}</td><td>${num(f.waiting)}</td><td>${num(f.granted)}</td><td>${html(`${(f.share * 100).toFixed(1)} %`)}</td></tr>`,
+  );
+  if (q.flows.length === 0) rows.push(`<tr class="more"><td colspan="4">no flow is waiting</td></tr>`);
+  if (q.moreFlows > 0) rows.push(`<tr class="more"><td colspan="4">${html(`… ${q.moreFlows} more flows (see /stats.json)`)}</td></tr>`);
+  return `<section class="panel" id="queue">
+<h2>Queue <small>(cluster-wide, from the store)</small></h2>
+<table class="kv" id="queue-discipline">
+<tr${q.standing === true ? ` class="warn"` : ""}><th>discipline</th><td>${html(q.discipline)}</td><th>standing</th><td>${standing}</td></tr>
+</table>
+<h2>Flows <small>(waiting now)</small></h2>
+<table class="flows" id="flows">
+<tr><th class="left">flow</th><th>waiting</th><th>granted</th><th>share</th></tr>
+${rows.join("\n")}
+</table>
+</section>
+`;
+}
+
 function renderHistogram(h: WaitHistogram): string {
   const top = Math.max(1, ...h.counts);
   const cells: string[] = [];
@@ -171,7 +208,7 @@ function renderLegend(): string {
 <tr><td class="sw up"></td><td>server UP</td><td class="sw near"></td><td>≥ ${Math.round(NEAR_LIMIT * 100)} % of limit</td></tr>
 <tr><td class="sw down"></td><td>server DOWN</td><td class="sw full"></td><td>at limit</td></tr>
 </table>
-<p class="note">Slots and queue: current, peak, limit. Rejected: full (no queueing) and queue-full (maxqueue reached).</p>
+<p class="note">Slots and queue: current, peak, limit. Rejected: full (no queueing) and queue-full (maxqueue reached); early: the estimated wait exceeded the queue timeout. CoDel drops: answered at once by a standing codel queue.</p>
 </section>
 `;
 }
@@ -243,7 +280,7 @@ function table(id: string, title: string, subtitle: string, rows: string[]): str
 <table class="tbl">
 <caption><span class="pxtitle">${displayName(title, "pxname")}</span> <small>${html(subtitle)}</small></caption>
 <thead>
-<tr class="titre"><th rowspan="2" class="left">Name</th><th colspan="3">Slots</th><th colspan="3">Queue</th><th colspan="1">Granted</th><th colspan="2">Rejected</th><th rowspan="2">Queue<br>timeouts</th><th rowspan="2">Aborted</th><th rowspan="2">Expired</th><th rowspan="2">Released</th><th rowspan="2">Status</th></tr>
+<tr class="titre"><th rowspan="2" class="left">Name</th><th colspan="3">Slots</th><th colspan="3">Queue</th><th colspan="1">Granted</th><th colspan="2">Rejected</th><th rowspan="2">Queue<br>timeouts</th><th rowspan="2">Aborted</th><th rowspan="2">Expired</th><th rowspan="2">Released</th><th rowspan="2">Rejected<br>early</th><th rowspan="2">CoDel<br>drops</th><th rowspan="2">Status</th></tr>
 <tr class="titre"><th>Cur</th><th>Peak</th><th>Limit</th><th>Cur</th><th>Peak</th><th>Limit</th><th>Total</th><th>Full</th><th>Q-full</th></tr>
 </thead>
 <tbody>
@@ -282,6 +319,9 @@ function scopeRow(row: Row, rowClass: string, label: string, status: string, lim
     `<td>${num(s?.aborted)}</td>`,
     `<td>${num(s?.expired)}</td>`,
     `<td>${num(s?.released)}</td>`,
+    // Absent from a store of an older release: read as 0.
+    `<td>${num(s ? (s.rejected_early ?? 0) : undefined)}</td>`,
+    `<td>${num(s ? (s.codel_dropped ?? 0) : undefined)}</td>`,
     `<td class="status">${status}</td>`,
   ];
   return `<tr class="${html(classes)}" data-scope="${html(scopeAttr(row.scope))}">${cells.join("")}</tr>`;
@@ -339,6 +379,10 @@ small{font-weight:normal;color:#666}
 .hist td.bar div{background:#20a0a0;margin:0 auto;width:18px}
 .hist tr.counts td{color:#333;font-variant-numeric:tabular-nums}
 .legend td{padding:2px 4px}
+.flows{border-collapse:collapse}
+.flows th,.flows td{padding:1px 8px 1px 0;text-align:right;font-variant-numeric:tabular-nums}
+.flows th{font-weight:normal;color:#444}
+.flows .left{text-align:left;max-width:260px;overflow:hidden;text-overflow:ellipsis}
 .legend .sw{width:18px;border:1px solid #888}
 .note{color:#555;max-width:260px;margin:6px 0 0}
 .px{margin:0 0 14px}

@@ -24,7 +24,7 @@
  * rebinding page cannot know it), so any `Host` is answered, as before.
  *
  * Key values: every endpoint shows the snapshot through `readPublicStats` (keys.ts), which
- * replaces keyed-limit values by digests unless `stats.show_keys` is set.
+ * replaces keyed-limit values and fairness flow names by digests unless `stats.show_keys` is set.
  *
  * Store failure: the cluster-wide numbers come from `guard.stats()`, i.e. from the store. When that
  * throws or takes longer than 5 s, `/stats.json` answers 503 with the error and this node's own
