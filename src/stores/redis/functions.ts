@@ -51,13 +51,13 @@ export class LuaCaller {
   }
 
   /** Whether calls go out as FCALL now (false: EVALSHA). */
-  get usesFunctions(): boolean {
+  #usesFunctions(): boolean {
     return !this.#scriptsOnly && (this.#fallbackOn === undefined || this.#fallbackOn !== this.#connection());
   }
 
   /** Runs `def` once: its library function, or its script where functions are unusable. May throw synchronously. */
   send(def: ScriptDef, keys: readonly string[], argv: readonly Arg[], buffer: boolean): Promise<unknown> {
-    if (!this.usesFunctions) return this.#script(def, keys, argv, buffer);
+    if (!this.#usesFunctions()) return this.#script(def, keys, argv, buffer);
     const fn = FUNCTION_OF.get(def.command)!;
     return this.#fcall(fn, keys, argv, buffer).catch((error: unknown) => {
       const message = messageOf(error);

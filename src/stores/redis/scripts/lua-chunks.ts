@@ -108,7 +108,10 @@ export function splitTopLevel(src: string, file: string): { head: string; statem
   for (const t of tokens(src, file)) {
     if (depth === 0 && t.column0) starts.push([]);
     if (starts.length === 0) throw new Error(`${file}: code before the first top-level statement`);
-    starts[starts.length - 1]!.push(t);
+    const current = starts[starts.length - 1]!;
+    // `local a = 1 local b = 2` on one line would hide b's declaration inside a's init.
+    if (depth === 0 && t.text === "local" && current.length > 0) throw new Error(`${file}: two top-level statements on one line at offset ${t.start}`);
+    current.push(t);
     if (OPEN.has(t.text)) depth++;
     else if (CLOSE.has(t.text)) depth--;
     if (depth < 0) throw new Error(`${file}: unbalanced '${t.text}' at offset ${t.start}`);
