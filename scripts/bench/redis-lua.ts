@@ -51,7 +51,12 @@ const ids = (i: number, n: number, tag: string) => Array.from({ length: n }, (_,
 const WORKLOADS: Workload[] = [
   { name: "acquire, lone (fast path)", ops: 1, steps: [(i) => ["acquire", acquireArgv(`a${i}`)], (i) => ["release", [`a${i}`, ""]]], measured: 0 },
   { name: "release, lone (fast path)", ops: 1, steps: [(i) => ["acquire", acquireArgv(`r${i}`)], (i) => ["release", [`r${i}`, ""]]], measured: 1 },
-  { name: "renew, lone (fast path)", ops: 1, steps: [(i) => ["acquire", acquireArgv(`n${i}`)], (i) => ["renew", [`n${i}`, TTL, 0, 0, TTL, "", "", "global"]], (i) => ["release", [`n${i}`, ""]]], measured: 1 },
+  {
+    name: "renew, lone (fast path)",
+    ops: 1,
+    steps: [(i) => ["acquire", acquireArgv(`n${i}`)], (i) => ["renew", [`n${i}`, TTL, 0, 0, TTL, "", "", "global"]], (i) => ["release", [`n${i}`, ""]]],
+    measured: 1,
+  },
   {
     name: "acquire + release, backend (general path)",
     ops: 2,
@@ -61,8 +66,48 @@ const WORKLOADS: Workload[] = [
   { name: "sweep, nothing due", ops: 1, steps: [() => ["sweep", []]], measured: 0 },
   { name: "stats", ops: 1, steps: [() => ["stats", []]], measured: 0 },
   ...[1, 8, 32, 128].flatMap((n): Workload[] => [
-    { name: `batch of ${n} acquires`, ops: n, steps: [(i) => ["batch", batchOf("a", ids(i, n, "b").map((id) => acquireArgv(id)))], (i) => ["batch", batchOf("r", ids(i, n, "b").map((id) => [id, ""]))]], measured: 0 },
-    { name: `batch of ${n} releases`, ops: n, steps: [(i) => ["batch", batchOf("a", ids(i, n, "c").map((id) => acquireArgv(id)))], (i) => ["batch", batchOf("r", ids(i, n, "c").map((id) => [id, ""]))]], measured: 1 },
+    {
+      name: `batch of ${n} acquires`,
+      ops: n,
+      steps: [
+        (i) => [
+          "batch",
+          batchOf(
+            "a",
+            ids(i, n, "b").map((id) => acquireArgv(id)),
+          ),
+        ],
+        (i) => [
+          "batch",
+          batchOf(
+            "r",
+            ids(i, n, "b").map((id) => [id, ""]),
+          ),
+        ],
+      ],
+      measured: 0,
+    },
+    {
+      name: `batch of ${n} releases`,
+      ops: n,
+      steps: [
+        (i) => [
+          "batch",
+          batchOf(
+            "a",
+            ids(i, n, "c").map((id) => acquireArgv(id)),
+          ),
+        ],
+        (i) => [
+          "batch",
+          batchOf(
+            "r",
+            ids(i, n, "c").map((id) => [id, ""]),
+          ),
+        ],
+      ],
+      measured: 1,
+    },
   ]),
 ];
 
@@ -85,7 +130,9 @@ async function main(): Promise<void> {
     const keys = groupKeys("slotgate:", GROUP);
     let seq = 0;
     const send = (path: "fcall" | "evalsha", [name, argv]: [ScriptName, Arg[]]) =>
-      path === "fcall" ? timed.call("FCALL", LIBRARY.functions[name]!, keys.length, ...keys, ...argv) : timed.evalsha(sha.get(name)!, keys.length, ...keys, ...argv);
+      path === "fcall"
+        ? timed.call("FCALL", LIBRARY.functions[name]!, keys.length, ...keys, ...argv)
+        : timed.evalsha(sha.get(name)!, keys.length, ...keys, ...argv);
 
     /** Set-up and clean-up steps go out as EVAL, which commandstats counts apart from FCALL and EVALSHA. */
     const unmeasured = ([name, argv]: [ScriptName, Arg[]]) => timed.eval(SCRIPTS[name].lua, keys.length, ...keys, ...argv);
@@ -113,7 +160,12 @@ async function main(): Promise<void> {
 
     const min = (xs: number[]) => Math.min(...xs);
     console.log(`\nRedis µs per Lua call (lowest of ${rounds} rounds × ${calls} calls; INFO commandstats), FCALL vs EVALSHA — ${new Date().toISOString()}`);
-    console.log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} on ${os.cpus().length} CPUs; library ${LIBRARY.name}\n`);
+    console.log(
+      `load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")} on ${os.cpus().length} CPUs; library ${LIBRARY.name}\n`,
+    );
     const rows = results.map((x) => {
       const f = min(x.fcall);
       const e = min(x.evalsha);

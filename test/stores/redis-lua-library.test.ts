@@ -55,9 +55,12 @@ describe("the library's top level", () => {
         s.text.startsWith("redis.register_function(");
       expect(ok, s.text.slice(0, 200)).toBe(true);
     }
-    expect(statements.filter((s) => s.text.startsWith("redis.register_function(")).map((s) => /'([^']+)'/.exec(s.text)![1]).sort()).toEqual(
-      Object.values(LIBRARY.functions).sort(),
-    );
+    expect(
+      statements
+        .filter((s) => s.text.startsWith("redis.register_function("))
+        .map((s) => /'([^']+)'/.exec(s.text)![1])
+        .sort(),
+    ).toEqual(Object.values(LIBRARY.functions).sort());
   });
 
   it("assigns every declared variable anew in an init function: no table or value outlives a call", () => {
