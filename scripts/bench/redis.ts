@@ -1,7 +1,9 @@
 /**
  * Redis benchmark: slotgate (guard + createRedisStore) next to redis-semaphore (Semaphore) and
  * bottleneck (clustered: datastore "ioredis", maxConcurrent), in one run, on one redis-server that
- * this script starts on a free loopback port (test/harness/redis.ts) and stops on exit.
+ * this script starts on a free loopback port (test/harness/redis.ts) and stops on exit. slotgate
+ * runs twice: "slotgate" as the store runs by default (Redis Functions, FCALL) and "slotgate-eval"
+ * with `functions: false` (scripts, EVALSHA), so the two compare within one run.
  *
  *   npx tsx scripts/bench/redis.ts            # full run (≈ 2 min)
  *   npx tsx scripts/bench/redis.ts --quick    # short run (≈ 30 s), to check that it works
