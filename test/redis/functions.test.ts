@@ -217,6 +217,30 @@ describe("fallback to scripts (EVALSHA)", () => {
   }
 });
 
+describe("fallback to scripts on a server without FCALL", () => {
+  it("a server that does not know FCALL (as Redis < 7 replies): scripts, each call applied once", async () => {
+    // rename-command FCALL "" makes Redis answer FCALL with "unknown command", as Redis 6 does.
+    const old = await startRedis({ args: ["--rename-command", "FCALL", '""'] });
+    try {
+      const redis = new Redis(old.url);
+      clients.push(redis);
+      const g = guard(redis, { global: 5 });
+      const first = await luaCalls(redis, () => g.acquire({ scopes: ["global"] }));
+      granted(first.value);
+      expect(first.sent.fcall).toBe(1);
+      expect(first.sent.script).toBeGreaterThan(0);
+      const later = await luaCalls(redis, async () => {
+        (await Promise.all([1, 2].map(() => g.acquire({ scopes: ["global"] })))).forEach(granted);
+        return g.stats();
+      });
+      expect(later.sent.fcall ?? 0).toBe(0);
+      expect(later.value.scopes.global).toMatchObject({ in_use: 3, granted: 3 });
+    } finally {
+      await old.stop();
+    }
+  });
+});
+
 describe("on a cluster", () => {
   let cluster: RedisClusterProcess | undefined;
   beforeAll(async () => {
