@@ -1,7 +1,9 @@
 /**
  * Redis benchmark: slotgate (guard + createRedisStore) next to redis-semaphore (Semaphore) and
  * bottleneck (clustered: datastore "ioredis", maxConcurrent), in one run, on one redis-server that
- * this script starts on a free loopback port (test/harness/redis.ts) and stops on exit.
+ * this script starts on a free loopback port (test/harness/redis.ts) and stops on exit. slotgate
+ * runs twice: "slotgate" as the store runs by default (Redis Functions, FCALL) and "slotgate-eval"
+ * with `functions: false` (scripts, EVALSHA), so the two compare within one run.
  *
  *   npx tsx scripts/bench/redis.ts            # full run (≈ 2 min)
  *   npx tsx scripts/bench/redis.ts --quick    # short run (≈ 30 s), to check that it works
@@ -354,8 +356,15 @@ function calls(stats: Record<string, CommandStat>): Record<string, number> {
   );
 }
 
+/** The Lua calls themselves: scripts (EVALSHA/EVAL) and Redis Functions (FCALL). */
+const LUA_CALLS = ["evalsha", "eval", "fcall", "fcall_ro"];
+
 function scriptUsec(stats: Record<string, CommandStat>): number {
-  return (stats.evalsha?.usec ?? 0) + (stats.eval?.usec ?? 0);
+  return LUA_CALLS.reduce((a, name) => a + (stats[name]?.usec ?? 0), 0);
+}
+
+function scriptCalls(stats: Record<string, CommandStat>): number {
+  return LUA_CALLS.reduce((a, name) => a + (stats[name]?.calls ?? 0), 0);
 }
 
 // ── (f) the ceiling ───────────────────────────────────────────────────────────────────────────
@@ -467,6 +476,7 @@ interface InProcessRun {
   /** INFO commandstats deltas (Lua-inner calls included), by name. */
   redisCalls: Record<string, number>;
   scriptUsec: number;
+  scriptCalls: number;
   waitP50Ms: number;
   waitP99Ms: number;
   meanHoldMs: number;
@@ -511,6 +521,7 @@ async function inProcess(scenario: Scenario, lib: LibName, round: number): Promi
       sent,
       redisCalls: calls(stats),
       scriptUsec: scriptUsec(stats),
+      scriptCalls: scriptCalls(stats),
       waitP50Ms: quantile(sortedWaits, 0.5),
       waitP99Ms: quantile(sortedWaits, 0.99),
       meanHoldMs,
@@ -536,6 +547,8 @@ interface InProcessSummary {
   roundTripsPerOp: number;
   redisCmdsPerOp: number;
   scriptUsPerOp: number;
+  /** Redis µs per Lua call (commandstats usec ÷ calls of EVALSHA/EVAL/FCALL). */
+  scriptUsPerCall: number;
   clientCpuUsPerOp: number;
   redisCpuUsPerOp: number;
   waitP50Ms: number;
@@ -572,6 +585,7 @@ function summarize(scenario: Scenario, lib: LibName, runs: InProcessRun[]): InPr
     roundTripsPerOp: sum(sent) / ops,
     redisCmdsPerOp: sum(redisCalls) / ops,
     scriptUsPerOp: runs.reduce((a, r) => a + r.scriptUsec, 0) / ops,
+    scriptUsPerCall: runs.reduce((a, r) => a + r.scriptUsec, 0) / runs.reduce((a, r) => a + r.scriptCalls, 0),
     clientCpuUsPerOp: (runs.reduce((a, r) => a + r.clientCpuMs, 0) * 1000) / ops,
     redisCpuUsPerOp: (runs.reduce((a, r) => a + r.redisCpuMs, 0) * 1000) / ops,
     waitP50Ms: quantile(waits, 0.5),
@@ -834,7 +848,7 @@ const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString
 const fmt = (n: number | null, digits = 2) => (n !== null && Number.isFinite(n) ? n.toFixed(digits) : "-");
 const pct = (x: number | null) => (x !== null && Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "-");
 const ratio = (a: number, b: number | undefined) => (b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : "-");
-const SHORT: Record<LibName, string> = { slotgate: "slotgate", "redis-semaphore": "r-sem", bottleneck: "bneck" };
+const SHORT: Record<LibName, string> = { slotgate: "slotgate", "slotgate-eval": "sg-eval", "redis-semaphore": "r-sem", bottleneck: "bneck" };
 
 function topCommands(perOp: Record<string, number>, n = 6): string {
   return Object.entries(perOp)
@@ -1002,6 +1016,7 @@ async function main(): Promise<void> {
       "client CPU µs/op",
       "redis CPU µs/op",
       "script µs/op",
+      "µs/Lua call",
     ];
     const rows = LIBS.map((lib) => {
       const x = get(scenario, lib);
@@ -1020,6 +1035,7 @@ async function main(): Promise<void> {
         fmt(x.clientCpuUsPerOp, 1),
         fmt(x.redisCpuUsPerOp, 1),
         fmt(x.scriptUsPerOp, 1),
+        fmt(x.scriptUsPerCall, 1),
       ];
     });
     console.log(
@@ -1233,8 +1249,9 @@ async function main(): Promise<void> {
   );
   console.log("\nRT/op = commands the client wrote per acquire+release (= round trips: none of the libraries pipelines within an operation);");
   console.log(
-    "cmds/op = all Redis commands per op from INFO commandstats, Lua-inner calls included; script µs/op = EVALSHA/EVAL time in Redis (commandstats usec);",
+    "cmds/op = all Redis commands per op from INFO commandstats, Lua-inner calls included; script µs/op = EVALSHA/EVAL/FCALL time in Redis (commandstats usec);",
   );
+  console.log("µs/Lua call = that time ÷ the Lua calls (usec_per_call); slotgate runs its Lua as Redis Functions (FCALL), slotgate-eval as scripts (EVALSHA);");
   console.log("CPU µs/op = CPU time (user + sys) of this process / of redis-server during the window ÷ ops; % ceil = ops/s ÷ ceiling EVALSHA/s");
   console.log("(the ceiling is one redis-benchmark process: on a busy machine it is CPU-starved like everything else, so % ceil can pass 100%).");
   console.log("On a shared machine ops/s follows each process's CPU share; CPU µs/op (client and Redis) is the steadier figure to compare.");

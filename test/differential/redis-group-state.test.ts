@@ -35,6 +35,11 @@
  *   SLOTGATE_SEED=<n> npx vitest run test/differential              # one more seed
  *   SLOTGATE_DIFF_OPS=<n> npx vitest run test/differential          # operations per seed (default 10,000)
  *   SLOTGATE_DIFF_WATCH=<scope> ...                                  # print one scope's row after every step
+ *   SLOTGATE_DIFF_LUA=scripts ...                                    # EVALSHA instead of FCALL (see below)
+ *
+ * The Lua runs as the store runs it on Redis ≥ 7: the functions of the library (FCALL), whose
+ * per-call state must not leak from one call to the next. SLOTGATE_DIFF_LUA=scripts runs the same
+ * steps through the scripts (EVALSHA), the store's fallback where Redis has no functions.
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -45,7 +50,7 @@ import { WAIT_BUCKETS_MS, type GroupStatsSnapshot } from "../../src/core/stats.j
 import type { ChainRequest } from "../../src/core/store.js";
 import { groupKeys } from "../../src/stores/redis/keys.js";
 import { parseStats } from "../../src/stores/redis/redis-store.js";
-import { REPLY, SCRIPTS } from "../../src/stores/redis/scripts/index.js";
+import { LIBRARY, REPLY, SCRIPTS } from "../../src/stores/redis/scripts/index.js";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
 import {
   BACKENDS,
@@ -94,6 +99,18 @@ const BATCH_CODES: Record<string, string> = {
 
 type Pipe = Record<string, (...args: (string | number)[]) => Pipe> & { exec(): Promise<[Error | null, unknown][] | null> };
 
+/** FCALL (the default) or EVALSHA: see the header. */
+const LUA = process.env.SLOTGATE_DIFF_LUA === "scripts" ? "scripts" : "functions";
+
+/** A pipeline whose script commands (SCRIPTS[…].command) call the library's functions, unless LUA is "scripts". */
+function pipeline(): Pipe {
+  const pipe = redis.pipeline() as unknown as Pipe;
+  if (LUA === "functions")
+    for (const [name, def] of Object.entries(SCRIPTS))
+      pipe[def.command] = (...keysThenArgv) => pipe.fcall!(LIBRARY.functions[name]!, def.numberOfKeys, ...keysThenArgv);
+  return pipe;
+}
+
 let server: RedisProcess | undefined;
 let redis: Redis;
 let sub: Redis;
@@ -108,6 +125,7 @@ beforeAll(async () => {
   sub.on("message", (_channel: string, message: string) => heard.push(message));
   await sub.subscribe(CHANNEL);
   for (const def of Object.values(SCRIPTS)) await redis.script("LOAD", def.lua);
+  if (LUA === "functions") await redis.function("LOAD", LIBRARY.code);
 });
 
 afterAll(async () => {
@@ -665,14 +683,14 @@ class Diff {
 
   async begin(): Promise<void> {
     heard.length = 0;
-    this.pipe = redis.pipeline() as unknown as Pipe;
+    this.pipe = pipeline();
     this.pipe.hset!(this.keys[0]!, "\0clock", this.now);
     this.clockSent = this.now;
     this.script(SCRIPTS.configure.command, [canonicalSpecJson(this.spec(this.cfg)), ""]);
     const replies = await this.pipe.exec();
     const reply = replies?.[1]?.[1] as unknown[] | undefined;
     if (reply?.[0] !== REPLY.INSTALLED) this.fail(undefined, `first configure replied ${show(replies)}`);
-    this.pipe = redis.pipeline() as unknown as Pipe;
+    this.pipe = pipeline();
   }
 
   /** Sends the pipeline and holds every step's replies and wake-ups against GroupState's. */
@@ -680,7 +698,7 @@ class Diff {
     if (this.pending.length === 0) return;
     const last = `#${this.step}`;
     const replies = (await this.pipe.exec()) ?? [];
-    this.pipe = redis.pipeline() as unknown as Pipe;
+    this.pipe = pipeline();
     for (let i = 0; i < 500 && !heard.includes(last); i++) await new Promise((resolve) => setTimeout(resolve, 2));
     if (!heard.includes(last)) this.fail(this.pending.at(-1), "the step markers did not arrive");
     // Each step: [HSET clock], its script, stats, PUBLISH marker.

@@ -7,7 +7,7 @@ import { createGuard, type Guard } from "../../src/index.js";
 import { createRedisStore } from "../../src/stores/redis/index.js";
 import { DEFAULT_PREFIX, groupKeys } from "../../src/stores/redis/keys.js";
 import { REPLY } from "../../src/stores/redis/scripts/replies.js";
-import { SCRIPTS } from "../../src/stores/redis/scripts/index.js";
+import { LIBRARY, SCRIPTS } from "../../src/stores/redis/scripts/index.js";
 import { startRedis, type RedisProcess } from "../harness/redis.js";
 
 let server: RedisProcess | undefined;
@@ -42,7 +42,7 @@ function guard(limits: NonNullable<Parameters<typeof createGuard>[0]>["limits"])
   return g;
 }
 
-/** The script calls Redis ran while fn did, by script (EVALSHA/EVAL by sha), and what fn returned. */
+/** The script calls Redis ran while fn did, by script (EVALSHA/EVAL by sha, FCALL by function name), and what fn returned. */
 async function scriptCalls<T>(fn: () => Promise<T>): Promise<{ value: T; batch: number; other: number }> {
   const sent = vi.spyOn(redis, "sendCommand");
   const batchSha = (await import("node:crypto")).createHash("sha1").update(SCRIPTS.batch.lua).digest("hex");
@@ -52,8 +52,8 @@ async function scriptCalls<T>(fn: () => Promise<T>): Promise<{ value: T; batch: 
   let other = 0;
   for (const [command] of sent.mock.calls) {
     const c = command as unknown as { name: string; args: unknown[] };
-    if (c.name !== "evalsha" && c.name !== "eval") continue;
-    if (c.args[0] === batchSha || c.args[0] === SCRIPTS.batch.lua) batch++;
+    if (c.name !== "evalsha" && c.name !== "eval" && c.name !== "fcall") continue;
+    if (c.args[0] === batchSha || c.args[0] === SCRIPTS.batch.lua || c.args[0] === LIBRARY.functions.batch) batch++;
     else other++;
   }
   sent.mockRestore();

@@ -289,7 +289,7 @@ describe("round trips", () => {
       const g = guard(store, { limits: { global: 1 } });
       await g.stats(); // pushes the spec and loads the scripts first
       // Client side: every command the store's connection sends. Server side: scripts run
-      // (commands called from inside Lua count in commandstats too, so only EVAL/EVALSHA say
+      // (commands called from inside Lua count in commandstats too, so only EVAL/EVALSHA/FCALL say
       // how many round trips there were).
       const sent = vi.spyOn(redis, "sendCommand");
       const measure = async <T>(fn: () => Promise<T>): Promise<{ value: T; sent: number; scripts: number }> => {
@@ -298,7 +298,7 @@ describe("round trips", () => {
         const value = await fn();
         const info = await admin.info("commandstats");
         const calls = (name: string) => Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
-        return { value, sent: sent.mock.calls.length, scripts: calls("evalsha") + calls("eval") };
+        return { value, sent: sent.mock.calls.length, scripts: calls("evalsha") + calls("eval") + calls("fcall") };
       };
 
       const acquire = await measure(() => g.acquire({ scopes: ["global"], leaseTtlMs: 30_000 }));

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { createGuard, type AcquireResult, type Guard, type GuardOptions } from "../../src/index.js";
 import { createRedisStore, type RedisSlotStore, type RedisStoreOptions } from "../../src/stores/redis/index.js";
 import { groupKeys } from "../../src/stores/redis/keys.js";
-import { SCRIPTS } from "../../src/stores/redis/scripts/index.js";
+import { LIBRARY, SCRIPTS } from "../../src/stores/redis/scripts/index.js";
 import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from "../harness/redis.js";
 import { readyCluster } from "./helpers.js";
 
@@ -202,7 +202,8 @@ describe.each(targets)("redis store ($name)", (target) => {
     const send = client.sendCommand.bind(client);
     vi.spyOn(client, "sendCommand").mockImplementation((command, ...rest) => {
       const sent = send(command, ...rest);
-      if (armed && command.name === "evalsha" && command.args[0] === claimSha) {
+      const claim = (command.name === "evalsha" && command.args[0] === claimSha) || (command.name === "fcall" && command.args[0] === LIBRARY.functions.claim);
+      if (armed && claim) {
         armed = false;
         ac.abort();
       }

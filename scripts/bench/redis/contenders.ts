@@ -12,7 +12,8 @@ import { Semaphore } from "redis-semaphore";
 import { createGuard, type AcquireOptions } from "../../../src/index.js";
 import { createRedisStore } from "../../../src/stores/redis/index.js";
 
-export const LIBS = ["slotgate", "redis-semaphore", "bottleneck"] as const;
+/** "slotgate-eval": slotgate with `functions: false`, its Lua as scripts (EVALSHA) instead of Redis Functions (FCALL). */
+export const LIBS = ["slotgate", "slotgate-eval", "redis-semaphore", "bottleneck"] as const;
 export type LibName = (typeof LIBS)[number];
 
 export const REDIS_HOST = "127.0.0.1";
@@ -92,7 +93,9 @@ async function libConnection(port: number): Promise<Redis> {
 export async function createLimiter(lib: LibName, cfg: LimiterConfig): Promise<BenchLimiter> {
   switch (lib) {
     case "slotgate":
-      return slotgate(cfg);
+      return slotgate(cfg, lib, true);
+    case "slotgate-eval":
+      return slotgate(cfg, lib, false);
     case "redis-semaphore":
       return redisSemaphore(cfg);
     case "bottleneck":
@@ -100,9 +103,9 @@ export async function createLimiter(lib: LibName, cfg: LimiterConfig): Promise<B
   }
 }
 
-async function slotgate(cfg: LimiterConfig): Promise<BenchLimiter> {
+async function slotgate(cfg: LimiterConfig, lib: LibName, functions: boolean): Promise<BenchLimiter> {
   const redis = await libConnection(cfg.port);
-  const store = createRedisStore({ redis });
+  const store = createRedisStore({ redis, functions });
   const guard = createGuard({
     store,
     group: cfg.key,
@@ -113,7 +116,7 @@ async function slotgate(cfg: LimiterConfig): Promise<BenchLimiter> {
   const plain: AcquireOptions = { scopes };
   const byClass = new Map<number, AcquireOptions>();
   return {
-    lib: "slotgate",
+    lib,
     async acquire(priority) {
       let options = plain;
       if (priority !== undefined) {

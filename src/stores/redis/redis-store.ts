@@ -18,6 +18,7 @@ import { canonicalSpecJson, isSpecVersion, specConflictError } from "../../core/
 import { WAIT_BUCKETS_MS, type FlowStats, type GroupStatsSnapshot, type ScopeStats } from "../../core/stats.js";
 import type { ChainRequest, GroupStore, LeaseGrant, OpenOptions, RenewResult, SlotStore, SpecStatus, StoreAcquireResult } from "../../core/store.js";
 import { unrefTimer } from "../../core/timers.js";
+import { LuaCaller } from "./functions.js";
 import { DEFAULT_PREFIX, groupBase, groupKeys } from "./keys.js";
 import { REPLY, replyError, SCRIPTS, type ScriptDef, type ScriptName } from "./scripts/index.js";
 import { toWire, wtf8Decode } from "./wtf8.js";
@@ -37,6 +38,12 @@ export interface RedisStoreOptions {
   safetyRecheckMs?: number;
   /** A command Redis has not answered within this fails with SLOTGATE_STORE_UNAVAILABLE. @default 5000 */
   commandTimeoutMs?: number;
+  /**
+   * Run the store's Lua as Redis Functions (FCALL of a library the store loads itself) where the
+   * server has them (Redis ≥ 7, FCALL and FUNCTION LOAD allowed); false: always as scripts
+   * (EVALSHA). Either way a server without functions gets scripts. @default true
+   */
+  functions?: boolean;
 }
 
 /** Background faults of a store instance: nothing throws from a timer, everything is counted. */
@@ -60,7 +67,7 @@ export interface RedisSlotStore extends SlotStore {
 }
 
 /** Every default of {@link RedisStoreOptions}, in one place. */
-export const REDIS_STORE_DEFAULTS = { prefix: DEFAULT_PREFIX, sweepIntervalMs: 1000, safetyRecheckMs: 1000, commandTimeoutMs: 5000 } as const;
+export const REDIS_STORE_DEFAULTS = { prefix: DEFAULT_PREFIX, sweepIntervalMs: 1000, safetyRecheckMs: 1000, commandTimeoutMs: 5000, functions: true } as const;
 const DEFAULTS = REDIS_STORE_DEFAULTS;
 
 /** After its local queue deadline a waiter gives the store this long to time it out first. */
@@ -73,10 +80,8 @@ type Arg = string | Buffer | number;
 type Reply = unknown[];
 type Client = Redis | Cluster;
 type CommandName = (typeof SCRIPTS)[ScriptName]["command"];
-/** What `defineCommand` adds to the client: one method per script, and its twin with Buffer replies. */
-type ScriptCommands = Record<CommandName | `${CommandName}Buffer`, (...keysThenArgv: Arg[]) => Promise<unknown>>;
 
-const OPTION_KEYS = ["redis", "prefix", "sweepIntervalMs", "safetyRecheckMs", "commandTimeoutMs"];
+const OPTION_KEYS = ["redis", "prefix", "sweepIntervalMs", "safetyRecheckMs", "commandTimeoutMs", "functions"];
 
 export function createRedisStore(options: RedisStoreOptions): RedisSlotStore {
   return new RedisStore(options);
@@ -85,7 +90,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisSlotStore {
 // ── errors ─────────────────────────────────────────────────────────────────────────────────────
 
 /** Redis replies that mean our script or our data is wrong, not that Redis is unreachable. */
-const PROTOCOL_REPLY = /user_script|Error running script|WRONGTYPE|unknown command/i;
+const PROTOCOL_REPLY = /user_script|user_function|Error running script|WRONGTYPE|unknown command/i;
 
 function toStoreError(error: unknown): SlotgateError {
   if (error instanceof SlotgateError) return error;
@@ -195,6 +200,8 @@ class RedisStore implements RedisSlotStore {
   #everReady = false;
   /** Settles when the client is first ready (or gives up); one pair of listeners however many calls wait. */
   #firstReady: Promise<void> | undefined;
+  /** Sends the store's Lua as FCALL or EVALSHA. */
+  readonly #lua: LuaCaller;
 
   constructor(options: RedisStoreOptions) {
     const issues: ConfigIssue[] = [];
@@ -223,13 +230,17 @@ class RedisStore implements RedisSlotStore {
     this.sweepIntervalMs = positive("sweepIntervalMs", options.sweepIntervalMs);
     this.safetyRecheckMs = positive("safetyRecheckMs", options.safetyRecheckMs);
     this.#timeoutMs = positive("commandTimeoutMs", options.commandTimeoutMs);
+    if (options.functions !== undefined && typeof options.functions !== "boolean")
+      issues.push({ path: "functions", expected: "a boolean", received: options.functions });
     if (issues.length > 0) throw new SlotgateConfigError(issues);
 
     this.client = options.redis;
     this.sharded = (options.redis as { isCluster?: boolean }).isCluster === true;
     this.prefix = prefix;
     this.#keyPrefix = typeof keyPrefix === "string" ? keyPrefix : "";
+    // The scripts stay registered: the fallback where Redis has no functions (./functions.ts).
     for (const def of Object.values(SCRIPTS)) this.client.defineCommand(def.command, { lua: def.lua, numberOfKeys: def.numberOfKeys });
+    this.#lua = new LuaCaller(this.client, options.functions ?? DEFAULTS.functions);
     if (this.client.status === "ready") this.#everReady = true;
     else {
       this.#firstReady = firstReady(this.client).then(() => {
@@ -342,10 +353,9 @@ class RedisStore implements RedisSlotStore {
         );
       return Promise.reject(unavailable(`redis is not connected (client status: ${client.status})`));
     }
-    const commands = client as Client & ScriptCommands;
     let sent: Promise<unknown>;
     try {
-      sent = options.buffer ? commands[`${def.command}Buffer` as const](...keys, ...argv) : commands[def.command](...keys, ...argv);
+      sent = this.#lua.send(def, keys, argv, options.buffer === true);
     } catch (error) {
       return Promise.reject(toStoreError(error));
     }

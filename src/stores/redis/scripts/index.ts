@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { WAIT_BUCKETS_MS } from "../../../core/stats.js";
 import { KEY_LAYOUT, NUMBER_OF_KEYS } from "../keys.js";
+import { buildLibrary } from "./library.js";
 import { REPLY } from "./replies.js";
 
 export interface ScriptDef<C extends string = string> {
@@ -21,6 +22,8 @@ export interface ScriptDef<C extends string = string> {
   readonly command: C;
   readonly numberOfKeys: number;
   readonly lua: string;
+  /** Its Lua file, which the function library (./library.ts) is built from as well. */
+  readonly file: URL;
 }
 
 const LUA_DIR = new URL("../lua/", import.meta.url);
@@ -40,14 +43,15 @@ export function assemble(file: URL, seen = new Set<string>()): string {
 
 /** Reads `<file>.lua` and checks that its header names the command and lists the keys of `KEY_LAYOUT` in order. */
 function load<C extends string>(file: string, command: C): ScriptDef<C> {
-  const lua = assemble(new URL(`${file}.lua`, LUA_DIR));
+  const url = new URL(`${file}.lua`, LUA_DIR);
+  const lua = assemble(url);
   const header = lua.slice(0, lua.indexOf("]]"));
   const problem = (what: string) => new Error(`redis script ${file}.lua: ${what}`);
   if (!lua.startsWith(`--[[\n  ${command}:`)) throw problem(`the header must start with "${command}:"`);
   KEY_LAYOUT.forEach(([suffix], i) => {
     if (!new RegExp(`KEYS\\[${i + 1}\\] +${suffix}\\b`).test(header)) throw problem(`the header must list KEYS[${i + 1}] ${suffix}`);
   });
-  return { command, numberOfKeys: NUMBER_OF_KEYS, lua };
+  return { command, numberOfKeys: NUMBER_OF_KEYS, lua, file: url };
 }
 
 export const SCRIPTS = {
@@ -63,6 +67,9 @@ export const SCRIPTS = {
   stats: load("stats", "slotgateStats"),
 } as const satisfies Record<string, ScriptDef>;
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** The same scripts as one Redis Functions library, a function per script named after its key in SCRIPTS. */
+export const LIBRARY = buildLibrary(Object.fromEntries(Object.entries(SCRIPTS).map(([name, def]) => [name, def.file])));
 
 export { REPLY, replyError, type ReplyCode } from "./replies.js";
 
