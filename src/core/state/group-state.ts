@@ -223,6 +223,9 @@ export class GroupState {
   configure(spec: GroupSpec, now: number): void {
     this.#advance(now);
     this.#applySpec(spec);
+    // A new discipline or target can make CoDel drops due at this very instant (rule D): settle
+    // them before the dispatch, as the Redis configure script does.
+    this.#advance(now);
     this.#dispatch(now, this.#allPoints());
   }
 
