@@ -81,7 +81,13 @@ export class ScopeState implements WaitPoint {
     this.parent?.restoreHold();
   }
 
-  enqueue(): void {
+  /**
+   * One more ticket queued here (`now`: on this scope itself, not through a key's aggregate row).
+   * When the queue was empty, the next hand-off interval starts now (rule E): time with nothing
+   * waiting says nothing about the hand-off rate.
+   */
+  enqueue(now?: number): void {
+    if (now !== undefined && this.queued === 0) this.lastHandoffAt = now;
     this.queued++;
     if (this.queued > this.peakQueued) this.peakQueued = this.queued;
     this.parent?.enqueue();
