@@ -30,9 +30,9 @@ export class ScopeState implements WaitPoint {
   /** Tickets waiting for this scope to have room. */
   readonly waiting = new OrderHeap<Ticket>();
   newest: NewestFirstHeap<Ticket> | undefined = undefined;
-  /** Store-clock time of the last grant from the queue on this scope (rule E); undefined until the first. */
+  /** Store-clock time of the last grant from the queue on this scope, or of its queue's last start if later (rule E); undefined until either. */
   lastHandoffAt: number | undefined = undefined;
-  /** Mean time between those grants, an EWMA with weight 1/8 (rule E); undefined until the second. */
+  /** Mean time between those moments and the grants that follow, an EWMA with weight 1/8 (rule E); undefined until the first such interval. */
   handoffMs: number | undefined = undefined;
   /** On a server's scope: its server, and the backend whose tickets may take it once it has room. */
   server: ServerState | undefined;
