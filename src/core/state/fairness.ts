@@ -53,8 +53,10 @@ export class FairQueue {
     if (flow === undefined) return v;
     const cost = Math.floor(FLOW_COST_UNIT / weight);
     const entry = this.flows.get(flow);
-    // Never charged more than its backlog ahead of virtual time: cancelled tickets give back.
-    let tag = entry === undefined ? v : Math.max(v, Math.min(entry.finish, v + entry.waiting * cost));
+    // Never charged more than its backlog (and the ticket in service) ahead of virtual time:
+    // tickets that left ungranted give their cost back. A flow served in order has its first
+    // waiting tag at most V + cost, so this bites only after such departures.
+    let tag = entry === undefined ? v : Math.max(v, Math.min(entry.finish, v + (entry.waiting + 1) * cost));
     // The hard bound: past it, arrival order within the class until the queue empties.
     const capped = tag + cost > MAX_TAG;
     if (capped) tag = v;

@@ -161,7 +161,7 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       end
       local fc = math.floor(1000000 / (tonumber(cfg[n + 4]) or 1))
       if fn > 0 then
-        tag = math.max(tag, math.min(F, tag + fn * fc))
+        tag = math.max(tag, math.min(F, tag + (fn + 1) * fc))
       else
         fg = 0
       end

@@ -97,8 +97,9 @@ local function fairTag(name)
   local f = flowEntry(name)
   local tag = v
   if f.n > 0 then
-    -- Never charged more than its backlog ahead of V: cancelled tickets give back.
-    tag = math.max(v, math.min(f.F, v + f.n * c))
+    -- Never charged more than its backlog (and the ticket in service) ahead of V: tickets that
+    -- left ungranted give their cost back.
+    tag = math.max(v, math.min(f.F, v + (f.n + 1) * c))
   else
     f.g = 0
   end
