@@ -1000,4 +1000,63 @@ describe("regressions found by the differential test", () => {
     );
     expect(Object.keys(flows).sort()).toEqual(["", "a", "d"]);
   });
+
+  // The seeded workloads rarely have a standing lifo queue with tickets of different tags on one
+  // wait key: here flows A (three tickets), B (two) and C (one) wait on g while the queue stands.
+  it("adaptive lifo keeps the fair order across flows in the scripts as in the core: newest-first only among equal tags", async () => {
+    const spec = buildGroupSpec({ g: 1 }, {}, { discipline: "lifo", targetMs: 5, intervalMs: 100 });
+    const state = new GroupState(spec);
+    const keys = groupKeys(PREFIX, "lifo-fair");
+    const call = (command: string, argv: (string | number)[]) =>
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+    const at = async (now: number) => {
+      await redis.hset(keys[0]!, "\0clock", now);
+      state.tick(now);
+    };
+    await at(0);
+    await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
+    const held = state.acquire({ scopes: ["g"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 0, leaseTtlMs: 60_000 }, 0);
+    expect(held.status).toBe("granted");
+    expect((await call(SCRIPTS.acquire.command, ["L0", CHANNEL, 0, 0, 0, 0, 60_000, "", "", 0, 0, 60_000, "g"]))[0]).toBe(REPLY.GRANTED);
+    const leaseOf = new Map<string, string>([["held", "L0"]]);
+    const coreLease = new Map<string, string>([["held", held.status === "granted" ? held.lease.id : ""]]);
+    for (const [name, flow, t] of [
+      ["A1", "A", 0],
+      ["A2", "A", 0],
+      ["A3", "A", 0],
+      ["B1", "B", 1],
+      ["B2", "B", 2],
+      ["C1", "C", 3],
+    ] as const) {
+      await at(t);
+      expect(state.acquire({ scopes: ["g"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 60_000, leaseTtlMs: 60_000, flow }, t, name).status).toBe(
+        "queued",
+      );
+      expect((await call(SCRIPTS.acquire.command, [`L-${name}`, CHANNEL, 0, 0, 0, 60_000, 60_000, "", "", 0, 0, 60_000, "\0", flow, 0, "g"]))[0]).toBe(
+        REPLY.QUEUED,
+      );
+      leaseOf.set(name, `L-${name}`);
+    }
+    const coreOrder: string[] = [];
+    const redisOrder: string[] = [];
+    let current = "held";
+    for (const t of [10, 120, 121, 122, 123, 124]) {
+      await at(t);
+      state.drainEffects();
+      expect(state.release(coreLease.get(current)!, t)).toBe(true);
+      const g = state.drainEffects().granted;
+      expect(g).toHaveLength(1);
+      coreOrder.push(g[0]!.ticketId);
+      coreLease.set(g[0]!.ticketId, g[0]!.lease.id);
+      expect((await call(SCRIPTS.release.command, [leaseOf.get(current)!, ""]))[0]).toBe(REPLY.RELEASED);
+      const waiting = [...leaseOf.keys()].filter((n) => n !== "held" && !redisOrder.includes(n));
+      const got: string[] = [];
+      for (const n of waiting) if ((await redis.hexists(keys[4]!, leaseOf.get(n)!)) === 1) got.push(n);
+      expect(got).toHaveLength(1);
+      redisOrder.push(got[0]!);
+      current = g[0]!.ticketId;
+    }
+    expect(coreOrder).toEqual(["A1", "C1", "B1", "B2", "A2", "A3"]);
+    expect(redisOrder).toEqual(coreOrder);
+  });
 });
