@@ -56,7 +56,7 @@ interface Phantom {
 
 const rnd = random(seed);
 let leaseNo = 0;
-const s = new GroupState(buildGroupSpec({ g: 4 }, {}), { newId: () => `L${++leaseNo}`, recordEnded: false });
+const s = new GroupState(buildGroupSpec({ g: 4 }, undefined), { newId: () => `L${++leaseNo}`, recordEnded: false });
 const releases: { at: number; lease: string }[] = [];
 const queued = new Set<string>();
 let phantoms: Phantom[] = [];

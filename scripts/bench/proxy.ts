@@ -11,7 +11,7 @@
  *
  * Needs wrk, haproxy and redis-server on PATH (Debian: apt-get install -y wrk haproxy redis-server),
  * and a build of slotgate in dist/: when a file of src/ is newer than dist/node/cli.js it runs
- * `npx tsc -p tsconfig.build.json --noEmitOnError` first; if that fails (someone's edit in
+ * `npx tsc -p tsconfig.build.json --noEmitOnError` and copies the Lua first; if that fails (someone's edit in
  * progress), it goes on with the dist/ there is and says so in the header and the JSON.
  *
  * Throughput and latency: four proxies in front of one fast origin (a separate Node process
@@ -239,14 +239,16 @@ function newestMtime(dir: string, filter: (name: string) => boolean): number {
   return newest;
 }
 
-/** Rebuilds dist/ when a file of src/ is newer than dist/node/cli.js. */
+/** Rebuilds dist/ when a file of src/ (code or Lua) is newer than dist/node/cli.js. */
 function ensureBuild(): string {
   const cli = join(ROOT, "dist", "node", "cli.js");
-  const srcNewest = newestMtime(join(ROOT, "src"), (n) => n.endsWith(".ts") && !n.endsWith(".test.ts"));
+  const srcNewest = newestMtime(join(ROOT, "src"), (n) => (n.endsWith(".ts") && !n.endsWith(".test.ts")) || n.endsWith(".lua"));
   if (existsSync(cli) && statSync(cli).mtimeMs >= srcNewest) return "dist/ up to date";
   // --noEmitOnError: a src/ in the middle of someone's edit must not leave a broken dist/ behind.
   process.stderr.write("dist/ is older than src/: npx tsc -p tsconfig.build.json --noEmitOnError … ");
   const r = spawnSync("npx", ["tsc", "-p", "tsconfig.build.json", "--noEmitOnError"], { cwd: ROOT, encoding: "utf8" });
+  // The Redis store reads its .lua files from dist/ too: copy them as `npm run build` does.
+  if (r.status === 0) Object.assign(r, spawnSync("node", ["scripts/copy-lua.mjs"], { cwd: ROOT, encoding: "utf8" }));
   if (r.status === 0) {
     process.stderr.write("done\n");
     return "dist/ rebuilt";

@@ -4,10 +4,10 @@
  * round trip), and removes duplicates.
  */
 import { SlotgateConfigError, SlotgateError } from "./errors.js";
-import { KEY_VALUE_EXPECTED, MAX_KEY_LENGTH, isKeyValue, ownEntry, type GroupSpec } from "./spec.js";
+import { MAX_KEY_LENGTH, flowNameSchema, isKeyValue, ownEntry, type GroupSpec } from "./spec.js";
 import { PRIORITY_CLASS_MAX, PRIORITY_CLASS_MIN, PRIORITY_OFFSET_MAX_MS, PRIORITY_OFFSET_MIN_MS } from "./state/order.js";
 import type { ChainRequest } from "./store.js";
-import { accept, int, parseLeaf } from "./validate.js";
+import { accept, int, parse, parseLeaf } from "./validate.js";
 
 export interface AcquireOptions {
   /** Named and keyed scopes, e.g. `["global", "frontend:web", "tenant:acme"]`. */
@@ -62,7 +62,6 @@ const scopeList = accept<unknown[]>(Array.isArray, "an array of scope names");
 const scopeName = accept<string>((x) => typeof x === "string", "a scope name (string)");
 const backendName = accept<string>((x) => typeof x === "string", "a backend name");
 const serverName = accept<string>((x) => typeof x === "string", "a server name");
-const flowName = accept<string>(isKeyValue, KEY_VALUE_EXPECTED);
 const earlyFlag = accept<boolean>((x) => typeof x === "boolean", "a boolean");
 
 export function toChainRequest(options: AcquireOptions, spec: GroupSpec, defaults: RequestDefaults): ChainRequest {
@@ -106,7 +105,8 @@ export function toChainRequest(options: AcquireOptions, spec: GroupSpec, default
   const queueTimeoutMs = options.queueTimeoutMs === undefined ? defaults.queueTimeoutMs : parseLeaf(queueTimeout, options.queueTimeoutMs, "queueTimeoutMs");
   const leaseTtlMs = options.leaseTtlMs === undefined ? defaults.leaseTtlMs : parseLeaf(leaseTtl, options.leaseTtlMs, "leaseTtlMs");
 
-  const flow = options.flow === undefined ? undefined : parseLeaf(flowName, options.flow, "flow");
+  // Not parseLeaf: a refused flow (maybe an API key) must not be echoed in the error.
+  const flow = options.flow === undefined || isKeyValue(options.flow) ? options.flow : parse(flowNameSchema, options.flow, "flow");
   const early = options.queueTimeoutEarly === undefined ? defaults.queueTimeoutEarly : parseLeaf(earlyFlag, options.queueTimeoutEarly, "queueTimeoutEarly");
 
   const request: ChainRequest = { scopes, priorityClass, priorityOffsetMs, queueTimeoutMs, leaseTtlMs };

@@ -206,10 +206,43 @@ export const backendsSchema = refine(
   ({ entries }) => ({ ...entries }),
 );
 
-const flowWeights = refine(
-  mapping(accept<string>(isKeyValue, `a flow name (${KEY_VALUE_EXPECTED})`), () => int({ min: 1, max: MAX_FLOW_WEIGHT })),
-  ({ entries, names }, addIssue) =>
-    names.length > MAX_FLOW_WEIGHTS ? report(addIssue, `at most ${MAX_FLOW_WEIGHTS} flows`, `${names.length} flows`) : { ...entries },
+/**
+ * A flow name may be a secret (an API key under `fair_by: { header: x-api-key }`), so no issue
+ * shows one: an invalid name is shown by its length, and an issue about a weight names the flow
+ * by its place in the mapping. The edge node's `flow_weights` uses the same rule.
+ */
+export const flowNameSchema: Schema<string> = rule((value, addIssue) =>
+  isKeyValue(value)
+    ? value
+    : report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters`, typeof value === "string" ? `(${value.length} characters, not shown)` : value),
+);
+
+const FLOW_WEIGHTS_EXPECTED = `a mapping of flow names (1 to ${MAX_KEY_LENGTH} characters) to weights, at most ${MAX_FLOW_WEIGHTS} of them`;
+const flowWeightLeaf = (place: number) =>
+  int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT} (flow ${place} of the list)` });
+
+/** Flow name -> weight, as a plain object (it crosses structured clone to a Durable Object). */
+export const flowWeightsSchema: Schema<Record<string, number>> = refine(
+  accept<Record<string, unknown>>(isPlainObject, FLOW_WEIGHTS_EXPECTED),
+  (obj, addIssue) => {
+    const names = Object.keys(obj);
+    if (names.length > MAX_FLOW_WEIGHTS) return report(addIssue, FLOW_WEIGHTS_EXPECTED, `${names.length} flows`);
+    const out: Record<string, number> = {};
+    let ok = true;
+    for (const [i, name] of names.entries()) {
+      const length = name.length;
+      if (!isKeyValue(name)) {
+        report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters (flow ${i + 1} of the list)`, `(${length} characters, not shown)`);
+        ok = false;
+        continue;
+      }
+      const weight = nested(addIssue, undefined, flowWeightLeaf(i + 1), own(obj, name));
+      if (weight === undefined) ok = false;
+      // defineProperty: a flow named `__proto__` is an entry like any other.
+      else Object.defineProperty(out, name, { value: weight, enumerable: true, writable: true, configurable: true });
+    }
+    return ok ? out : undefined;
+  },
 );
 
 /** `queue` as users write it ({@link QueueOption}), into the spec's {@link QueueSpec}, defaults filled in. */
@@ -218,7 +251,7 @@ export const queueSchema: Schema<QueueSpec> = object(
     discipline: optional(oneOf(DISCIPLINES), QUEUE_DEFAULTS.discipline),
     targetMs: optional(int({ min: 1, max: MAX_TARGET_MS }), QUEUE_DEFAULTS.targetMs),
     intervalMs: optional(int({ min: 1, max: MAX_INTERVAL_MS }), QUEUE_DEFAULTS.intervalMs),
-    flowWeights: optional(flowWeights, {}),
+    flowWeights: optional(flowWeightsSchema, {}),
   },
   "an object { discipline?, targetMs?, intervalMs?, flowWeights? }",
 );

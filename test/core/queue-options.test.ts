@@ -40,8 +40,9 @@ describe("queue section of the spec", () => {
     [{ discipline: "red" }, 'queue.discipline: expected one of "fifo", "codel", "lifo", got "red"'],
     [{ targetMs: 0 }, "queue.targetMs: expected an integer from 1 to 60000, got 0"],
     [{ intervalMs: 600_001 }, "queue.intervalMs: expected an integer from 1 to 600000, got 600001"],
-    [{ flowWeights: { a: 0 } }, "queue.flowWeights.a: expected an integer from 1 to 1000, got 0"],
-    [{ flowWeights: { a: 1.5 } }, "queue.flowWeights.a: expected an integer from 1 to 1000, got 1.5"],
+    // A flow name may be an API key: an issue names the flow by its place, never by its name.
+    [{ flowWeights: { a: 0 } }, "queue.flowWeights: expected an integer weight from 1 to 1000 (flow 1 of the list), got 0"],
+    [{ flowWeights: { a: 1.5 } }, "queue.flowWeights: expected an integer weight from 1 to 1000 (flow 1 of the list), got 1.5"],
     [{ flowWeights: { "": 2 } }, "queue.flowWeights"],
     [{ tagetMs: 5 }, "queue.tagetMs"],
     ["codel", "queue: expected an object"],
@@ -51,7 +52,9 @@ describe("queue section of the spec", () => {
 
   it("bounds the weights to 1000 flows", () => {
     const flowWeights = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`f${i}`, 1]));
-    expect(configError(() => buildGroupSpec({ g: 1 }, undefined, { flowWeights }))).toContain("queue.flowWeights: expected at most 1000 flows");
+    expect(configError(() => buildGroupSpec({ g: 1 }, undefined, { flowWeights }))).toContain(
+      'queue.flowWeights: expected a mapping of flow names (1 to 1024 characters) to weights, at most 1000 of them, got "1001 flows"',
+    );
   });
 
   it("takes any flow name a keyed value may be, __proto__ included, as an own entry", () => {
@@ -89,9 +92,20 @@ describe("flow and queueTimeoutEarly acquire options", () => {
   it("takes the keyed value's rule for a flow: 1 to 1024 characters of anything", () => {
     expect(toChainRequest({ flow: "x".repeat(1024) }, spec, defaults).flow).toHaveLength(1024);
     expect(toChainRequest({ flow: "{a}:b\n\u0000" }, spec, defaults).flow).toBe("{a}:b\n\u0000");
-    expect(configError(() => toChainRequest({ flow: "" }, spec, defaults))).toContain("flow: expected a string of 1 to 1024 characters");
-    expect(configError(() => toChainRequest({ flow: "x".repeat(1025) }, spec, defaults))).toContain("flow: expected a string of 1 to 1024 characters");
+    expect(configError(() => toChainRequest({ flow: "" }, spec, defaults))).toContain("flow: expected a flow name of 1 to 1024 characters");
+    expect(configError(() => toChainRequest({ flow: "x".repeat(1025) }, spec, defaults))).toContain("flow: expected a flow name of 1 to 1024 characters");
     expect(configError(() => toChainRequest({ flow: 7 as never }, spec, defaults))).toContain("flow: expected");
+  });
+
+  it("never shows a refused flow or a weighted flow's name in an error (it may be an API key)", () => {
+    const key = `sk_live_${"k".repeat(1020)}`;
+    const refused = configError(() => toChainRequest({ flow: key }, spec, defaults));
+    expect(refused).toContain("(1028 characters, not shown)");
+    expect(refused).not.toContain("sk_live");
+    const weights = configError(() => buildGroupSpec({ g: 1 }, undefined, { flowWeights: { sk_live_secret: 0, [key]: 2 } }));
+    expect(weights).toContain("flow 1 of the list");
+    expect(weights).toContain("flow 2 of the list");
+    expect(weights).not.toContain("sk_live");
     expect(configError(() => toChainRequest({ queueTimeoutEarly: "yes" as never }, spec, defaults))).toContain("queueTimeoutEarly: expected a boolean");
   });
 

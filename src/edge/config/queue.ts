@@ -17,52 +17,19 @@
  * (an API key under `fair_by: { header: x-api-key }`), so no issue shows one: an issue about a
  * weight names the flow by its place in the mapping, and an invalid name is shown by its length.
  */
-import {
-  DISCIPLINES,
-  MAX_FLOW_WEIGHT,
-  MAX_FLOW_WEIGHTS,
-  MAX_INTERVAL_MS,
-  MAX_KEY_LENGTH,
-  MAX_TARGET_MS,
-  QUEUE_DEFAULTS,
-  isKeyValue,
-  type QueueSpec,
-} from "../../core/spec.js";
-import { accept, int, isPlainObject, nested, object, oneOf, optional, own, refine, report, type Schema } from "../../core/validate.js";
+import { DISCIPLINES, MAX_INTERVAL_MS, MAX_TARGET_MS, QUEUE_DEFAULTS, flowWeightsSchema, type QueueSpec } from "../../core/spec.js";
+import { object, oneOf, optional, refine, type Schema } from "../../core/validate.js";
 import { duration } from "./duration.js";
 
 /** The normalised section: the spec's queue section (bounds and defaults are the core's). */
 export type QueueConfig = QueueSpec;
-
-const FLOW_WEIGHTS_EXPECTED = `a mapping of flow names (1 to ${MAX_KEY_LENGTH} characters) to weights, at most ${MAX_FLOW_WEIGHTS} of them`;
-const flowWeight = (place: number) =>
-  int({ min: 1, max: MAX_FLOW_WEIGHT, expected: `an integer weight from 1 to ${MAX_FLOW_WEIGHT} (flow ${place} of the list)` });
-
-const flowWeights = refine(accept<Record<string, unknown>>(isPlainObject, FLOW_WEIGHTS_EXPECTED), (obj, addIssue) => {
-  const names = Object.keys(obj);
-  if (names.length > MAX_FLOW_WEIGHTS) return report(addIssue, FLOW_WEIGHTS_EXPECTED, `${names.length} flows`);
-  const out = Object.create(null) as Record<string, number>;
-  let ok = true;
-  for (const [i, name] of names.entries()) {
-    // A name that is not a flow name may still be a secret: only its length is shown.
-    if (!isKeyValue(name as unknown)) {
-      report(addIssue, `a flow name of 1 to ${MAX_KEY_LENGTH} characters (flow ${i + 1} of the list)`, `(${name.length} characters, not shown)`);
-      ok = false;
-      continue;
-    }
-    const weight = nested(addIssue, undefined, flowWeight(i + 1), own(obj, name));
-    if (weight === undefined) ok = false;
-    else out[name] = weight;
-  }
-  return ok ? out : undefined;
-});
 
 const queueFields = object(
   {
     discipline: optional(oneOf(DISCIPLINES), QUEUE_DEFAULTS.discipline),
     target: optional(duration({ min: 1, max: MAX_TARGET_MS }), QUEUE_DEFAULTS.targetMs),
     interval: optional(duration({ min: 1, max: MAX_INTERVAL_MS }), QUEUE_DEFAULTS.intervalMs),
-    flow_weights: optional(flowWeights, undefined),
+    flow_weights: optional(flowWeightsSchema, undefined),
   },
   "an object { discipline?, target?, interval?, flow_weights? }",
 );
