@@ -165,6 +165,31 @@ describe("adaptive lifo", () => {
     expect(s.ticketCount).toBe(0);
   });
 
+  it("keeps fair order across flows while standing: newest-first only among tickets of equal tag", () => {
+    const s = state({ g: 1 }, LIFO);
+    const held = lease(s, req(["g"]));
+    for (const [id, flow, at] of [
+      ["A1", "A", 0],
+      ["A2", "A", 0],
+      ["A3", "A", 0],
+      ["B1", "B", 1],
+      ["B2", "B", 2],
+      ["C1", "C", 3],
+    ] as const) {
+      queue(s, req(["g"], { flow }), id, at);
+    }
+    let l = handOff(s, held, 10); // not standing: A1 (tag 0, the oldest); above since 10
+    const order = [l.ticketId];
+    for (let t = 120; s.ticketCount > 0; t++) {
+      l = handOff(s, l.leaseId, t);
+      order.push(l.ticketId);
+    }
+    // Standing from 120: tag 0 newest-first (C1, B1), then tag 1e6 newest-first (B2, A2), then A3.
+    // Reversing the tags too would serve the heaviest flow's newest ticket (A3) first.
+    expect(order).toEqual(["A1", "C1", "B1", "B2", "A2", "A3"]);
+    expect(s.stats(130).queue).toEqual({ discipline: "lifo", standing: false }); // empty again
+  });
+
   it("serving fresh tickets newest-first keeps the queue standing while old ones wait", () => {
     const s = state({ g: 1 }, LIFO);
     const held = lease(s, req(["g"]));

@@ -1,7 +1,7 @@
 // Rule F (docs/semantics.md): start-time fair queuing in GroupState. Tags and virtual time are
 // checked to the integer, as the Redis scripts must compute them.
 import { describe, expect, it } from "vitest";
-import { FLOW_COST_UNIT } from "../../src/core/state/fairness.js";
+import { FairQueue, FLOW_COST_UNIT, MAX_TAG } from "../../src/core/state/fairness.js";
 import { drain, granted, handOff, lease, queue, req, state } from "./state-helpers.js";
 
 const C = FLOW_COST_UNIT;
@@ -21,13 +21,18 @@ describe("fair queuing tags", () => {
     ] as const) {
       queue(s, req(["g"], { flow }), id);
     }
-    queue(s, req(["g"]), "n1"); // no flow: tag V
+    queue(s, req(["g"]), "n1"); // no flow while flows wait: the default flow "", tag V
     const tag = (id: string) => s.ticket(id)!.tag;
     expect([tag("a1"), tag("a2"), tag("a3")]).toEqual([0, C, 2 * C]);
     expect([tag("b1"), tag("b2")]).toEqual([0, 500_000]);
     expect([tag("c1"), tag("c2")]).toEqual([0, 333_333]);
     expect(tag("n1")).toBe(0);
-    expect(s.stats(0).flows).toEqual({ a: { waiting: 3, granted: 0 }, b: { waiting: 2, granted: 0 }, c: { waiting: 2, granted: 0 } });
+    expect(s.stats(0).flows).toEqual({
+      a: { waiting: 3, granted: 0 },
+      b: { waiting: 2, granted: 0 },
+      c: { waiting: 2, granted: 0 },
+      "": { waiting: 1, granted: 0 },
+    });
 
     // Order (cls, tag, at, seq): the tag-0 tickets in arrival order, then by tag.
     let current = held;
@@ -142,5 +147,86 @@ describe("fair queuing tags", () => {
     const next = handOff(s, held, 1);
     handOff(s, next.leaseId, 2);
     expect(s.stats(2).flows).toEqual({ a: { waiting: 1, granted: 2 } });
+  });
+});
+
+describe("tickets without a flow", () => {
+  it("share the default flow while a named flow waits: a flow's later tickets are served between them", () => {
+    const s = state({ g: 1 });
+    let current = lease(s, req(["g"]));
+    for (let i = 1; i <= 40; i++) queue(s, req(["g"], { flow: "A" }), `A${i}`);
+    // One acquire without a flow per step, each step one grant. Before the default flow they all
+    // took tag V, ahead of A's second ticket for good: A, then nothing but them.
+    let order = "";
+    for (let i = 1; i <= 40; i++) {
+      queue(s, req(["g"]), `N${i}`, i);
+      const next = handOff(s, current, i);
+      order += next.ticketId[0];
+      current = next.leaseId;
+    }
+    // One flow's share each: strictly alternating.
+    expect(order).toBe("AN".repeat(20));
+    expect(s.stats(40).flows).toEqual({ A: { waiting: 20, granted: 20 }, "": { waiting: 20, granted: 20 } });
+  });
+
+  it("keep tag V and no entry while no named flow waits, and leave the entry they joined", () => {
+    const s = state({ g: 1 });
+    const held = lease(s, req(["g"]));
+    queue(s, req(["g"]), "N1"); // nobody names a flow: tag V, no entry
+    queue(s, req(["g"], { flow: "a" }), "a1");
+    queue(s, req(["g"]), "N2"); // joins "" (tag 0, its first)
+    queue(s, req(["g"]), "N3"); // "" again: tag 1e6
+    expect([s.ticket("N1")!.flow, s.ticket("N2")!.flow, s.ticket("N3")!.flow]).toEqual([undefined, "", ""]);
+    expect([s.ticket("N1")!.tag, s.ticket("N2")!.tag, s.ticket("N3")!.tag]).toEqual([0, 0, C]);
+    expect(s.stats(0).flows).toEqual({ a: { waiting: 1, granted: 0 }, "": { waiting: 2, granted: 0 } });
+    // N1 leaves without having joined: the default flow's count stays.
+    expect(s.cancel("N1", 1)).toBe(true);
+    expect(s.stats(1).flows).toEqual({ a: { waiting: 1, granted: 0 }, "": { waiting: 2, granted: 0 } });
+    expect(s.cancel("N2", 1)).toBe(true);
+    expect(s.stats(1).flows).toEqual({ a: { waiting: 1, granted: 0 }, "": { waiting: 1, granted: 0 } });
+    // Only the default flow left: a ticket without a flow no longer joins it.
+    expect(s.cancel("a1", 1)).toBe(true);
+    queue(s, req(["g"]), "N4", 1);
+    expect(s.ticket("N4")!.flow).toBeUndefined();
+    // N4 has tag V = 0, N3 kept the tag it was charged.
+    expect(drain(s, held, 2)).toEqual(["N4", "N3"]);
+    expect(s.stats(2).flows).toBeUndefined();
+  });
+});
+
+describe("tag growth", () => {
+  it("a flow is charged no more than its backlog ahead of V: acquire and cancel in a loop leaves its tags small", () => {
+    const s = state({ g: 1 });
+    const held = lease(s, req(["g"]));
+    queue(s, req(["g"], { flow: "a" }), "parked");
+    for (let i = 0; i < 10_000; i++) {
+      queue(s, req(["g"], { flow: "a" }), `x${i}`);
+      expect(s.cancel(`x${i}`, 0)).toBe(true);
+    }
+    queue(s, req(["g"], { flow: "a" }), "last");
+    // One ticket waiting: at most V + (1 + 1) × cost (without the bound: 10,001 × cost).
+    expect(s.ticket("last")!.tag).toBe(2 * C);
+    queue(s, req(["g"], { flow: "b" }), "b1");
+    expect(drain(s, held, 1)).toEqual(["parked", "b1", "last"]);
+  });
+
+  it("never goes above 2^50: past it a ticket takes tag V and its flow's finish stays", () => {
+    // Virtual time this high takes ~10^9 grants without the queue emptying: set it directly.
+    const q = new FairQueue();
+    q.virtualTime = MAX_TAG - 1_500_000;
+    const v = q.virtualTime;
+    expect(q.enter("a", 1)).toBe(v); // v + 1e6 ≤ 2^50: F = v + 1e6
+    expect(q.flows.get("a")!.finish).toBe(v + C);
+    expect(q.enter("a", 1)).toBe(v); // v + 1e6 + 1e6 > 2^50: tag V, F stays
+    expect(q.flows.get("a")).toEqual({ finish: v + C, waiting: 2, granted: 0 });
+    q.virtualTime = MAX_TAG - 10;
+    expect(q.enter("b", 1)).toBe(MAX_TAG - 10); // a new entry past the bound: F = V
+    expect(q.flows.get("b")).toEqual({ finish: MAX_TAG - 10, waiting: 1, granted: 0 });
+    expect(q.enter("c", 1000)).toBe(MAX_TAG - 10); // cost 1000: also past it
+    q.virtualTime = MAX_TAG - 2_000;
+    expect(q.enter("d", 1000)).toBe(MAX_TAG - 2_000); // cost 1000 fits: F = V + 1000
+    expect(q.flows.get("d")!.finish).toBe(MAX_TAG - 1_000);
+    expect(q.enter("d", 1000)).toBe(MAX_TAG - 1_000); // tag + 1000 = 2^50 exactly: allowed
+    expect(q.enter("d", 1000)).toBe(MAX_TAG - 2_000); // would pass it: tag V
   });
 });

@@ -43,8 +43,9 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Discipline, GroupSpec, QueueSpec } from "../../src/core/spec.js";
+import { buildGroupSpec, type Discipline, type GroupSpec, type QueueSpec } from "../../src/core/spec.js";
 import { canonicalSpecJson } from "../../src/core/spec-version.js";
+import { FairQueue, MAX_TAG } from "../../src/core/state/fairness.js";
 import { GroupState, type AcquireDecision, type Effects } from "../../src/core/state/group-state.js";
 import { WAIT_BUCKETS_MS, type GroupStatsSnapshot } from "../../src/core/stats.js";
 import type { ChainRequest } from "../../src/core/store.js";
@@ -947,5 +948,115 @@ describe("regressions found by the differential test", () => {
       expect(await redis.zrange(keys[5]!, 0, -1), "T2 still waits in Redis").not.toContain(t1[1]);
       expect(await redis.zcard(keys[5]!)).toBe(1);
     }
+  });
+
+  // Not reachable by a workload: virtual time near rule F's bound takes ~10^9 grants without the
+  // queue emptying. So V is set directly on both sides, and every tag the scripts give (the fast
+  // acquire, the general one, a ticket without a flow joining the default flow) must be the one
+  // FairQueue gives, and none above 2^50.
+  it("tags near the bound of 2^50: the scripts give the tags FairQueue gives, the finish tags too", async () => {
+    const spec = buildGroupSpec({ g: 1 }, {}, { flowWeights: { d: 1000 } });
+    const keys = groupKeys(PREFIX, "tag-bound");
+    const call = (command: string, argv: (string | number)[]) =>
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+    await redis.hset(keys[0]!, "\0clock", 0);
+    await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
+    expect((await call(SCRIPTS.acquire.command, ["L0", CHANNEL, 0, 0, 0, 0, 60_000, "", "", 0, 0, 60_000, "g"]))[0]).toBe(REPLY.GRANTED);
+    const q = new FairQueue();
+    q.virtualTime = MAX_TAG - 1_500_000;
+    await redis.hset(keys[1]!, "\0vt", q.virtualTime);
+    // [flow, early]: early goes to the general path (nothing is queued yet, so it queues).
+    const steps: [string | undefined, boolean][] = [
+      ["a", false],
+      ["a", false],
+      ["a", true],
+      [undefined, false],
+      [undefined, true],
+      ["d", false],
+      ["d", true],
+      ["d", false],
+    ];
+    const want: number[] = [];
+    for (const [i, [flow, early]] of steps.entries()) {
+      const f = q.flowOf(flow);
+      want.push(q.enter(f, flow === "d" ? 1000 : 1));
+      const extra = flow === undefined && !early ? [] : ["\0", flow ?? "", early ? 1 : 0];
+      const reply = await call(SCRIPTS.acquire.command, [`L${i + 1}`, CHANNEL, 0, 0, 0, 60_000, 60_000, "", "", 0, 0, 60_000, ...extra, "g"]);
+      expect(reply[0], `step ${i}`).toBe(REPLY.QUEUED);
+    }
+    // Members of waits: wait key, then class (2 bytes), tag (8 bytes, base 127, digits + 1), arrival (6), id (16), in arrival order by id.
+    const members = (await redis.zrange(keys[10]!, 0, -1)).sort((a, b) => (a.slice(-16) < b.slice(-16) ? -1 : 1));
+    const tags = members.map((m) => {
+      const t = m.slice(-32);
+      let x = 0;
+      for (let i = 2; i < 10; i++) x = x * 127 + t.charCodeAt(i) - 1;
+      return x;
+    });
+    expect(tags).toEqual(want);
+    for (const t of tags) expect(t).toBeLessThanOrEqual(MAX_TAG);
+    const flows = await redis.hgetall(keys[11]!);
+    expect(Object.fromEntries(Object.entries(flows).map(([name, v]) => [name, Number(v.split(" ")[0])]))).toEqual(
+      Object.fromEntries([...q.flows].map(([name, e]) => [name, e.finish])),
+    );
+    expect(Object.keys(flows).sort()).toEqual(["", "a", "d"]);
+  });
+
+  // The seeded workloads rarely have a standing lifo queue with tickets of different tags on one
+  // wait key: here flows A (three tickets), B (two) and C (one) wait on g while the queue stands.
+  it("adaptive lifo keeps the fair order across flows in the scripts as in the core: newest-first only among equal tags", async () => {
+    const spec = buildGroupSpec({ g: 1 }, {}, { discipline: "lifo", targetMs: 5, intervalMs: 100 });
+    const state = new GroupState(spec);
+    const keys = groupKeys(PREFIX, "lifo-fair");
+    const call = (command: string, argv: (string | number)[]) =>
+      (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown[]>>)[command]!(...keys, ...argv);
+    const at = async (now: number) => {
+      await redis.hset(keys[0]!, "\0clock", now);
+      state.tick(now);
+    };
+    await at(0);
+    await call(SCRIPTS.configure.command, [canonicalSpecJson(spec), ""]);
+    const held = state.acquire({ scopes: ["g"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 0, leaseTtlMs: 60_000 }, 0);
+    expect(held.status).toBe("granted");
+    expect((await call(SCRIPTS.acquire.command, ["L0", CHANNEL, 0, 0, 0, 0, 60_000, "", "", 0, 0, 60_000, "g"]))[0]).toBe(REPLY.GRANTED);
+    const leaseOf = new Map<string, string>([["held", "L0"]]);
+    const coreLease = new Map<string, string>([["held", held.status === "granted" ? held.lease.id : ""]]);
+    for (const [name, flow, t] of [
+      ["A1", "A", 0],
+      ["A2", "A", 0],
+      ["A3", "A", 0],
+      ["B1", "B", 1],
+      ["B2", "B", 2],
+      ["C1", "C", 3],
+    ] as const) {
+      await at(t);
+      expect(state.acquire({ scopes: ["g"], priorityClass: 0, priorityOffsetMs: 0, queueTimeoutMs: 60_000, leaseTtlMs: 60_000, flow }, t, name).status).toBe(
+        "queued",
+      );
+      expect((await call(SCRIPTS.acquire.command, [`L-${name}`, CHANNEL, 0, 0, 0, 60_000, 60_000, "", "", 0, 0, 60_000, "\0", flow, 0, "g"]))[0]).toBe(
+        REPLY.QUEUED,
+      );
+      leaseOf.set(name, `L-${name}`);
+    }
+    const coreOrder: string[] = [];
+    const redisOrder: string[] = [];
+    let current = "held";
+    for (const t of [10, 120, 121, 122, 123, 124]) {
+      await at(t);
+      state.drainEffects();
+      expect(state.release(coreLease.get(current)!, t)).toBe(true);
+      const g = state.drainEffects().granted;
+      expect(g).toHaveLength(1);
+      coreOrder.push(g[0]!.ticketId);
+      coreLease.set(g[0]!.ticketId, g[0]!.lease.id);
+      expect((await call(SCRIPTS.release.command, [leaseOf.get(current)!, ""]))[0]).toBe(REPLY.RELEASED);
+      const waiting = [...leaseOf.keys()].filter((n) => n !== "held" && !redisOrder.includes(n));
+      const got: string[] = [];
+      for (const n of waiting) if ((await redis.hexists(keys[4]!, leaseOf.get(n)!)) === 1) got.push(n);
+      expect(got).toHaveLength(1);
+      redisOrder.push(got[0]!);
+      current = g[0]!.ticketId;
+    }
+    expect(coreOrder).toEqual(["A1", "C1", "B1", "B2", "A2", "A3"]);
+    expect(redisOrder).toEqual(coreOrder);
   });
 });

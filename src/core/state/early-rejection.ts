@@ -1,7 +1,7 @@
 /**
  * Early rejection (rule E, docs/semantics.md): an acquire that opted in and would be queued is
- * rejected at once when the scope it would wait on hands slots to its queue too slowly for it to
- * be served within its queue timeout. The estimate is the tickets ahead plus this one, times the
+ * rejected at once when the scope it would wait on has a queue and hands slots to it too slowly
+ * for the acquire to be served within its queue timeout. The estimate is the tickets ahead plus this one, times the
  * mean time between hand-offs (ScopeState.handoff); the Redis scripts compute it with the same
  * float operations in the same order.
  */
@@ -15,7 +15,7 @@ export function scopeOfPoint(point: WaitPoint): ScopeState {
   return point as ScopeState;
 }
 
-/** The estimated wait in ms of one more ticket waiting on `scope`, or undefined before its second hand-off. */
+/** The estimated wait in ms of one more ticket waiting on `scope`, or undefined before its first hand-off interval. */
 export function estimatedWaitMs(scope: ScopeState): number | undefined {
   const h = scope.handoffMs;
   return h === undefined ? undefined : (scope.queued + 1) * h;

@@ -149,11 +149,12 @@ export class GroupState {
         return rejected;
       }
     }
-    const flow = req.flow;
+    // Rule F: the flow it queues under (without one, maybe the default flow) and its tag.
+    const flow = this.#fair.flowOf(req.flow);
     const ticket: Ticket = {
       id: ticketId ?? this.#newId(),
       cls: req.priorityClass,
-      tag: this.#fair.enter(flow, flow === undefined ? 1 : flowWeight(this.#spec.queue, flow)),
+      tag: this.#fair.enter(flow, req.flow === undefined ? 1 : flowWeight(this.#spec.queue, req.flow)),
       at: now + req.priorityOffsetMs,
       seq: ++this.#seq,
       flow,
@@ -170,7 +171,7 @@ export class GroupState {
       newer: undefined,
       waitsOn,
     };
-    this.#enqueue(ticket);
+    this.#enqueue(ticket, now);
     return { status: "queued", ticketId: ticket.id, deadline: ticket.deadline };
   }
 
@@ -573,8 +574,8 @@ export class GroupState {
     return opened;
   }
 
-  #enqueue(ticket: Ticket): void {
-    for (const s of ticket.fixed) s.enqueue();
+  #enqueue(ticket: Ticket, now: number): void {
+    for (const s of ticket.fixed) s.enqueue(now);
     this.#wait(ticket.waitsOn, ticket);
     this.#tickets.set(ticket.id, ticket);
     this.#ticketDeadlines.push(ticket);
@@ -616,6 +617,8 @@ export class GroupState {
    */
   #rejectEarly(point: WaitPoint, queueTimeoutMs: number): AcquireDecision | undefined {
     const scope = scopeOfPoint(point);
+    // Behind a queue only: with none, the hand-off rate says nothing about this ticket's wait.
+    if (scope.queued === 0) return undefined;
     const estimate = estimatedWaitMs(scope);
     if (estimate === undefined || estimate <= queueTimeoutMs) return undefined;
     scope.count("rejected_early");

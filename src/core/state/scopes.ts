@@ -30,9 +30,9 @@ export class ScopeState implements WaitPoint {
   /** Tickets waiting for this scope to have room. */
   readonly waiting = new OrderHeap<Ticket>();
   newest: NewestFirstHeap<Ticket> | undefined = undefined;
-  /** Store-clock time of the last grant from the queue on this scope (rule E); undefined until the first. */
+  /** Store-clock time of the last grant from the queue on this scope, or of its queue's last start if later (rule E); undefined until either. */
   lastHandoffAt: number | undefined = undefined;
-  /** Mean time between those grants, an EWMA with weight 1/8 (rule E); undefined until the second. */
+  /** Mean time between those moments and the grants that follow, an EWMA with weight 1/8 (rule E); undefined until the first such interval. */
   handoffMs: number | undefined = undefined;
   /** On a server's scope: its server, and the backend whose tickets may take it once it has room. */
   server: ServerState | undefined;
@@ -81,7 +81,13 @@ export class ScopeState implements WaitPoint {
     this.parent?.restoreHold();
   }
 
-  enqueue(): void {
+  /**
+   * One more ticket queued here (`now`: on this scope itself, not through a key's aggregate row).
+   * When the queue was empty, the next hand-off interval starts now (rule E): time with nothing
+   * waiting says nothing about the hand-off rate.
+   */
+  enqueue(now?: number): void {
+    if (now !== undefined && this.queued === 0) this.lastHandoffAt = now;
     this.queued++;
     if (this.queued > this.peakQueued) this.peakQueued = this.queued;
     this.parent?.enqueue();

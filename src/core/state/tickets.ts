@@ -24,7 +24,7 @@ export interface WaitPoint {
 
 export interface Ticket extends OrderEntry, HeapEntry, NewestEntry, ArrivalEntry<Ticket> {
   id: string;
-  /** The fairness flow it was queued under (rule F), if any. */
+  /** The fairness flow it was queued under (rule F): its own, the default flow "" (it named none), or none. */
   flow: string | undefined;
   /** Scopes the ticket needs and is queued on: named, keyed, backend, and a pinned server. */
   fixed: ScopeState[];

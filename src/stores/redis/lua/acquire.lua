@@ -144,6 +144,8 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       return {REJECTED, 'queue-full', later, epoch}
     end
     if early or redis.call('HEXISTS', K_LEASE, leaseId) == 1 then return general() end
+    -- Without a flow while flows wait, it may join the default flow (rule F): the general path.
+    if not flow and redis.call('HLEN', K_FLOWS) > 0 then return general() end
     local seq = (c[g + 3] == 0 and NOW * 1000 or c[g + 3]) + 1
     local base = c[g + 4]
     if base == 0 or redis.call('ZCARD', K_QUEUE) == 0 then base = NOW - BASE_LEAD end
@@ -157,12 +159,18 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
         local x, y, z = string.match(raw, '^(%d+) (%d+) (%d+)$')
         F, fn, fg = tonumber(x), tonumber(y), tonumber(z)
       end
+      local fc = math.floor(1000000 / (tonumber(cfg[n + 4]) or 1))
       if fn > 0 then
-        if F > tag then tag = F end
+        tag = math.max(tag, math.min(F, tag + (fn + 1) * fc))
       else
         fg = 0
       end
-      F = tag + math.floor(1000000 / (tonumber(cfg[n + 4]) or 1))
+      if tag + fc > 1125899906842624 then
+        tag = c[g + 7]
+        if fn == 0 then F = tag end
+      else
+        F = tag + fc
+      end
       redis.call('HSET', K_FLOWS, flow, string.format('%d %d %d', F, fn + 1, fg))
     end
     -- Its order (includes/fair, orderOf): class, tag, arrival, base 127.
@@ -193,6 +201,9 @@ if ARGV[8] == '' and ARGV[9] == '' and n >= 1 and n <= 100 then
       local queued, k = c[5 * i - 3] + 1, #set
       set[k + 1], set[k + 2] = sf[5 * i - 3], queued
       if queued > c[5 * i - 1] then set[k + 3], set[k + 4] = sf[5 * i - 1], queued end
+      k = #set
+      -- Rule E (op-acquire): a queue that was empty starts the next hand-off interval now.
+      if queued == 1 then set[k + 1], set[k + 2] = names[i] .. '\0ho', NOW end
     end
     local d = NOW + queueTimeout
     redis.call('HSET', K_TICKETS, id, cjson.encode({s = names, e = NOW, d = d, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = flow}))

@@ -116,14 +116,15 @@ local function clear(src)
 end
 
 -- Sets src.m to the key's first member after `after` (nil: its first), and src.rank; returns it.
--- Under LIFO the first is the newest of the lowest class (after: gone from the key by then).
+-- Under LIFO the first is the newest of the lowest class and tag, the 10 bytes after the key
+-- (after: gone from the key by then).
 local function nextMember(src, after)
   local key = src.key
   local from = (after and not LIFO) and ('(' .. after) or ('[' .. key)
   local m = redis.call('ZRANGEBYLEX', K_WAITS, from, '(' .. key .. '\255', 'LIMIT', 0, 1)[1]
   if m and LIFO then
-    local cls = string.sub(m, #key + 1, #key + 2)
-    m = redis.call('ZREVRANGEBYLEX', K_WAITS, '(' .. key .. cls .. '\255', '[' .. key .. cls, 'LIMIT', 0, 1)[1]
+    local head = key .. string.sub(m, #key + 1, #key + 10)
+    m = redis.call('ZREVRANGEBYLEX', K_WAITS, '(' .. head .. '\255', '[' .. head, 'LIMIT', 0, 1)[1]
   end
   src.m = m
   if m then src.rank = rank(string.sub(m, -TAIL), LIFO) end

@@ -39,12 +39,12 @@ local function tagOf(o) return dec(o, 3, 10) end
 local FLIP = {['0'] = '9', ['1'] = '8', ['2'] = '7', ['3'] = '6', ['4'] = '5', ['5'] = '4', ['6'] = '3', ['7'] = '2', ['8'] = '1', ['9'] = '0'}
 
 -- A member's tail (order and id, 32 bytes) as digits that compare as the core compares tickets
--- (Lua compares strings by the locale: digits only, of equal length). lifo: newest first within
--- the class (rule D), the class still first.
+-- (Lua compares strings by the locale: digits only, of equal length). lifo: newest first among
+-- tickets of equal class and tag (rule D), class and tag still first.
 local function rank(tail, lifo)
-  local rest = string.format('%016d%013d', dec(tail, 3, 10), dec(tail, 11, 16)) .. string.sub(tail, 17)
+  local rest = string.format('%013d', dec(tail, 11, 16)) .. string.sub(tail, 17)
   if lifo then rest = (string.gsub(rest, '%d', FLIP)) end
-  return string.format('%04d', dec(tail, 1, 2)) .. rest
+  return string.format('%04d%016d', dec(tail, 1, 2), dec(tail, 3, 10)) .. rest
 end
 
 -- ── flows ──
@@ -61,7 +61,7 @@ local function flowEntry(name)
     local a, b, c = string.match(raw, '^(%d+) (%d+) (%d+)$')
     F, n, g = tonumber(a), tonumber(b), tonumber(c)
   end
-  f = {F = F, n = n, g = g, dirty = false}
+  f = {F = F, n = n, g = g, dirty = false, stored = raw and true or false} -- HGET: false when missing
   FLOWS[name] = f
   return f
 end
@@ -74,21 +74,46 @@ local function flowCost(name)
   return c
 end
 
--- Rule F: the tag of a ticket that queues, and its flow's entry moved on (name: nil, no flow).
+-- Rule F (FairQueue in src/core/state/fairness.ts): the tag of a ticket that queues and the flow
+-- it queues under, its entry moved on. name nil (it named none): the default flow '' (weight 1)
+-- while a named flow has an entry, else none (tag V, no entry).
 local function fairTag(name)
   local v = group().vt
-  if not name then return v end
+  local c = 1000000
+  if name then
+    c = flowCost(name)
+  else
+    -- Whether a named flow has an entry: one in this call's cache, or one stored that the cache
+    -- has not read (the default one is read first, so it is not among those).
+    flowEntry('')
+    local stored, named = 0, false
+    for fname, f in pairs(FLOWS) do
+      if fname ~= '' and f.n > 0 then named = true end
+      if f.stored then stored = stored + 1 end
+    end
+    if not (named or redis.call('HLEN', K_FLOWS) > stored) then return v, nil end
+    name = ''
+  end
   local f = flowEntry(name)
   local tag = v
   if f.n > 0 then
-    if f.F > v then tag = f.F end
+    -- Never charged more than its backlog (and the ticket in service) ahead of V: tickets that
+    -- left ungranted give their cost back.
+    tag = math.max(v, math.min(f.F, v + (f.n + 1) * c))
   else
     f.g = 0
   end
-  f.F = tag + flowCost(name)
+  if tag + c > 1125899906842624 then
+    -- The hard bound, 2^50 (MAX_TAG in fairness.ts; rank's 16 digits and the order's 8 bytes hold
+    -- more): past it, arrival order within the class until the queue empties.
+    tag = v
+    if f.n == 0 then f.F = v end
+  else
+    f.F = tag + c
+  end
   f.n = f.n + 1
   f.dirty = true
-  return tag
+  return tag, name
 end
 
 local function flowFlush()
@@ -96,6 +121,7 @@ local function flowFlush()
   for name, f in pairs(FLOWS) do
     if f.dirty then
       f.dirty = false
+      f.stored = f.n > 0
       if f.n > 0 then
         set[#set + 1] = name
         set[#set + 1] = string.format('%d %d %d', f.F, f.n, f.g)

@@ -96,10 +96,10 @@ local function acquireOp(a, o, n)
     return {REJECTED, 'queue-full', nextIn(), group().epoch}
   end
 
-  -- Rule E: the wait estimated from the hand-off rate of what it would wait on.
+  -- Rule E: the wait estimated from the hand-off rate of what it would wait on, behind a queue only.
   if early and not learning then
     local _, B = blocker(fixed, b, bk, p, pn)
-    local rate = B and B.hm
+    local rate = B and B.queued > 0 and B.hm
     if rate then
       local estimate = (B.queued + 1) * rate
       if estimate > queueTimeout then
@@ -126,13 +126,17 @@ local function acquireOp(a, o, n)
   local id = string.format('%016d', seq)
   local names = {}
   for i, s in ipairs(fixed) do
+    -- Rule E: on a scope whose queue was empty, the next hand-off interval starts now.
+    if s.queued == 0 then put(s, 'ho', NOW) end
     enqueue(s)
     names[i] = s.name
   end
   -- It waits on what blocks it (includes/dispatch), or, fitting while the group learns, on the window.
   local w = blocker(fixed, b, bk, p, pn) or LEARN_KEY
-  local o = orderOf(cls, fairTag(flow), math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1))
-  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = flow}
+  -- f: the flow it queues under ('' the default flow, nil none), which its leaving counts on.
+  local tag, f = fairTag(flow)
+  local o = orderOf(cls, tag, math.min(math.max(NOW + offset - base, 0), CLASS_STEP - 1))
+  local t = {s = names, b = b, p = p, e = NOW, d = NOW + queueTimeout, t = ttl, l = leaseId, ch = channel, sh = sharded, w = w, o = o, f = f}
   redis.call('HSET', K_TICKETS, id, cjson.encode(t))
   redis.call('ZADD', K_QUEUE, NOW, id)
   redis.call('ZADD', K_WAITS, 0, w .. o .. id)
