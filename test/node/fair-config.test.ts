@@ -9,8 +9,7 @@ import { createRequestPlanner, toGuardOptions, type AcquirePlan } from "../../sr
 import { logPath } from "../../src/node/logger.js";
 import { flowDigest } from "../../src/node/stats/keys.js";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Loose = Record<string, any>;
+type Loose = Record<string, unknown>;
 
 function config(top: Loose = {}, web: Loose = {}, echo: Loose = {}): Loose {
   return {
